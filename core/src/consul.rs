@@ -1,0 +1,571 @@
+//! Consul and Parameter Store objects (SPEC §4): the responses hosts pass through
+//! unchanged, and the exact requests the plan asks hosts to send.
+
+use crate::config::Tier;
+use crate::error::{Code, Diagnostic, Failure};
+use crate::tags::InvocationMode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// The tag on every service the registrator registers.
+pub const MANAGED_TAG: &str = "managed-by-lambda-registrator";
+/// The Envoy extension that invokes Lambda functions.
+pub const LAMBDA_EXTENSION: &str = "builtin/aws/lambda";
+/// Parameter values above this many bytes need the configured (non-Standard) tier.
+pub const STANDARD_TIER_LIMIT: usize = 4096;
+
+// ---------------------------------------------------------------------------
+// Responses, as Consul and AWS send them (PascalCase; unknown fields ignored).
+// ---------------------------------------------------------------------------
+
+/// `GET /v1/catalog/node-services/:node` (or `/v1/catalog/node/:node`, whose
+/// `Services` is a map) — `null` when the node does not exist.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeServices {
+    /// The node.
+    #[serde(rename = "Node", default)]
+    pub node: Option<NodeInfo>,
+    /// The node's services.
+    #[serde(rename = "Services", default)]
+    pub services: ServiceList,
+}
+
+/// The node part of a node-services response.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node name.
+    #[serde(rename = "Node", default)]
+    pub node: String,
+}
+
+/// A node's services: a list (`node-services`) or a map by ID (`catalog/node`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServiceList {
+    /// `/v1/catalog/node-services/:node`.
+    List(Vec<CatalogService>),
+    /// `/v1/catalog/node/:node`.
+    Map(BTreeMap<String, CatalogService>),
+    /// Absent.
+    None,
+}
+
+impl Default for ServiceList {
+    fn default() -> Self {
+        ServiceList::None
+    }
+}
+
+impl ServiceList {
+    /// The services, in either form.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &CatalogService> + '_> {
+        match self {
+            ServiceList::List(l) => Box::new(l.iter()),
+            ServiceList::Map(m) => Box::new(m.values()),
+            ServiceList::None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+/// One service instance on a node.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CatalogService {
+    /// Service ID.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    /// Service name.
+    #[serde(rename = "Service")]
+    pub service: String,
+    /// Tags.
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<Vec<String>>,
+    /// Namespace (Enterprise).
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Partition (Enterprise).
+    #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// One entry of `GET /v1/config/service-defaults`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServiceDefaults {
+    /// `service-defaults`.
+    #[serde(rename = "Kind", default)]
+    pub kind: Option<String>,
+    /// The service name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// The protocol.
+    #[serde(rename = "Protocol", default)]
+    pub protocol: Option<String>,
+    /// Envoy extensions.
+    #[serde(rename = "EnvoyExtensions", default)]
+    pub envoy_extensions: Option<Vec<EnvoyExtension>>,
+    /// Namespace (Enterprise).
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Partition (Enterprise).
+    #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// One Envoy extension of a service-defaults entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EnvoyExtension {
+    /// Extension name.
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    /// Whether the extension is required.
+    #[serde(rename = "Required", default)]
+    pub required: Option<bool>,
+    /// Its arguments (keys read case-insensitively by Consul).
+    #[serde(rename = "Arguments", default)]
+    pub arguments: Option<Map<String, Value>>,
+}
+
+/// What a service-defaults entry says about a Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryView {
+    /// The entry has no Lambda extension: it is not the registrator's.
+    Foreign,
+    /// The entry invokes a Lambda function.
+    Lambda(LambdaEntry),
+}
+
+/// The Lambda extension of an entry, as Consul would read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaEntry {
+    /// The `arn` argument.
+    pub arn: Option<String>,
+    /// The mode Consul applies: asynchronous only for exactly `asynchronous`.
+    pub mode: InvocationMode,
+    /// The `payloadPassthrough` argument.
+    pub payload_passthrough: bool,
+    /// Whether everything else (protocol, required, a single extension) matches what the registrator writes.
+    pub canonical: bool,
+}
+
+fn argument<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    args.get(key)
+        .or_else(|| args.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+impl ServiceDefaults {
+    /// Reads the entry the way Consul's Lambda extension does.
+    pub fn view(&self) -> EntryView {
+        let extensions = self.envoy_extensions.as_deref().unwrap_or_default();
+        let Some(ext) = extensions.iter().find(|e| e.name == LAMBDA_EXTENSION) else {
+            return EntryView::Foreign;
+        };
+        let empty = Map::new();
+        let args = ext.arguments.as_ref().unwrap_or(&empty);
+        let arn = argument(args, "arn").and_then(Value::as_str).map(str::to_owned);
+        let mode = match argument(args, "invocationMode").and_then(Value::as_str) {
+            Some("asynchronous") => InvocationMode::Asynchronous,
+            _ => InvocationMode::Synchronous,
+        };
+        let payload_passthrough = match argument(args, "payloadPassthrough") {
+            Some(Value::Bool(b)) => *b,
+            _ => false,
+        };
+        // Consul rejects a non-boolean payloadPassthrough, so such an entry needs rewriting.
+        let typed = matches!(argument(args, "payloadPassthrough"), None | Some(Value::Bool(_)));
+        let canonical = typed
+            && extensions.len() == 1
+            && !ext.required.unwrap_or(false)
+            && self.protocol.as_deref() == Some("http");
+        EntryView::Lambda(LambdaEntry {
+            arn,
+            mode,
+            payload_passthrough,
+            canonical,
+        })
+    }
+}
+
+/// `GET /v1/agent/connect/ca/leaf/:service`.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Leaf {
+    /// Service name.
+    #[serde(rename = "Service", default)]
+    pub service: String,
+    /// Namespace (Enterprise).
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Partition (Enterprise).
+    #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Certificate serial number.
+    #[serde(rename = "SerialNumber", default)]
+    pub serial_number: String,
+    /// Certificate PEM.
+    #[serde(rename = "CertPEM", default)]
+    pub cert_pem: String,
+    /// Private key PEM (a secret: never printed, never put in a plan).
+    #[serde(rename = "PrivateKeyPEM", default, skip_serializing)]
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leaf")
+            .field("service", &self.service)
+            .field("serial_number", &self.serial_number)
+            .field("private_key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/agent/connect/ca/roots`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CaRoots {
+    /// ID of the active root.
+    #[serde(rename = "ActiveRootID", default)]
+    pub active_root_id: String,
+    /// SPIFFE trust domain.
+    #[serde(rename = "TrustDomain", default)]
+    pub trust_domain: String,
+    /// The roots.
+    #[serde(rename = "Roots", default)]
+    pub roots: Option<Vec<CaRoot>>,
+}
+
+/// One CA root.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CaRoot {
+    /// Root ID.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+    /// PEM of the root certificate.
+    #[serde(rename = "RootCert", default)]
+    pub root_cert: String,
+    /// Whether it is the active root.
+    #[serde(rename = "Active", default)]
+    pub active: bool,
+}
+
+impl CaRoots {
+    /// The active root's PEM.
+    pub fn active_pem(&self) -> Option<&str> {
+        let roots = self.roots.as_deref().unwrap_or_default();
+        roots
+            .iter()
+            .find(|r| r.active)
+            .or_else(|| roots.iter().find(|r| r.id == self.active_root_id))
+            .map(|r| r.root_cert.as_str())
+    }
+}
+
+/// A Parameter Store parameter as `GetParametersByPath` (with decryption) returns it.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SsmParameter {
+    /// Full name (path).
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// The value (extension data JSON; holds a private key, never printed).
+    #[serde(rename = "Value", default, skip_serializing)]
+    pub value: Option<String>,
+}
+
+impl std::fmt::Debug for SsmParameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsmParameter")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The extension data value stored in Parameter Store (upstream's field names).
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExtensionData {
+    /// The leaf's private key.
+    #[serde(rename = "privateKeyPEM", default)]
+    pub private_key_pem: String,
+    /// The leaf certificate.
+    #[serde(rename = "certPEM", default)]
+    pub cert_pem: String,
+    /// The active CA root.
+    #[serde(rename = "rootCertPEM", default)]
+    pub root_cert_pem: String,
+    /// The trust domain.
+    #[serde(rename = "trustDomain", default)]
+    pub trust_domain: String,
+}
+
+impl std::fmt::Debug for ExtensionData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtensionData")
+            .field("trust_domain", &self.trust_domain)
+            .field("private_key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Requests.
+// ---------------------------------------------------------------------------
+
+/// A request a host sends: to Consul's HTTP API or to Parameter Store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "target", rename_all = "camelCase")]
+pub enum Request {
+    /// An HTTP request to Consul.
+    Consul(HttpRequest),
+    /// A Parameter Store call.
+    Ssm(SsmRequest),
+}
+
+/// An HTTP request to Consul's API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRequest {
+    /// `GET`, `PUT` or `DELETE`.
+    pub method: String,
+    /// The path, e.g. `/v1/catalog/register`.
+    pub path: String,
+    /// Query parameters (`dc`, `ns`, `partition`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// The JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+/// A Parameter Store call. For `PutParameter` the value is built at execution time
+/// by [`extension_data_parameter`]; it never appears in a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SsmRequest {
+    /// `PutParameter` or `DeleteParameter`.
+    pub action: String,
+    /// The parameter name.
+    pub name: String,
+    /// The tier to use when the value exceeds 4096 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+/// Where a service lives in Consul.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceKey {
+    /// Datacenter (`None`: the agent's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    /// Partition (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Namespace (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Service name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// The `dc`, `ns` and `partition` query parameters.
+    pub fn query(&self) -> BTreeMap<String, String> {
+        let mut q = BTreeMap::new();
+        if let Some(dc) = &self.datacenter {
+            q.insert("dc".to_owned(), dc.clone());
+        }
+        if let Some(ns) = &self.namespace {
+            q.insert("ns".to_owned(), ns.clone());
+        }
+        if let Some(p) = &self.partition {
+            q.insert("partition".to_owned(), p.clone());
+        }
+        q
+    }
+
+    /// The extension data parameter name under `prefix`.
+    pub fn parameter_name(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}/{}/{}/{}",
+            self.partition.as_deref().unwrap_or("default"),
+            self.namespace.as_deref().unwrap_or("default"),
+            self.name
+        )
+    }
+}
+
+/// `PUT /v1/catalog/register` for a Lambda service.
+pub fn register_request(key: &ServiceKey, node: &str) -> HttpRequest {
+    HttpRequest {
+        method: "PUT".into(),
+        path: "/v1/catalog/register".into(),
+        query: key.query(),
+        body: Some(json!({
+            "Node": node,
+            "SkipNodeUpdate": true,
+            "NodeMeta": {"external-node": "true", "external-probe": "true"},
+            "Service": {"ID": key.name, "Service": key.name, "Tags": [MANAGED_TAG]},
+        })),
+    }
+}
+
+/// `PUT /v1/catalog/deregister` for a service.
+pub fn deregister_request(key: &ServiceKey, node: &str, service_id: &str) -> HttpRequest {
+    HttpRequest {
+        method: "PUT".into(),
+        path: "/v1/catalog/deregister".into(),
+        query: key.query(),
+        body: Some(json!({"Node": node, "ServiceID": service_id})),
+    }
+}
+
+/// `PUT /v1/config` with the service-defaults entry invoking `arn`.
+pub fn config_entry_request(
+    key: &ServiceKey,
+    arn: &str,
+    mode: InvocationMode,
+    payload_passthrough: bool,
+) -> HttpRequest {
+    HttpRequest {
+        method: "PUT".into(),
+        path: "/v1/config".into(),
+        query: key.query(),
+        body: Some(json!({
+            "Kind": "service-defaults",
+            "Name": key.name,
+            "Protocol": "http",
+            "EnvoyExtensions": [{
+                "Name": LAMBDA_EXTENSION,
+                "Required": false,
+                "Arguments": {
+                    "arn": arn,
+                    "invocationMode": mode.extension_value(),
+                    "payloadPassthrough": payload_passthrough,
+                },
+            }],
+        })),
+    }
+}
+
+/// `DELETE /v1/config/service-defaults/:name`.
+pub fn config_delete_request(key: &ServiceKey) -> HttpRequest {
+    HttpRequest {
+        method: "DELETE".into(),
+        path: format!("/v1/config/service-defaults/{}", key.name),
+        query: key.query(),
+        body: None,
+    }
+}
+
+/// Input of [`extension_data_parameter`]: what a host fetched for one service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtensionDataInput {
+    /// The parameter name (from the plan's operation).
+    pub name: String,
+    /// The tier for values over 4096 bytes (from the plan's operation).
+    #[serde(default)]
+    pub tier: Option<Tier>,
+    /// The raw leaf response.
+    pub leaf: Leaf,
+    /// The raw roots response.
+    pub roots: CaRoots,
+}
+
+/// The `PutParameter` call that stores extension data. Holds the private key:
+/// send it, never print it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutParameter {
+    /// Parameter name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// The JSON value.
+    #[serde(rename = "Value")]
+    pub value: String,
+    /// Always `SecureString`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Always true.
+    #[serde(rename = "Overwrite")]
+    pub overwrite: bool,
+    /// Present only when the value exceeds 4096 bytes.
+    #[serde(rename = "Tier", default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+}
+
+impl std::fmt::Debug for PutParameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutParameter")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .field("tier", &self.tier)
+            .finish()
+    }
+}
+
+/// Builds the `PutParameter` call for one service's extension data.
+pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParameter, Failure> {
+    let root = input.roots.active_pem().ok_or_else(|| {
+        Diagnostic::new(
+            Code::InvalidResponse,
+            "the CA roots response has no active root",
+            "pass the response of GET /v1/agent/connect/ca/roots; Connect must be enabled",
+        )
+        .key("roots")
+    })?;
+    if input.leaf.cert_pem.is_empty() || input.leaf.private_key_pem.is_empty() {
+        return Err(Diagnostic::new(
+            Code::InvalidResponse,
+            "the leaf response lacks CertPEM or PrivateKeyPEM",
+            "pass the response of GET /v1/agent/connect/ca/leaf/:service",
+        )
+        .key("leaf")
+        .into());
+    }
+    let data = ExtensionData {
+        private_key_pem: input.leaf.private_key_pem.clone(),
+        cert_pem: input.leaf.cert_pem.clone(),
+        root_cert_pem: root.to_owned(),
+        trust_domain: input.roots.trust_domain.clone(),
+    };
+    let value = serde_json::to_string(&data).map_err(|e| Failure::input("extension data", &e))?;
+    // Like upstream: the tier is sent only for values too large for the default.
+    let tier = input.tier.filter(|_| value.len() > STANDARD_TIER_LIMIT);
+    Ok(PutParameter {
+        name: input.name.clone(),
+        value,
+        kind: "SecureString".into(),
+        overwrite: true,
+        tier,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_entries_case_insensitively() {
+        let entry: ServiceDefaults = serde_json::from_value(json!({
+            "Kind": "service-defaults", "Name": "f", "Protocol": "http",
+            "EnvoyExtensions": [{"Name": LAMBDA_EXTENSION, "Required": false,
+                "Arguments": {"ARN": "arn:aws:lambda:us-east-1:123456789012:function:f", "InvocationMode": "ASYNCHRONOUS", "PayloadPassthrough": true}}]
+        }))
+        .unwrap_or_default();
+        let EntryView::Lambda(l) = entry.view() else {
+            unreachable!("a Lambda entry")
+        };
+        assert_eq!(l.arn.as_deref(), Some("arn:aws:lambda:us-east-1:123456789012:function:f"));
+        // Upstream's upper-case value means synchronous to Consul.
+        assert_eq!(l.mode, InvocationMode::Synchronous);
+        assert!(l.payload_passthrough && l.canonical);
+    }
+
+    #[test]
+    fn secrets_do_not_serialise_or_debug() {
+        let leaf = Leaf {
+            private_key_pem: "SECRET".into(),
+            ..Leaf::default()
+        };
+        assert!(!serde_json::to_string(&leaf).unwrap_or_default().contains("SECRET"));
+        assert!(!format!("{leaf:?}").contains("SECRET"));
+    }
+}

@@ -1,0 +1,298 @@
+//! Errors as values: every problem the core reports is a [`Diagnostic`] with a
+//! stable snake_case [`Code`], the offending key and value, and a hint.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest value (in characters) copied into a diagnostic; longer values are cut.
+const MAX_VALUE_CHARS: usize = 200;
+
+macro_rules! codes {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $text:literal, )+) => {
+        /// A stable, machine-readable problem code. The snake_case text of a code
+        /// never changes once released; new codes may be added.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Code {
+            $( $(#[doc = $doc])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl Code {
+            /// Every code, in documentation order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)+];
+
+            /// The stable snake_case text of this code.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $text,)+ }
+            }
+
+            /// One line describing when the code is used.
+            pub fn description(self) -> &'static str {
+                match self { $(Code::$variant => concat!($($doc),+).trim_ascii(),)+ }
+            }
+        }
+    };
+}
+
+codes! {
+    /// A tag or variable that must be `true` or `false` has another value.
+    InvalidBoolean => "invalid_boolean",
+    /// The invocation-mode tag is not SYNCHRONOUS or ASYNCHRONOUS.
+    InvalidInvocationMode => "invalid_invocation_mode",
+    /// The aliases tag holds an empty alias (`a++b`, a leading or trailing `+`).
+    EmptyAlias => "empty_alias",
+    /// An alias name breaks Lambda's alias naming rule.
+    InvalidAliasName => "invalid_alias_name",
+    /// The same alias is listed twice.
+    DuplicateAlias => "duplicate_alias",
+    /// A namespace or partition tag on a function while Consul Enterprise is not enabled.
+    EnterpriseOnlyTag => "enterprise_only_tag",
+    /// A datacenter, namespace or partition name is empty or has characters Consul rejects.
+    InvalidConsulName => "invalid_consul_name",
+    /// A tag under the Consul prefix that the registrator does not know (a warning).
+    UnknownTag => "unknown_tag",
+    /// Two functions or aliases would register the same Consul service.
+    ServiceNameConflict => "service_name_conflict",
+    /// A Lambda ARN is malformed or does not name a function.
+    InvalidArn => "invalid_arn",
+    /// A Lambda function name breaks Lambda's naming rule.
+    InvalidFunctionName => "invalid_function_name",
+    /// A configuration value that must be a URL is not one.
+    InvalidUrl => "invalid_url",
+    /// A Parameter Store path or prefix is malformed.
+    InvalidParameterPath => "invalid_parameter_path",
+    /// The extension data tier is not Standard, Advanced or Intelligent-Tiering.
+    InvalidTier => "invalid_tier",
+    /// ENTERPRISE is enabled but no PARTITIONS are listed.
+    EnterpriseRequiresPartitions => "enterprise_requires_partitions",
+    /// PARTITIONS is set while ENTERPRISE is not enabled.
+    PartitionsRequireEnterprise => "partitions_require_enterprise",
+    /// The node name is not a DNS label.
+    InvalidNodeName => "invalid_node_name",
+    /// A number that is not a whole number.
+    InvalidInteger => "invalid_integer",
+    /// A number outside its allowed range.
+    OutOfRange => "out_of_range",
+    /// LOG_LEVEL is not one of trace, debug, info, warn, error.
+    InvalidLogLevel => "invalid_log_level",
+    /// A comma-separated list with an empty or repeated entry.
+    InvalidList => "invalid_list",
+    /// Two settings that must be given together, or must not be, disagree.
+    InconsistentSettings => "inconsistent_settings",
+    /// The configuration has one or more problems; `errors` lists them all.
+    InvalidConfig => "invalid_config",
+    /// An event that is neither a schedule nor a Lambda CloudTrail API call.
+    UnsupportedEvent => "unsupported_event",
+    /// An event of a supported kind that lacks a field it needs.
+    InvalidEvent => "invalid_event",
+    /// Input of the wrong shape: an unknown field, a wrong type, a missing field, bad JSON.
+    InvalidInput => "invalid_input",
+    /// A Consul or AWS response that the core cannot read.
+    InvalidResponse => "invalid_response",
+    /// A service on the registrator's node that is not managed by it holds the wanted name.
+    UnmanagedServiceConflict => "unmanaged_service_conflict",
+    /// A service-defaults entry without the Lambda extension holds the wanted name.
+    ForeignConfigEntry => "foreign_config_entry",
+    /// A service-defaults entry names a function of another account or region.
+    OwnedByOtherRegistrator => "owned_by_other_registrator",
+    /// A full sync would deregister more than half of the managed services.
+    MassDeregistrationBlocked => "mass_deregistration_blocked",
+    /// A managed service no function wants, that cannot be proven ours, is left alone (a warning).
+    OrphanNotOwned => "orphan_not_owned",
+    /// The Lambda inventory is incomplete, so deregistrations were withheld (a warning).
+    InventoryIncomplete => "inventory_incomplete",
+    /// The host could not load a function; its Consul state is left as it is.
+    FunctionLoadFailed => "function_load_failed",
+    /// Extension data is wanted for a service but no leaf certificate was observed (a warning).
+    LeafMissing => "leaf_missing",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem: what went wrong, where, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnostic {
+    /// The stable problem code.
+    pub code: Code,
+    /// A sentence that says what is wrong.
+    pub message: String,
+    /// The tag key, configuration key or input path at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The offending value (cut to 200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How to fix it.
+    pub hint: String,
+    /// The Lambda function concerned, when there is one (its ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with a code, a message and a hint.
+    pub fn new(code: Code, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            key: None,
+            value: None,
+            hint: hint.into(),
+            function: None,
+        }
+    }
+
+    /// Names the key at fault.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Names the offending value (cut to a readable length).
+    #[must_use]
+    pub fn value(mut self, value: &str) -> Self {
+        self.value = Some(clip(value));
+        self
+    }
+
+    /// Names the function concerned.
+    #[must_use]
+    pub fn function(mut self, arn: impl Into<String>) -> Self {
+        self.function = Some(arn.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.code, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " ({})", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a value to a length that is safe to print.
+pub(crate) fn clip(value: &str) -> String {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        None => value.to_owned(),
+        Some((at, _)) => format!("{}… ({} bytes)", &value[..at], value.len()),
+    }
+}
+
+/// A call that could not produce its result. `errors` holds every problem found;
+/// `code`, `message` and `hint` summarise them (they are the first problem's when
+/// there is only one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("[{code}] {message}")]
+pub struct Failure {
+    /// The stable code of the failure.
+    pub code: Code,
+    /// What went wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The key at fault, when one key is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The value at fault, when one value is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Every problem found.
+    pub errors: Vec<Diagnostic>,
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Self {
+        Failure {
+            code: d.code,
+            message: d.message.clone(),
+            hint: d.hint.clone(),
+            key: d.key.clone(),
+            value: d.value.clone(),
+            errors: vec![d],
+        }
+    }
+}
+
+impl Failure {
+    /// A failure that gathers several problems under one summary code.
+    pub fn many(code: Code, what: &str, errors: Vec<Diagnostic>) -> Self {
+        if let [only] = errors.as_slice() {
+            let mut f = Failure::from(only.clone());
+            f.code = code;
+            f.message = format!("{what}: {}", only.message);
+            return f;
+        }
+        let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Failure {
+            code,
+            message: format!("{what}: {} problems: {}", errors.len(), summary.join("; ")),
+            hint: "fix each problem listed in `errors`".to_owned(),
+            key: None,
+            value: None,
+            errors,
+        }
+    }
+
+    /// A failure for input of the wrong shape, from a serde_json error.
+    pub fn input(what: &str, err: &serde_json::Error) -> Self {
+        Failure::from(input_diagnostic(what, err))
+    }
+}
+
+/// A diagnostic for input of the wrong shape, with the field named when serde names it.
+pub(crate) fn input_diagnostic(what: &str, err: &serde_json::Error) -> Diagnostic {
+    let text = err.to_string();
+    let field = text
+        .split('`')
+        .nth(1)
+        .filter(|_| text.contains("field `"))
+        .map(str::to_owned);
+    let hint = if text.contains("unknown field") {
+        "remove the field or correct its spelling; the accepted fields are listed in the message"
+    } else if text.contains("recursion limit") {
+        "the input is nested too deeply"
+    } else if text.contains("missing field") {
+        "add the missing field"
+    } else {
+        "pass a value of the documented JSON shape (camelCase fields)"
+    };
+    let mut d = Diagnostic::new(Code::InvalidInput, format!("{what}: {}", clip(&text)), hint);
+    d.key = field;
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_described() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "duplicate code {text}");
+            assert!(text.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(!code.description().is_empty());
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{text}\""));
+        }
+    }
+
+    #[test]
+    fn long_values_are_clipped() {
+        let long = "x".repeat(10_000);
+        let d = Diagnostic::new(Code::InvalidBoolean, "m", "h").value(&long);
+        let v = d.value.unwrap_or_default();
+        assert!(v.len() < 300, "{}", v.len());
+        assert!(v.ends_with("(10000 bytes)"));
+    }
+}

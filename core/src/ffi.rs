@@ -1,0 +1,126 @@
+//! The JSON API every binding exposes unchanged: `call(function, input JSON)`
+//! returns the output JSON or a [`Failure`]. One shape (camelCase) for every
+//! runtime, defined by the Rust types of this crate.
+
+use crate::error::{Code, Failure};
+use crate::{aws, config, consul, event, plan, tags};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The functions [`call`] knows, by their camelCase name.
+pub const FUNCTIONS: &[&str] = &[
+    "version",
+    "errorCodes",
+    "configFromEnv",
+    "configFromObject",
+    "parseTags",
+    "tagsFromOptions",
+    "evaluateFunction",
+    "classifyEvent",
+    "plan",
+    "formatPlan",
+    "extensionDataParameter",
+    "parseGetResources",
+    "parseGetFunction",
+];
+
+/// Input of `parseTags`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ParseTagsInput {
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    enterprise: bool,
+}
+
+/// Input of `tagsFromOptions`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TagsFromOptionsInput {
+    options: tags::TagOptions,
+    #[serde(default)]
+    enterprise: bool,
+}
+
+/// Input of `evaluateFunction`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EvaluateInput {
+    function: tags::LambdaFunction,
+    #[serde(default)]
+    config: config::ConfigInput,
+}
+
+/// One entry of `errorCodes`.
+#[derive(Debug, Serialize)]
+struct CodeInfo {
+    code: Code,
+    description: &'static str,
+}
+
+fn parse<T: DeserializeOwned>(what: &str, input: &str) -> Result<T, Failure> {
+    serde_json::from_str(input).map_err(|e| Failure::input(what, &e))
+}
+
+fn emit<T: Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure::input("output", &e))
+}
+
+/// Calls `function` with JSON `input`, returning JSON.
+pub fn call(function: &str, input: &str) -> Result<String, Failure> {
+    match function {
+        "version" => emit(&env!("CARGO_PKG_VERSION")),
+        "errorCodes" => emit(
+            &Code::ALL
+                .iter()
+                .map(|c| CodeInfo { code: *c, description: c.description() })
+                .collect::<Vec<_>>(),
+        ),
+        "configFromEnv" => emit(&config::config_from_env(&parse("environment", input)?)?),
+        "configFromObject" => emit(&config::config_from_input(&parse("configuration", input)?)?),
+        "parseTags" => {
+            let i: ParseTagsInput = parse("parseTags input", input)?;
+            emit(&tags::parse_tags(&i.tags, i.enterprise))
+        }
+        "tagsFromOptions" => {
+            let i: TagsFromOptionsInput = parse("tagsFromOptions input", input)?;
+            emit(&tags::tags_from_options(&i.options, i.enterprise)?)
+        }
+        "evaluateFunction" => {
+            let i: EvaluateInput = parse("evaluateFunction input", input)?;
+            let config = config::config_from_input(&i.config)?;
+            emit(&tags::evaluate_function(&i.function, &config))
+        }
+        "classifyEvent" => {
+            let v: serde_json::Value = parse("event", input)?;
+            emit(&event::classify_event(&v)?)
+        }
+        "plan" => emit(&plan::plan_json(input)?),
+        "formatPlan" => emit(&crate::render::format_plan(&parse("plan", input)?)),
+        "extensionDataParameter" => emit(&consul::extension_data_parameter(&parse("extensionDataParameter input", input)?)?),
+        "parseGetResources" => emit(&aws::functions_from_get_resources(&parse("GetResources response", input)?)),
+        "parseGetFunction" => emit(&aws::function_from_get_function(&parse("GetFunction response", input)?)?),
+        other => Err(crate::error::Diagnostic::new(
+            Code::InvalidInput,
+            format!("unknown function `{}`", crate::error::clip(other)),
+            format!("call one of: {}", FUNCTIONS.join(", ")),
+        )
+        .key("function")
+        .into()),
+    }
+}
+
+/// Like [`call`], but never fails: returns `{"ok": output}` or `{"error": failure}`.
+/// Bindings that cannot carry a Rust error across their boundary use this.
+pub fn call_enveloped(function: &str, input: &str) -> String {
+    match call(function, input) {
+        Ok(out) => format!("{{\"ok\":{out}}}"),
+        Err(f) => {
+            let err = serde_json::to_string(&f).unwrap_or_else(|_| {
+                "{\"code\":\"invalid_input\",\"message\":\"unprintable failure\",\"hint\":\"\",\"errors\":[]}".to_owned()
+            });
+            format!("{{\"error\":{err}}}")
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! WebAssembly binding (wasm-bindgen): re-exports the core's JSON API.
+#![allow(missing_docs)]
+pub use consul_lambda_sync::ffi::call_enveloped;
