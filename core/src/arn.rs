@@ -106,7 +106,10 @@ pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
         return Err(bad_arn(value, "the account is not 12 digits"));
     }
     if *kind != "function" {
-        return Err(bad_arn(value, "it names a Lambda resource that is not a function"));
+        return Err(bad_arn(
+            value,
+            "it names a Lambda resource that is not a function",
+        ));
     }
     let qualifier = match rest {
         [] => None,
@@ -116,7 +119,10 @@ pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
     validate_function_name(name).map_err(|d| d.value(value).key("arn"))?;
     if let Some(q) = qualifier {
         if !valid_qualifier(q) {
-            return Err(bad_arn(value, "the qualifier is not $LATEST, a version or an alias"));
+            return Err(bad_arn(
+                value,
+                "the qualifier is not $LATEST, a version or an alias",
+            ));
         }
     }
     Ok(FunctionArn {

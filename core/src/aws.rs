@@ -57,8 +57,11 @@ pub fn functions_from_get_resources(page: &GetResourcesPage) -> FunctionPage {
         .iter()
         .filter_map(|m| {
             let arn = parse_function_arn(&m.resource_arn).ok()?.unqualified();
-            let tags: BTreeMap<String, String> =
-                m.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+            let tags: BTreeMap<String, String> = m
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect();
             Some(LambdaFunction {
                 name: Some(arn.name.clone()),
                 arn: arn.to_string(),
@@ -94,7 +97,12 @@ pub struct FunctionConfiguration {
 /// Reads a `GetFunction` response.
 pub fn function_from_get_function(out: &GetFunctionOutput) -> Result<LambdaFunction, Failure> {
     let arn = parse_function_arn(&out.configuration.function_arn)
-        .map_err(|d| Failure::from(Diagnostic { code: Code::InvalidResponse, ..d }))?
+        .map_err(|d| {
+            Failure::from(Diagnostic {
+                code: Code::InvalidResponse,
+                ..d
+            })
+        })?
         .unqualified();
     Ok(LambdaFunction {
         name: Some(arn.name.clone()),

@@ -275,7 +275,8 @@ impl ConfigInput {
         input.node_name = text("NODE_NAME");
         input.datacenter = text("DATACENTER");
         input.enterprise = boolean("ENTERPRISE", &mut errors);
-        input.partitions = get("PARTITIONS").map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+        input.partitions =
+            get("PARTITIONS").map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
         input.consul_http_addr = text("CONSUL_HTTP_ADDR");
         input.consul_cacert_path = text("CONSUL_CACERT_PATH");
         input.consul_http_token_path = text("CONSUL_HTTP_TOKEN_PATH");
@@ -389,7 +390,14 @@ impl ConfigInput {
                 None
             }),
         };
-        let page_size = range("PAGE_SIZE", self.page_size, DEFAULT_PAGE_SIZE, 1, 100, &mut errors);
+        let page_size = range(
+            "PAGE_SIZE",
+            self.page_size,
+            DEFAULT_PAGE_SIZE,
+            1,
+            100,
+            &mut errors,
+        );
         let log_level = match self.log_level.as_deref() {
             None => LogLevel::Info,
             Some(l) => match l.to_ascii_lowercase().as_str() {
@@ -442,7 +450,14 @@ impl ConfigInput {
             10_080,
             &mut errors,
         );
-        let timeout = range("timeout", self.timeout, DEFAULT_TIMEOUT, 1, 900, &mut errors);
+        let timeout = range(
+            "timeout",
+            self.timeout,
+            DEFAULT_TIMEOUT,
+            1,
+            900,
+            &mut errors,
+        );
 
         if !errors.is_empty() {
             return Err(errors);
@@ -488,10 +503,18 @@ pub fn config_from_env(env: &BTreeMap<String, String>) -> Result<Config, Failure
     let (input, mut errors) = ConfigInput::from_env(env);
     match input.validate() {
         Ok(config) if errors.is_empty() => Ok(config),
-        Ok(_) => Err(Failure::many(Code::InvalidConfig, "invalid configuration", errors)),
+        Ok(_) => Err(Failure::many(
+            Code::InvalidConfig,
+            "invalid configuration",
+            errors,
+        )),
         Err(more) => {
             errors.extend(more);
-            Err(Failure::many(Code::InvalidConfig, "invalid configuration", errors))
+            Err(Failure::many(
+                Code::InvalidConfig,
+                "invalid configuration",
+                errors,
+            ))
         }
     }
 }
@@ -503,7 +526,14 @@ pub fn config_from_input(input: &ConfigInput) -> Result<Config, Failure> {
         .map_err(|errors| Failure::many(Code::InvalidConfig, "invalid configuration", errors))
 }
 
-fn range(key: &str, value: Option<i64>, default: u32, min: i64, max: i64, errors: &mut Vec<Diagnostic>) -> u32 {
+fn range(
+    key: &str,
+    value: Option<i64>,
+    default: u32,
+    min: i64,
+    max: i64,
+    errors: &mut Vec<Diagnostic>,
+) -> u32 {
     let Some(v) = value else { return default };
     if v < min || v > max {
         errors.push(
@@ -525,15 +555,23 @@ fn check_list(key: &str, items: &[String], errors: &mut Vec<Diagnostic>) {
     for item in items {
         if item.is_empty() {
             errors.push(
-                Diagnostic::new(Code::InvalidList, format!("{key} has an empty entry"), "separate names with single commas, e.g. default,team-a")
-                    .key(key)
-                    .value(&items.join(",")),
+                Diagnostic::new(
+                    Code::InvalidList,
+                    format!("{key} has an empty entry"),
+                    "separate names with single commas, e.g. default,team-a",
+                )
+                .key(key)
+                .value(&items.join(",")),
             );
         } else if !seen.insert(item) {
             errors.push(
-                Diagnostic::new(Code::InvalidList, format!("{key} lists `{item}` twice"), "list each name once")
-                    .key(key)
-                    .value(item),
+                Diagnostic::new(
+                    Code::InvalidList,
+                    format!("{key} lists `{item}` twice"),
+                    "list each name once",
+                )
+                .key(key)
+                .value(item),
             );
         } else if let Err(e) = validate_consul_name(key, item) {
             errors.push(e);
@@ -558,7 +596,10 @@ pub(crate) fn validate_consul_name(key: &str, value: &str) -> Result<(), Diagnos
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -605,7 +646,10 @@ fn validate_url(url: &str) -> Result<(), &'static str> {
     if authority.is_empty() {
         return Err("it has no host");
     }
-    if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if url
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err("it contains white space");
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -633,7 +677,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -652,18 +699,40 @@ mod tests {
             ("NODE_NAME", "-bad"),
             ("CONSUL_HTTP_ADDR", "consul:8500"),
         ]));
-        let codes: Vec<Code> = e.err().map(|f| f.errors.iter().map(|d| d.code).collect()).unwrap_or_default();
-        for c in [Code::OutOfRange, Code::InvalidBoolean, Code::InvalidParameterPath, Code::InvalidTier, Code::InvalidNodeName, Code::InvalidUrl] {
+        let codes: Vec<Code> = e
+            .err()
+            .map(|f| f.errors.iter().map(|d| d.code).collect())
+            .unwrap_or_default();
+        for c in [
+            Code::OutOfRange,
+            Code::InvalidBoolean,
+            Code::InvalidParameterPath,
+            Code::InvalidTier,
+            Code::InvalidNodeName,
+            Code::InvalidUrl,
+        ] {
             assert!(codes.contains(&c), "{c} missing from {codes:?}");
         }
     }
 
     #[test]
     fn urls() {
-        for ok in ["http://127.0.0.1:8500", "https://consul.example.com", "https://[::1]:8501/", "http://a"] {
+        for ok in [
+            "http://127.0.0.1:8500",
+            "https://consul.example.com",
+            "https://[::1]:8501/",
+            "http://a",
+        ] {
             assert!(validate_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["127.0.0.1:8500", "http://", "ftp://x", "http://x:0", "http://x:99999", "http://a b"] {
+        for bad in [
+            "127.0.0.1:8500",
+            "http://",
+            "ftp://x",
+            "http://x:0",
+            "http://x:99999",
+            "http://a b",
+        ] {
             assert!(validate_url(bad).is_err(), "{bad}");
         }
     }

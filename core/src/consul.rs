@@ -40,7 +40,7 @@ pub struct NodeInfo {
 }
 
 /// A node's services: a list (`node-services`) or a map by ID (`catalog/node`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ServiceList {
     /// `/v1/catalog/node-services/:node`.
@@ -48,13 +48,8 @@ pub enum ServiceList {
     /// `/v1/catalog/node/:node`.
     Map(BTreeMap<String, CatalogService>),
     /// Absent.
+    #[default]
     None,
-}
-
-impl Default for ServiceList {
-    fn default() -> Self {
-        ServiceList::None
-    }
 }
 
 impl ServiceList {
@@ -148,8 +143,11 @@ pub struct LambdaEntry {
 }
 
 fn argument<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    args.get(key)
-        .or_else(|| args.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    args.get(key).or_else(|| {
+        args.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 impl ServiceDefaults {
@@ -161,7 +159,9 @@ impl ServiceDefaults {
         };
         let empty = Map::new();
         let args = ext.arguments.as_ref().unwrap_or(&empty);
-        let arn = argument(args, "arn").and_then(Value::as_str).map(str::to_owned);
+        let arn = argument(args, "arn")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let mode = match argument(args, "invocationMode").and_then(Value::as_str) {
             Some("asynchronous") => InvocationMode::Asynchronous,
             _ => InvocationMode::Synchronous,
@@ -171,7 +171,10 @@ impl ServiceDefaults {
             _ => false,
         };
         // Consul rejects a non-boolean payloadPassthrough, so such an entry needs rewriting.
-        let typed = matches!(argument(args, "payloadPassthrough"), None | Some(Value::Bool(_)));
+        let typed = matches!(
+            argument(args, "payloadPassthrough"),
+            None | Some(Value::Bool(_))
+        );
         let canonical = typed
             && extensions.len() == 1
             && !ext.required.unwrap_or(false)
@@ -553,7 +556,10 @@ mod tests {
         let EntryView::Lambda(l) = entry.view() else {
             unreachable!("a Lambda entry")
         };
-        assert_eq!(l.arn.as_deref(), Some("arn:aws:lambda:us-east-1:123456789012:function:f"));
+        assert_eq!(
+            l.arn.as_deref(),
+            Some("arn:aws:lambda:us-east-1:123456789012:function:f")
+        );
         // Upstream's upper-case value means synchronous to Consul.
         assert_eq!(l.mode, InvocationMode::Synchronous);
         assert!(l.payload_passthrough && l.canonical);
@@ -565,7 +571,9 @@ mod tests {
             private_key_pem: "SECRET".into(),
             ..Leaf::default()
         };
-        assert!(!serde_json::to_string(&leaf).unwrap_or_default().contains("SECRET"));
+        assert!(!serde_json::to_string(&leaf)
+            .unwrap_or_default()
+            .contains("SECRET"));
         assert!(!format!("{leaf:?}").contains("SECRET"));
     }
 }

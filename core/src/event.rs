@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What the registrator must do for one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Trigger {
     /// Reconcile every function (a scheduled event).
+    #[default]
     FullSync,
     /// Reconcile one function: the host reads it with `GetFunction` (absent means deleted).
     #[serde(rename_all = "camelCase")]
@@ -48,7 +49,9 @@ enum Call {
 /// Strips CloudTrail's API-version suffix: `TagResource20170331v2` → `TagResource`.
 pub fn base_event_name(name: &str) -> &str {
     let dated = match name.rfind('v') {
-        Some(at) if at + 1 < name.len() && name[at + 1..].bytes().all(|b| b.is_ascii_digit()) => &name[..at],
+        Some(at) if at + 1 < name.len() && name[at + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            &name[..at]
+        }
         _ => name,
     };
     let digits = dated.bytes().rev().take_while(u8::is_ascii_digit).count();
@@ -115,15 +118,26 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
         }
     }
     let Some(detail) = event.get("detail").filter(|d| d.is_object()) else {
-        return Err(invalid("the CloudTrail event has no detail object", "detail", event.get("detail")));
+        return Err(invalid(
+            "the CloudTrail event has no detail object",
+            "detail",
+            event.get("detail"),
+        ));
     };
     let Some(event_name) = text(detail, &["eventName"]) else {
-        return Err(invalid("the CloudTrail event has no detail.eventName", "detail.eventName", detail.get("eventName")));
+        return Err(invalid(
+            "the CloudTrail event has no detail.eventName",
+            "detail.eventName",
+            detail.get("eventName"),
+        ));
     };
     let named = Some(event_name.to_owned());
     if let Some(code) = detail.get("errorCode").filter(|c| !c.is_null()) {
         return Ok(Trigger::Ignore {
-            reason: format!("the API call failed ({}), so nothing changed", code.as_str().unwrap_or("error")),
+            reason: format!(
+                "the API call failed ({}), so nothing changed",
+                code.as_str().unwrap_or("error")
+            ),
             event_name: named,
         });
     }
@@ -150,32 +164,54 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
     match call {
         Call::CreateFunction => {
             let key = "detail.responseElements.functionArn";
-            let arn = text(detail, &["responseElements", "functionArn"])
-                .ok_or_else(|| invalid("CreateFunction event without responseElements.functionArn", key, None))?;
+            let arn = text(detail, &["responseElements", "functionArn"]).ok_or_else(|| {
+                invalid(
+                    "CreateFunction event without responseElements.functionArn",
+                    key,
+                    None,
+                )
+            })?;
             Ok(function(parse_function_arn(arn).map_err(|d| d.key(key))?))
         }
         Call::TagResource | Call::UntagResource => {
             let key = "detail.requestParameters.resource";
-            let resource = text(detail, &["requestParameters", "resource"])
-                .ok_or_else(|| invalid(format!("{event_name} event without requestParameters.resource"), key, None))?;
+            let resource = text(detail, &["requestParameters", "resource"]).ok_or_else(|| {
+                invalid(
+                    format!("{event_name} event without requestParameters.resource"),
+                    key,
+                    None,
+                )
+            })?;
             if is_non_function_lambda_arn(resource) {
                 return Ok(Trigger::Ignore {
                     reason: format!("{resource} is not a function"),
                     event_name: named,
                 });
             }
-            Ok(function(parse_function_arn(resource).map_err(|d| d.key(key))?))
+            Ok(function(
+                parse_function_arn(resource).map_err(|d| d.key(key))?,
+            ))
         }
         Call::DeleteFunction | Call::CreateAlias | Call::UpdateAlias | Call::DeleteAlias => {
             let key = "detail.requestParameters.functionName";
-            let name = text(detail, &["requestParameters", "functionName"])
-                .ok_or_else(|| invalid(format!("{event_name} event without requestParameters.functionName"), key, None))?;
+            let name = text(detail, &["requestParameters", "functionName"]).ok_or_else(|| {
+                invalid(
+                    format!("{event_name} event without requestParameters.functionName"),
+                    key,
+                    None,
+                )
+            })?;
             let arn = resolve_function_name(name, account, region).map_err(|d| d.key(key))?;
-            let qualifier = text(detail, &["requestParameters", "qualifier"]).map(str::to_owned).or_else(|| arn.qualifier.clone());
+            let qualifier = text(detail, &["requestParameters", "qualifier"])
+                .map(str::to_owned)
+                .or_else(|| arn.qualifier.clone());
             if call == Call::DeleteFunction {
                 if let Some(q) = qualifier {
                     return Ok(Trigger::Ignore {
-                        reason: format!("only version {q} of {} was deleted; the function remains", arn.name),
+                        reason: format!(
+                            "only version {q} of {} was deleted; the function remains",
+                            arn.name
+                        ),
                         event_name: named,
                     });
                 }

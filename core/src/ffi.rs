@@ -74,7 +74,10 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
         "errorCodes" => emit(
             &Code::ALL
                 .iter()
-                .map(|c| CodeInfo { code: *c, description: c.description() })
+                .map(|c| CodeInfo {
+                    code: *c,
+                    description: c.description(),
+                })
                 .collect::<Vec<_>>(),
         ),
         "configFromEnv" => emit(&config::config_from_env(&parse("environment", input)?)?),
@@ -98,9 +101,18 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
         }
         "plan" => emit(&plan::plan_json(input)?),
         "formatPlan" => emit(&crate::render::format_plan(&parse("plan", input)?)),
-        "extensionDataParameter" => emit(&consul::extension_data_parameter(&parse("extensionDataParameter input", input)?)?),
-        "parseGetResources" => emit(&aws::functions_from_get_resources(&parse("GetResources response", input)?)),
-        "parseGetFunction" => emit(&aws::function_from_get_function(&parse("GetFunction response", input)?)?),
+        "extensionDataParameter" => emit(&consul::extension_data_parameter(&parse(
+            "extensionDataParameter input",
+            input,
+        )?)?),
+        "parseGetResources" => emit(&aws::functions_from_get_resources(&parse(
+            "GetResources response",
+            input,
+        )?)),
+        "parseGetFunction" => emit(&aws::function_from_get_function(&parse(
+            "GetFunction response",
+            input,
+        )?)?),
         other => Err(crate::error::Diagnostic::new(
             Code::InvalidInput,
             format!("unknown function `{}`", crate::error::clip(other)),

@@ -18,12 +18,14 @@ use crate::arn::parse_function_arn;
 use crate::config::{Config, ConfigInput};
 use crate::consul::{
     config_delete_request, config_entry_request, deregister_request, register_request, CaRoots,
-    EntryView, ExtensionData, Leaf, LambdaEntry, NodeServices, Request, ServiceDefaults,
+    EntryView, ExtensionData, LambdaEntry, Leaf, NodeServices, Request, ServiceDefaults,
     ServiceKey, SsmParameter, SsmRequest, MANAGED_TAG,
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
-use crate::tags::{evaluate_function, FunctionReport, FunctionStatus, LambdaFunction, ServiceTarget};
+use crate::tags::{
+    evaluate_function, FunctionReport, FunctionStatus, LambdaFunction, ServiceTarget,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -45,12 +47,6 @@ pub struct PlanInput {
     /// The observed extension data state, when extension data is enabled.
     #[serde(default)]
     pub extension_data: Option<ExtensionDataState>,
-}
-
-impl Default for Trigger {
-    fn default() -> Self {
-        Trigger::FullSync
-    }
 }
 
 fn yes() -> bool {
@@ -305,6 +301,16 @@ struct Observed {
     entry: Option<EntryView>,
 }
 
+/// A managed service to deregister.
+struct Deletion {
+    key: ServiceKey,
+    service_id: String,
+    function: String,
+    confirm: Option<String>,
+    entry_ours: bool,
+    reason: String,
+}
+
 struct Desired<'a> {
     target: &'a ServiceTarget,
     report: &'a FunctionReport,
@@ -358,9 +364,10 @@ pub fn plan_json(input: &str) -> Result<Plan, Failure> {
 
 /// Computes the plan.
 pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
-    let config = input.config.validate().map_err(|errors| {
-        Failure::many(Code::InvalidConfig, "invalid configuration", errors)
-    })?;
+    let config = input
+        .config
+        .validate()
+        .map_err(|errors| Failure::many(Code::InvalidConfig, "invalid configuration", errors))?;
     let inv = &input.inventory;
     if inv.account_id.len() != 12 || !inv.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Diagnostic::new(
@@ -416,7 +423,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 }
             }
         }
-        if reports.last().is_some_and(|prev: &FunctionReport| prev.arn == report.arn) {
+        if reports
+            .last()
+            .is_some_and(|prev: &FunctionReport| prev.arn == report.arn)
+        {
             let d = Diagnostic::new(
                 Code::InvalidInput,
                 "the function is listed twice with different tags",
@@ -454,11 +464,16 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         out.warnings.extend(r.warnings.iter().cloned());
     }
     for f in &inv.failed {
-        let name = parse_function_arn(&f.arn).map(|a| a.name).unwrap_or_else(|_| f.arn.clone());
+        let name = parse_function_arn(&f.arn)
+            .map(|a| a.name)
+            .unwrap_or_else(|_| f.arn.clone());
         out.errors.push(
             Diagnostic::new(
                 Code::FunctionLoadFailed,
-                format!("the function could not be loaded ({}); its Consul state is left as it is", crate::error::clip(&f.error)),
+                format!(
+                    "the function could not be loaded ({}); its Consul state is left as it is",
+                    crate::error::clip(&f.error)
+                ),
                 "the next sync retries it",
             )
             .function(f.arn.clone()),
@@ -473,7 +488,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
 
     // 3. Desired services; two sources of one name conflict and both freeze.
     let mut claims: HashMap<ServiceKey, Vec<Desired<'_>>> = HashMap::new();
-    for r in reports.iter().filter(|r| r.status == FunctionStatus::Managed) {
+    for r in reports
+        .iter()
+        .filter(|r| r.status == FunctionStatus::Managed)
+    {
         for t in &r.services {
             let key = ServiceKey {
                 datacenter: ctx.datacenter(t.datacenter.as_deref()),
@@ -481,7 +499,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 namespace: t.namespace.clone(),
                 name: t.name.clone(),
             };
-            claims.entry(key).or_default().push(Desired { target: t, report: r });
+            claims.entry(key).or_default().push(Desired {
+                target: t,
+                report: r,
+            });
         }
     }
     let mut conflicts: Vec<Diagnostic> = Vec::new();
@@ -493,7 +514,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 conflicts.push(
                     Diagnostic::new(
                         Code::ServiceNameConflict,
-                        format!("service {} would be registered by {}; neither is changed", key.name, arns.join(" and ")),
+                        format!(
+                            "service {} would be registered by {}; neither is changed",
+                            key.name,
+                            arns.join(" and ")
+                        ),
                         "rename a function or an alias so that every service name is unique",
                     )
                     .key("service")
@@ -539,7 +564,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         };
         if let Some(p) = problem {
             frozen.insert(d.report.name.clone());
-            conflicts.push(p.key("service").value(&key.name).function(d.report.arn.clone()));
+            conflicts.push(
+                p.key("service")
+                    .value(&key.name)
+                    .function(d.report.arn.clone()),
+            );
         }
     }
     out.errors.extend(conflicts);
@@ -568,8 +597,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     // 5. Register and repair what is wanted.
     let mut wanted_keys: HashSet<&ServiceKey> = HashSet::with_capacity(claims.len());
     for (key, claimants) in &claims {
-        let [d] = claimants.as_slice() else { continue };
+        // A conflicted name is still wanted: it must not be deregistered as an orphan.
         wanted_keys.insert(key);
+        let [d] = claimants.as_slice() else { continue };
         if frozen.contains(&d.report.name) {
             continue;
         }
@@ -606,7 +636,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     drift.push(format!("ARN is {}", l.arn.as_deref().unwrap_or("missing")));
                 }
                 if l.mode != settings.invocation_mode {
-                    drift.push(format!("invocation mode is {} for Consul, {} in the tags", l.mode.extension_value(), settings.invocation_mode.extension_value()));
+                    drift.push(format!(
+                        "invocation mode is {} for Consul, {} in the tags",
+                        l.mode.extension_value(),
+                        settings.invocation_mode.extension_value()
+                    ));
                 }
                 if l.payload_passthrough != settings.payload_passthrough {
                     drift.push(format!("payloadPassthrough is {}", l.payload_passthrough));
@@ -623,9 +657,16 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         };
         let registered = obs.and_then(|o| o.catalog.as_ref()).is_some();
         let existed = registered || entry.is_some();
-        let change = if existed { Change::Update } else { Change::Create };
+        let change = if existed {
+            Change::Update
+        } else {
+            Change::Create
+        };
         if !existed {
-            reasons.push(format!("function {} is enabled and not registered", d.report.name));
+            reasons.push(format!(
+                "function {} is enabled and not registered",
+                d.report.name
+            ));
         } else if entry.is_none() {
             reasons.push("service-defaults entry missing".to_owned());
         }
@@ -636,7 +677,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         if !entry_ok {
             service_ops.push((
                 OperationKind::UpsertConfigEntry,
-                Request::Consul(config_entry_request(key, &target.arn, settings.invocation_mode, settings.payload_passthrough)),
+                Request::Consul(config_entry_request(
+                    key,
+                    &target.arn,
+                    settings.invocation_mode,
+                    settings.payload_passthrough,
+                )),
                 None,
             ));
         }
@@ -653,8 +699,16 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             }
             service_ops.push((OperationKind::PutExtensionData, request, Some(serial)));
         }
-        let change = if service_ops.is_empty() { Change::Unchanged } else { change };
-        let reason = if reasons.is_empty() { "as wanted".to_owned() } else { reasons.join("; ") };
+        let change = if service_ops.is_empty() {
+            Change::Unchanged
+        } else {
+            change
+        };
+        let reason = if reasons.is_empty() {
+            "as wanted".to_owned()
+        } else {
+            reasons.join("; ")
+        };
         for (kind, request, leaf_serial) in service_ops {
             ops.push(Operation {
                 kind,
@@ -678,9 +732,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     // 6. Deregister what no function wants.
     let managed_count = observed.values().filter(|o| o.catalog.is_some()).count();
     let mut withheld = 0usize;
-    let mut deletions: Vec<(ServiceKey, String, Option<String>, Option<String>, bool)> = Vec::new();
+    let mut deletions: Vec<Deletion> = Vec::new();
     for (key, obs) in &observed {
-        let Some(service_id) = &obs.catalog else { continue };
+        let Some(service_id) = &obs.catalog else {
+            continue;
+        };
         if wanted_keys.contains(key) {
             continue;
         }
@@ -691,11 +747,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         let owner_name = match &owner {
             Owner::Ours(o) => o.clone(),
             Owner::Elsewhere(arn) => {
-                out.warnings.push(orphan_warning(key, &format!("its service-defaults invokes {arn}, of another account or region")));
+                out.warnings.push(orphan_warning(
+                    key,
+                    &format!("its service-defaults invokes {arn}, of another account or region"),
+                ));
                 continue;
             }
             Owner::NotLambda | Owner::Unknown => {
-                out.warnings.push(orphan_warning(key, "it has no service-defaults entry naming a function of this account and region"));
+                out.warnings.push(orphan_warning(
+                    key,
+                    "it has no service-defaults entry naming a function of this account and region",
+                ));
                 continue;
             }
         };
@@ -720,20 +782,21 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         } else {
             format!("function {owner_name} no longer exists")
         };
-        let entry_ours = matches!(obs.entry, Some(EntryView::Lambda(_)));
-        deletions.push((key.clone(), service_id.clone(), Some(ctx.function_arn(&owner_name)), confirm, entry_ours));
-        rows.push(ServiceChange {
-            service: key.clone(),
-            change: Change::Delete,
-            function: Some(ctx.function_arn(&owner_name)),
-            reason: reason.clone(),
+        deletions.push(Deletion {
+            key: key.clone(),
+            service_id: service_id.clone(),
+            function: ctx.function_arn(&owner_name),
+            confirm,
+            entry_ours: matches!(obs.entry, Some(EntryView::Lambda(_))),
+            reason,
         });
-        let _ = reason;
     }
     if withheld > 0 {
         out.warnings.push(Diagnostic::new(
             Code::InventoryIncomplete,
-            format!("the Lambda inventory is incomplete, so {withheld} deregistration(s) were withheld"),
+            format!(
+                "the Lambda inventory is incomplete, so {withheld} deregistration(s) were withheld"
+            ),
             "the next complete sync applies them",
         ));
     }
@@ -750,39 +813,48 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             )
             .key("ALLOW_MASS_DEREGISTRATION"),
         );
-        rows.retain(|r| r.change != Change::Delete);
     } else {
-        let reason_of: HashMap<&ServiceKey, &str> = rows
-            .iter()
-            .filter(|r| r.change == Change::Delete)
-            .map(|r| (&r.service, r.reason.as_str()))
-            .collect();
         let mut confirmations: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (key, service_id, function, confirm, entry_ours) in &deletions {
-            let reason = reason_of.get(key).copied().unwrap_or_default().to_owned();
-            if let Some(c) = confirm {
-                confirmations.entry(c.clone()).or_default().push(key.name.clone());
+        for d in deletions {
+            if let Some(c) = &d.confirm {
+                confirmations
+                    .entry(c.clone())
+                    .or_default()
+                    .push(d.key.name.clone());
             }
             let op = |kind, request| Operation {
                 kind,
-                service: key.clone(),
+                service: d.key.clone(),
                 change: Change::Delete,
-                reason: reason.clone(),
-                function: function.clone(),
-                confirm_absent: confirm.clone(),
+                reason: d.reason.clone(),
+                function: Some(d.function.clone()),
+                confirm_absent: d.confirm.clone(),
                 leaf_serial: None,
                 request,
             };
             ops.push(op(
                 OperationKind::DeregisterService,
-                Request::Consul(deregister_request(key, &ctx.config.node_name, service_id)),
+                Request::Consul(deregister_request(
+                    &d.key,
+                    &ctx.config.node_name,
+                    &d.service_id,
+                )),
             ));
-            if *entry_ours {
-                ops.push(op(OperationKind::DeleteConfigEntry, Request::Consul(config_delete_request(key))));
+            if d.entry_ours {
+                ops.push(op(
+                    OperationKind::DeleteConfigEntry,
+                    Request::Consul(config_delete_request(&d.key)),
+                ));
             }
-            if let Some(request) = ext.delete(key) {
+            if let Some(request) = ext.delete(&d.key) {
                 ops.push(op(OperationKind::DeleteExtensionData, request));
             }
+            rows.push(ServiceChange {
+                service: d.key,
+                change: Change::Delete,
+                function: Some(d.function),
+                reason: d.reason,
+            });
         }
         out.confirmations = confirmations
             .into_iter()
@@ -804,7 +876,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
 fn orphan_warning(key: &ServiceKey, why: &str) -> Diagnostic {
     Diagnostic::new(
         Code::OrphanNotOwned,
-        format!("managed service {} is wanted by no listed function, but {why}; it is left alone", key.name),
+        format!(
+            "managed service {} is wanted by no listed function, but {why}; it is left alone",
+            key.name
+        ),
         "deregister it by hand if it is stale; another registrator may own it",
     )
     .key("service")
@@ -818,7 +893,8 @@ fn finish(out: &mut Plan) {
     out.errors.sort_by(order);
     out.warnings.sort_by(order);
     out.skips.sort_by(|a, b| a.function.cmp(&b.function));
-    out.ignored.sort_by(|a, b| (&a.service, &a.reason).cmp(&(&b.service, &b.reason)));
+    out.ignored
+        .sort_by(|a, b| (&a.service, &a.reason).cmp(&(&b.service, &b.reason)));
     let count = |c| out.services.iter().filter(|r| r.change == c).count();
     out.summary = Summary {
         create: count(Change::Create),
@@ -855,7 +931,12 @@ fn observe_consul(
         let key_of = |partition: Option<&String>, namespace: Option<&String>, name: &str| {
             let (partition, namespace) = if enterprise {
                 (
-                    Some(partition.or(scope.partition.as_ref()).cloned().unwrap_or_else(|| "default".to_owned())),
+                    Some(
+                        partition
+                            .or(scope.partition.as_ref())
+                            .cloned()
+                            .unwrap_or_else(|| "default".to_owned()),
+                    ),
                     Some(namespace.cloned().unwrap_or_else(|| "default".to_owned())),
                 )
             } else {
@@ -869,14 +950,25 @@ fn observe_consul(
             }
         };
         let managed_partition = |key: &ServiceKey| {
-            !enterprise || key.partition.as_ref().is_some_and(|p| ctx.config.partitions.contains(p))
+            !enterprise
+                || key
+                    .partition
+                    .as_ref()
+                    .is_some_and(|p| ctx.config.partitions.contains(p))
         };
         if let Some(ns) = &scope.node_services {
-            let node = ns.node.as_ref().map(|n| n.node.as_str()).unwrap_or(&ctx.config.node_name);
+            let node = ns
+                .node
+                .as_ref()
+                .map(|n| n.node.as_str())
+                .unwrap_or(&ctx.config.node_name);
             if node != ctx.config.node_name {
                 out.ignored.push(Ignored {
                     service: None,
-                    reason: format!("node-services response is for node {node}, not the registrator's node {}", ctx.config.node_name),
+                    reason: format!(
+                        "node-services response is for node {node}, not the registrator's node {}",
+                        ctx.config.node_name
+                    ),
                 });
             } else {
                 for s in ns.services.iter() {
@@ -888,7 +980,10 @@ fn observe_consul(
                         });
                         continue;
                     }
-                    let managed = s.tags.as_deref().is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
+                    let managed = s
+                        .tags
+                        .as_deref()
+                        .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
                     if managed {
                         observed.entry(key).or_default().catalog = Some(s.id.clone());
                     } else {
@@ -931,12 +1026,21 @@ impl<'a> ExtensionPlanner<'a> {
                 "pass extensionData (roots, leaves, parameters) to plan extension data",
             ));
         }
-        let leaves = state.map(|s| s.leaves.iter().map(|l| (l.service.as_str(), l)).collect()).unwrap_or_default();
+        let leaves = state
+            .map(|s| s.leaves.iter().map(|l| (l.service.as_str(), l)).collect())
+            .unwrap_or_default();
         let stored = state
             .map(|s| {
                 s.parameters
                     .iter()
-                    .map(|p| (p.name.as_str(), p.value.as_deref().and_then(|v| serde_json::from_str(v).ok())))
+                    .map(|p| {
+                        (
+                            p.name.as_str(),
+                            p.value
+                                .as_deref()
+                                .and_then(|v| serde_json::from_str(v).ok()),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -965,7 +1069,10 @@ impl<'a> ExtensionPlanner<'a> {
             Some(Some(data)) => {
                 if data.cert_pem != leaf.cert_pem {
                     format!("leaf certificate changed (serial {})", leaf.serial_number)
-                } else if self.root.is_some_and(|(pem, td)| data.root_cert_pem != pem || data.trust_domain != td) {
+                } else if self
+                    .root
+                    .is_some_and(|(pem, td)| data.root_cert_pem != pem || data.trust_domain != td)
+                {
                     "CA root changed".to_owned()
                 } else {
                     return None;

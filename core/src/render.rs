@@ -49,11 +49,19 @@ pub fn format_plan(plan: &Plan) -> String {
         }
     }
     for e in &plan.errors {
-        let who = e.function.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+        let who = e
+            .function
+            .as_deref()
+            .map(|f| format!("{f}: "))
+            .unwrap_or_default();
         let _ = writeln!(s, "error: {who}{e}");
     }
     for w in &plan.warnings {
-        let who = w.function.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+        let who = w
+            .function
+            .as_deref()
+            .map(|f| format!("{f}: "))
+            .unwrap_or_default();
         let _ = writeln!(s, "warning: {who}{w}");
     }
     let m = &plan.summary;

@@ -300,7 +300,10 @@ fn unknown_tag(key: &str, name: &str, value: &str) -> Diagnostic {
     };
     Diagnostic::new(
         Code::UnknownTag,
-        format!("`{}` is not a tag the registrator knows; it is ignored", crate::error::clip(name)),
+        format!(
+            "`{}` is not a tag the registrator knows; it is ignored",
+            crate::error::clip(name)
+        ),
         hint,
     )
     .key(key)
@@ -352,7 +355,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
             let cost = usize::from(b.get(j) != Some(&ca));
             let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
             let left = row.get(j).copied().unwrap_or(usize::MAX);
-            let next = (prev + cost).min(above.saturating_add(1)).min(left.saturating_add(1));
+            let next = (prev + cost)
+                .min(above.saturating_add(1))
+                .min(left.saturating_add(1));
             prev = above;
             if let Some(cell) = row.get_mut(j + 1) {
                 *cell = next;
@@ -414,7 +419,11 @@ pub fn tags_from_options(
     if report.errors.is_empty() {
         Ok(tags)
     } else {
-        Err(Failure::many(Code::InvalidInput, "invalid tag options", report.errors))
+        Err(Failure::many(
+            Code::InvalidInput,
+            "invalid tag options",
+            report.errors,
+        ))
     }
 }
 
@@ -509,7 +518,11 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
                 0,
                 Diagnostic::new(
                     Code::InvalidFunctionName,
-                    format!("the name `{}` does not match the ARN's function name `{}`", crate::error::clip(name), arn.name),
+                    format!(
+                        "the name `{}` does not match the ARN's function name `{}`",
+                        crate::error::clip(name),
+                        arn.name
+                    ),
                     "pass the name the ARN holds, or leave the name out",
                 )
                 .key("name")
@@ -520,9 +533,10 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
     }
     out.arn = arn.to_string();
     out.name.clone_from(&arn.name);
-    let enabled_invalid = out.errors.iter().any(|e| {
-        e.key.as_deref() == Some(&full_key(TAG_ENABLED)) || e.code == Code::InvalidArn
-    });
+    let enabled_invalid = out
+        .errors
+        .iter()
+        .any(|e| e.key.as_deref() == Some(&full_key(TAG_ENABLED)) || e.code == Code::InvalidArn);
     if !out.settings.enabled && !enabled_invalid {
         out.status = FunctionStatus::Disabled;
         out.reason = Some(if function.tags.contains_key(&full_key(TAG_ENABLED)) {
@@ -535,7 +549,11 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
     if !out.errors.is_empty() {
         return finish(out);
     }
-    let datacenter = out.settings.datacenter.clone().or_else(|| config.datacenter.clone());
+    let datacenter = out
+        .settings
+        .datacenter
+        .clone()
+        .or_else(|| config.datacenter.clone());
     if let (Some(ours), Some(theirs)) = (&config.datacenter, &out.settings.datacenter) {
         if ours != theirs {
             out.status = FunctionStatus::Skipped;
@@ -546,7 +564,11 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         }
     }
     let (namespace, partition) = if config.enterprise {
-        let partition = out.settings.partition.clone().unwrap_or_else(|| "default".to_owned());
+        let partition = out
+            .settings
+            .partition
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         if !config.partitions.contains(&partition) {
             out.status = FunctionStatus::Skipped;
             out.reason = Some(format!(
@@ -555,13 +577,23 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
             ));
             return finish(out);
         }
-        let namespace = out.settings.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let namespace = out
+            .settings
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         (Some(namespace), Some(partition))
     } else {
         (None, None)
     };
     out.status = FunctionStatus::Managed;
-    out.services = service_targets(&arn, &out.settings.aliases, &datacenter, &namespace, &partition);
+    out.services = service_targets(
+        &arn,
+        &out.settings.aliases,
+        &datacenter,
+        &namespace,
+        &partition,
+    );
     finish(out)
 }
 
@@ -605,7 +637,10 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (full_key(k), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (full_key(k), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -633,7 +668,14 @@ mod tests {
         assert!(back.errors.is_empty());
         assert_eq!(back.settings.aliases, vec!["dev", "prod"]);
         assert_eq!(back.settings.invocation_mode, InvocationMode::Asynchronous);
-        assert!(tags_from_options(&TagOptions { aliases: Some(vec!["a+b".into()]), ..TagOptions::default() }, false).is_err());
+        assert!(tags_from_options(
+            &TagOptions {
+                aliases: Some(vec!["a+b".into()]),
+                ..TagOptions::default()
+            },
+            false
+        )
+        .is_err());
     }
 
     #[test]
