@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties),
+# Python binding, Node binding on the native addon and on wasm, and the
+# end-to-end suite against a real Consul agent and moto. Installs what it needs.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+export CARGO_TERM_COLOR=never
+
+stage() { printf '\n==> %s\n' "$*"; }
+
+stage "Rust toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "cargo test"
+cargo test --workspace
+
+for suite in test-python test-node test-e2e; do
+  if [ -f "scripts/$suite.sh" ]; then
+    stage "$suite"
+    bash "scripts/$suite.sh"
+  fi
+done
+stage "all tests passed"
