@@ -698,6 +698,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 reasons.push(why);
             }
             service_ops.push((OperationKind::PutExtensionData, request, Some(serial)));
+        } else if ext.lacks_leaf(key) {
+            out.warnings.push(
+                Diagnostic::new(
+                    Code::LeafMissing,
+                    format!("no leaf certificate was observed for service {}; its extension data is not written", key.name),
+                    "fetch GET /v1/agent/connect/ca/leaf/:service for every wanted service (Connect must be enabled)",
+                )
+                .key("service")
+                .value(&key.name)
+                .function(target.arn.clone()),
+            );
         }
         let change = if service_ops.is_empty() {
             Change::Unchanged
@@ -1055,6 +1066,13 @@ impl<'a> ExtensionPlanner<'a> {
             stored,
             root,
         }
+    }
+
+    /// Whether extension data is wanted and observed, but the service's leaf is missing.
+    fn lacks_leaf(&self, key: &ServiceKey) -> bool {
+        self.prefix.is_some()
+            && self.observed.is_some()
+            && !self.leaves.contains_key(key.name.as_str())
     }
 
     /// The write a wanted service needs, if any: request, leaf serial, reason.
