@@ -1,3 +1,48 @@
-//! Python binding (pyo3): re-exports the core's JSON API.
-#![allow(missing_docs)]
-pub use consul_lambda_sync::ffi::call_enveloped;
+//! Python binding (pyo3): the extension module `consul_lambda_sync._native`.
+//!
+//! It is deliberately thin: one function, `call(function, input)`, that hands
+//! JSON text to the core's [`consul_lambda_sync::ffi::call`] and hands back
+//! either the output JSON or a `CoreFailure` (a `ValueError`) whose single
+//! argument is the failure JSON. The Python package (`python/consul_lambda_sync`) turns that
+//! into dicts and typed exceptions.
+
+use consul_lambda_sync::error::Failure;
+use consul_lambda_sync::ffi;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _native,
+    CoreFailure,
+    PyValueError,
+    "The core reported a failure; the single argument is the failure as JSON."
+);
+
+/// Calls the core's JSON API: `call(function, input_json) -> output_json`.
+///
+/// Raises `CoreFailure(failure_json)` when the core reports a failure. The GIL
+/// is released while the core works.
+#[pyfunction]
+#[pyo3(signature = (function, input, /))]
+fn call(py: Python<'_>, function: &str, input: &str) -> PyResult<String> {
+    let result = py.detach(|| ffi::call(function, input).map_err(|f| failure_json(&f)));
+    result.map_err(CoreFailure::new_err)
+}
+
+/// The failure as JSON; never fails (falls back to a fixed failure).
+fn failure_json(failure: &Failure) -> String {
+    serde_json::to_string(failure).unwrap_or_else(|_| {
+        r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#
+            .to_owned()
+    })
+}
+
+/// The extension module.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add("CoreFailure", m.py().get_type::<CoreFailure>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

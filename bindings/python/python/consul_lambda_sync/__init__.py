@@ -1,0 +1,265 @@
+"""consul-lambda-sync: keeps tagged AWS Lambda functions registered in Consul.
+
+This package is the pure core (written in Rust) as plain Python functions: each
+takes and returns dicts, lists and strings in the core's one JSON shape (camelCase
+keys), and raises a :class:`ConsulLambdaSyncError` subclass carrying a stable
+``code`` when the core reports a failure. Nothing here does I/O; the Lambda host
+(``consul_lambda_sync.host``) sends the requests a plan lists.
+
+>>> import consul_lambda_sync as cls
+>>> cls.parse_tags({"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled": "true"})[
+...     "settings"]["enabled"]
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
+
+from . import _native
+from ._errors import (
+    ConfigError,
+    ConsulLambdaSyncError,
+    EventError,
+    InputError,
+    PlanError,
+    TagError,
+    error_class,
+    failure_error,
+    input_failure,
+)
+from ._types import (
+    ERROR_CODES,
+    Change,
+    Config,
+    ConfigInput,
+    Confirmation,
+    ConsulRequest,
+    Diagnostic,
+    ErrorCode,
+    ErrorCodeInfo,
+    Failure,
+    FullSyncTrigger,
+    FunctionPage,
+    FunctionReport,
+    FunctionStatus,
+    FunctionTrigger,
+    IgnoreTrigger,
+    Ignored,
+    InvocationMode,
+    LambdaFunction,
+    Operation,
+    OperationKind,
+    Plan,
+    PlanSummary,
+    PutParameter,
+    Request,
+    ServiceChange,
+    ServiceKey,
+    ServiceTarget,
+    Skip,
+    SsmRequest,
+    TagOptions,
+    TagReport,
+    TagSettings,
+    Trigger,
+)
+
+__all__ = [
+    "ERROR_CODES",
+    "Change",
+    "Config",
+    "ConfigError",
+    "ConfigInput",
+    "Confirmation",
+    "ConsulLambdaSyncError",
+    "ConsulRequest",
+    "Diagnostic",
+    "ErrorCode",
+    "ErrorCodeInfo",
+    "EventError",
+    "Failure",
+    "FullSyncTrigger",
+    "FunctionPage",
+    "FunctionReport",
+    "FunctionStatus",
+    "FunctionTrigger",
+    "IgnoreTrigger",
+    "Ignored",
+    "InputError",
+    "InvocationMode",
+    "LambdaFunction",
+    "Operation",
+    "OperationKind",
+    "Plan",
+    "PlanError",
+    "PlanSummary",
+    "PutParameter",
+    "Request",
+    "ServiceChange",
+    "ServiceKey",
+    "ServiceTarget",
+    "Skip",
+    "SsmRequest",
+    "TagError",
+    "TagOptions",
+    "TagReport",
+    "TagSettings",
+    "Trigger",
+    "call",
+    "classify_event",
+    "config_from_env",
+    "config_from_object",
+    "error_class",
+    "error_codes",
+    "evaluate_function",
+    "extension_data_parameter",
+    "format_plan",
+    "parse_get_function",
+    "parse_get_resources",
+    "parse_tags",
+    "plan",
+    "tags_from_options",
+    "version",
+]
+
+# Raised by json.dumps for input it cannot write: TypeError (a set, bytes, an
+# object), ValueError (NaN or infinity, a cycle), RecursionError (nesting too deep).
+_UNWRITABLE: Tuple[type, ...] = (TypeError, ValueError, RecursionError, OverflowError)
+
+_NOT_JSON_HINT = (
+    "pass only dicts with string keys, lists, str, int, float (finite), bool and None; "
+    "no cycles, and no deeper nesting than the core accepts (128 levels)"
+)
+
+
+def call(function: str, input: Any) -> Any:  # noqa: A002 - the core's own word
+    """Calls the core's JSON API by its camelCase function name.
+
+    ``input`` is anything :func:`json.dumps` can write; the output is what
+    :func:`json.loads` reads from the core's answer. The named functions of this
+    module are the typed way in; this is the one they all use.
+    """
+    try:
+        text = json.dumps(input, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise InputError(
+            input_failure(f"{function} input: nested too deeply to encode", _NOT_JSON_HINT)
+        ) from None
+    except _UNWRITABLE as exc:
+        raise InputError(
+            input_failure(f"{function} input is not JSON: {exc}", _NOT_JSON_HINT)
+        ) from None
+    try:
+        out = _native.call(function, text)
+    except _native.CoreFailure as exc:
+        raise _error_from_native(exc) from None
+    return json.loads(out)
+
+
+def _error_from_native(exc: BaseException) -> ConsulLambdaSyncError:
+    text = exc.args[0] if exc.args else ""
+    try:
+        failure = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        failure = None
+    if not isinstance(failure, dict) or not isinstance(failure.get("code"), str):
+        return ConsulLambdaSyncError(
+            input_failure(f"unreadable failure from the core: {text!r:.200}", "report this bug")
+        )
+    failure.setdefault("message", "")
+    failure.setdefault("hint", "")
+    failure.setdefault("errors", [])
+    return failure_error(failure)
+
+
+def version() -> str:
+    """The core's version."""
+    return cast(str, call("version", None))
+
+
+def error_codes() -> List[ErrorCodeInfo]:
+    """Every stable problem code, with one line describing when it is used."""
+    return cast(List[ErrorCodeInfo], call("errorCodes", None))
+
+
+def config_from_env(env: Optional[Mapping[str, str]] = None) -> Config:
+    """Reads and validates the configuration from environment variables.
+
+    ``env`` defaults to :data:`os.environ`. Raises :class:`ConfigError` listing
+    every problem in ``errors``.
+    """
+    source: Mapping[str, str] = os.environ if env is None else env
+    return cast(Config, call("configFromEnv", dict(source)))
+
+
+def config_from_object(obj: Mapping[str, Any]) -> Config:
+    """Validates a typed configuration object (camelCase keys, see :class:`ConfigInput`)."""
+    return cast(Config, call("configFromObject", obj))
+
+
+def parse_tags(tags: Mapping[str, str], enterprise: bool = False) -> TagReport:
+    """Reads a function's tags: its settings, errors and warnings."""
+    return cast(TagReport, call("parseTags", {"tags": tags, "enterprise": enterprise}))
+
+
+def tags_from_options(options: Mapping[str, Any], enterprise: bool = False) -> Dict[str, str]:
+    """The tags that ask for ``options`` (see :class:`TagOptions`).
+
+    Raises :class:`TagError` (an :class:`InputError`) when an option is invalid.
+    """
+    return cast(
+        Dict[str, str], call("tagsFromOptions", {"options": options, "enterprise": enterprise})
+    )
+
+
+def evaluate_function(
+    function: Mapping[str, Any], config: Optional[Mapping[str, Any]] = None
+) -> FunctionReport:
+    """What the registrator does with one function (``{"arn", "name"?, "tags"}``)
+    under ``config`` (a :class:`ConfigInput`; defaults apply when omitted)."""
+    payload: Dict[str, Any] = {"function": function}
+    if config is not None:
+        payload["config"] = config
+    return cast(FunctionReport, call("evaluateFunction", payload))
+
+
+def classify_event(event: Any) -> Trigger:
+    """What an EventBridge event asks for: a full sync, one function, or nothing.
+
+    Raises :class:`EventError` for an event the registrator does not handle.
+    """
+    return cast(Trigger, call("classifyEvent", event))
+
+
+def plan(input: Mapping[str, Any]) -> Plan:  # noqa: A002
+    """Computes the reconcile plan from configuration, trigger and observed state."""
+    return cast(Plan, call("plan", input))
+
+
+def format_plan(plan: Mapping[str, Any]) -> str:
+    """A plan as a readable table."""
+    return cast(str, call("formatPlan", plan))
+
+
+def extension_data_parameter(input: Mapping[str, Any]) -> PutParameter:  # noqa: A002
+    """The ``PutParameter`` call that stores one service's extension data.
+
+    The result holds a private key: send it, never print or log it.
+    """
+    return cast(PutParameter, call("extensionDataParameter", input))
+
+
+def parse_get_resources(page: Mapping[str, Any]) -> FunctionPage:
+    """The functions of one Resource Groups Tagging API ``GetResources`` page."""
+    return cast(FunctionPage, call("parseGetResources", page))
+
+
+def parse_get_function(response: Mapping[str, Any]) -> LambdaFunction:
+    """The function of a Lambda ``GetFunction`` response."""
+    return cast(LambdaFunction, call("parseGetFunction", response))
+
+
+__version__: str = _native.__version__
