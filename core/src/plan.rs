@@ -338,10 +338,20 @@ impl Ctx<'_> {
         }
     }
 
+    /// The datacenter of a wanted service: its tag, else `DATACENTER`, else the agent's.
     fn datacenter(&self, explicit: Option<&str>) -> Option<String> {
         explicit
             .or(self.config.datacenter.as_deref())
             .or(self.local_dc)
+            .map(str::to_owned)
+    }
+
+    /// The datacenter a Consul scope was read from: a scope without one is the agent's
+    /// own, which is `DATACENTER` only when the agent's datacenter is unknown.
+    fn scope_datacenter(&self, explicit: Option<&str>) -> Option<String> {
+        explicit
+            .or(self.local_dc)
+            .or(self.config.datacenter.as_deref())
             .map(str::to_owned)
     }
 
@@ -929,7 +939,7 @@ fn observe_consul(
     let mut unmanaged: HashSet<ServiceKey> = HashSet::new();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
-        let dc = ctx.datacenter(scope.datacenter.as_deref());
+        let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
         if let (Some(ours), Some(theirs)) = (&ctx.config.datacenter, &dc) {
             if ours != theirs {
                 out.ignored.push(Ignored {
