@@ -538,12 +538,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             }
         }
     }
-    // Blocking conflicts with what Consul holds.
+    // Blocking conflicts with what Consul holds. A name held by another function of
+    // ours freezes its claimant only if that function is frozen, which may in turn come
+    // from such a name: iterate to a fixed point so the outcome is order-independent.
+    let mut held_by_other: Vec<(&ServiceKey, &Desired<'_>, String)> = Vec::new();
     for (key, claimants) in &claims {
-        let Some(d) = claimants.first() else { continue };
-        if claimants.len() > 1 {
-            continue;
-        }
+        let [d] = claimants.as_slice() else { continue };
         let obs = observed.get(key);
         let entry = obs.and_then(|o| o.entry.as_ref());
         let problem = if unmanaged.contains(key) {
@@ -564,11 +564,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     format!("service-defaults {} invokes {arn}, of another account or region; config entries are global, so the registrators would fight", key.name),
                     "give the functions of each region distinct names, or let one registrator manage this name",
                 )),
-                Owner::Ours(owner) if owner != d.report.name && frozen.contains(&owner) => Some(Diagnostic::new(
-                    Code::ServiceNameConflict,
-                    format!("service {} belongs to function {owner}, whose state is frozen by an error", key.name),
-                    "fix the other function's error first",
-                )),
+                Owner::Ours(owner) if owner != d.report.name => {
+                    held_by_other.push((key, d, owner));
+                    None
+                }
                 _ => None,
             }
         };
@@ -578,6 +577,34 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 p.key("service")
                     .value(&key.name)
                     .function(d.report.arn.clone()),
+            );
+        }
+    }
+    loop {
+        let before = frozen.len();
+        for (_, d, owner) in &held_by_other {
+            if frozen.contains(owner) && !frozen.contains(&d.report.name) {
+                frozen.insert(d.report.name.clone());
+            }
+        }
+        if frozen.len() == before {
+            break;
+        }
+    }
+    for (key, d, owner) in &held_by_other {
+        if frozen.contains(owner) {
+            conflicts.push(
+                Diagnostic::new(
+                    Code::ServiceNameConflict,
+                    format!(
+                        "service {} belongs to function {owner}, whose state is frozen by an error",
+                        key.name
+                    ),
+                    "fix the other function's error first",
+                )
+                .key("service")
+                .value(&key.name)
+                .function(d.report.arn.clone()),
             );
         }
     }
@@ -909,7 +936,14 @@ fn orphan_warning(key: &ServiceKey, why: &str) -> Diagnostic {
 
 fn finish(out: &mut Plan) {
     let order = |a: &Diagnostic, b: &Diagnostic| {
-        (&a.function, &a.key, a.code, &a.message).cmp(&(&b.function, &b.key, b.code, &b.message))
+        (&a.function, &a.key, a.code, &a.message, &a.value, &a.hint).cmp(&(
+            &b.function,
+            &b.key,
+            b.code,
+            &b.message,
+            &b.value,
+            &b.hint,
+        ))
     };
     out.errors.sort_by(order);
     out.warnings.sort_by(order);
