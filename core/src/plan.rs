@@ -226,13 +226,13 @@ pub struct Ignored {
     pub reason: String,
 }
 
-/// A deletion that waits for `GetFunction` to confirm that a function is gone.
+/// Operations that wait for `GetFunction` to confirm that a function is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Confirmation {
     /// The function's ARN.
     pub function: String,
-    /// The services whose deletion waits for it.
+    /// The services whose operations (deletion, or take-over of the name) wait for it.
     pub services: Vec<String>,
 }
 
@@ -274,7 +274,7 @@ pub struct Plan {
     pub skips: Vec<Skip>,
     /// Observed objects left alone, with reasons.
     pub ignored: Vec<Ignored>,
-    /// Deletions that wait for `GetFunction`.
+    /// Operations (deletions and take-overs) that wait for `GetFunction`, by function.
     pub confirmations: Vec<Confirmation>,
     /// Counts.
     pub summary: Summary,
@@ -862,14 +862,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             .key("ALLOW_MASS_DEREGISTRATION"),
         );
     } else {
-        let mut confirmations: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for d in deletions {
-            if let Some(c) = &d.confirm {
-                confirmations
-                    .entry(c.clone())
-                    .or_default()
-                    .push(d.key.name.clone());
-            }
             let op = |kind, request| Operation {
                 kind,
                 service: d.key.clone(),
@@ -904,16 +897,30 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 reason: d.reason,
             });
         }
-        out.confirmations = confirmations
-            .into_iter()
-            .map(|(function, mut services)| {
-                services.sort();
-                Confirmation { function, services }
-            })
-            .collect();
     }
 
     ops.sort_by(|a, b| a.service.cmp(&b.service).then(a.kind.cmp(&b.kind)));
+    // Every operation that waits for GetFunction, deletion or take-over, is listed.
+    let mut confirmations: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for op in &ops {
+        if let Some(c) = &op.confirm_absent {
+            confirmations
+                .entry(c.as_str())
+                .or_default()
+                .push(op.service.name.as_str());
+        }
+    }
+    out.confirmations = confirmations
+        .into_iter()
+        .map(|(function, mut services)| {
+            services.sort_unstable();
+            services.dedup();
+            Confirmation {
+                function: function.to_owned(),
+                services: services.into_iter().map(str::to_owned).collect(),
+            }
+        })
+        .collect();
     rows.sort_by(|a, b| a.service.cmp(&b.service));
     out.operations = ops;
     out.services = rows;
