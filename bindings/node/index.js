@@ -1,0 +1,208 @@
+'use strict';
+// consul-lambda-sync for Node.js: the pure core (tags, configuration, events,
+// the reconcile plan) through its JSON API.
+//
+// The backend is the native addon (napi-rs) or, when the addon cannot be
+// loaded or CONSUL_LAMBDA_SYNC_BACKEND=wasm, the WebAssembly build. Both
+// export `call(function, input)`: JSON text in, JSON text out, or a thrown
+// Error whose message is the failure JSON. Everything below is one code path.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const BINARY_NAME = 'consul-lambda-sync';
+
+/** A failure of the core: a stable `code`, what and where, and how to fix it. */
+class ConsulLambdaSyncError extends Error {
+  constructor(failure) {
+    super(failure.message);
+    this.name = 'ConsulLambdaSyncError';
+    this.code = failure.code;
+    this.hint = typeof failure.hint === 'string' ? failure.hint : '';
+    this.key = failure.key;
+    this.value = failure.value;
+    this.errors = Array.isArray(failure.errors) ? failure.errors : [];
+    this.details = failure;
+  }
+}
+
+function inputFailure(message, hint) {
+  const diagnostic = { code: 'invalid_input', message, hint };
+  return new ConsulLambdaSyncError({ ...diagnostic, errors: [diagnostic] });
+}
+
+function loadNative() {
+  const want = `${BINARY_NAME}.${process.platform}-${process.arch}`;
+  let names = [];
+  try {
+    names = fs.readdirSync(__dirname);
+  } catch {
+    // An unreadable folder: no addon.
+  }
+  const candidates = names
+    .filter((n) => n.endsWith('.node') && (n === `${want}.node` || n.startsWith(`${want}-`)))
+    .sort();
+  let lastError = new Error(
+    `no native addon ${want}*.node in ${__dirname} (build it with \`npm run build\`)`,
+  );
+  for (const name of candidates) {
+    try {
+      return require(path.join(__dirname, name));
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+function loadWasm() {
+  const candidates = [
+    path.join(__dirname, 'wasm', 'consul_lambda_sync_wasm.js'),
+    path.join(__dirname, '..', '..', 'wasm', 'pkg-node', 'consul_lambda_sync_wasm.js'),
+  ];
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (!found) {
+    throw new Error(
+      `no WebAssembly build in ${candidates.join(' or ')} (build it with scripts/build-wasm.sh)`,
+    );
+  }
+  return require(found);
+}
+
+function loadBackend() {
+  const wanted = process.env.CONSUL_LAMBDA_SYNC_BACKEND;
+  if (wanted === 'wasm') return { backend: 'wasm', binding: loadWasm() };
+  if (wanted === 'native') return { backend: 'native', binding: loadNative() };
+  if (wanted !== undefined && wanted !== '') {
+    throw new Error(`CONSUL_LAMBDA_SYNC_BACKEND must be native or wasm, not ${JSON.stringify(wanted)}`);
+  }
+  try {
+    return { backend: 'native', binding: loadNative() };
+  } catch (nativeError) {
+    try {
+      return { backend: 'wasm', binding: loadWasm() };
+    } catch (wasmError) {
+      throw new Error(
+        `consul-lambda-sync: no backend could be loaded: native: ${nativeError.message}; wasm: ${wasmError.message}`,
+      );
+    }
+  }
+}
+
+const { backend, binding } = loadBackend();
+
+function isFailure(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof value.code === 'string' &&
+    typeof value.message === 'string'
+  );
+}
+
+/**
+ * Calls a function of the core's JSON API by its name with a JSON-serialisable
+ * input; returns the parsed output or throws a ConsulLambdaSyncError.
+ */
+function call(name, input) {
+  let json;
+  try {
+    json = JSON.stringify(input);
+  } catch (e) {
+    throw inputFailure(
+      `${name} input is not JSON-serialisable: ${e && e.message ? e.message : String(e)}`,
+      'pass plain objects, arrays, strings, numbers, booleans and null (no cycles, no BigInt)',
+    );
+  }
+  if (json === undefined) {
+    throw inputFailure(
+      `${name} input is not a JSON value (${typeof input})`,
+      'pass plain objects, arrays, strings, numbers, booleans and null',
+    );
+  }
+  let out;
+  try {
+    out = binding.call(name, json);
+  } catch (e) {
+    let failure;
+    try {
+      failure = JSON.parse(e && typeof e.message === 'string' ? e.message : '');
+    } catch {
+      throw e;
+    }
+    if (!isFailure(failure)) throw e;
+    throw new ConsulLambdaSyncError(failure);
+  }
+  return JSON.parse(out);
+}
+
+function version() {
+  return call('version', null);
+}
+
+function errorCodes() {
+  return call('errorCodes', null);
+}
+
+function configFromEnv(env = process.env) {
+  return call('configFromEnv', env);
+}
+
+function configFromObject(config = {}) {
+  return call('configFromObject', config);
+}
+
+function parseTags(tags, enterprise = false) {
+  return call('parseTags', { tags, enterprise });
+}
+
+function tagsFromOptions(options, enterprise = false) {
+  return call('tagsFromOptions', { options, enterprise });
+}
+
+function evaluateFunction(fn, config) {
+  return call('evaluateFunction', config === undefined ? { function: fn } : { function: fn, config });
+}
+
+function classifyEvent(event) {
+  return call('classifyEvent', event);
+}
+
+function plan(input) {
+  return call('plan', input);
+}
+
+function formatPlan(p) {
+  return call('formatPlan', p);
+}
+
+function extensionDataParameter(input) {
+  return call('extensionDataParameter', input);
+}
+
+function parseGetResources(response) {
+  return call('parseGetResources', response);
+}
+
+function parseGetFunction(response) {
+  return call('parseGetFunction', response);
+}
+
+module.exports = {
+  backend,
+  ConsulLambdaSyncError,
+  call,
+  version,
+  errorCodes,
+  configFromEnv,
+  configFromObject,
+  parseTags,
+  tagsFromOptions,
+  evaluateFunction,
+  classifyEvent,
+  plan,
+  formatPlan,
+  extensionDataParameter,
+  parseGetResources,
+  parseGetFunction,
+};

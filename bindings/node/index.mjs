@@ -1,0 +1,26 @@
+// ES module entry: the same module as index.js (one loaded backend).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const cls = require('./index.js');
+
+export const {
+  backend,
+  ConsulLambdaSyncError,
+  call,
+  version,
+  errorCodes,
+  configFromEnv,
+  configFromObject,
+  parseTags,
+  tagsFromOptions,
+  evaluateFunction,
+  classifyEvent,
+  plan,
+  formatPlan,
+  extensionDataParameter,
+  parseGetResources,
+  parseGetFunction,
+} = cls;
+
+export default cls;
