@@ -178,6 +178,17 @@ pub fn parse_tags(tags: &BTreeMap<String, String>, enterprise: bool) -> TagRepor
             }
             continue;
         };
+        // An empty datacenter, namespace, partition or aliases tag means the tag is
+        // absent, as upstream reads it (AWS allows empty tag values, and
+        // `join("+", [])` in Terraform writes one).
+        if value.is_empty()
+            && matches!(
+                name,
+                TAG_DATACENTER | TAG_NAMESPACE | TAG_PARTITION | TAG_ALIASES
+            )
+        {
+            continue;
+        }
         match name {
             TAG_ENABLED => match parse_tag_bool(name, value) {
                 Ok(b) => settings.enabled = b,
@@ -325,6 +336,9 @@ fn unknown_prefix(key: &str, value: &str) -> Diagnostic {
 /// The known tag closest to `name`, if any is close enough to be a typo.
 fn did_you_mean(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
+    if lower.is_empty() {
+        return None;
+    }
     KNOWN_TAGS
         .iter()
         .map(|known| {
@@ -394,10 +408,25 @@ pub fn tags_from_options(
         put(TAG_PARTITION, p.clone());
     }
     let mut errors = Vec::new();
+    // An empty tag would read as an absent one: say so instead of writing it.
+    for (name, value) in [
+        (TAG_DATACENTER, &options.datacenter),
+        (TAG_NAMESPACE, &options.namespace),
+        (TAG_PARTITION, &options.partition),
+    ] {
+        if let Some(Err(e)) = value
+            .as_deref()
+            .filter(|v| v.is_empty())
+            .map(|v| validate_consul_name(name, v))
+        {
+            errors.push(e);
+        }
+    }
+    let mut alias_errors = Vec::new();
     if let Some(aliases) = &options.aliases {
         // Each alias is checked alone: `a+b` would otherwise pass as two aliases.
         for alias in aliases.iter().filter(|a| !valid_alias_name(a)) {
-            errors.push(
+            alias_errors.push(
                 Diagnostic::new(
                     Code::InvalidAliasName,
                     format!("`{}` is not a Lambda alias name: 1 to 128 letters, digits, `-` or `_`, not only digits", crate::error::clip(alias)),
@@ -412,17 +441,23 @@ pub fn tags_from_options(
             put(TAG_ALIASES, aliases.join("+"));
         }
     }
-    let mut report = parse_tags(&tags, enterprise);
-    if !errors.is_empty() {
-        report.errors = errors;
-    }
-    if report.errors.is_empty() {
+    let report = parse_tags(&tags, enterprise);
+    let aliases_key = full_key(TAG_ALIASES);
+    let per_alias = !alias_errors.is_empty();
+    // Bad alias names are reported one by one, not as the joined tag's problems.
+    let tag_errors = report
+        .errors
+        .into_iter()
+        .filter(|e| !per_alias || e.key.as_deref() != Some(aliases_key.as_str()));
+    errors.extend(alias_errors);
+    errors.extend(tag_errors);
+    if errors.is_empty() {
         Ok(tags)
     } else {
         Err(Failure::many(
             Code::InvalidInput,
             "invalid tag options",
-            report.errors,
+            errors,
         ))
     }
 }
@@ -533,22 +568,8 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
     }
     out.arn = arn.to_string();
     out.name.clone_from(&arn.name);
-    let enabled_invalid = out
-        .errors
-        .iter()
-        .any(|e| e.key.as_deref() == Some(&full_key(TAG_ENABLED)) || e.code == Code::InvalidArn);
-    if !out.settings.enabled && !enabled_invalid {
-        out.status = FunctionStatus::Disabled;
-        out.reason = Some(if function.tags.contains_key(&full_key(TAG_ENABLED)) {
-            "the enabled tag is false".to_owned()
-        } else {
-            "the function has no enabled=true tag".to_owned()
-        });
-        return finish(out);
-    }
-    if !out.errors.is_empty() {
-        return finish(out);
-    }
+    // Scope first, as upstream does: a function of another datacenter or partition
+    // is left alone whatever its other tags say (its own registrator reports them).
     let datacenter = out
         .settings
         .datacenter
@@ -563,13 +584,17 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
             return finish(out);
         }
     }
+    let has_error = |out: &FunctionReport, tag: &str| {
+        let key = full_key(tag);
+        out.errors.iter().any(|e| e.key.as_deref() == Some(&key))
+    };
     let (namespace, partition) = if config.enterprise {
         let partition = out
             .settings
             .partition
             .clone()
             .unwrap_or_else(|| "default".to_owned());
-        if !config.partitions.contains(&partition) {
+        if !config.partitions.contains(&partition) && !has_error(&out, TAG_PARTITION) {
             out.status = FunctionStatus::Skipped;
             out.reason = Some(format!(
                 "in partition {partition}, which this registrator does not manage (PARTITIONS={})",
@@ -586,6 +611,19 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
     } else {
         (None, None)
     };
+    // A valid enabled=false wins over other bad tags: the function is not wanted.
+    if !out.settings.enabled && !has_error(&out, TAG_ENABLED) {
+        out.status = FunctionStatus::Disabled;
+        out.reason = Some(if function.tags.contains_key(&full_key(TAG_ENABLED)) {
+            "the enabled tag is false".to_owned()
+        } else {
+            "the function has no enabled=true tag".to_owned()
+        });
+        return finish(out);
+    }
+    if !out.errors.is_empty() {
+        return finish(out);
+    }
     out.status = FunctionStatus::Managed;
     out.services = service_targets(
         &arn,
