@@ -132,7 +132,11 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
         ));
     };
     let named = Some(event_name.to_owned());
-    if let Some(code) = detail.get("errorCode").filter(|c| !c.is_null()) {
+    // Upstream ignores an event whose errorCode is non-empty; null and "" mean success.
+    if let Some(code) = detail
+        .get("errorCode")
+        .filter(|c| !c.is_null() && c.as_str() != Some(""))
+    {
         return Ok(Trigger::Ignore {
             reason: format!(
                 "the API call failed ({}), so nothing changed",
@@ -201,6 +205,15 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
                     None,
                 )
             })?;
+            let partial = name.contains(":function:");
+            if !name.starts_with("arn:") && (region.is_empty() || (account.is_empty() && !partial))
+            {
+                return Err(invalid(
+                    format!("{event_name} names function `{}` without an ARN, and the event has no account or region to complete it", crate::error::clip(name)),
+                    if region.is_empty() { "region" } else { "account" },
+                    None,
+                ));
+            }
             let arn = resolve_function_name(name, account, region).map_err(|d| d.key(key))?;
             let qualifier = text(detail, &["requestParameters", "qualifier"])
                 .map(str::to_owned)
