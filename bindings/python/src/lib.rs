@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 pyo3::create_exception!(
-    _native,
+    consul_lambda_sync._native,
     CoreFailure,
     PyValueError,
     "The core reported a failure; the single argument is the failure as JSON."

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from . import _native
 from ._errors import (
@@ -46,8 +46,8 @@ from ._types import (
     FunctionReport,
     FunctionStatus,
     FunctionTrigger,
-    IgnoreTrigger,
     Ignored,
+    IgnoreTrigger,
     InvocationMode,
     LambdaFunction,
     Operation,
@@ -66,6 +66,9 @@ from ._types import (
     TagSettings,
     Trigger,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ERROR_CODES",
@@ -127,7 +130,7 @@ __all__ = [
 
 # Raised by json.dumps for input it cannot write: TypeError (a set, bytes, an
 # object), ValueError (NaN or infinity, a cycle), RecursionError (nesting too deep).
-_UNWRITABLE: Tuple[type, ...] = (TypeError, ValueError, RecursionError, OverflowError)
+_UNWRITABLE: tuple[type[Exception], ...] = (TypeError, ValueError, OverflowError)
 
 _NOT_JSON_HINT = (
     "pass only dicts with string keys, lists, str, int, float (finite), bool and None; "
@@ -135,7 +138,7 @@ _NOT_JSON_HINT = (
 )
 
 
-def call(function: str, input: Any) -> Any:  # noqa: A002 - the core's own word
+def call(function: str, input: Any) -> Any:
     """Calls the core's JSON API by its camelCase function name.
 
     ``input`` is anything :func:`json.dumps` can write; the output is what
@@ -146,7 +149,10 @@ def call(function: str, input: Any) -> Any:  # noqa: A002 - the core's own word
         text = json.dumps(input, allow_nan=False, separators=(",", ":"))
     except RecursionError:
         raise InputError(
-            input_failure(f"{function} input: nested too deeply to encode", _NOT_JSON_HINT)
+            input_failure(
+                f"{function} input is nested too deeply to encode as JSON",
+                "the input is nested too deeply; the core reads at most 128 levels",
+            )
         ) from None
     except _UNWRITABLE as exc:
         raise InputError(
@@ -177,12 +183,12 @@ def _error_from_native(exc: BaseException) -> ConsulLambdaSyncError:
 
 def version() -> str:
     """The core's version."""
-    return cast(str, call("version", None))
+    return cast("str", call("version", None))
 
 
-def error_codes() -> List[ErrorCodeInfo]:
+def error_codes() -> list[ErrorCodeInfo]:
     """Every stable problem code, with one line describing when it is used."""
-    return cast(List[ErrorCodeInfo], call("errorCodes", None))
+    return cast("list[ErrorCodeInfo]", call("errorCodes", None))
 
 
 def config_from_env(env: Optional[Mapping[str, str]] = None) -> Config:
@@ -192,26 +198,26 @@ def config_from_env(env: Optional[Mapping[str, str]] = None) -> Config:
     every problem in ``errors``.
     """
     source: Mapping[str, str] = os.environ if env is None else env
-    return cast(Config, call("configFromEnv", dict(source)))
+    return cast("Config", call("configFromEnv", dict(source)))
 
 
 def config_from_object(obj: Mapping[str, Any]) -> Config:
     """Validates a typed configuration object (camelCase keys, see :class:`ConfigInput`)."""
-    return cast(Config, call("configFromObject", obj))
+    return cast("Config", call("configFromObject", obj))
 
 
 def parse_tags(tags: Mapping[str, str], enterprise: bool = False) -> TagReport:
     """Reads a function's tags: its settings, errors and warnings."""
-    return cast(TagReport, call("parseTags", {"tags": tags, "enterprise": enterprise}))
+    return cast("TagReport", call("parseTags", {"tags": tags, "enterprise": enterprise}))
 
 
-def tags_from_options(options: Mapping[str, Any], enterprise: bool = False) -> Dict[str, str]:
+def tags_from_options(options: Mapping[str, Any], enterprise: bool = False) -> dict[str, str]:
     """The tags that ask for ``options`` (see :class:`TagOptions`).
 
     Raises :class:`TagError` (an :class:`InputError`) when an option is invalid.
     """
     return cast(
-        Dict[str, str], call("tagsFromOptions", {"options": options, "enterprise": enterprise})
+        "dict[str, str]", call("tagsFromOptions", {"options": options, "enterprise": enterprise})
     )
 
 
@@ -220,10 +226,10 @@ def evaluate_function(
 ) -> FunctionReport:
     """What the registrator does with one function (``{"arn", "name"?, "tags"}``)
     under ``config`` (a :class:`ConfigInput`; defaults apply when omitted)."""
-    payload: Dict[str, Any] = {"function": function}
+    payload: dict[str, Any] = {"function": function}
     if config is not None:
         payload["config"] = config
-    return cast(FunctionReport, call("evaluateFunction", payload))
+    return cast("FunctionReport", call("evaluateFunction", payload))
 
 
 def classify_event(event: Any) -> Trigger:
@@ -231,35 +237,35 @@ def classify_event(event: Any) -> Trigger:
 
     Raises :class:`EventError` for an event the registrator does not handle.
     """
-    return cast(Trigger, call("classifyEvent", event))
+    return cast("Trigger", call("classifyEvent", event))
 
 
-def plan(input: Mapping[str, Any]) -> Plan:  # noqa: A002
+def plan(input: Mapping[str, Any]) -> Plan:
     """Computes the reconcile plan from configuration, trigger and observed state."""
-    return cast(Plan, call("plan", input))
+    return cast("Plan", call("plan", input))
 
 
 def format_plan(plan: Mapping[str, Any]) -> str:
     """A plan as a readable table."""
-    return cast(str, call("formatPlan", plan))
+    return cast("str", call("formatPlan", plan))
 
 
-def extension_data_parameter(input: Mapping[str, Any]) -> PutParameter:  # noqa: A002
+def extension_data_parameter(input: Mapping[str, Any]) -> PutParameter:
     """The ``PutParameter`` call that stores one service's extension data.
 
     The result holds a private key: send it, never print or log it.
     """
-    return cast(PutParameter, call("extensionDataParameter", input))
+    return cast("PutParameter", call("extensionDataParameter", input))
 
 
 def parse_get_resources(page: Mapping[str, Any]) -> FunctionPage:
     """The functions of one Resource Groups Tagging API ``GetResources`` page."""
-    return cast(FunctionPage, call("parseGetResources", page))
+    return cast("FunctionPage", call("parseGetResources", page))
 
 
 def parse_get_function(response: Mapping[str, Any]) -> LambdaFunction:
     """The function of a Lambda ``GetFunction`` response."""
-    return cast(LambdaFunction, call("parseGetFunction", response))
+    return cast("LambdaFunction", call("parseGetFunction", response))
 
 
 __version__: str = _native.__version__

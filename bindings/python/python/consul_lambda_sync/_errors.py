@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Type, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._types import Diagnostic, ErrorCode, Failure
 
 
@@ -23,7 +25,7 @@ class ConsulLambdaSyncError(Exception):
     hint: str
     key: Optional[str]
     value: Optional[str]
-    errors: List[Diagnostic]
+    errors: list[Diagnostic]
 
     def __init__(self, details: Failure) -> None:
         super().__init__(details)
@@ -71,7 +73,7 @@ class PlanError(ConsulLambdaSyncError):
 
 # Every code of the core, by family. tests/test_errors.py checks that this table
 # has exactly the codes of error_codes(); a code missing here maps to the base class.
-_FAMILIES: Dict[str, Type[ConsulLambdaSyncError]] = {
+_FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     # tags
     "invalid_boolean": TagError,
     "invalid_invocation_mode": TagError,
@@ -116,7 +118,7 @@ _FAMILIES: Dict[str, Type[ConsulLambdaSyncError]] = {
 }
 
 
-def error_class(failure: Mapping[str, Any]) -> Type[ConsulLambdaSyncError]:
+def error_class(failure: Mapping[str, Any]) -> type[ConsulLambdaSyncError]:
     """The exception class for a failure dict (the base class for an unknown code)."""
     cls = _FAMILIES.get(str(failure.get("code")), ConsulLambdaSyncError)
     if cls is InputError:

@@ -1,5 +1,7 @@
 """The extension module (Rust, pyo3): the core's JSON API, unchanged."""
 
+__all__ = ["CoreFailure", "__version__", "call"]
+
 __version__: str
 
 class CoreFailure(ValueError):

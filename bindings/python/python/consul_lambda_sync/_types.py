@@ -11,7 +11,7 @@ change of the core's shapes fails the tests instead of silently drifting.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
+from typing import Any, Literal, Optional, TypedDict, Union
 
 # Every stable problem code of the core, in the core's documentation order.
 # ``tests/test_errors.py`` checks this list against ``error_codes()``.
@@ -91,7 +91,7 @@ class _FailureRequired(TypedDict):
     code: ErrorCode
     message: str
     hint: str
-    errors: List[Diagnostic]
+    errors: list[Diagnostic]
 
 
 class Failure(_FailureRequired, total=False):
@@ -119,7 +119,7 @@ class ConfigInput(TypedDict, total=False):
     nodeName: Optional[str]
     datacenter: Optional[str]
     enterprise: Optional[bool]
-    partitions: Optional[List[str]]
+    partitions: Optional[list[str]]
     consulHttpAddr: Optional[str]
     consulCacertPath: Optional[str]
     consulHttpTokenPath: Optional[str]
@@ -144,7 +144,7 @@ class _ConfigRequired(TypedDict):
     nodeName: str
     datacenter: Optional[str]
     enterprise: bool
-    partitions: List[str]
+    partitions: list[str]
     consulHttpAddr: str
     consulCacertPath: Optional[str]
     consulHttpTokenPath: Optional[str]
@@ -184,14 +184,14 @@ class TagOptions(TypedDict, total=False):
     datacenter: Optional[str]
     namespace: Optional[str]
     partition: Optional[str]
-    aliases: Optional[List[str]]
+    aliases: Optional[list[str]]
 
 
 class _TagSettingsRequired(TypedDict):
     enabled: bool
     payloadPassthrough: bool
     invocationMode: InvocationMode
-    aliases: List[str]
+    aliases: list[str]
 
 
 class TagSettings(_TagSettingsRequired, total=False):
@@ -206,13 +206,13 @@ class TagReport(TypedDict):
     """Output of ``parse_tags``."""
 
     settings: TagSettings
-    errors: List[Diagnostic]
-    warnings: List[Diagnostic]
+    errors: list[Diagnostic]
+    warnings: list[Diagnostic]
 
 
 class _LambdaFunctionRequired(TypedDict):
     arn: str
-    tags: Dict[str, str]
+    tags: dict[str, str]
 
 
 class LambdaFunction(_LambdaFunctionRequired, total=False):
@@ -240,9 +240,9 @@ class _FunctionReportRequired(TypedDict):
     name: str
     status: FunctionStatus
     settings: TagSettings
-    services: List[ServiceTarget]
-    errors: List[Diagnostic]
-    warnings: List[Diagnostic]
+    services: list[ServiceTarget]
+    errors: list[Diagnostic]
+    warnings: list[Diagnostic]
 
 
 class FunctionReport(_FunctionReportRequired, total=False):
@@ -252,7 +252,7 @@ class FunctionReport(_FunctionReportRequired, total=False):
 
 
 class _FunctionPageRequired(TypedDict):
-    functions: List[LambdaFunction]
+    functions: list[LambdaFunction]
 
 
 class FunctionPage(_FunctionPageRequired, total=False):
@@ -321,7 +321,7 @@ class _ConsulRequestRequired(TypedDict):
 class ConsulRequest(_ConsulRequestRequired, total=False):
     """An HTTP request to Consul's API."""
 
-    query: Dict[str, str]
+    query: dict[str, str]
     body: Any
 
 
@@ -390,7 +390,7 @@ class Confirmation(TypedDict):
     """A deletion that waits for ``GetFunction`` to confirm a function is gone."""
 
     function: str
-    services: List[str]
+    services: list[str]
 
 
 class PlanSummary(TypedDict):
@@ -409,13 +409,13 @@ class PlanSummary(TypedDict):
 class Plan(TypedDict):
     """Output of ``plan``: what to do, in order, and everything worth saying."""
 
-    operations: List[Operation]
-    services: List[ServiceChange]
-    errors: List[Diagnostic]
-    warnings: List[Diagnostic]
-    skips: List[Skip]
-    ignored: List[Ignored]
-    confirmations: List[Confirmation]
+    operations: list[Operation]
+    services: list[ServiceChange]
+    errors: list[Diagnostic]
+    warnings: list[Diagnostic]
+    skips: list[Skip]
+    ignored: list[Ignored]
+    confirmations: list[Confirmation]
     summary: PlanSummary
 
 
