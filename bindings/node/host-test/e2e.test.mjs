@@ -1,0 +1,357 @@
+// End-to-end: the shared scenarios of tests/e2e/scenarios/*.json through the
+// Node host's Lambda handler, against a real `consul agent -dev` (ACLs on, the
+// registrator using a least-privilege token read from Parameter Store) and a
+// moto server (reached through AWS_ENDPOINT_URL, which SDK v3 reads itself).
+//
+// Run: node --test bindings/node/host-test/e2e.test.mjs
+// Needs: scripts/install-consul.sh (builds consul once) and moto[server] in
+// ${VENV:-<repo>/.venv} (scripts/test-node-host.sh installs both).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { REPO, startConsul, startMoto, tinyZip } from './servers.mjs';
+
+const require = createRequire(import.meta.url);
+const TAG_PREFIX = 'serverless.consul.hashicorp.com/v1alpha1/lambda/';
+const REGION = 'us-east-1';
+const TOKEN_PARAM = '/e2e/consul/registrator-token';
+const SCENARIO_DIR = path.join(REPO, 'tests', 'e2e', 'scenarios');
+const scenarioFiles = fs.readdirSync(SCENARIO_DIR).filter((f) => f.endsWith('.json')).sort();
+
+let consul;
+let moto;
+let sdk;
+let account;
+let roleArn;
+let zip;
+const allLogs = [];
+const secrets = new Set();
+
+function clients() {
+  const { LambdaClient } = require('@aws-sdk/client-lambda');
+  const { SSMClient } = require('@aws-sdk/client-ssm');
+  const { IAMClient } = require('@aws-sdk/client-iam');
+  const { STSClient } = require('@aws-sdk/client-sts');
+  // No endpoint option: every client finds moto through AWS_ENDPOINT_URL.
+  const cfg = { region: REGION };
+  return {
+    lambda: new LambdaClient(cfg),
+    ssm: new SSMClient(cfg),
+    iam: new IAMClient(cfg),
+    sts: new STSClient(cfg),
+    L: require('@aws-sdk/client-lambda'),
+    S: require('@aws-sdk/client-ssm'),
+    I: require('@aws-sdk/client-iam'),
+    T: require('@aws-sdk/client-sts'),
+  };
+}
+
+before(async () => {
+  [consul, moto] = await Promise.all([startConsul(), startMoto()]);
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+  });
+  delete process.env.AWS_PROFILE;
+  sdk = clients();
+  account = (await sdk.sts.send(new sdk.T.GetCallerIdentityCommand({}))).Account;
+  const role = await sdk.iam.send(
+    new sdk.I.CreateRoleCommand({
+      RoleName: 'e2e-lambda-role',
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      }),
+    }),
+  );
+  roleArn = role.Role.Arn;
+  zip = await tinyZip();
+  await sdk.ssm.send(new sdk.S.PutParameterCommand({ Name: TOKEN_PARAM, Value: consul.registratorToken, Type: 'SecureString', Overwrite: true }));
+  secrets.add(consul.registratorToken);
+  secrets.add(consul.managementToken);
+});
+
+after(async () => {
+  await Promise.all([consul?.stop(), moto?.stop()]);
+});
+
+function hostEnv(extra = {}) {
+  return {
+    AWS_REGION: REGION,
+    CONSUL_HTTP_ADDR: consul.address,
+    CONSUL_HTTP_TOKEN_PATH: TOKEN_PARAM,
+    LOG_LEVEL: 'debug',
+    ...extra,
+  };
+}
+
+/** Runs the host's handler with `env`, capturing its log lines. */
+async function invoke(event, env, opts = {}) {
+  const { createHost, createLogger } = require('../host');
+  const lines = [];
+  const logger = createLogger({ level: 'debug', write: (l) => lines.push(l) });
+  const host = createHost({ env: hostEnv(env), logger });
+  const context = opts.context ?? { invokedFunctionArn: `arn:aws:lambda:${REGION}:${account}:function:consul-lambda-registrator`, awsRequestId: 'e2e' };
+  let result;
+  let error;
+  try {
+    result = await host.handler(event, context);
+  } catch (e) {
+    error = e;
+  }
+  allLogs.push(...lines);
+  return { result, error, lines };
+}
+
+function substitute(value) {
+  const text = JSON.stringify(value)
+    .replaceAll(/\$\{tag:([^}]+)\}/g, (_, n) => TAG_PREFIX + n)
+    .replaceAll(/\$\{arn:([^}]+)\}/g, (_, n) => `arn:aws:lambda:${REGION}:${account}:function:${n}`)
+    .replaceAll('${account}', account)
+    .replaceAll('${region}', REGION);
+  return JSON.parse(text);
+}
+
+const scheduleEvent = () => ({
+  version: '0',
+  id: 'e2e-schedule',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account,
+  time: new Date().toISOString(),
+  region: REGION,
+  resources: [`arn:aws:events:${REGION}:${account}:rule/consul-lambda-registrator`],
+  detail: {},
+});
+
+async function functionArn(name) {
+  return `arn:aws:lambda:${REGION}:${account}:function:${name}`;
+}
+
+async function applyAws(action) {
+  const [kind, a] = Object.entries(action)[0];
+  if (kind === 'createFunction') {
+    await sdk.lambda.send(
+      new sdk.L.CreateFunctionCommand({
+        FunctionName: a.name,
+        Runtime: 'python3.12',
+        Role: roleArn,
+        Handler: 'index.handler',
+        Code: { ZipFile: zip },
+        ...(a.tags && Object.keys(a.tags).length > 0 ? { Tags: a.tags } : {}),
+      }),
+    );
+  } else if (kind === 'tagResource') {
+    await sdk.lambda.send(new sdk.L.TagResourceCommand({ Resource: await functionArn(a.name), Tags: a.tags }));
+  } else if (kind === 'untagResource') {
+    await sdk.lambda.send(new sdk.L.UntagResourceCommand({ Resource: await functionArn(a.name), TagKeys: a.keys }));
+  } else if (kind === 'deleteFunction') {
+    await sdk.lambda.send(new sdk.L.DeleteFunctionCommand({ FunctionName: a.name }));
+  } else {
+    throw new Error(`unknown aws action ${kind}`);
+  }
+}
+
+async function applyConsul(action) {
+  const [kind, body] = Object.entries(action)[0];
+  const r =
+    kind === 'register'
+      ? await consul.api('PUT', '/v1/catalog/register', body)
+      : kind === 'configEntry'
+        ? await consul.api('PUT', '/v1/config', body)
+        : null;
+  if (!r) throw new Error(`unknown consul action ${kind}`);
+  assert.equal(r.status, 200, `seeding ${kind}: ${JSON.stringify(r.body)}`);
+}
+
+async function parameterNames(scenario) {
+  const names = new Set();
+  for (const step of scenario.steps) for (const n of Object.keys(step.expect?.parameters || {})) names.add(n);
+  if (scenario.env?.CONSUL_EXTENSION_DATA_PREFIX) {
+    let token;
+    do {
+      const out = await sdk.ssm.send(new sdk.S.GetParametersByPathCommand({ Path: scenario.env.CONSUL_EXTENSION_DATA_PREFIX, Recursive: true, NextToken: token }));
+      for (const p of out.Parameters || []) names.add(p.Name);
+      token = out.NextToken;
+    } while (token);
+  }
+  return names;
+}
+
+/** Empty state: no functions, nothing on node lambdas, no service-defaults, no scenario parameters. */
+async function reset(scenario) {
+  let marker;
+  do {
+    const out = await sdk.lambda.send(new sdk.L.ListFunctionsCommand({ Marker: marker }));
+    for (const f of out.Functions || []) await sdk.lambda.send(new sdk.L.DeleteFunctionCommand({ FunctionName: f.FunctionName }));
+    marker = out.NextMarker;
+  } while (marker);
+  const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
+  for (const s of ns.body?.Services || []) {
+    await consul.api('PUT', '/v1/catalog/deregister', { Node: 'lambdas', ServiceID: s.ID });
+  }
+  const entries = await consul.api('GET', '/v1/config/service-defaults');
+  for (const e of entries.body || []) await consul.api('DELETE', `/v1/config/service-defaults/${encodeURIComponent(e.Name)}`);
+  for (const name of await parameterNames(scenario)) {
+    try {
+      await sdk.ssm.send(new sdk.S.DeleteParameterCommand({ Name: name }));
+    } catch (e) {
+      if (e.name !== 'ParameterNotFound') throw e;
+    }
+  }
+}
+
+/** Subset match, as tests/vectors/README.md defines it. */
+function subset(expected, actual, where = '$') {
+  if (expected === null) {
+    assert.ok(actual === null || actual === undefined, `${where}: expected null/absent, got ${JSON.stringify(actual)}`);
+  } else if (Array.isArray(expected)) {
+    assert.ok(Array.isArray(actual), `${where}: expected an array, got ${JSON.stringify(actual)}`);
+    assert.equal(actual.length, expected.length, `${where}: array length`);
+    expected.forEach((e, i) => subset(e, actual[i], `${where}[${i}]`));
+  } else if (typeof expected === 'object') {
+    assert.ok(actual && typeof actual === 'object' && !Array.isArray(actual), `${where}: expected an object, got ${JSON.stringify(actual)}`);
+    for (const [k, v] of Object.entries(expected)) subset(v, actual[k], `${where}.${k}`);
+  } else {
+    assert.deepEqual(actual, expected, where);
+  }
+}
+
+async function checkExpect(expect, outcome, label) {
+  if (expect.handler === 'ok') {
+    assert.equal(outcome.error, undefined, `${label}: handler failed: ${outcome.error?.message}\n${outcome.lines.join('\n')}`);
+  } else if (expect.handler === 'error') {
+    assert.ok(outcome.error, `${label}: the handler should have failed`);
+  }
+  if (expect.services) {
+    const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
+    const actual = {};
+    for (const s of ns.body?.Services || []) actual[s.Service] = [...(s.Tags || [])].sort();
+    const want = Object.fromEntries(Object.entries(expect.services).map(([k, v]) => [k, [...v].sort()]));
+    assert.deepEqual(actual, want, `${label}: services on node lambdas`);
+  }
+  for (const [name, args] of Object.entries(expect.serviceDefaults || {})) {
+    const r = await consul.api('GET', `/v1/config/service-defaults/${encodeURIComponent(name)}`);
+    if (args === null) {
+      assert.equal(r.status, 404, `${label}: service-defaults ${name} should not exist: ${JSON.stringify(r.body)}`);
+      continue;
+    }
+    assert.equal(r.status, 200, `${label}: service-defaults ${name} should exist`);
+    assert.equal(r.body.Protocol, 'http', `${label}: ${name} protocol`);
+    assert.equal(r.body.EnvoyExtensions?.length, 1, `${label}: ${name} has one extension`);
+    assert.equal(r.body.EnvoyExtensions[0].Name, 'builtin/aws/lambda');
+    assert.deepEqual(r.body.EnvoyExtensions[0].Arguments, args, `${label}: ${name} arguments`);
+  }
+  for (const [name, want] of Object.entries(expect.configEntries || {})) {
+    const r = await consul.api('GET', `/v1/config/service-defaults/${encodeURIComponent(name)}`);
+    if (want === null) {
+      assert.equal(r.status, 404, `${label}: config entry ${name} should not exist`);
+    } else {
+      assert.equal(r.status, 200, `${label}: config entry ${name} should exist`);
+      subset(want, r.body, `${label}: config entry ${name}`);
+    }
+  }
+  for (const [name, want] of Object.entries(expect.parameters || {})) {
+    let param;
+    try {
+      param = (await sdk.ssm.send(new sdk.S.GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter;
+    } catch (e) {
+      if (e.name !== 'ParameterNotFound') throw e;
+    }
+    if (want === null) {
+      assert.equal(param, undefined, `${label}: parameter ${name} should not exist`);
+      continue;
+    }
+    assert.ok(param, `${label}: parameter ${name} should exist`);
+    if (want.type) assert.equal(param.Type, want.type, `${label}: parameter ${name} type`);
+    const value = JSON.parse(param.Value);
+    if (value.privateKeyPEM) secrets.add(value.privateKeyPEM.split('\n')[1]); // a base64 line of the key
+    if (want.jsonKeys) assert.deepEqual(Object.keys(value).sort(), [...want.jsonKeys].sort(), `${label}: parameter ${name} keys`);
+  }
+}
+
+for (const file of scenarioFiles) {
+  const raw = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, file), 'utf8'));
+  test(`scenario ${file}: ${raw.name}`, async (t) => {
+    const scenario = substitute(raw);
+    await reset(scenario);
+    for (const [i, step] of scenario.steps.entries()) {
+      await t.test(`step ${i + 1}: ${step.description}`, async () => {
+        for (const a of step.consul || []) await applyConsul(a);
+        for (const a of step.aws || []) await applyAws(a);
+        const event = step.event === 'schedule' ? scheduleEvent() : step.event;
+        const outcome = await invoke(event, scenario.env || {});
+        await checkExpect(step.expect || {}, outcome, `${file} step ${i + 1}`);
+      });
+    }
+  });
+}
+
+test('the exported Lambda handler runs a full sync (process.env, STS for the account)', async () => {
+  await reset({ steps: [] });
+  await applyAws({ createFunction: { name: 'exported', tags: { [TAG_PREFIX + 'enabled']: 'true' } } });
+  const saved = { ...process.env };
+  Object.assign(process.env, hostEnv({ LOG_LEVEL: 'error' }));
+  try {
+    const { handler } = require('../host');
+    const res = await handler(scheduleEvent(), {});
+    assert.equal(res.failed.length, 0);
+    assert.equal(res.summary.create, 1);
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+  const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
+  assert.deepEqual(ns.body.Services.map((s) => s.Service), ['exported']);
+});
+
+test('dry run plans and changes nothing', async () => {
+  await reset({ steps: [] });
+  await applyAws({ createFunction: { name: 'dry', tags: { [TAG_PREFIX + 'enabled']: 'true' } } });
+  const out = await invoke(scheduleEvent(), { DRY_RUN: 'true' });
+  assert.equal(out.error, undefined);
+  assert.equal(out.result.dryRun, true);
+  assert.equal(out.result.summary.create, 1);
+  assert.equal(out.result.executed, 0);
+  assert.ok(out.lines.some((l) => JSON.parse(l).msg === 'dry run: nothing changed'));
+  const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
+  assert.ok(ns.status === 404 || !ns.body || (ns.body.Services || []).length === 0);
+});
+
+test('the read budget of a steady full sync: one tagging page and a handful of Consul reads', async () => {
+  await reset({ steps: [] });
+  for (const n of ['budget-a', 'budget-b', 'budget-c']) {
+    await applyAws({ createFunction: { name: n, tags: { [TAG_PREFIX + 'enabled']: 'true' } } });
+  }
+  const first = await invoke(scheduleEvent(), {});
+  assert.equal(first.error, undefined);
+  const steady = await invoke(scheduleEvent(), {});
+  assert.equal(steady.error, undefined);
+  assert.equal(steady.result.summary.operations, 0);
+  assert.equal(steady.result.tagPages, 1);
+  // agent/self, catalog/datacenters, node-services, service-defaults.
+  assert.equal(steady.result.consulRequests, 4);
+});
+
+test('an unreachable Consul makes the handler throw, after retries', async () => {
+  const started = Date.now();
+  const out = await invoke(scheduleEvent(), { CONSUL_HTTP_ADDR: 'http://127.0.0.1:9', CONSUL_TIMEOUT_MS: '500' });
+  assert.ok(out.error, 'the handler must throw');
+  assert.match(out.error.message, /connection|ECONNREFUSED|fetch failed/i);
+  assert.ok(Date.now() - started < 30000);
+});
+
+test('logs are JSON and never contain a token or a private key', () => {
+  assert.ok(allLogs.length > 0);
+  assert.ok(secrets.size >= 3, 'the tokens and at least one private key were seen');
+  for (const line of allLogs) {
+    const entry = JSON.parse(line);
+    assert.ok(entry.level && entry.msg && entry.time);
+    for (const s of secrets) assert.ok(!line.includes(s), `a secret leaked into a log line: ${entry.msg}`);
+  }
+});
