@@ -1,5 +1,18 @@
 // Tools module used only to build a real `consul` binary from source via the
 // Go module proxy (no prebuilt binary downloads). See scripts/install-consul.sh.
+//
+//   cd tools/consul && GOTOOLCHAIN=local go build -trimpath -ldflags "-s -w" -o consul github.com/hashicorp/consul
+//
+// Consul's own go.mod replaces its submodules (api, envoyextensions,
+// proto-public, sdk, troubleshoot) with ./<dir>; replace directives of a
+// dependency are ignored, so the submodules are pinned here instead. The
+// versions are the ones Consul v1.22.7's go.mod requires, except api: v1.22.7
+// uses ACLToken.Name / ACLAuthMethod.TokenNameFormat, which no api v1.33.x tag
+// has, so api is raised to v1.34.1, the first tag with them (its diff from
+// v1.33.7 only adds API types/fields; its own requirements are unchanged).
+// With that, the selected version of every other dependency equals the one in
+// Consul v1.22.7's go.mod. Bumping Consul: change the versions here, run
+// `go mod tidy`, and build.
 module github.com/consul-lambda-sync/tools/consul
 
 go 1.25.9
