@@ -10,7 +10,10 @@ fn main() {
     }
     match consul_lambda_sync::plan_json(&input) {
         Ok(plan) if std::env::args().any(|a| a == "--json") => {
-            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
         }
         Ok(plan) => print!("{}", consul_lambda_sync::render::format_plan(&plan)),
         Err(failure) => {

@@ -27,7 +27,7 @@ use crate::tags::{
     evaluate_function, FunctionReport, FunctionStatus, LambdaFunction, ServiceTarget,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Everything the planner needs: configuration, trigger and observed state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,13 +470,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             }),
             FunctionStatus::Managed => {}
         }
+        // A disabled function with a bad tag is frozen too: a bad value leaves the
+        // function's Consul state exactly as it is (SPEC §1).
+        if !r.errors.is_empty() {
+            frozen.insert(r.name.clone());
+        }
         out.errors.extend(r.errors.iter().cloned());
         out.warnings.extend(r.warnings.iter().cloned());
     }
+    let mut failed_names: Vec<String> = Vec::with_capacity(inv.failed.len());
     for f in &inv.failed {
         let name = parse_function_arn(&f.arn)
             .map(|a| a.name)
             .unwrap_or_else(|_| f.arn.clone());
+        failed_names.push(name.clone());
         out.errors.push(
             Diagnostic::new(
                 Code::FunctionLoadFailed,
@@ -495,6 +502,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         .iter()
         .filter_map(|a| parse_function_arn(a).ok().map(|a| a.name))
         .collect();
+    // The names a frozen function would register stay its own: another function that
+    // wants one conflicts with it, as it would if the function were valid.
+    let mut reserved: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| frozen.contains(&r.name)) {
+        reserved
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.name.as_str());
+        for alias in &r.settings.aliases {
+            reserved
+                .entry(format!("{}-{alias}", r.name))
+                .or_default()
+                .insert(r.name.as_str());
+        }
+    }
+    for name in &failed_names {
+        reserved
+            .entry(name.clone())
+            .or_default()
+            .insert(name.as_str());
+    }
 
     // 3. Desired services; two sources of one name conflict and both freeze.
     let mut claims: HashMap<ServiceKey, Vec<Desired<'_>>> = HashMap::new();
@@ -546,7 +574,24 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         let [d] = claimants.as_slice() else { continue };
         let obs = observed.get(key);
         let entry = obs.and_then(|o| o.entry.as_ref());
-        let problem = if unmanaged.contains(key) {
+        let frozen_owners: Vec<&str> = reserved
+            .get(&key.name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|o| *o != d.report.name)
+            .collect();
+        let problem = if !frozen_owners.is_empty() {
+            Some(Diagnostic::new(
+                Code::ServiceNameConflict,
+                format!(
+                    "service {} is also a name of function {}, which has errors; neither is changed",
+                    key.name,
+                    frozen_owners.join(" and ")
+                ),
+                "fix the other function's error first, or rename the function or alias",
+            ))
+        } else if unmanaged.contains(key) {
             Some(Diagnostic::new(
                 Code::UnmanagedServiceConflict,
                 format!("service {} is already on node {} without the {MANAGED_TAG} tag; it is not the registrator's", key.name, ctx.config.node_name),
@@ -778,7 +823,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     }
 
     // 6. Deregister what no function wants.
-    let managed_count = observed.values().filter(|o| o.catalog.is_some()).count();
+    // Managed services once this plan's registrations are done: counting them keeps the
+    // guard's decision the same when the plan is applied and planned again.
+    let managed_count = observed.values().filter(|o| o.catalog.is_some()).count()
+        + ops
+            .iter()
+            .filter(|o| o.kind == OperationKind::RegisterService)
+            .count();
     let mut withheld = 0usize;
     let mut deletions: Vec<Deletion> = Vec::new();
     for (key, obs) in &observed {
@@ -862,6 +913,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             .key("ALLOW_MASS_DEREGISTRATION"),
         );
     } else {
+        let wanted_params: HashSet<(&str, &str, &str)> = if ext.prefix.is_some() {
+            wanted_keys.iter().map(|k| parameter_key(k)).collect()
+        } else {
+            HashSet::new()
+        };
         for d in deletions {
             let op = |kind, request| Operation {
                 kind,
@@ -887,7 +943,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     Request::Consul(config_delete_request(&d.key)),
                 ));
             }
-            if let Some(request) = ext.delete(&d.key) {
+            // The parameter path has no datacenter: keep it if a wanted service uses it.
+            if let Some(request) = ext
+                .delete(&d.key)
+                .filter(|_| !wanted_params.contains(&parameter_key(&d.key)))
+            {
                 ops.push(op(OperationKind::DeleteExtensionData, request));
             }
             rows.push(ServiceChange {
@@ -926,6 +986,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     out.services = rows;
     finish(&mut out);
     Ok(out)
+}
+
+/// What names a service's extension data parameter: partition, namespace, name.
+fn parameter_key(key: &ServiceKey) -> (&str, &str, &str) {
+    (
+        key.partition.as_deref().unwrap_or("default"),
+        key.namespace.as_deref().unwrap_or("default"),
+        &key.name,
+    )
 }
 
 fn orphan_warning(key: &ServiceKey, why: &str) -> Diagnostic {

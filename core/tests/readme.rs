@@ -3,7 +3,8 @@
 use consul_lambda_sync::{plan_json, render::format_plan, Code};
 
 fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap_or_default()
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap_or_default()
 }
 
 /// The fenced block that follows `marker`.
@@ -29,7 +30,9 @@ fn worked_example_output_is_what_the_planner_prints() {
 #[test]
 fn error_code_table_lists_every_code() {
     let text = readme();
-    let table = text.split_once("<!-- error-codes -->").map_or("", |(_, t)| t);
+    let table = text
+        .split_once("<!-- error-codes -->")
+        .map_or("", |(_, t)| t);
     let documented: Vec<&str> = table
         .lines()
         .skip_while(|l| !l.starts_with('|'))
