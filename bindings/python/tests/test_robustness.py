@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import threading
 from typing import Any, Callable
@@ -204,3 +205,17 @@ def test_concurrent_calls_agree() -> None:
     assert not errors
     assert len(results) == 20
     assert all(r == want for r in results)
+
+
+def test_large_outputs_leave_the_gc_as_it_was() -> None:
+    functions = [{"arn": f"{ARN}-{i}", "tags": {ENABLED: "true"}} for i in range(3000)]
+    assert gc.isenabled()
+    big = cls.plan(plan_input(functions=functions))  # over 1 MB of JSON: GC paused, then back
+    assert big["summary"]["create"] == 3000
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert cls.plan(plan_input(functions=functions)) == big
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
