@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.." || exit 1
 mkdir -p fuzz/artifacts/logs
 for t in plan config tags event; do
     python3 fuzz/seed.py >/dev/null
-    nice -n 10 cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -dict=fuzz/json.dict \
+    nice -n 19 cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -dict=fuzz/json.dict \
         -print_final_stats=1 >"fuzz/artifacts/logs/$t.log" 2>&1
     echo "$t exit $?" >>fuzz/artifacts/logs/summary.txt
 done

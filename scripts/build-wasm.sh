@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Build the WebAssembly binding (crate wasm/, profile wasm-release) into
+#   wasm/pkg-web   ES module for browsers and bundlers (call `init()` first)
+#   wasm/pkg-node  CommonJS module for Node.js (loads synchronously)
+# both with TypeScript declarations, optimised with wasm-opt -Oz (binaryen from
+# npm, a devDependency of bindings/node). Prints the optimised and gzipped sizes.
+#
+# Installs what it needs: the wasm32-unknown-unknown target (rustup), and
+# wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in
+# Cargo.lock (cargo install, cached in ~/.cargo/bin, redone only when the
+# version differs). Works from any directory.
+set -euo pipefail
+
+log() { printf 'build-wasm: %s\n' "$*" >&2; }
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$root"
+
+# 1. The Rust target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. wasm-bindgen-cli matching the crate (the two must agree exactly).
+want="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+if [[ -z "$want" ]]; then
+  log "no wasm-bindgen in Cargo.lock; run cargo build -p consul-lambda-sync-wasm first"
+  exit 1
+fi
+bindgen="${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen"
+have="$("$bindgen" --version 2>/dev/null | awk '{ print $2 }' || true)"
+if [[ "$have" != "$want" ]]; then
+  log "installing wasm-bindgen-cli $want (found: ${have:-none}); this takes a few minutes once"
+  if ! cargo install wasm-bindgen-cli --version "$want" --locked --force; then
+    # The CLI's own lock file can name a crate version the registry no longer
+    # serves (yanked); then let cargo pick the newest compatible versions.
+    log "the --locked install failed; installing with freshly resolved dependencies"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+fi
+
+# 3. wasm-opt from the binaryen npm package.
+node_dir="$root/bindings/node"
+wasm_opt="$node_dir/node_modules/.bin/wasm-opt"
+if [[ ! -x "$wasm_opt" ]]; then
+  log "installing bindings/node's npm devDependencies (binaryen's wasm-opt)"
+  npm ci --prefix "$node_dir" --no-audit --no-fund >&2
+fi
+
+# 4. Build, bind, optimise.
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+log "cargo build (wasm32-unknown-unknown, profile wasm-release)"
+cargo build -p consul-lambda-sync-wasm --target wasm32-unknown-unknown --profile wasm-release
+raw="$target_dir/wasm32-unknown-unknown/wasm-release/consul_lambda_sync_wasm.wasm"
+
+# The features rustc enables by default for wasm32-unknown-unknown.
+features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
+
+for kind in web node; do
+  out="$root/wasm/pkg-$kind"
+  rm -rf "$out"
+  case "$kind" in
+    web) "$bindgen" "$raw" --target web --out-dir "$out" ;;
+    node) "$bindgen" "$raw" --target nodejs --out-dir "$out" ;;
+  esac
+  "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
+    "$out/consul_lambda_sync_wasm_bg.wasm" -o "$out/consul_lambda_sync_wasm_bg.wasm"
+  module_type=$([[ "$kind" == web ]] && echo module || echo commonjs)
+  cat >"$out/package.json" <<EOF
+{
+  "name": "consul-lambda-sync-wasm-$kind",
+  "version": "$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)",
+  "license": "MPL-2.0",
+  "type": "$module_type",
+  "main": "consul_lambda_sync_wasm.js",
+  "types": "consul_lambda_sync_wasm.d.ts"
+}
+EOF
+done
+
+wasm="$root/wasm/pkg-web/consul_lambda_sync_wasm_bg.wasm"
+size=$(wc -c <"$wasm")
+gz=$(gzip -9 -c "$wasm" | wc -c)
+log "raw (before wasm-bindgen and wasm-opt): $(wc -c <"$raw") bytes"
+printf 'wasm size: %d bytes (%d KiB), gzipped %d bytes (%d KiB); goal <= 150 KB, <= 60 KB gzipped\n' \
+  "$size" $(((size + 1023) / 1024)) "$gz" $(((gz + 1023) / 1024))
