@@ -21,7 +21,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test"
 cargo test --workspace
 
-for suite in test-python test-node test-e2e; do
+# Order matters: test-node builds the wasm package that test-web serves.
+for suite in test-python test-node test-web test-e2e test-node-host; do
   if [ -f "scripts/$suite.sh" ]; then
     stage "$suite"
     bash "scripts/$suite.sh"
