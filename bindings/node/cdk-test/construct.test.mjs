@@ -65,6 +65,10 @@ test('the function: Node.js host by default, reserved concurrency 1, environment
   // Never a plaintext token in the environment.
   const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
   assert.equal(fn.Properties.Environment.Variables.CONSUL_HTTP_TOKEN, undefined);
+  // A CA path means TLS, as in upstream's module; an explicit consulHttpSsl wins.
+  assert.equal(fn.Properties.Environment.Variables.CONSUL_HTTP_SSL, 'true');
+  const explicit = Object.values(synth({ ...BASE, consulHttpSsl: false }).template.findResources('AWS::Lambda::Function'))[0];
+  assert.equal(explicit.Properties.Environment.Variables.CONSUL_HTTP_SSL, 'false');
 });
 
 test('the Node.js asset holds the host, the core and undici', () => {
@@ -79,6 +83,11 @@ test('the Node.js asset holds the host, the core and undici', () => {
     assert.ok(fs.existsSync(path.join(dir, f)), `asset lacks ${f}`);
   }
   assert.ok(fs.readdirSync(dir).some((f) => f.endsWith('.node')) || fs.existsSync(path.join(dir, 'wasm')), 'asset lacks the core (addon or wasm)');
+  // The WebAssembly build rides along when it is built (the fallback for another architecture).
+  const wasmBuild = path.resolve(path.dirname(require.resolve('../package.json')), '..', '..', 'wasm', 'pkg-node', 'consul_lambda_sync_wasm.js');
+  if (fs.existsSync(wasmBuild)) {
+    for (const f of ['wasm/consul_lambda_sync_wasm.js', 'wasm/consul_lambda_sync_wasm_bg.wasm']) assert.ok(fs.existsSync(path.join(dir, f)), `asset lacks ${f}`);
+  }
   assert.ok(!fs.existsSync(path.join(dir, 'node_modules', 'aws-cdk-lib')), 'asset must not carry aws-cdk-lib');
 });
 
@@ -96,6 +105,21 @@ test('runtime python: Python 3.12 with the asset directory, and its handler', ()
     ReservedConcurrentExecutions: 1,
   });
   assert.throws(() => synth({ ...BASE, runtime: 'python' }), /pythonAssetDir/);
+});
+
+test('runtime python from the built zip (scripts/build-lambda-zip.sh): the zip is the code asset', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { tinyZip } = await import('../host-test/servers.mjs');
+  const zip = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cls-py-zip-')), 'consul-lambda-sync.zip');
+  fs.writeFileSync(zip, await tinyZip('consul_lambda_sync/host/handler.py', 'def handler(e, c):\n    return {}\n'));
+  const { app, template } = synth({ ...BASE, runtime: 'python', pythonAssetDir: zip });
+  template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'python3.12', Handler: 'consul_lambda_sync.host.handler.handler' });
+  const asm = app.synth();
+  const zips = fs.readdirSync(asm.directory).filter((f) => f.startsWith('asset.') && f.endsWith('.zip'));
+  assert.equal(zips.length, 1, fs.readdirSync(asm.directory).join());
+  assert.deepEqual(fs.readFileSync(path.join(asm.directory, zips[0])), fs.readFileSync(zip));
 });
 
 test('the Lambda API rule matches exactly the CloudTrail calls that matter', () => {
@@ -124,8 +148,24 @@ test('the schedule: rate(syncFrequencyInMinutes), default 10', () => {
   synth({ ...BASE, syncFrequencyInMinutes: 30 }).template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(30 minutes)' });
 });
 
+test('a failed sync is retried by Lambda, then lands in the dead-letter queue', () => {
+  const { template } = synth({ ...BASE, retryAttempts: 1, maxEventAge: cdk.Duration.minutes(30) });
+  const queueId = Object.keys(template.findResources('AWS::SQS::Queue'))[0];
+  const fnId = Object.keys(template.findResources('AWS::Lambda::Function'))[0];
+  // EventBridge invokes asynchronously: a handler that throws is retried by Lambda's
+  // asynchronous invocation, not by the rule target.
+  template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 1);
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+    FunctionName: { Ref: fnId },
+    Qualifier: '$LATEST',
+    MaximumRetryAttempts: 1,
+    MaximumEventAgeInSeconds: 1800,
+    DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+  });
+});
+
 test('both rules target the function with retries and the dead-letter queue', () => {
-  const { template } = synth({ ...BASE, retryAttempts: 4 });
+  const { template } = synth({ ...BASE, retryAttempts: 2 });
   template.resourceCountIs('AWS::SQS::Queue', 1);
   template.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 1209600, SqsManagedSseEnabled: true });
   const rules = Object.values(template.findResources('AWS::Events::Rule'));
@@ -136,7 +176,7 @@ test('both rules target the function with retries and the dead-letter queue', ()
     assert.equal(r.Properties.Targets.length, 1);
     const t = r.Properties.Targets[0];
     assert.deepEqual(t.Arn, { 'Fn::GetAtt': [fnId, 'Arn'] });
-    assert.equal(t.RetryPolicy.MaximumRetryAttempts, 4);
+    assert.equal(t.RetryPolicy.MaximumRetryAttempts, 2);
     assert.equal(t.RetryPolicy.MaximumEventAgeInSeconds, 3600);
     assert.deepEqual(t.DeadLetterConfig.Arn, { 'Fn::GetAtt': [queueId, 'Arn'] });
   }
@@ -148,7 +188,14 @@ test('both rules target the function with retries and the dead-letter queue', ()
 
 test('IAM: least privilege, SSM and KMS scoped to the parameters used', () => {
   const { template } = synth({ ...BASE, consulExtensionDataPrefix: '/consul/extension-data' });
-  const byId = Object.fromEntries(statements(template).map((s) => [s.Sid, s]));
+  const all = statements(template);
+  // The one statement CDK adds itself: the on-failure destination, on that queue only.
+  const queueId = Object.keys(template.findResources('AWS::SQS::Queue'))[0];
+  const unnamed = all.filter((s) => s.Sid === undefined);
+  assert.equal(unnamed.length, 1, JSON.stringify(unnamed));
+  assert.deepEqual(unnamed[0].Action, ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl']);
+  assert.deepEqual(unnamed[0].Resource, { 'Fn::GetAtt': [queueId, 'Arn'] });
+  const byId = Object.fromEntries(all.filter((s) => s.Sid !== undefined).map((s) => [s.Sid, s]));
   assert.deepEqual(Object.keys(byId).sort(), [
     'DecryptConsulSecrets', 'EncryptExtensionData', 'ListExtensionData', 'ListTaggedFunctions', 'ReadConsulSecrets', 'ReadFunctions', 'WriteExtensionData',
   ]);
@@ -180,8 +227,11 @@ test('IAM: least privilege, SSM and KMS scoped to the parameters used', () => {
 
 test('IAM without token, CA or extension data: only the inventory reads', () => {
   const { template } = synth({ consulHttpAddr: 'http://10.0.0.10:8500' });
-  const sids = statements(template).map((s) => s.Sid).sort();
+  const sids = statements(template).map((s) => s.Sid).filter(Boolean).sort();
   assert.deepEqual(sids, ['ListTaggedFunctions', 'ReadFunctions']);
+  // Besides those: the role's managed policy for logs, and the dead-letter queue.
+  const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+  assert.equal(fn.Properties.Environment.Variables.CONSUL_HTTP_SSL, undefined, 'no CA, no CONSUL_HTTP_SSL');
 });
 
 test('optional VPC and a custom reserved concurrency', () => {
@@ -210,6 +260,28 @@ test('a bad prop throws a ConsulLambdaSyncError naming each code and prop', () =
   for (const [code, prop] of [['invalid_url', 'consulHttpAddr'], ['out_of_range', 'syncFrequencyInMinutes'], ['invalid_parameter_path', 'consulExtensionDataPrefix'], ['invalid_node_name', 'nodeName']]) {
     assert.match(err.message, new RegExp(`\\[${code}\\] prop ${prop}`));
   }
+});
+
+test('deployment props are checked too, with the same codes, all at once', () => {
+  let err;
+  try {
+    synth({ ...BASE, pageSize: 500, retryAttempts: 3, reservedConcurrentExecutions: 0, maxEventAge: cdk.Duration.hours(7), memorySize: 64.5 });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConsulLambdaSyncError, String(err));
+  assert.equal(err.code, 'invalid_config');
+  assert.deepEqual(err.errors.map((d) => `${d.code} ${d.prop}`).sort(), [
+    'invalid_integer memorySize',
+    'out_of_range maxEventAge',
+    'out_of_range pageSize',
+    'out_of_range reservedConcurrentExecutions',
+    'out_of_range retryAttempts',
+  ]);
+  assert.match(err.message, /\[out_of_range\] prop retryAttempts="3": retryAttempts must be between 0 and 2 \(fix: /);
+  assert.match(err.message, /\[out_of_range\] prop reservedConcurrentExecutions="0": .*\(fix: keep reservedConcurrentExecutions at 1/);
+  const codes = new Set(require('..').errorCodes().map((c) => c.code));
+  for (const d of err.errors) assert.ok(codes.has(d.code), `${d.code} is one of the core's codes`);
 });
 
 test('a token prop is not validated, and says so', () => {

@@ -19,7 +19,11 @@ import type { Config, ConfigInput, TagOptions, Tier, LogLevel } from '../index';
 export interface ConsulLambdaRegistratorProps {
   /** The registrator's code: 'nodejs' (this package's host, default) or 'python'. */
   readonly runtime?: 'nodejs' | 'python';
-  /** For runtime 'python': a directory with the consul_lambda_sync package and its dependencies. */
+  /**
+   * For runtime 'python': the deployment package, either the zip that
+   * scripts/build-lambda-zip.sh builds or a directory holding the
+   * consul_lambda_sync package and its dependencies.
+   */
   readonly pythonAssetDir?: string;
   /** Overrides the code (either runtime). */
   readonly code?: lambda.Code;
@@ -33,7 +37,7 @@ export interface ConsulLambdaRegistratorProps {
   readonly enterprise?: boolean;
   readonly partitions?: string[];
   readonly consulHttpAddr?: string;
-  /** Parameter Store name of the Consul CA certificate. */
+  /** Parameter Store name of the Consul CA certificate; implies CONSUL_HTTP_SSL=true unless consulHttpSsl is given (as upstream's module does). */
   readonly consulCacertPath?: string;
   /** Parameter Store name of the ACL token (SecureString). */
   readonly consulHttpTokenPath?: string;
@@ -66,11 +70,17 @@ export interface ConsulLambdaRegistratorProps {
   readonly securityGroups?: ec2.ISecurityGroup[];
   /** The KMS key of the SecureString parameters (default: any key, used through SSM for these parameters only). */
   readonly kmsKeyArn?: string;
-  /** EventBridge retries per event (default 2). */
+  /**
+   * Retries of an event whose sync failed (the handler threw), 0 to 2 (default 2):
+   * the function's asynchronous invocation config, and the rules' target retry policy.
+   */
   readonly retryAttempts?: number;
-  /** Maximum event age for retries (default 1 hour). */
+  /** Maximum age of an event for retries, 1 minute to 6 hours (default 1 hour). */
   readonly maxEventAge?: Duration;
-  /** Dead-letter queue of both rules (default: a new SQS queue, 14 days). */
+  /**
+   * Where failed events end: the function's on-failure destination and both rules'
+   * dead-letter queue (default: a new SQS queue, SSE, 14 days).
+   */
   readonly deadLetterQueue?: sqs.IQueue;
 }
 

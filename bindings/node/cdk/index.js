@@ -18,6 +18,7 @@ const events = require('aws-cdk-lib/aws-events');
 const targets = require('aws-cdk-lib/aws-events-targets');
 const iam = require('aws-cdk-lib/aws-iam');
 const sqs = require('aws-cdk-lib/aws-sqs');
+const destinations = require('aws-cdk-lib/aws-lambda-destinations');
 const core = require('..');
 
 const TAG_PREFIX = 'serverless.consul.hashicorp.com/v1alpha1/lambda/';
@@ -79,11 +80,36 @@ function warn(scope, id, message) {
 const isToken = (v) => typeof v === 'string' && cdk.Token.isUnresolved(v);
 const hasToken = (v) => (Array.isArray(v) ? v.some(isToken) : isToken(v) || (typeof v === 'number' && cdk.Token.isUnresolved(v)));
 
+/** Checks of the deployment props the core does not know, as core diagnostics. */
+function deploymentDiagnostics(props) {
+  const out = [];
+  const range = (prop, value, min, max, unit, hint) => {
+    if (value === undefined || value === null || hasToken(value)) return;
+    if (typeof value !== 'number' || !Number.isInteger(value)) {
+      out.push({ code: 'invalid_integer', key: prop, value: String(value), message: `${prop} must be an integer`, hint });
+    } else if (value < min || value > max) {
+      out.push({ code: 'out_of_range', key: prop, value: String(value), message: `${prop} must be between ${min} and ${max}${unit}`, hint });
+    }
+  };
+  range('retryAttempts', props.retryAttempts, 0, 2, '', 'set retryAttempts to 0, 1 or 2 (Lambda retries a failed asynchronous invocation at most twice); the default is 2');
+  range('reservedConcurrentExecutions', props.reservedConcurrentExecutions, 1, 1000, '', 'keep reservedConcurrentExecutions at 1 (the default) so that two syncs never run at once; 0 would stop the registrator');
+  range('memorySize', props.memorySize, 128, 10240, ' MB', 'set memorySize from 128 to 10240; the default is 256');
+  const age = props.maxEventAge;
+  if (age !== undefined && age !== null && !(age instanceof cdk.Duration)) {
+    out.push({ code: 'invalid_input', key: 'maxEventAge', value: String(age), message: 'maxEventAge must be a cdk.Duration', hint: 'pass cdk.Duration.minutes(n), from 1 minute to 6 hours' });
+  } else if (age && !age.isUnresolved()) {
+    range('maxEventAge', age.toSeconds(), 60, 21600, ' seconds', 'set maxEventAge from Duration.minutes(1) to Duration.hours(6); the default is 1 hour');
+  }
+  return out;
+}
+
 /**
- * Validates the configuration props with the core (`configFromObject`). Values
- * that are CDK tokens (resolved only at deploy time) are skipped.
+ * Validates the props: the configuration with the core (`configFromObject`),
+ * the deployment props (retries, concurrency, memory, event age) here, with the
+ * core's codes. Values that are CDK tokens (resolved only at deploy time) are
+ * skipped. Every problem is reported at once.
  * @returns {{config: object, tokens: string[]}}
- * @throws {core.ConsulLambdaSyncError} code `invalid_config`; `.errors` name each problem's code
+ * @throws {core.ConsulLambdaSyncError} code `invalid_config`; `.errors` name each problem's code and prop
  */
 function validateRegistratorProps(props = {}) {
   const input = {};
@@ -97,18 +123,24 @@ function validateRegistratorProps(props = {}) {
     }
     input[field] = v;
   }
+  let config = null;
+  let failure = null;
+  let errors = [];
   try {
-    return { config: core.configFromObject(input), tokens };
+    config = core.configFromObject(input);
   } catch (e) {
     if (!(e instanceof core.ConsulLambdaSyncError)) throw e;
-    const errors = e.errors.map((d) => ({ ...d, prop: KEY_TO_PROP[d.key] || d.key }));
-    const lines = errors.map((d) => `[${d.code}] prop ${d.prop}${d.value !== undefined ? `=${JSON.stringify(d.value)}` : ''}: ${d.message} (fix: ${d.hint})`);
-    throw new core.ConsulLambdaSyncError({
-      ...e.details,
-      message: `ConsulLambdaRegistrator: invalid props:\n  ${lines.join('\n  ')}`,
-      errors,
-    });
+    failure = e;
+    errors = e.errors.map((d) => ({ ...d, prop: KEY_TO_PROP[d.key] || d.key }));
   }
+  errors.push(...deploymentDiagnostics(props).map((d) => ({ ...d, prop: d.key })));
+  if (errors.length === 0) return { config, tokens };
+  const lines = errors.map((d) => `[${d.code}] prop ${d.prop}${d.value !== undefined ? `=${JSON.stringify(d.value)}` : ''}: ${d.message} (fix: ${d.hint})`);
+  throw new core.ConsulLambdaSyncError({
+    ...(failure ? failure.details : { code: 'invalid_config', hint: 'fix each problem listed in `errors`' }),
+    message: `ConsulLambdaRegistrator: invalid props:\n  ${lines.join('\n  ')}`,
+    errors,
+  });
 }
 
 function parameterArn(scope, name) {
@@ -117,10 +149,19 @@ function parameterArn(scope, name) {
   return stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName, arnFormat: cdk.ArnFormat.SLASH_RESOURCE_NAME });
 }
 
+/** The WebAssembly build for Node.js, if there is one: shipped in the package, or built in the repository. */
+function wasmBuildDir() {
+  for (const dir of [path.join(PACKAGE_ROOT, 'wasm'), path.join(PACKAGE_ROOT, '..', '..', 'wasm', 'pkg-node')]) {
+    if (fs.existsSync(path.join(dir, 'consul_lambda_sync_wasm.js'))) return dir;
+  }
+  return null;
+}
+
 /**
  * Stages the Node.js Lambda code: this package's runtime files (index.js, the
- * native addon and/or wasm build, host/) plus undici. The AWS SDK v3 clients
- * come with the Lambda Node.js runtime.
+ * native addon, host/), the WebAssembly build as `wasm/` when there is one (the
+ * fallback index.js loads when the addon does not fit the Lambda architecture),
+ * plus undici. The AWS SDK v3 clients come with the Lambda Node.js runtime.
  */
 function stageNodeAsset() {
   const files = [];
@@ -131,7 +172,6 @@ function stageNodeAsset() {
   add('package.json');
   add('index.js');
   for (const f of fs.readdirSync(PACKAGE_ROOT)) if (f.endsWith('.node')) files.push(f);
-  add('wasm');
   add('host');
   const hash = crypto.createHash('sha256');
   const walk = (rel, visit) => {
@@ -143,6 +183,12 @@ function stageNodeAsset() {
     }
   };
   for (const rel of files) walk(rel, (r, abs) => hash.update(r).update(fs.readFileSync(abs)));
+  const wasmDir = wasmBuildDir();
+  if (wasmDir) {
+    for (const f of fs.readdirSync(wasmDir).sort()) {
+      if (/\.(js|wasm)$/.test(f) || f === 'package.json') hash.update(`wasm/${f}`).update(fs.readFileSync(path.join(wasmDir, f)));
+    }
+  }
   let undiciDir = null;
   try {
     undiciDir = path.dirname(require.resolve('undici/package.json', { paths: [PACKAGE_ROOT] }));
@@ -156,10 +202,25 @@ function stageNodeAsset() {
     const tmp = `${out}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     for (const rel of files) fs.cpSync(path.join(PACKAGE_ROOT, rel), path.join(tmp, rel), { recursive: true });
+    if (wasmDir) {
+      fs.mkdirSync(path.join(tmp, 'wasm'), { recursive: true });
+      for (const f of fs.readdirSync(wasmDir)) {
+        if (/\.(js|wasm)$/.test(f) || f === 'package.json') fs.copyFileSync(path.join(wasmDir, f), path.join(tmp, 'wasm', f));
+      }
+    }
     if (undiciDir) fs.cpSync(undiciDir, path.join(tmp, 'node_modules', 'undici'), { recursive: true });
     fs.writeFileSync(path.join(tmp, '.complete'), digest);
-    fs.rmSync(out, { recursive: true, force: true });
-    fs.renameSync(tmp, out);
+    try {
+      fs.renameSync(tmp, out);
+    } catch {
+      // Another process staged it meanwhile (keep theirs), or a stale partial copy is in the way.
+      if (fs.existsSync(path.join(out, '.complete'))) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      } else {
+        fs.rmSync(out, { recursive: true, force: true });
+        fs.renameSync(tmp, out);
+      }
+    }
   }
   return out;
 }
@@ -193,7 +254,9 @@ class ConsulLambdaRegistrator extends Construct {
       lambdaRuntime = lambda.Runtime.PYTHON_3_12;
       if (!code) {
         if (!props.pythonAssetDir) {
-          throw new Error("ConsulLambdaRegistrator: runtime 'python' needs pythonAssetDir (a directory holding the consul_lambda_sync package and its dependencies) or code");
+          throw new Error(
+            "ConsulLambdaRegistrator: runtime 'python' needs pythonAssetDir (the zip that scripts/build-lambda-zip.sh builds, or a directory holding the consul_lambda_sync package and its dependencies) or code",
+          );
         }
         code = lambda.Code.fromAsset(props.pythonAssetDir);
       }
@@ -211,7 +274,25 @@ class ConsulLambdaRegistrator extends Construct {
       if (!envName || v === undefined || v === null) continue;
       environment[envName] = Array.isArray(v) ? v.join(',') : String(v);
     }
+    // Like upstream's Terraform module: a CA certificate means TLS.
+    if (props.consulCacertPath && (props.consulHttpSsl === undefined || props.consulHttpSsl === null)) {
+      environment.CONSUL_HTTP_SSL = 'true';
+    }
     if (props.environment) Object.assign(environment, props.environment);
+
+    // Failures: EventBridge invokes the function asynchronously, so a sync that
+    // throws is retried by Lambda (retryAttempts, maxEventAge), and an event
+    // that still fails goes to the dead-letter queue (on-failure destination).
+    // Events EventBridge cannot deliver at all go to the same queue.
+    this.deadLetterQueue =
+      props.deadLetterQueue ||
+      new sqs.Queue(this, 'DeadLetterQueue', {
+        retentionPeriod: cdk.Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+    const retryAttempts = props.retryAttempts ?? 2;
+    const maxEventAge = props.maxEventAge ?? cdk.Duration.hours(1);
 
     this.function = new lambda.Function(this, 'Function', {
       runtime: lambdaRuntime,
@@ -224,6 +305,9 @@ class ConsulLambdaRegistrator extends Construct {
       architecture: props.architecture || lambda.Architecture.X86_64,
       reservedConcurrentExecutions: reserved,
       environment,
+      retryAttempts,
+      maxEventAge,
+      onFailure: new destinations.SqsDestination(this.deadLetterQueue),
       ...(props.vpc ? { vpc: props.vpc, vpcSubnets: props.vpcSubnets, securityGroups: props.securityGroups } : {}),
     });
 
@@ -268,18 +352,11 @@ class ConsulLambdaRegistrator extends Construct {
       );
     }
 
-    // Dead-letter queue and rules.
-    this.deadLetterQueue =
-      props.deadLetterQueue ||
-      new sqs.Queue(this, 'DeadLetterQueue', {
-        retentionPeriod: cdk.Duration.days(14),
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
-        enforceSSL: true,
-      });
+    // Rules.
     const target = () =>
       new targets.LambdaFunction(fn, {
-        retryAttempts: props.retryAttempts ?? 2,
-        maxEventAge: props.maxEventAge ?? cdk.Duration.hours(1),
+        retryAttempts,
+        maxEventAge,
         deadLetterQueue: this.deadLetterQueue,
       });
     this.lambdaEventsRule = new events.Rule(this, 'LambdaApiCalls', {
@@ -336,7 +413,8 @@ class ConsulTagChecker {
     if (this.reported.has(node)) return;
     this.reported.add(node);
     const owner = node.node.scope instanceof lambda.Function && node.node.scope.node.defaultChild === node ? node.node.scope : node;
-    const fnPath = owner.node.path;
+    const physical = node.functionName;
+    const fnPath = typeof physical === 'string' && !isToken(physical) ? `${owner.node.path} (${physical})` : owner.node.path;
     const all = node.tags.tagValues();
     const tags = {};
     let relevant = false;

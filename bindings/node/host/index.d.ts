@@ -75,7 +75,11 @@ export interface ConsulClientOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   logger?: Logger;
-  fetch?: typeof fetch;
+  /** Replaces fetch (tests); called with the URL and fetch's options (method, headers, body, signal, undici dispatcher). */
+  fetch?(
+    url: { readonly href: string },
+    init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: any; dispatcher?: any },
+  ): Promise<{ readonly status: number; text(): Promise<string> }>;
 }
 
 export declare class ConsulClient {

@@ -22,8 +22,10 @@
 //     values are built at execution time by `extensionDataParameter`;
 //  7. throw (RegistratorError, code `sync_failed`) when an operation failed or
 //     was skipped, the inventory was incomplete, a function could not be
-//     loaded, or a safety stop tripped — so that EventBridge retries and the
-//     errors metric shows it; a bad tag on one function is logged, not thrown.
+//     loaded, or a safety stop tripped — so that Lambda retries the
+//     (asynchronous) invocation, the event ends in the dead-letter queue if it
+//     keeps failing, and the errors metric shows it; a bad tag on one function
+//     is logged, not thrown.
 
 const fs = require('node:fs');
 const { createLogger, describeError } = require('./log');
