@@ -1,0 +1,48 @@
+'use strict';
+// The registrator, and two application functions that it will register.
+const cdk = require('aws-cdk-lib');
+const lambda = require('aws-cdk-lib/aws-lambda');
+const { ConsulLambdaRegistrator, applyConsulTags } = require('consul-lambda-sync/cdk');
+
+class ConsulLambdaStack extends cdk.Stack {
+  /**
+   * @param {import('constructs').Construct} scope
+   * @param {string} id
+   * @param {cdk.StackProps & {ordersInvocationMode?: string}} [props]
+   */
+  constructor(scope, id, props = {}) {
+    super(scope, id, props);
+
+    this.registrator = new ConsulLambdaRegistrator(this, 'Registrator', {
+      consulHttpAddr: 'https://consul.internal.example.com:8501',
+      consulHttpTokenPath: '/consul/lambda-registrator/token',
+      consulCacertPath: '/consul/lambda-registrator/ca-cert',
+      consulExtensionDataPrefix: '/consul/lambda-extension-data',
+      datacenter: 'dc1',
+      syncFrequencyInMinutes: 5,
+    });
+
+    const code = lambda.Code.fromInline('exports.handler = async (event) => ({ statusCode: 200, body: JSON.stringify(event) });');
+
+    // Tags from typed options (checked by the core when the app runs).
+    const billing = new lambda.Function(this, 'Billing', {
+      functionName: 'billing',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code,
+    });
+    applyConsulTags(billing, { aliases: ['live'], invocationMode: 'SYNCHRONOUS', payloadPassthrough: true });
+
+    // Tags by hand (checked by ConsulTagChecker at synth time).
+    const orders = new lambda.Function(this, 'Orders', {
+      functionName: 'orders',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code,
+    });
+    cdk.Tags.of(orders).add('serverless.consul.hashicorp.com/v1alpha1/lambda/enabled', 'true');
+    cdk.Tags.of(orders).add('serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode', props.ordersInvocationMode || 'ASYNCHRONOUS');
+  }
+}
+
+module.exports = { ConsulLambdaStack };
