@@ -1,0 +1,45 @@
+# Least-privilege Consul ACL policy for consul-lambda-sync (the Lambda registrator).
+#
+#   consul acl policy create -name consul-lambda-sync -rules @docs/acl-policy.hcl
+#   consul acl token create -description consul-lambda-sync -policy-name consul-lambda-sync
+#   # store the token's SecretID as a SecureString and set CONSUL_HTTP_TOKEN_PATH to its name
+#
+# The end-to-end tests (tests/e2e/test_acl.py) run the registrator with a token made
+# from exactly this file on an agent whose default policy is "deny".
+#
+# If you set NODE_NAME, replace "lambdas" below with it.
+
+# PUT /v1/catalog/register and /v1/catalog/deregister on the registrator's external
+# node, and GET /v1/catalog/node-services/lambdas.
+node "lambdas" {
+  policy = "write"
+}
+
+# - PUT /v1/catalog/register, /v1/catalog/deregister: service:write on each service;
+# - PUT /v1/config, DELETE /v1/config/service-defaults/:name: a service-defaults
+#   entry needs service:write on its service name; GET /v1/config/service-defaults
+#   lists only the entries the token can read;
+# - GET /v1/agent/connect/ca/leaf/:service (extension data only): service:write.
+# Lambda service names are the function names (and NAME-ALIAS); if yours share a
+# prefix, use it here instead of "".
+service_prefix "" {
+  policy = "write"
+}
+
+# GET /v1/agent/self, to learn the agent's datacenter. Not used when DATACENTER is set:
+# then this rule can be dropped.
+agent_prefix "" {
+  policy = "read"
+}
+
+# Not needed: GET /v1/catalog/datacenters and /v1/agent/connect/ca/roots need no ACL.
+#
+# Consul Enterprise: grant the same rules inside every managed partition and
+# namespace, e.g.
+#
+#   partition_prefix "" {
+#     node "lambdas" { policy = "write" }
+#     namespace_prefix "" {
+#       service_prefix "" { policy = "write" }
+#     }
+#   }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the Lambda deployment package of the registrator (x86_64):
+#   the consul-lambda-sync wheel (Rust core + consul_lambda_sync.host) and requests,
+#   installed with `pip install --target` and zipped.
+# boto3 is left out: every Lambda Python runtime ships it (--with-boto3 adds it).
+#
+# By default the wheel is manylinux2014 (glibc 2.17), built with zig (the ziglang
+# package from PyPI, installed into the venv), so the zip runs on every Lambda
+# Python runtime from python3.9 (Amazon Linux 2 and 2023). --native builds with
+# the machine's own toolchain instead: the wheel then needs this machine's glibc
+# (python3.12/python3.13 runtimes on Amazon Linux 2023 when built on glibc <= 2.34).
+#
+#   Handler:      consul_lambda_sync.host.handler.handler
+#   Architecture: x86_64
+#
+# Usage: scripts/build-lambda-zip.sh [--out FILE] [--python 3.12] [--with-boto3] [--native]
+# stdout: the path of the zip; stderr: progress and its size.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+out="$repo/target/lambda/consul-lambda-sync.zip"
+pyver="3.12"
+with_boto3=false
+native=false
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --python) pyver="$2"; shift 2 ;;
+    --with-boto3) with_boto3=true; shift ;;
+    --native) native=true; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "build-lambda-zip: unknown argument $1" >&2; exit 3 ;;
+  esac
+done
+log() { printf 'build-lambda-zip: %s\n' "$*" >&2; }
+[[ "$out" = /* ]] || out="$PWD/$out"
+
+venv="${VENV:-$repo/.venv}"
+[[ -x "$venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$venv"
+py="$venv/bin/python"
+pip() { "$py" -m pip install -q --disable-pip-version-check "$@" >&2; }
+pip "maturin>=1.9,<2"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+if $native; then
+  log "building the wheel (native toolchain)"
+  (cd "$repo/bindings/python" \
+    && "$venv/bin/maturin" build --release --interpreter "$py" --out "$work/wheels" >&2)
+else
+  pip "ziglang>=0.13"
+  log "building the manylinux2014 wheel with zig"
+  (cd "$repo/bindings/python" \
+    && PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release --zig \
+      --compatibility manylinux2014 --target x86_64-unknown-linux-gnu \
+      --interpreter "$py" --out "$work/wheels" >&2)
+fi
+wheel="$(ls "$work"/wheels/consul_lambda_sync-*.whl | head -n1)"
+log "wheel $(basename "$wheel")"
+
+pkg="$work/package"
+pip --target "$pkg" --no-deps "$wheel"
+rm -rf "$pkg/bin" # the console script: of no use in Lambda
+deps=("requests>=2.31")
+$with_boto3 && deps+=("boto3>=1.28")
+pip --target "$pkg" --platform manylinux2014_x86_64 --implementation cp \
+  --python-version "$pyver" --only-binary=:all: "${deps[@]}"
+find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
+
+# Smoke test: the handler imports from the package directory alone (plus boto3,
+# which the Lambda runtime provides).
+(cd "$work" && PYTHONPATH="$pkg" "$py" -c '
+import consul_lambda_sync.host.handler as h, consul_lambda_sync as c, sys
+assert h.__file__.startswith(sys.argv[1]), h.__file__
+print("build-lambda-zip: handler imports; core", c.version(), file=sys.stderr)
+' "$pkg")
+find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
+
+mkdir -p "$(dirname "$out")"
+rm -f "$out"
+(cd "$pkg" && "$py" -m zipfile -c "$out" ./*)
+size=$(wc -c <"$out")
+log "wrote $out ($size bytes, $((size / 1024)) KiB); handler consul_lambda_sync.host.handler.handler"
+printf '%s\n' "$out"

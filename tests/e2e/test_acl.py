@@ -1,0 +1,91 @@
+"""ACLs on (default deny): the registrator runs with the least-privilege token of
+docs/acl-policy.hcl, read from Parameter Store (never the management token)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from consul_lambda_sync.host.sync import SyncFailed
+
+from conftest import TOKEN_PARAM
+from harness import ENABLED, MANAGED_TAG, Harness
+
+
+def test_least_privilege_token_syncs_everything(
+    h_acl: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = h_acl
+    assert "CONSUL_HTTP_TOKEN" not in h.env()
+    h.setenv(CONSUL_EXTENSION_DATA_PREFIX="/cls/acl")
+    h.enabled("orders", aliases="prod")
+    h.enabled("payments", invocation_mode="asynchronous")
+
+    out = h.sync()
+
+    assert out["ok"], out
+    assert out["plan"]["create"] == 3
+    assert sorted(h.consul.services()) == ["orders", "orders-prod", "payments"]
+    assert all(s["Tags"] == [MANAGED_TAG] for s in h.consul.services().values())
+    assert sorted(h.consul.entries()) == ["orders", "orders-prod", "payments"]
+    # Leaf certificates need service:write: extension data was written too.
+    assert sorted(h.parameters("/cls/acl")) == [
+        "/cls/acl/default/default/orders",
+        "/cls/acl/default/default/orders-prod",
+        "/cls/acl/default/default/payments",
+    ]
+    # Steady state with the same token.
+    again = h.sync()
+    assert again["plan"]["operations"] == 0
+
+    # Deregistration (catalog deregister + config entry delete + parameter delete).
+    h.untag("payments", [ENABLED])
+    out = h.handle(h.untag_event("payments", [ENABLED]))
+    assert out["plan"]["delete"] == 1
+    assert out["operations"]["failed"] == 0
+    assert "payments" not in h.consul.services()
+    assert "payments" not in h.consul.entries()
+    assert "/cls/acl/default/default/payments" not in h.parameters("/cls/acl")
+
+    logs = capsys.readouterr().out
+    assert h.token
+    assert h.token not in logs
+    assert h.consul.management_token
+    assert h.consul.management_token not in logs
+    assert "PRIVATE KEY" not in logs
+
+
+def test_handler_raises_when_an_operation_is_denied(
+    h_acl: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = h_acl
+    narrow = h.consul.create_token(
+        'node "lambdas" { policy = "write" }\n'
+        'service_prefix "allowed-" { policy = "write" }\n'
+        'agent_prefix "" { policy = "read" }\n',
+        name="narrow",
+    )
+    h.put_secret(TOKEN_PARAM, narrow)
+    h.enabled("allowed-one")
+    h.enabled("denied")
+
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+
+    summary = err.value.summary
+    assert summary["operations"]["failed"] == 1
+    assert summary["operations"]["ok"] == 2
+    (failure,) = [f for f in summary["failures"] if f["status"] == "failed"]
+    assert failure["service"] == "denied"
+    assert "403" in failure["error"]
+    assert summary["operations"]["skipped"] == 1
+    # The register after the failed config entry write was not attempted.
+    assert sorted(h.consul.services()) == ["allowed-one"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    ops = [ln for ln in lines if ln.get("msg") == "operation"]
+    assert {(o["service"], o["status"]) for o in ops} == {
+        ("allowed-one", "ok"),
+        ("denied", "failed"),
+        ("denied", "skipped"),
+    }
+    assert all(narrow not in json.dumps(ln) for ln in lines)

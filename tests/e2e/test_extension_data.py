@@ -1,0 +1,124 @@
+"""Extension data (CONSUL_EXTENSION_DATA_PREFIX): leaf certificates in Parameter Store."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from harness import ENABLED, Harness
+
+if TYPE_CHECKING:
+    import pytest
+
+PREFIX = "/cls/ext"
+
+
+def param(name: str) -> str:
+    return f"{PREFIX}/default/default/{name}"
+
+
+def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    h.setenv(CONSUL_EXTENSION_DATA_PREFIX=PREFIX)
+    h.enabled("mesh", aliases="live")
+    h.enabled("other")
+
+    out = h.sync()
+    assert out["ok"], out
+    stored = h.parameters(PREFIX)
+    assert sorted(stored) == [param("mesh"), param("mesh-live"), param("other")]
+    data = json.loads(stored[param("mesh")])
+    assert sorted(data) == ["certPEM", "privateKeyPEM", "rootCertPEM", "trustDomain"]
+    leaf = h.consul.get("/v1/agent/connect/ca/leaf/mesh")
+    roots = h.consul.get("/v1/agent/connect/ca/roots")
+    assert data["certPEM"] == leaf["CertPEM"]
+    assert data["privateKeyPEM"] == leaf["PrivateKeyPEM"]
+    assert data["trustDomain"] == roots["TrustDomain"]
+    active = next(r for r in roots["Roots"] if r["Active"])
+    assert data["rootCertPEM"] == active["RootCert"]
+    kind = h.ssm.get_parameter(Name=param("mesh"))["Parameter"]["Type"]
+    assert kind == "SecureString"
+
+    # Steady state: no writes; one agent-cached leaf read per service, roots, one SSM page.
+    again = h.sync()
+    assert again["plan"]["operations"] == 0
+    assert again["requests"]["consul"] == {"reads": 4 + 1 + 3, "writes": 0}
+    assert again["requests"]["aws"]["calls"] == {"GetResources": 1, "GetParametersByPath": 1}
+    print(f"\nsteady full sync with extension data, 3 services: {again['requests']}")
+
+    # A stale value (an old certificate) is rewritten (FIX: not only at first registration).
+    stale = dict(data, certPEM="-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n")
+    h.put_secret(param("mesh"), json.dumps(stale))
+    out = h.sync()
+    assert out["plan"]["update"] == 1
+    assert out["requests"]["aws"]["writes"] == 1
+    assert json.loads(h.parameters(PREFIX)[param("mesh")])["certPEM"] == leaf["CertPEM"]
+
+    # Deregistration deletes the parameters.
+    h.untag("mesh", [ENABLED])
+    out = h.handle(h.untag_event("mesh", [ENABLED]))
+    assert out["plan"]["delete"] == 2
+    assert sorted(h.parameters(PREFIX)) == [param("other")]
+
+    logs = capsys.readouterr().out
+    assert "PRIVATE KEY" not in logs
+    assert leaf["PrivateKeyPEM"] not in logs
+
+
+def test_missing_parameter_is_recreated_and_delete_of_missing_is_fine(h: Harness) -> None:
+    h.setenv(CONSUL_EXTENSION_DATA_PREFIX=PREFIX)
+    h.enabled("solo")
+    h.sync()
+    h.ssm.delete_parameter(Name=param("solo"))
+    out = h.sync()
+    assert out["plan"]["update"] == 1
+    assert param("solo") in h.parameters(PREFIX)
+    # Deleted by hand before the function goes away: the deregistration still succeeds.
+    h.ssm.delete_parameter(Name=param("solo"))
+    h.delete_function("solo")
+    out = h.handle(h.delete_event("solo"))
+    assert out["ok"]
+    assert out["plan"]["delete"] == 1
+    assert h.consul.services() == {}
+
+
+def test_rewritten_when_consul_rotates_the_ca(h: Harness) -> None:
+    """A real leaf change: the CA is rotated, the agent re-issues the leaf, the next
+    full sync rewrites the parameter with the new certificate and root."""
+    h.setenv(CONSUL_EXTENSION_DATA_PREFIX=PREFIX)
+    h.enabled("rotating")
+    assert h.sync()["ok"]
+    before = json.loads(h.parameters(PREFIX)[param("rotating")])
+    old_leaf = h.consul.get("/v1/agent/connect/ca/leaf/rotating")
+    assert before["certPEM"] == old_leaf["CertPEM"]
+
+    # A new key type makes Consul generate a new root (cross-signed by the old one).
+    config = h.consul.get("/v1/connect/ca/configuration")
+    key_type = (config.get("Config") or {}).get("PrivateKeyType") or "ec"
+    new_type, new_bits = ("rsa", 2048) if key_type == "ec" else ("ec", 256)
+    h.consul.put(
+        "/v1/connect/ca/configuration",
+        {
+            "Provider": config["Provider"],
+            "Config": {"PrivateKeyType": new_type, "PrivateKeyBits": new_bits},
+        },
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        leaf = h.consul.get("/v1/agent/connect/ca/leaf/rotating")
+        if leaf["CertPEM"] != old_leaf["CertPEM"]:
+            break
+        assert time.monotonic() < deadline, "the agent did not re-issue the leaf"
+        time.sleep(0.5)
+
+    out = h.sync()
+    assert out["ok"], out
+    assert out["plan"]["update"] == 1
+    assert out["requests"]["aws"]["writes"] == 1
+    after = json.loads(h.parameters(PREFIX)[param("rotating")])
+    current = h.consul.get("/v1/agent/connect/ca/leaf/rotating")
+    assert after["certPEM"] == current["CertPEM"] != before["certPEM"]
+    roots = h.consul.get("/v1/agent/connect/ca/roots")
+    active = next(r for r in roots["Roots"] if r["Active"])
+    assert after["rootCertPEM"] == active["RootCert"] != before["rootCertPEM"]
+    assert h.sync()["plan"]["operations"] == 0

@@ -1,0 +1,365 @@
+"""Full syncs and events against a real Consul agent and moto."""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+import consul_lambda_sync as core
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from consul_lambda_sync.host.aws import AwsClients
+from consul_lambda_sync.host.consul import ConsulError
+from consul_lambda_sync.host.sync import SyncFailed
+
+from harness import ENABLED, MANAGED_TAG, PREFIX, Harness
+
+
+def lambda_args(entry: dict[str, Any]) -> dict[str, Any]:
+    (ext,) = entry["EnvoyExtensions"]
+    assert ext["Name"] == "builtin/aws/lambda"
+    return dict(ext["Arguments"])
+
+
+def test_full_sync_registers_tagged_functions(h: Harness) -> None:
+    h.enabled("orders", aliases="prod+staging")
+    h.enabled("payments", invocation_mode="ASYNCHRONOUS", payload_passthrough="true")
+    h.create_function("plain", {"team": "x"})
+    h.create_function("off", {ENABLED: "false"})
+    h.create_function("untagged")
+
+    out = h.sync()
+
+    assert out["ok"]
+    assert out["plan"]["create"] == 4
+    assert out["operations"]["failed"] == 0
+    services = h.consul.services()
+    assert sorted(services) == ["orders", "orders-prod", "orders-staging", "payments"]
+    for name, s in services.items():
+        assert s["ID"] == name
+        assert s["Tags"] == [MANAGED_TAG]
+    node = h.consul.node()
+    assert node is not None
+    assert node["Meta"]["external-node"] == "true"
+    assert node["Meta"]["external-probe"] == "true"
+
+    entries = h.consul.entries()
+    assert sorted(entries) == sorted(services)
+    assert entries["payments"]["Protocol"] == "http"
+    assert lambda_args(entries["payments"]) == {
+        "arn": h.arn("payments"),
+        "invocationMode": "asynchronous",  # FIX: lower case, which Consul honours
+        "payloadPassthrough": True,
+    }
+    assert lambda_args(entries["orders"]) == {
+        "arn": h.arn("orders"),
+        "invocationMode": "synchronous",
+        "payloadPassthrough": False,
+    }
+    assert lambda_args(entries["orders-prod"])["arn"] == h.arn("orders") + ":prod"
+    assert lambda_args(entries["orders-staging"])["arn"] == h.arn("orders") + ":staging"
+    assert entries["orders"]["EnvoyExtensions"][0]["Required"] is False
+
+
+def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(5):
+        h.enabled(f"fn{i}", aliases="live")
+    first = h.sync()
+    assert first["plan"]["create"] == 10
+
+    # Count every HTTP request the host sends to Consul, independently of its own counters.
+    seen: collections.Counter[str] = collections.Counter()
+    real = requests.Session.request
+
+    def counting(self: requests.Session, method: str, url: str, *a: Any, **kw: Any) -> Any:
+        if url.startswith(h.consul.addr):
+            seen[method.upper()] += 1
+        return real(self, method, url, *a, **kw)
+
+    monkeypatch.setattr(requests.Session, "request", counting)
+    again = h.sync()
+
+    assert again["plan"]["operations"] == 0
+    assert again["plan"]["unchanged"] == 10
+    assert seen["PUT"] == 0
+    assert seen["DELETE"] == 0
+    # agent/self, catalog/datacenters, node-services, service-defaults.
+    assert seen["GET"] == 4
+    assert again["requests"]["consul"] == {"reads": 4, "writes": 0}
+    # One GetResources page for up to 100 functions, nothing else (the account comes
+    # from the Lambda context, so no STS call).
+    calls = again["requests"]["aws"]["calls"]
+    assert calls == {"GetResources": 1}
+    print(
+        f"\nsteady full sync, 5 functions/10 services: consul {again['requests']['consul']}, "
+        f"aws {calls}"
+    )
+
+
+def test_tag_untag_and_delete_events(h: Harness) -> None:
+    h.create_function("svc", {"team": "x"})
+    h.create_function("other")
+    assert h.sync()["plan"]["create"] == 0
+
+    # Tagging: the event names one function; only that function is read and synced.
+    h.tag("svc", {ENABLED: "true"})
+    out = h.handle(h.tag_event("svc", {ENABLED: "true"}))
+    assert out["trigger"]["kind"] == "function"
+    assert out["plan"]["create"] == 1
+    assert out["requests"]["aws"]["calls"].get("GetFunction") == 1
+    assert "GetResources" not in out["requests"]["aws"]["calls"]
+    assert "svc" in h.consul.services()
+    assert "svc" in h.consul.entries()
+
+    # Untagging the enabled key deregisters it and deletes its config entry.
+    h.untag("svc", [ENABLED])
+    out = h.handle(h.untag_event("svc", [ENABLED]))
+    assert out["plan"]["delete"] == 1
+    assert "svc" not in h.consul.services()
+    assert "svc" not in h.consul.entries()
+
+    # CreateFunction with tags registers; DeleteFunction (FIX) deregisters.
+    h.enabled("born")
+    assert h.handle(h.create_event("born"))["plan"]["create"] == 1
+    assert "born" in h.consul.services()
+    h.delete_function("born")
+    out = h.handle(h.delete_event("born"))
+    assert out["plan"]["delete"] == 1
+    assert "born" not in h.consul.services()
+    assert "born" not in h.consul.entries()
+
+
+def test_ignored_events_touch_nothing(h: Harness) -> None:
+    failed = h.tag_event("x", {ENABLED: "true"})
+    failed["detail"]["errorCode"] = "AccessDenied"
+    out = h.handle(failed)
+    assert out["trigger"]["kind"] == "ignore"
+    version_delete = h.cloudtrail("DeleteFunction20150331", {"functionName": "x", "qualifier": "3"})
+    assert h.handle(version_delete)["trigger"]["kind"] == "ignore"
+
+
+def test_drift_is_repaired_by_full_sync(h: Harness) -> None:
+    h.enabled("drifty", invocation_mode="asynchronous")
+    h.enabled("steady")
+    h.sync()
+    # Someone edits the entry by hand (upstream's upper-case value means synchronous)…
+    entry = h.consul.entries()["drifty"]
+    entry["EnvoyExtensions"][0]["Arguments"]["invocationMode"] = "ASYNCHRONOUS"
+    entry["EnvoyExtensions"][0]["Arguments"]["payloadPassthrough"] = True
+    h.consul.put("/v1/config", entry)
+    # …and deregisters the other service from the catalog.
+    h.consul.put("/v1/catalog/deregister", {"Node": "lambdas", "ServiceID": "steady"})
+
+    out = h.sync()
+    assert out["plan"]["update"] == 2
+    assert out["plan"]["create"] == 0
+    assert out["requests"]["consul"]["writes"] == 2
+    assert lambda_args(h.consul.entries()["drifty"]) == {
+        "arn": h.arn("drifty"),
+        "invocationMode": "asynchronous",
+        "payloadPassthrough": False,
+    }
+    assert "steady" in h.consul.services()
+    assert h.sync()["plan"]["operations"] == 0
+
+
+def test_key_case_alone_is_not_drift(h: Harness) -> None:
+    h.enabled("cased")
+    h.sync()
+    entry = h.consul.entries()["cased"]
+    args = entry["EnvoyExtensions"][0]["Arguments"]
+    entry["EnvoyExtensions"][0]["Arguments"] = {
+        "ARN": args["arn"],
+        "InvocationMode": "synchronous",
+        "PayloadPassthrough": False,
+    }
+    h.consul.put("/v1/config", entry)
+    assert h.sync()["plan"]["operations"] == 0
+
+
+def test_alias_removed_deregisters_its_service(h: Harness) -> None:
+    h.enabled("f", aliases="a+b")
+    h.sync()
+    assert sorted(h.consul.services()) == ["f", "f-a", "f-b"]
+    h.tag("f", {PREFIX + "aliases": "b"})
+    out = h.handle(h.tag_event("f", {PREFIX + "aliases": "b"}))
+    assert out["plan"]["delete"] == 1
+    assert sorted(h.consul.services()) == ["f", "f-b"]
+    assert sorted(h.consul.entries()) == ["f", "f-b"]
+
+
+def test_invalid_tag_freezes_only_that_function(h: Harness) -> None:
+    h.enabled("good")
+    h.enabled("bad")
+    h.sync()
+    before = h.consul.entries()["bad"]
+    # A bad value on an already registered function, and a new function with a bad value.
+    h.tag("bad", {PREFIX + "invocation-mode": "async"})
+    h.create_function("typo", {ENABLED: "yes"})
+    h.enabled("new")
+
+    out = h.sync()  # does not raise: per-function errors do not fail the invocation
+
+    assert out["ok"]
+    codes = {(e["function"].rsplit(":", 1)[-1], e["code"]) for e in out["errors"]}
+    assert ("bad", "invalid_invocation_mode") in codes
+    assert ("typo", "invalid_boolean") in codes
+    assert "new" in h.consul.services()
+    # The bad function's state is left exactly as it was.
+    assert "bad" in h.consul.services()
+    assert h.consul.entries()["bad"] == before
+    assert "typo" not in h.consul.services()
+
+
+def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
+    h.enabled("young")
+    h.enabled("gone")
+    h.sync()
+    h.delete_function("gone")
+
+    def factory(region: str | None) -> AwsClients:
+        aws = AwsClients(region=region)
+
+        def hide_young(parsed: dict[str, Any], **_: Any) -> None:
+            parsed["ResourceTagMappingList"] = [
+                m
+                for m in parsed.get("ResourceTagMappingList", [])
+                if not m["ResourceARN"].endswith(":young")
+            ]
+
+        aws.tagging.meta.events.register(
+            "after-call.resource-groups-tagging-api.GetResources", hide_young
+        )
+        return aws
+
+    out = h.sync(aws_factory=factory)
+    # Both are missing from the listing; GetFunction finds "young" and confirms "gone".
+    assert out["requests"]["aws"]["calls"]["GetFunction"] == 2
+    assert out["plan"]["delete"] == 1
+    assert sorted(h.consul.services()) == ["young"]
+
+
+def test_untagged_function_is_deregistered_after_confirmation(h: Harness) -> None:
+    h.enabled("shy")
+    h.sync()
+    h.untag("shy", [ENABLED])  # no tags left: GetResources no longer lists it
+    out = h.sync()
+    assert out["plan"]["delete"] == 1
+    assert out["requests"]["aws"]["calls"]["GetFunction"] == 1
+    assert h.consul.services() == {}
+
+
+def test_transient_aws_failure_deletes_nothing(h: Harness) -> None:
+    h.enabled("alive")
+    h.enabled("doomed")
+    h.sync()
+    h.delete_function("doomed")
+
+    def failing(region: str | None) -> AwsClients:
+        aws = AwsClients(region=region)
+
+        def throttle(**_: Any) -> None:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "GetResources",
+            )
+
+        aws.tagging.meta.events.register(
+            "before-call.resource-groups-tagging-api.GetResources", throttle
+        )
+        return aws
+
+    with pytest.raises(SyncFailed) as err:
+        h.sync(aws_factory=failing)
+    summary = err.value.summary
+    assert summary["inventory"]["complete"] is False
+    assert summary["plan"]["delete"] == 0
+    assert summary["requests"]["consul"]["writes"] == 0
+    assert sorted(h.consul.services()) == ["alive", "doomed"]
+
+    # The next complete sync applies the deletion.
+    out = h.sync()
+    assert out["plan"]["delete"] == 1
+    assert sorted(h.consul.services()) == ["alive"]
+
+
+def test_unmanaged_service_and_foreign_entry_are_never_touched(h: Harness) -> None:
+    h.consul.put(
+        "/v1/catalog/register",
+        {
+            "Node": "lambdas",
+            "Address": "lambdas",
+            "Service": {"ID": "hand", "Service": "hand", "Tags": ["by-hand"]},
+        },
+    )
+    h.consul.put("/v1/config", {"Kind": "service-defaults", "Name": "web", "Protocol": "grpc"})
+    h.enabled("hand")
+    h.enabled("web")
+    h.enabled("fine")
+    out = h.sync()
+    codes = {(e["function"].rsplit(":", 1)[-1], e["code"]) for e in out["errors"]}
+    assert codes == {("hand", "unmanaged_service_conflict"), ("web", "foreign_config_entry")}
+    assert h.consul.services()["hand"]["Tags"] == ["by-hand"]
+    assert h.consul.entries()["web"].get("EnvoyExtensions") in (None, [])
+    assert "fine" in h.consul.services()
+
+
+def test_mass_deregistration_is_blocked(h: Harness) -> None:
+    for i in range(12):
+        h.enabled(f"m{i:02d}")
+    h.sync()
+    for i in range(7):
+        h.delete_function(f"m{i:02d}")
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+    assert any(e["code"] == "mass_deregistration_blocked" for e in err.value.summary["errors"])
+    assert len(h.consul.services()) == 12
+    h.setenv(ALLOW_MASS_DEREGISTRATION="true")
+    assert h.sync()["plan"]["delete"] == 7
+    assert len(h.consul.services()) == 5
+
+
+def test_datacenter_tag_for_another_datacenter_is_left_alone(h: Harness) -> None:
+    h.setenv(DATACENTER="dc1")
+    h.enabled("here")
+    h.enabled("there", datacenter="dc2")
+    out = h.sync()
+    assert sorted(h.consul.services()) == ["here"]
+    # DATACENTER set: agent/self is not needed.
+    assert out["requests"]["consul"]["reads"] == 2
+
+
+def test_dry_run_changes_nothing(h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    h.enabled("dry")
+    h.setenv(DRY_RUN="true")
+    out = h.sync()
+    assert out["dryRun"] is True
+    assert out["plan"]["create"] == 1
+    assert out["operations"] == {"ok": 0, "failed": 0, "skipped": 0}
+    assert out["requests"]["consul"]["writes"] == 0
+    assert h.consul.services() == {}
+    assert "dry run: nothing changed" in capsys.readouterr().out
+
+
+def test_unsupported_event_raises_with_one_log_line(
+    h: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(core.ConsulLambdaSyncError) as err:
+        h.handle({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})
+    assert err.value.code == "unsupported_event"
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["level"] == "error"
+    assert line["msg"] == "unsupported event"
+
+
+def test_unreachable_consul_raises_and_logs(h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    h.enabled("x")
+    h.setenv(CONSUL_HTTP_ADDR="http://127.0.0.1:9", CONSUL_TIMEOUT_MS="500")
+    with pytest.raises(ConsulError) as err:
+        h.sync()
+    assert err.value.unreachable
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["msg"] == "sync failed"
+    assert "unreachable" in lines[-1]["error"]
