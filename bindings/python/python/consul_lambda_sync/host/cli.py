@@ -41,6 +41,22 @@ PROG = "consul-lambda-sync"
 USAGE_CODES = frozenset({"invalid_config", "unsupported_event", "invalid_event"})
 
 
+EPILOG = """\
+configuration:
+  the Lambda function's environment variables (CONSUL_HTTP_ADDR, NODE_NAME, DATACENTER,
+  CONSUL_HTTP_TOKEN_PATH, CONSUL_CACERT_PATH, CONSUL_EXTENSION_DATA_PREFIX, ...) and the
+  usual AWS ones (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...)
+
+exit codes:
+  0  success (plan --detailed-exitcode: and nothing to change)
+  1  errors: a function's tags, a failed operation, an incomplete Lambda listing,
+     a request that AWS or Consul refused
+  2  plan --detailed-exitcode: changes are planned
+  3  bad configuration or usage
+  4  Consul or AWS unreachable
+"""
+
+
 class UsageError(Exception):
     pass
 
@@ -287,10 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Keep tagged AWS Lambda functions registered in Consul.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "exit codes: 0 ok/no changes, 1 errors, 2 changes planned (plan --detailed-exitcode), "
-            "3 bad configuration or usage, 4 Consul or AWS unreachable"
-        ),
+        epilog=EPILOG,
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {core.version()}")
     p.add_argument(
