@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 from harness import ENABLED, PREFIX, REPO, Harness
@@ -195,3 +197,19 @@ def test_example_events_plan(h: Harness) -> None:
         assert proc.returncode == 0, f"{event.name}: {proc.stderr}"
         trigger = json.loads(proc.stdout)["summary"]["trigger"]
         assert trigger["kind"] in ("fullSync", "function"), event.name
+
+
+def test_python_example_dry_run(h: Harness) -> None:
+    h.enabled("example-fn")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python" / "dry_run.py")],
+        env=h.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "+ example-fn" in proc.stdout
+    assert "Plan: 1 to create" in proc.stdout
+    assert h.consul.services() == {}
