@@ -107,13 +107,17 @@ class MotoServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(
-            "moto server",
-            lambda: requests.get(self.url + "/moto-api/", timeout=2).ok,
-            timeout=60,
-            proc=self.proc,
-            log=self.log,
-        )
+        try:
+            wait_for(
+                "moto server",
+                lambda: requests.get(self.url + "/moto-api/", timeout=2).ok,
+                timeout=60,
+                proc=self.proc,
+                log=self.log,
+            )
+        except BaseException:
+            stop(self.proc)  # the fixture never yields: nothing else would stop it
+            raise
         return self
 
     def reset(self) -> None:
@@ -222,7 +226,11 @@ class ConsulAgent:
             roots = self.get("/v1/agent/connect/ca/roots")
             return bool(roots and roots.get("Roots"))
 
-        wait_for(f"consul agent ({self.addr})", ready, timeout=90, proc=self.proc, log=self.log)
+        try:
+            wait_for(f"consul agent ({self.addr})", ready, timeout=90, proc=self.proc, log=self.log)
+        except BaseException:
+            stop(self.proc)  # the fixture never yields: nothing else would stop it
+            raise
         return self
 
     def stop(self) -> None:
