@@ -1,0 +1,3 @@
+module consul-lambda-sync/bench/proxy
+
+go 1.22

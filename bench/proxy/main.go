@@ -1,0 +1,466 @@
+// Command proxy is the recording, fault-injecting HTTP proxy of the benchmark
+// and the fault tests. One instance sits in front of one server (the Consul
+// agent, or the moto server that plays AWS) on a loopback port. It counts every
+// request by operation, so the numbers come from the wire and not from the
+// code under test, and it can inject faults on the requests that match a rule.
+//
+// Standard library only. Control endpoints (never forwarded):
+//
+//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, ops: {op: {...}}}
+//	POST   /_proxy/reset   zero the counts (the fault rules stay)
+//	PUT    /_proxy/faults  replace the fault rules with a JSON list (see Rule)
+//	DELETE /_proxy/faults  remove every fault rule
+//
+// Operations: for AWS, the API action (GetResources, GetFunction, ListFunctions,
+// PutParameter...) from X-Amz-Target, the Lambda REST path or the query-protocol
+// Action; for Consul, "METHOD /path" with names replaced by ":name"
+// ("PUT /v1/config", "GET /v1/catalog/node-services/:node").
+//
+// Usage: proxy -kind consul|aws -target http://127.0.0.1:8500 [-listen 127.0.0.1:0]
+// It prints one line, the address it listens on, then serves until killed.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Rule injects a fault on the requests whose operation matches Match.
+type Rule struct {
+	// Match is a regular expression on the operation ("GetResources",
+	// "PUT /v1/catalog/register", "^GET "). Empty matches everything.
+	Match string `json:"match"`
+	// Action: "status" (answer with Status, no forwarding), "reset" (close the
+	// connection with a TCP RST before answering), "delay" (wait DelayMs, then
+	// forward), "drop" (forward, then reset instead of answering: the request
+	// may have been applied, the client never learns).
+	Action string `json:"action"`
+	// Status for "status": 429 answers as a throttling error (AWS: the
+	// protocol's throttling exception), anything else as a server error.
+	Status  int `json:"status,omitempty"`
+	DelayMs int `json:"delay_ms,omitempty"`
+	// After skips the first After matching requests; Times bounds the number of
+	// injections (0: no bound); Every injects on every Every-th match (default 1).
+	After int `json:"after,omitempty"`
+	Times int `json:"times,omitempty"`
+	Every int `json:"every,omitempty"`
+
+	re       *regexp.Regexp
+	seen     int
+	injected int
+}
+
+type opStats struct {
+	Count    int            `json:"count"`
+	Write    bool           `json:"write"`
+	Status   map[string]int `json:"status"`
+	Injected int            `json:"injected"`
+}
+
+type proxy struct {
+	kind   string // "consul" or "aws"
+	target *url.URL
+	rp     *httputil.ReverseProxy
+
+	mu       sync.Mutex
+	ops      map[string]*opStats
+	requests int
+	reads    int
+	writes   int
+	injected int
+	rules    []*Rule
+}
+
+var (
+	lambdaFunctions = regexp.MustCompile(`^/20[0-9-]+/functions/?$`)
+	lambdaFunction  = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/?$`)
+	lambdaTags      = regexp.MustCompile(`^/20[0-9-]+/tags/`)
+	lambdaSub       = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/([a-z-]+)`)
+)
+
+// awsWrites are the AWS actions that change state.
+var awsWrites = map[string]bool{
+	"PutParameter": true, "DeleteParameter": true, "DeleteParameters": true,
+	"TagResource": true, "UntagResource": true, "CreateFunction": true, "DeleteFunction": true,
+	"TagResources": true, "UntagResources": true,
+}
+
+// operation names a request; body is only read for the AWS query protocol.
+func (p *proxy) operation(r *http.Request, body []byte) (string, bool) {
+	if p.kind == "consul" {
+		return consulOp(r.Method, r.URL.Path), r.Method != http.MethodGet && r.Method != http.MethodHead
+	}
+	op := awsOp(r, body)
+	return op, awsWrites[op]
+}
+
+func awsOp(r *http.Request, body []byte) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		if i := strings.LastIndexByte(t, '.'); i >= 0 {
+			return t[i+1:]
+		}
+		return t
+	}
+	path := r.URL.Path
+	switch {
+	case lambdaFunctions.MatchString(path):
+		if r.Method == http.MethodPost {
+			return "CreateFunction"
+		}
+		return "ListFunctions"
+	case lambdaFunction.MatchString(path):
+		switch r.Method {
+		case http.MethodGet:
+			return "GetFunction"
+		case http.MethodDelete:
+			return "DeleteFunction"
+		}
+	case lambdaTags.MatchString(path):
+		switch r.Method {
+		case http.MethodGet:
+			return "ListTags"
+		case http.MethodPost:
+			return "TagResource"
+		case http.MethodDelete:
+			return "UntagResource"
+		}
+	case lambdaSub.MatchString(path):
+		return "Lambda " + r.Method + " " + lambdaSub.FindStringSubmatch(path)[1]
+	}
+	if a := r.URL.Query().Get("Action"); a != "" {
+		return a
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if v, err := url.ParseQuery(string(body)); err == nil && v.Get("Action") != "" {
+			return v.Get("Action")
+		}
+	}
+	return r.Method + " " + path
+}
+
+// consulOp keeps the API route and replaces names with placeholders.
+func consulOp(method, path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	keep := len(parts)
+	name := ":name"
+	switch {
+	case len(parts) >= 3 && parts[1] == "catalog" && (parts[2] == "node-services" || parts[2] == "node" || parts[2] == "service"):
+		keep, name = 3, ":"+strings.TrimSuffix(parts[2], "s")
+		if parts[2] == "node-services" {
+			name = ":node"
+		}
+	case len(parts) >= 3 && parts[1] == "config":
+		// /v1/config/:kind[/:name]
+		if len(parts) >= 4 {
+			keep = 3
+		}
+	case len(parts) >= 5 && parts[1] == "agent" && parts[2] == "connect" && parts[4] == "leaf":
+		keep, name = 5, ":service"
+	case len(parts) >= 3 && (parts[1] == "kv" || parts[1] == "health"):
+		keep = 3
+	}
+	out := "/" + strings.Join(parts[:keep], "/")
+	if keep < len(parts) {
+		out += "/" + name
+	}
+	return method + " " + out
+}
+
+// pick returns the rule to apply to this request, if any: the first rule that
+// matches and is due to inject.
+func (p *proxy) pick(op string) *Rule {
+	for _, rule := range p.rules {
+		if rule.re != nil && !rule.re.MatchString(op) {
+			continue
+		}
+		rule.seen++
+		if rule.seen <= rule.After {
+			continue
+		}
+		if rule.Times > 0 && rule.injected >= rule.Times {
+			continue
+		}
+		every := rule.Every
+		if every <= 0 {
+			every = 1
+		}
+		if (rule.seen-rule.After-1)%every != 0 {
+			continue
+		}
+		rule.injected++
+		return rule
+	}
+	return nil
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_proxy/") {
+		p.control(w, r)
+		return
+	}
+	var body []byte
+	if r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "proxy: reading the request: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	op, write := p.operation(r, body)
+
+	p.mu.Lock()
+	p.requests++
+	if write {
+		p.writes++
+	} else {
+		p.reads++
+	}
+	st := p.ops[op]
+	if st == nil {
+		st = &opStats{Write: write, Status: map[string]int{}}
+		p.ops[op] = st
+	}
+	st.Count++
+	rule := p.pick(op)
+	var action string
+	var rcopy Rule
+	if rule != nil {
+		rcopy = *rule
+		action = rule.Action
+		if action != "delay" {
+			p.injected++
+			st.Injected++
+		}
+	}
+	p.mu.Unlock()
+
+	switch action {
+	case "delay":
+		time.Sleep(time.Duration(rcopy.DelayMs) * time.Millisecond)
+	case "reset":
+		p.record(op, "reset")
+		resetConn(w)
+		return
+	case "status":
+		p.record(op, fmt.Sprint(rcopy.Status))
+		p.fail(w, r, rcopy.Status)
+		return
+	case "drop":
+		rec := &discard{header: http.Header{}}
+		p.rp.ServeHTTP(rec, r)
+		p.record(op, "drop")
+		resetConn(w)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	p.rp.ServeHTTP(sw, r)
+	p.record(op, fmt.Sprint(sw.status))
+}
+
+func (p *proxy) record(op, status string) {
+	p.mu.Lock()
+	if st := p.ops[op]; st != nil {
+		st.Status[status]++
+	}
+	p.mu.Unlock()
+}
+
+// fail answers like the real server would for a throttle or a server error.
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
+	if p.kind == "consul" {
+		if status == http.StatusTooManyRequests {
+			http.Error(w, "rate limit exceeded (injected by the bench proxy)", status)
+		} else {
+			http.Error(w, "injected fault (bench proxy)", status)
+		}
+		return
+	}
+	throttle := status == http.StatusTooManyRequests
+	if t := r.Header.Get("X-Amz-Target"); t != "" { // AWS JSON 1.1 protocol
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		code := "InternalServerError"
+		if throttle {
+			code, status = "ThrottlingException", http.StatusBadRequest
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"__type":%q,"message":"injected by the bench proxy"}`, code)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/20") { // Lambda REST-JSON
+		code := "ServiceException"
+		if throttle {
+			code = "TooManyRequestsException"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-Errortype", code)
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"Type":"Service","message":"injected by the bench proxy"}`)
+		return
+	}
+	code := "InternalFailure" // query protocol (STS)
+	if throttle {
+		code, status = "Throttling", http.StatusBadRequest
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>%s</Code><Message>injected by the bench proxy</Message></Error><RequestId>bench</RequestId></ErrorResponse>`, code)
+}
+
+// resetConn closes the client connection with a TCP RST, no HTTP answer.
+func resetConn(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.URL.Path == "/_proxy/stats" && r.Method == http.MethodGet:
+		p.mu.Lock()
+		out := map[string]any{
+			"kind": p.kind, "requests": p.requests, "reads": p.reads, "writes": p.writes,
+			"injected": p.injected, "ops": p.ops,
+		}
+		data, err := json.Marshal(out)
+		p.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(data)
+	case r.URL.Path == "/_proxy/reset" && r.Method == http.MethodPost:
+		p.mu.Lock()
+		p.ops = map[string]*opStats{}
+		p.requests, p.reads, p.writes, p.injected = 0, 0, 0, 0
+		p.mu.Unlock()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodPut:
+		var rules []*Rule
+		if err := json.NewDecoder(r.Body).Decode(&rules); err != nil {
+			http.Error(w, "bad rules: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rule := range rules {
+			switch rule.Action {
+			case "status", "reset", "delay", "drop":
+			default:
+				http.Error(w, "bad action "+rule.Action, http.StatusBadRequest)
+				return
+			}
+			if rule.Action == "status" && rule.Status == 0 {
+				rule.Status = http.StatusInternalServerError
+			}
+			if rule.Match != "" {
+				re, err := regexp.Compile(rule.Match)
+				if err != nil {
+					http.Error(w, "bad match: "+err.Error(), http.StatusBadRequest)
+					return
+				}
+				rule.re = re
+			}
+		}
+		p.mu.Lock()
+		p.rules = rules
+		p.mu.Unlock()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodDelete:
+		p.mu.Lock()
+		p.rules = nil
+		p.mu.Unlock()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	default:
+		http.Error(w, "unknown control request", http.StatusNotFound)
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+func main() {
+	kind := flag.String("kind", "consul", "consul or aws")
+	target := flag.String("target", "", "the server to forward to, e.g. http://127.0.0.1:8500")
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
+	flag.Parse()
+	if *kind != "consul" && *kind != "aws" {
+		log.Fatalf("-kind must be consul or aws")
+	}
+	u, err := url.Parse(*target)
+	if err != nil || u.Host == "" {
+		log.Fatalf("-target must be a URL: %q", *target)
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
+		log.Fatalf("-listen must be a loopback address: %q", *listen)
+	}
+	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}}
+	transport := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host // AWS signatures and moto's routing see the original host
+		},
+		Transport: transport,
+		ErrorLog:  log.New(io.Discard, "", 0),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			http.Error(w, "bench proxy: upstream unreachable: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ln.Addr().String())
+	_ = os.Stdout.Sync()
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
+	log.Fatal(srv.Serve(ln))
+}
