@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Full-sync benchmark: consul-lambda-sync beside the upstream Go registrator, on a
+# real Consul dev agent and a moto server, counted by recording proxies
+# (bench/run.py; BENCHMARKS.md "Full sync vs upstream").
+#
+# Usage: scripts/bench.sh [--functions N [N...]] [--impl ours|upstream ...] [--check]
+#   default: --functions 1000 10000, both registrators.
+# Results: target/bench-full/results.json and tables.md (also printed).
+#
+# The peer: $UPSTREAM_REGISTRATOR_BIN, or bench/upstream/build.sh (the pinned
+# release through the Go module proxy). Without either, ours runs alone.
+# Installs what it needs (venv, package, Consul) via scripts/test-e2e.sh --setup.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+venv="${VENV:-$repo/.venv}"
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+bash "$repo/scripts/test-e2e.sh" --setup
+CONSUL_BIN="$("$repo/scripts/install-consul.sh")"
+export CONSUL_BIN
+if upstream="$(bash "$repo/bench/upstream/build.sh")"; then
+  export UPSTREAM_REGISTRATOR_BIN="$upstream"
+  log "upstream registrator: $upstream"
+else
+  log "upstream registrator unavailable: ours only"
+fi
+
+args=("$@")
+if [[ " ${args[*]-} " != *" --functions "* ]]; then
+  args+=(--functions 1000 10000)
+fi
+out="$repo/target/bench-full"
+mkdir -p "$out"
+unset CONSUL_HTTP_ADDR CONSUL_HTTP_TOKEN AWS_PROFILE AWS_ENDPOINT_URL 2>/dev/null || true
+exec "$venv/bin/python" "$repo/bench/run.py" --out "$out/results.json" --markdown "$out/tables.md" "${args[@]}"
