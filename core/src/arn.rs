@@ -81,22 +81,82 @@ fn bad_arn(value: &str, why: &str) -> Diagnostic {
     .value(value)
 }
 
-/// Parses a function ARN, qualified or not.
-pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
-    let parts: Vec<&str> = value.split(':').collect();
-    let [arn, partition, service, region, account, kind, name, rest @ ..] = parts.as_slice() else {
+/// The parts of a function ARN, borrowed from it (what [`parse_function_arn`]
+/// checks, without allocating: the planner reads one per service-defaults entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArnParts<'a> {
+    pub(crate) partition: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) qualifier: Option<&'a str>,
+}
+
+impl ArnParts<'_> {
+    /// Whether the ARN names a function of this account and region.
+    pub(crate) fn is_in(&self, account: &str, region: &str) -> bool {
+        self.account == account && self.region == region
+    }
+
+    /// The ARN without its qualifier, as text (what [`FunctionArn::unqualified`] prints).
+    pub(crate) fn unqualified_string(&self) -> String {
+        let parts = [
+            "arn:",
+            self.partition,
+            ":lambda:",
+            self.region,
+            ":",
+            self.account,
+            ":function:",
+            self.name,
+        ];
+        let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.push_str(p);
+        }
+        out
+    }
+
+    /// The owned form.
+    pub(crate) fn to_arn(self) -> FunctionArn {
+        FunctionArn {
+            partition: self.partition.to_owned(),
+            region: self.region.to_owned(),
+            account: self.account.to_owned(),
+            name: self.name.to_owned(),
+            qualifier: self.qualifier.map(str::to_owned),
+        }
+    }
+}
+
+/// Splits and checks a function ARN, qualified or not (see [`parse_function_arn`]).
+pub(crate) fn split_function_arn(value: &str) -> Result<ArnParts<'_>, Diagnostic> {
+    let mut parts = value.split(':');
+    let mut next = || parts.next();
+    let (
+        Some(arn),
+        Some(partition),
+        Some(service),
+        Some(region),
+        Some(account),
+        Some(kind),
+        Some(name),
+    ) = (next(), next(), next(), next(), next(), next(), next())
+    else {
         return Err(bad_arn(value, "too few `:`-separated parts"));
     };
-    if *arn != "arn" {
+    let qualifier = next();
+    let extra = next().is_some();
+    if arn != "arn" {
         return Err(bad_arn(value, "it does not start with `arn:`"));
     }
-    if !PARTITIONS.contains(partition) {
+    if !PARTITIONS.contains(&partition) {
         return Err(bad_arn(
             value,
             "the partition is not aws, aws-cn or aws-us-gov",
         ));
     }
-    if *service != "lambda" {
+    if service != "lambda" {
         return Err(bad_arn(value, "it is not a Lambda ARN"));
     }
     if !valid_region(region) {
@@ -105,17 +165,15 @@ pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
     if !valid_account(account) {
         return Err(bad_arn(value, "the account is not 12 digits"));
     }
-    if *kind != "function" {
+    if kind != "function" {
         return Err(bad_arn(
             value,
             "it names a Lambda resource that is not a function",
         ));
     }
-    let qualifier = match rest {
-        [] => None,
-        [q] => Some(*q),
-        _ => return Err(bad_arn(value, "too many `:`-separated parts")),
-    };
+    if extra {
+        return Err(bad_arn(value, "too many `:`-separated parts"));
+    }
     validate_function_name(name).map_err(|d| d.value(value).key("arn"))?;
     if let Some(q) = qualifier {
         if !valid_qualifier(q) {
@@ -125,13 +183,18 @@ pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
             ));
         }
     }
-    Ok(FunctionArn {
-        partition: (*partition).to_owned(),
-        region: (*region).to_owned(),
-        account: (*account).to_owned(),
-        name: (*name).to_owned(),
-        qualifier: qualifier.map(str::to_owned),
+    Ok(ArnParts {
+        partition,
+        region,
+        account,
+        name,
+        qualifier,
     })
+}
+
+/// Parses a function ARN, qualified or not.
+pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
+    split_function_arn(value).map(ArnParts::to_arn)
 }
 
 /// Whether `value` looks like a Lambda resource ARN that is not a function (a layer,

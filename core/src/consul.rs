@@ -5,7 +5,7 @@ use crate::config::Tier;
 use crate::error::{Code, Diagnostic, Failure};
 use crate::tags::InvocationMode;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The tag on every service the registrator registers.
@@ -53,6 +53,20 @@ pub enum ServiceList {
 }
 
 impl ServiceList {
+    /// How many services there are.
+    pub fn len(&self) -> usize {
+        match self {
+            ServiceList::List(l) => l.len(),
+            ServiceList::Map(m) => m.len(),
+            ServiceList::None => 0,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The services, in either form.
     pub fn iter(&self) -> Box<dyn Iterator<Item = &CatalogService> + '_> {
         match self {
@@ -150,36 +164,53 @@ fn argument<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     })
 }
 
+/// [`LambdaEntry`] borrowed from its entry: what the planner reads per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LambdaEntryRef<'a> {
+    pub(crate) arn: Option<&'a str>,
+    pub(crate) mode: InvocationMode,
+    pub(crate) payload_passthrough: bool,
+    pub(crate) canonical: bool,
+}
+
 impl ServiceDefaults {
     /// Reads the entry the way Consul's Lambda extension does.
     pub fn view(&self) -> EntryView {
+        match self.lambda_view() {
+            None => EntryView::Foreign,
+            Some(l) => EntryView::Lambda(LambdaEntry {
+                arn: l.arn.map(str::to_owned),
+                mode: l.mode,
+                payload_passthrough: l.payload_passthrough,
+                canonical: l.canonical,
+            }),
+        }
+    }
+
+    /// [`ServiceDefaults::view`] without copying: `None` for a foreign entry.
+    pub(crate) fn lambda_view(&self) -> Option<LambdaEntryRef<'_>> {
         let extensions = self.envoy_extensions.as_deref().unwrap_or_default();
-        let Some(ext) = extensions.iter().find(|e| e.name == LAMBDA_EXTENSION) else {
-            return EntryView::Foreign;
+        let ext = extensions.iter().find(|e| e.name == LAMBDA_EXTENSION)?;
+        let (arn, mode, payload) = match &ext.arguments {
+            Some(args) => (
+                argument(args, "arn").and_then(Value::as_str),
+                argument(args, "invocationMode").and_then(Value::as_str),
+                argument(args, "payloadPassthrough"),
+            ),
+            None => (None, None, None),
         };
-        let empty = Map::new();
-        let args = ext.arguments.as_ref().unwrap_or(&empty);
-        let arn = argument(args, "arn")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let mode = match argument(args, "invocationMode").and_then(Value::as_str) {
+        let mode = match mode {
             Some("asynchronous") => InvocationMode::Asynchronous,
             _ => InvocationMode::Synchronous,
         };
-        let payload_passthrough = match argument(args, "payloadPassthrough") {
-            Some(Value::Bool(b)) => *b,
-            _ => false,
-        };
+        let payload_passthrough = matches!(payload, Some(Value::Bool(true)));
         // Consul rejects a non-boolean payloadPassthrough, so such an entry needs rewriting.
-        let typed = matches!(
-            argument(args, "payloadPassthrough"),
-            None | Some(Value::Bool(_))
-        );
+        let typed = matches!(payload, None | Some(Value::Bool(_)));
         let canonical = typed
             && extensions.len() == 1
             && !ext.required.unwrap_or(false)
             && self.protocol.as_deref() == Some("http");
-        EntryView::Lambda(LambdaEntry {
+        Some(LambdaEntryRef {
             arn,
             mode,
             payload_passthrough,
@@ -395,18 +426,230 @@ impl ServiceKey {
     }
 }
 
+// The request bodies, typed. Their fields are in byte order of their names, the
+// order a `serde_json::Value` object (a sorted map) writes them in: the plan JSON
+// is the same whether a body is written from these structs or from the `Value`
+// that [`HttpRequest::body`] holds.
+
+/// Body of `PUT /v1/catalog/register`.
+#[derive(Serialize)]
+pub(crate) struct RegisterBody<'a> {
+    #[serde(rename = "Node")]
+    node: &'a str,
+    #[serde(rename = "NodeMeta")]
+    node_meta: NodeMetaBody,
+    #[serde(rename = "Service")]
+    service: ServiceBody<'a>,
+    #[serde(rename = "SkipNodeUpdate")]
+    skip_node_update: bool,
+}
+
+#[derive(Serialize)]
+struct NodeMetaBody {
+    #[serde(rename = "external-node")]
+    external_node: &'static str,
+    #[serde(rename = "external-probe")]
+    external_probe: &'static str,
+}
+
+#[derive(Serialize)]
+struct ServiceBody<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    #[serde(rename = "Service")]
+    service: &'a str,
+    #[serde(rename = "Tags")]
+    tags: [&'static str; 1],
+}
+
+impl<'a> RegisterBody<'a> {
+    pub(crate) fn new(name: &'a str, node: &'a str) -> Self {
+        RegisterBody {
+            node,
+            node_meta: NodeMetaBody {
+                external_node: "true",
+                external_probe: "true",
+            },
+            service: ServiceBody {
+                id: name,
+                service: name,
+                tags: [MANAGED_TAG],
+            },
+            skip_node_update: true,
+        }
+    }
+}
+
+/// Body of `PUT /v1/catalog/deregister`.
+#[derive(Serialize)]
+pub(crate) struct DeregisterBody<'a> {
+    #[serde(rename = "Node")]
+    pub(crate) node: &'a str,
+    #[serde(rename = "ServiceID")]
+    pub(crate) service_id: &'a str,
+}
+
+/// Body of `PUT /v1/config`: the service-defaults entry invoking a function.
+#[derive(Serialize)]
+pub(crate) struct EntryBody<'a> {
+    #[serde(rename = "EnvoyExtensions")]
+    envoy_extensions: [ExtensionBody<'a>; 1],
+    #[serde(rename = "Kind")]
+    kind: &'static str,
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Protocol")]
+    protocol: &'static str,
+}
+
+#[derive(Serialize)]
+struct ExtensionBody<'a> {
+    #[serde(rename = "Arguments")]
+    arguments: ArgumentsBody<'a>,
+    #[serde(rename = "Name")]
+    name: &'static str,
+    #[serde(rename = "Required")]
+    required: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArgumentsBody<'a> {
+    arn: &'a str,
+    invocation_mode: &'static str,
+    payload_passthrough: bool,
+}
+
+impl<'a> EntryBody<'a> {
+    pub(crate) fn new(
+        name: &'a str,
+        arn: &'a str,
+        mode: InvocationMode,
+        payload_passthrough: bool,
+    ) -> Self {
+        EntryBody {
+            envoy_extensions: [ExtensionBody {
+                arguments: ArgumentsBody {
+                    arn,
+                    invocation_mode: mode.extension_value(),
+                    payload_passthrough,
+                },
+                name: LAMBDA_EXTENSION,
+                required: false,
+            }],
+            kind: "service-defaults",
+            name,
+            protocol: "http",
+        }
+    }
+}
+
+/// A [`Request`] borrowed from the plan's working state, written straight to JSON
+/// (the same JSON as the owned [`Request`]).
+#[derive(Serialize)]
+#[serde(tag = "target", rename_all = "camelCase")]
+pub(crate) enum RequestRef<'a> {
+    /// An HTTP request to Consul.
+    Consul(HttpRequestRef<'a>),
+    /// A Parameter Store call.
+    Ssm(SsmRequestRef<'a>),
+}
+
+/// A borrowed [`HttpRequest`].
+#[derive(Serialize)]
+pub(crate) struct HttpRequestRef<'a> {
+    pub(crate) method: &'static str,
+    pub(crate) path: PathRef<'a>,
+    #[serde(skip_serializing_if = "QueryRef::is_empty")]
+    pub(crate) query: QueryRef<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) body: Option<BodyRef<'a>>,
+}
+
+/// A request path.
+pub(crate) enum PathRef<'a> {
+    /// A fixed path.
+    Fixed(&'static str),
+    /// `/v1/config/service-defaults/:name`.
+    ServiceDefaults(&'a str),
+}
+
+impl Serialize for PathRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PathRef::Fixed(p) => s.serialize_str(p),
+            PathRef::ServiceDefaults(name) => {
+                s.collect_str(&format_args!("/v1/config/service-defaults/{name}"))
+            }
+        }
+    }
+}
+
+/// The `dc`, `ns` and `partition` query parameters (in that order, as the sorted
+/// map of [`ServiceKey::query`] writes them).
+pub(crate) struct QueryRef<'a> {
+    pub(crate) dc: Option<&'a str>,
+    pub(crate) ns: Option<&'a str>,
+    pub(crate) partition: Option<&'a str>,
+}
+
+impl QueryRef<'_> {
+    fn is_empty(&self) -> bool {
+        self.dc.is_none() && self.ns.is_none() && self.partition.is_none()
+    }
+}
+
+impl Serialize for QueryRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let entries = [
+            ("dc", self.dc),
+            ("ns", self.ns),
+            ("partition", self.partition),
+        ];
+        let mut map = s.serialize_map(Some(entries.iter().filter(|e| e.1.is_some()).count()))?;
+        for (k, v) in entries {
+            if let Some(v) = v {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A request body.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum BodyRef<'a> {
+    /// `PUT /v1/catalog/register`.
+    Register(RegisterBody<'a>),
+    /// `PUT /v1/catalog/deregister`.
+    Deregister(DeregisterBody<'a>),
+    /// `PUT /v1/config`.
+    Entry(EntryBody<'a>),
+}
+
+/// A borrowed [`SsmRequest`].
+#[derive(Serialize)]
+pub(crate) struct SsmRequestRef<'a> {
+    pub(crate) action: &'static str,
+    pub(crate) name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tier: Option<Tier>,
+}
+
+/// The JSON value of a typed body (`None` cannot happen: the bodies are plain data).
+fn body_value(body: &impl Serialize) -> Option<Value> {
+    serde_json::to_value(body).ok()
+}
+
 /// `PUT /v1/catalog/register` for a Lambda service.
 pub fn register_request(key: &ServiceKey, node: &str) -> HttpRequest {
     HttpRequest {
         method: "PUT".into(),
         path: "/v1/catalog/register".into(),
         query: key.query(),
-        body: Some(json!({
-            "Node": node,
-            "SkipNodeUpdate": true,
-            "NodeMeta": {"external-node": "true", "external-probe": "true"},
-            "Service": {"ID": key.name, "Service": key.name, "Tags": [MANAGED_TAG]},
-        })),
+        body: body_value(&RegisterBody::new(&key.name, node)),
     }
 }
 
@@ -416,7 +659,7 @@ pub fn deregister_request(key: &ServiceKey, node: &str, service_id: &str) -> Htt
         method: "PUT".into(),
         path: "/v1/catalog/deregister".into(),
         query: key.query(),
-        body: Some(json!({"Node": node, "ServiceID": service_id})),
+        body: body_value(&DeregisterBody { node, service_id }),
     }
 }
 
@@ -431,20 +674,7 @@ pub fn config_entry_request(
         method: "PUT".into(),
         path: "/v1/config".into(),
         query: key.query(),
-        body: Some(json!({
-            "Kind": "service-defaults",
-            "Name": key.name,
-            "Protocol": "http",
-            "EnvoyExtensions": [{
-                "Name": LAMBDA_EXTENSION,
-                "Required": false,
-                "Arguments": {
-                    "arn": arn,
-                    "invocationMode": mode.extension_value(),
-                    "payloadPassthrough": payload_passthrough,
-                },
-            }],
-        })),
+        body: body_value(&EntryBody::new(&key.name, arn, mode, payload_passthrough)),
     }
 }
 
@@ -544,6 +774,7 @@ pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParamet
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_entries_case_insensitively() {

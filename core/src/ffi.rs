@@ -99,7 +99,7 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
             let v: serde_json::Value = parse("event", input)?;
             emit(&event::classify_event(&v)?)
         }
-        "plan" => emit(&plan::plan_json(input)?),
+        "plan" => plan::plan_json_text(input),
         "formatPlan" => emit(&crate::render::format_plan(&parse("plan", input)?)),
         "extensionDataParameter" => emit(&consul::extension_data_parameter(&parse(
             "extensionDataParameter input",

@@ -14,20 +14,26 @@
 //! - a full sync that would deregister more than half of more than ten managed
 //!   services deletes nothing unless the configuration allows it.
 
-use crate::arn::parse_function_arn;
-use crate::config::{Config, ConfigInput};
+use crate::arn::split_function_arn;
+use crate::config::{Config, ConfigInput, Tier};
 use crate::consul::{
-    config_delete_request, config_entry_request, deregister_request, register_request, CaRoots,
-    EntryView, ExtensionData, LambdaEntry, Leaf, NodeServices, Request, ServiceDefaults,
-    ServiceKey, SsmParameter, SsmRequest, MANAGED_TAG,
+    config_delete_request, config_entry_request, deregister_request, register_request, BodyRef,
+    CaRoots, DeregisterBody, EntryBody, ExtensionData, HttpRequestRef, LambdaEntryRef, Leaf,
+    NodeServices, PathRef, QueryRef, RegisterBody, Request, RequestRef, ServiceDefaults,
+    ServiceKey, SsmParameter, SsmRequest, SsmRequestRef, MANAGED_TAG,
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
 use crate::tags::{
-    evaluate_function, FunctionReport, FunctionStatus, LambdaFunction, ServiceTarget,
+    evaluate_function, FunctionReport, FunctionStatus, InvocationMode, LambdaFunction,
+    ServiceTarget,
 };
+use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Everything the planner needs: configuration, trigger and observed state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,12 +286,145 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+// ---------------------------------------------------------------------------
+// Working state. The planner borrows names from its input and from the function
+// reports instead of copying them, keeps one row per service (with its steps)
+// rather than building every request up front, and writes the plan JSON from the
+// rows directly; [`plan`] turns the same rows into an owned [`Plan`].
+// ---------------------------------------------------------------------------
+
+/// The hasher of the planner's maps: one folded multiply per 8 bytes (the mixing
+/// step of FxHash and foldhash), much cheaper than the default SipHash for the
+/// short names hashed here, and as evenly spread over the table for them. It is
+/// not resistant to deliberately colliding keys: the keys are names from the
+/// registrator's own account and Consul node (function, alias and service names,
+/// which whoever can create them already controls), and collisions could only
+/// slow a plan down, never change it.
+#[derive(Debug, Clone, Copy)]
+struct FastHasher {
+    hash: u64,
+}
+
+impl Default for FastHasher {
+    fn default() -> Self {
+        FastHasher {
+            hash: 0x24_3f_6a_88_85_a3_08_d3,
+        }
+    }
+}
+
+/// An odd constant with well-spread bits (FxHash's).
+const MULTIPLIER: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        let product = u128::from(self.hash ^ word) * u128::from(MULTIPLIER);
+        self.hash = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            if let Ok(word) = <[u8; 8]>::try_from(chunk) {
+                self.add(u64::from_le_bytes(word));
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            for (w, b) in word.iter_mut().zip(rest) {
+                *w = *b;
+            }
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type FxSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
+/// Where a service lives, borrowed: the planner's working form of [`ServiceKey`]
+/// (same order, same JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+struct Key<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datacenter: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    name: &'a str,
+}
+
+impl<'a> Key<'a> {
+    fn owned(&self) -> ServiceKey {
+        ServiceKey {
+            datacenter: self.datacenter.map(str::to_owned),
+            partition: self.partition.map(str::to_owned),
+            namespace: self.namespace.map(str::to_owned),
+            name: self.name.to_owned(),
+        }
+    }
+
+    /// What names the service's extension data parameter: partition, namespace, name.
+    fn parameter_key(&self) -> (&'a str, &'a str, &'a str) {
+        (
+            self.partition.unwrap_or("default"),
+            self.namespace.unwrap_or("default"),
+            self.name,
+        )
+    }
+
+    /// The extension data parameter name under `prefix` (as [`ServiceKey::parameter_name`]).
+    fn parameter_name(&self, prefix: &str) -> String {
+        let (partition, namespace, name) = self.parameter_key();
+        format!("{prefix}/{partition}/{namespace}/{name}")
+    }
+
+    fn query(&self) -> QueryRef<'a> {
+        QueryRef {
+            dc: self.datacenter,
+            ns: self.namespace,
+            partition: self.partition,
+        }
+    }
+}
+
 /// Who a managed service belongs to, judged from its service-defaults entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Owner {
+enum Owner<'a> {
     /// A function of our account and region, by name.
-    Ours(String),
-    /// A function of another account or region.
+    Ours(&'a str),
+    /// A function of another account or region (its unqualified ARN).
     Elsewhere(String),
     /// Unknown: no entry, or an entry without a readable ARN.
     Unknown,
@@ -293,27 +432,354 @@ enum Owner {
     NotLambda,
 }
 
-#[derive(Debug, Default)]
-struct Observed {
-    /// The service ID of the managed catalog instance on our node.
-    catalog: Option<String>,
-    /// The service-defaults entry.
-    entry: Option<EntryView>,
+/// A service-defaults entry as the planner reads it.
+#[derive(Debug, Clone, Copy)]
+enum View<'a> {
+    /// Not a Lambda entry.
+    Foreign,
+    /// A Lambda entry.
+    Lambda(LambdaEntryRef<'a>),
 }
 
-/// A managed service to deregister.
-struct Deletion {
-    key: ServiceKey,
-    service_id: String,
-    function: String,
-    confirm: Option<String>,
-    entry_ours: bool,
-    reason: String,
+#[derive(Debug, Default)]
+struct Observed<'a> {
+    /// The service ID of the managed catalog instance on our node.
+    catalog: Option<&'a str>,
+    /// The service-defaults entry.
+    entry: Option<View<'a>>,
+    /// Whether a function wants the service (then it is never deregistered).
+    wanted: Cell<bool>,
 }
 
 struct Desired<'a> {
     target: &'a ServiceTarget,
     report: &'a FunctionReport,
+}
+
+/// A wanted name: who claims it, and what Consul holds under it.
+struct Group<'g, 'a> {
+    claims: &'g [(Key<'a>, Desired<'a>)],
+    observed: Option<&'g Observed<'a>>,
+    owner: Owner<'a>,
+}
+
+/// Why a service changes; the common sentences are written out only when the
+/// plan is.
+enum Reason<'a> {
+    Text(Cow<'a, str>),
+    /// `function NAME is enabled and not registered`.
+    NotRegistered(&'a str),
+    /// `function NAME no longer wants this service (…)`.
+    Unwanted(&'a str),
+    /// `function NAME no longer exists`.
+    Gone(&'a str),
+}
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Text(t) => f.write_str(t),
+            Reason::NotRegistered(name) => {
+                write!(f, "function {name} is enabled and not registered")
+            }
+            Reason::Unwanted(name) => write!(f, "function {name} no longer wants this service (disabled, untagged, alias removed, or moved)"),
+            Reason::Gone(name) => write!(f, "function {name} no longer exists"),
+        }
+    }
+}
+
+impl Serialize for Reason<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reason::Text(t) => s.serialize_str(t),
+            other => s.collect_str(other),
+        }
+    }
+}
+
+/// One service of the plan: its row in the table and the steps it needs.
+struct Row<'a> {
+    key: Key<'a>,
+    change: Change,
+    function: Option<Cow<'a, str>>,
+    reason: Reason<'a>,
+    confirm: Option<String>,
+    work: Work<'a>,
+}
+
+/// The steps of one service.
+enum Work<'a> {
+    /// A wanted service: write its entry (ARN, mode, payload passthrough), register
+    /// it, write its extension data — each when needed.
+    Wanted {
+        entry: Option<(&'a str, InvocationMode, bool)>,
+        register: bool,
+        put: Option<Put<'a>>,
+    },
+    /// A service no function wants: deregister it (by service ID), delete its entry
+    /// if it is ours, delete its extension data parameter if one is named.
+    Deleted {
+        service_id: &'a str,
+        entry: bool,
+        parameter: Option<String>,
+    },
+}
+
+/// Extension data to write.
+struct Put<'a> {
+    name: String,
+    tier: Option<Tier>,
+    serial: &'a str,
+}
+
+/// One operation of a row.
+#[derive(Clone, Copy)]
+enum Step<'r> {
+    Entry(&'r str, InvocationMode, bool),
+    Register,
+    Put(&'r Put<'r>),
+    Deregister(&'r str),
+    DeleteEntry,
+    DeleteParameter(&'r str),
+}
+
+impl Step<'_> {
+    fn kind(self) -> OperationKind {
+        match self {
+            Step::Entry(..) => OperationKind::UpsertConfigEntry,
+            Step::Register => OperationKind::RegisterService,
+            Step::Put(_) => OperationKind::PutExtensionData,
+            Step::Deregister(_) => OperationKind::DeregisterService,
+            Step::DeleteEntry => OperationKind::DeleteConfigEntry,
+            Step::DeleteParameter(_) => OperationKind::DeleteExtensionData,
+        }
+    }
+}
+
+impl<'a> Row<'a> {
+    /// The row's operations, in execution (kind) order.
+    fn steps(&self) -> impl Iterator<Item = Step<'_>> {
+        let steps = match &self.work {
+            Work::Wanted {
+                entry,
+                register,
+                put,
+            } => [
+                entry.map(|(arn, mode, pass)| Step::Entry(arn, mode, pass)),
+                register.then_some(Step::Register),
+                put.as_ref().map(Step::Put),
+            ],
+            Work::Deleted {
+                service_id,
+                entry,
+                parameter,
+            } => [
+                Some(Step::Deregister(service_id)),
+                entry.then_some(Step::DeleteEntry),
+                parameter.as_deref().map(Step::DeleteParameter),
+            ],
+        };
+        steps.into_iter().flatten()
+    }
+
+    fn has_steps(&self) -> bool {
+        self.steps().next().is_some()
+    }
+
+    /// A step's request, borrowed, for writing.
+    fn request<'r>(&'r self, step: Step<'r>, node: &'r str) -> RequestRef<'r> {
+        let key = &self.key;
+        let http = |method, path, body| {
+            RequestRef::Consul(HttpRequestRef {
+                method,
+                path,
+                query: key.query(),
+                body,
+            })
+        };
+        match step {
+            Step::Entry(arn, mode, pass) => http(
+                "PUT",
+                PathRef::Fixed("/v1/config"),
+                Some(BodyRef::Entry(EntryBody::new(key.name, arn, mode, pass))),
+            ),
+            Step::Register => http(
+                "PUT",
+                PathRef::Fixed("/v1/catalog/register"),
+                Some(BodyRef::Register(RegisterBody::new(key.name, node))),
+            ),
+            Step::Deregister(service_id) => http(
+                "PUT",
+                PathRef::Fixed("/v1/catalog/deregister"),
+                Some(BodyRef::Deregister(DeregisterBody { node, service_id })),
+            ),
+            Step::DeleteEntry => http("DELETE", PathRef::ServiceDefaults(key.name), None),
+            Step::Put(put) => RequestRef::Ssm(SsmRequestRef {
+                action: "PutParameter",
+                name: &put.name,
+                tier: put.tier,
+            }),
+            Step::DeleteParameter(name) => RequestRef::Ssm(SsmRequestRef {
+                action: "DeleteParameter",
+                name,
+                tier: None,
+            }),
+        }
+    }
+
+    /// A step's request, owned.
+    fn owned_request(&self, step: Step<'_>, service: &ServiceKey, node: &str) -> Request {
+        match step {
+            Step::Entry(arn, mode, pass) => {
+                Request::Consul(config_entry_request(service, arn, mode, pass))
+            }
+            Step::Register => Request::Consul(register_request(service, node)),
+            Step::Deregister(service_id) => {
+                Request::Consul(deregister_request(service, node, service_id))
+            }
+            Step::DeleteEntry => Request::Consul(config_delete_request(service)),
+            Step::Put(put) => Request::Ssm(SsmRequest {
+                action: "PutParameter".into(),
+                name: put.name.clone(),
+                tier: put.tier,
+            }),
+            Step::DeleteParameter(name) => Request::Ssm(SsmRequest {
+                action: "DeleteParameter".into(),
+                name: name.to_owned(),
+                tier: None,
+            }),
+        }
+    }
+}
+
+/// A plan before it is written out: the rows (in service order) and everything
+/// else of the [`Plan`] (whose `operations` and `services` are left empty).
+struct Draft<'a> {
+    rows: Rows<'a>,
+    rest: Plan,
+    node: &'a str,
+}
+
+impl Draft<'_> {
+    fn to_plan(&self) -> Plan {
+        let mut plan = self.rest.clone();
+        let mut operations = Vec::with_capacity(plan.summary.operations);
+        let mut services = Vec::with_capacity(self.rows.rows.len());
+        for row in self.rows.ordered() {
+            let service = row.key.owned();
+            let function = row.function.as_deref().map(str::to_owned);
+            let reason = row.reason.to_string();
+            for step in row.steps() {
+                operations.push(Operation {
+                    kind: step.kind(),
+                    service: service.clone(),
+                    change: row.change,
+                    reason: reason.clone(),
+                    function: function.clone(),
+                    confirm_absent: row.confirm.clone(),
+                    leaf_serial: match step {
+                        Step::Put(p) => Some(p.serial.to_owned()),
+                        _ => None,
+                    },
+                    request: row.owned_request(step, &service, self.node),
+                });
+            }
+            services.push(ServiceChange {
+                service,
+                change: row.change,
+                function,
+                reason,
+            });
+        }
+        plan.operations = operations;
+        plan.services = services;
+        plan
+    }
+}
+
+/// An [`Operation`], borrowed, for writing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationRef<'r> {
+    kind: OperationKind,
+    service: &'r Key<'r>,
+    change: Change,
+    reason: &'r Reason<'r>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm_absent: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leaf_serial: Option<&'r str>,
+    request: RequestRef<'r>,
+}
+
+/// A [`ServiceChange`], borrowed, for writing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceChangeRef<'r> {
+    service: &'r Key<'r>,
+    change: Change,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function: Option<&'r str>,
+    reason: &'r Reason<'r>,
+}
+
+struct Operations<'r>(&'r Draft<'r>);
+
+impl Serialize for Operations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let draft = self.0;
+        let mut seq = s.serialize_seq(Some(draft.rest.summary.operations))?;
+        for row in draft.rows.ordered() {
+            for step in row.steps() {
+                seq.serialize_element(&OperationRef {
+                    kind: step.kind(),
+                    service: &row.key,
+                    change: row.change,
+                    reason: &row.reason,
+                    function: row.function.as_deref(),
+                    confirm_absent: row.confirm.as_deref(),
+                    leaf_serial: match step {
+                        Step::Put(p) => Some(p.serial),
+                        _ => None,
+                    },
+                    request: row.request(step, draft.node),
+                })?;
+            }
+        }
+        seq.end()
+    }
+}
+
+struct Services<'r>(&'r Rows<'r>);
+
+impl Serialize for Services<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.ordered().map(|row| ServiceChangeRef {
+            service: &row.key,
+            change: row.change,
+            function: row.function.as_deref(),
+            reason: &row.reason,
+        }))
+    }
+}
+
+/// Writes the same JSON as the [`Plan`] that [`Draft::to_plan`] returns.
+impl Serialize for Draft<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = &self.rest;
+        let mut st = s.serialize_struct("Plan", 8)?;
+        st.serialize_field("operations", &Operations(self))?;
+        st.serialize_field("services", &Services(&self.rows))?;
+        st.serialize_field("errors", &p.errors)?;
+        st.serialize_field("warnings", &p.warnings)?;
+        st.serialize_field("skips", &p.skips)?;
+        st.serialize_field("ignored", &p.ignored)?;
+        st.serialize_field("confirmations", &p.confirmations)?;
+        st.serialize_field("summary", &p.summary)?;
+        st.end()
+    }
 }
 
 struct Ctx<'a> {
@@ -323,36 +789,32 @@ struct Ctx<'a> {
     local_dc: Option<&'a str>,
 }
 
-impl Ctx<'_> {
-    fn owner(&self, entry: Option<&EntryView>) -> Owner {
+impl<'a> Ctx<'a> {
+    fn owner<'e>(&self, entry: Option<&View<'e>>) -> Owner<'e> {
         match entry {
             None => Owner::Unknown,
-            Some(EntryView::Foreign) => Owner::NotLambda,
-            Some(EntryView::Lambda(LambdaEntry { arn, .. })) => {
-                match arn.as_deref().map(parse_function_arn) {
-                    Some(Ok(a)) if a.is_in(self.account, self.region) => Owner::Ours(a.name),
-                    Some(Ok(a)) => Owner::Elsewhere(a.unqualified().to_string()),
-                    _ => Owner::Unknown,
-                }
-            }
+            Some(View::Foreign) => Owner::NotLambda,
+            Some(View::Lambda(l)) => match l.arn.map(split_function_arn) {
+                Some(Ok(a)) if a.is_in(self.account, self.region) => Owner::Ours(a.name),
+                Some(Ok(a)) => Owner::Elsewhere(a.to_arn().unqualified().to_string()),
+                _ => Owner::Unknown,
+            },
         }
     }
 
     /// The datacenter of a wanted service: its tag, else `DATACENTER`, else the agent's.
-    fn datacenter(&self, explicit: Option<&str>) -> Option<String> {
+    fn datacenter<'s>(&'s self, explicit: Option<&'s str>) -> Option<&'s str> {
         explicit
             .or(self.config.datacenter.as_deref())
             .or(self.local_dc)
-            .map(str::to_owned)
     }
 
     /// The datacenter a Consul scope was read from: a scope without one is the agent's
     /// own, which is `DATACENTER` only when the agent's datacenter is unknown.
-    fn scope_datacenter(&self, explicit: Option<&str>) -> Option<String> {
+    fn scope_datacenter<'s>(&'s self, explicit: Option<&'s str>) -> Option<&'s str> {
         explicit
             .or(self.local_dc)
             .or(self.config.datacenter.as_deref())
-            .map(str::to_owned)
     }
 
     fn function_arn(&self, name: &str) -> String {
@@ -372,8 +834,37 @@ pub fn plan_json(input: &str) -> Result<Plan, Failure> {
     plan(&input)
 }
 
+/// Parses plan input from JSON text, plans, and returns the plan as JSON text:
+/// the same text as `serde_json::to_string(&plan_json(input)?)`, written straight
+/// from the planner's working state (what `ffi::call("plan", …)` returns).
+pub fn plan_json_text(input: &str) -> Result<String, Failure> {
+    let input: PlanInput =
+        serde_json::from_str(input).map_err(|e| Failure::input("plan input", &e))?;
+    plan_to_json(&input)
+}
+
+/// Plans and returns the plan as JSON text: the same text as
+/// `serde_json::to_string(&plan(input)?)`, written straight from the planner's
+/// working state without building the [`Plan`].
+pub fn plan_to_json(input: &PlanInput) -> Result<String, Failure> {
+    with_draft(input, |draft| {
+        serde_json::to_string(draft).map_err(|e| Failure::input("output", &e))
+    })?
+}
+
+/// The counts of the plan, without building or writing the plan itself (the
+/// benchmarks time planning alone with it).
+pub fn plan_summary(input: &PlanInput) -> Result<Summary, Failure> {
+    with_draft(input, |draft| draft.rest.summary.clone())
+}
+
 /// Computes the plan.
 pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
+    with_draft(input, |draft| draft.to_plan())
+}
+
+/// Plans, and hands the draft to `finish`.
+fn with_draft<R>(input: &PlanInput, finish: impl FnOnce(&Draft<'_>) -> R) -> Result<R, Failure> {
     let config = input
         .config
         .validate()
@@ -404,12 +895,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         region: &inv.region,
         local_dc: input.consul.local_datacenter.as_deref(),
     };
-    let mut out = Plan::default();
+    let reports = evaluate_functions(&ctx, inv);
+    Ok(finish(&draft(&ctx, input, &reports)))
+}
 
-    // 1. Consul: what we manage, what we must not touch.
-    let (observed, unmanaged) = observe_consul(&ctx, &input.consul, &mut out);
-
-    // 2. Lambda: evaluate every function once, in ARN order.
+/// Evaluates every function once, in ARN order; a function listed twice with
+/// different tags is invalid.
+fn evaluate_functions(ctx: &Ctx<'_>, inv: &Inventory) -> Vec<FunctionReport> {
     let mut functions: Vec<&LambdaFunction> = inv.functions.iter().collect();
     functions.sort_by(|a, b| a.arn.cmp(&b.arn).then_with(|| a.tags.cmp(&b.tags)));
     functions.dedup_by(|a, b| a.arn == b.arn && a.tags == b.tags);
@@ -417,7 +909,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     for f in functions {
         let mut report = evaluate_function(f, &ctx.config);
         if report.errors.is_empty() {
-            if let Ok(arn) = parse_function_arn(&report.arn) {
+            if let Ok(arn) = split_function_arn(&report.arn) {
                 if !arn.is_in(ctx.account, ctx.region) {
                     report.status = FunctionStatus::Invalid;
                     report.errors.push(
@@ -453,15 +945,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         }
         reports.push(report);
     }
+    reports
+}
 
-    // Functions by name; frozen ones keep their Consul state exactly as it is.
-    let mut known: HashSet<&str> = HashSet::with_capacity(reports.len());
-    let mut frozen: HashSet<String> = HashSet::new();
-    for r in &reports {
+/// The planner proper, over the evaluated functions.
+fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionReport]) -> Draft<'a> {
+    let inv = &input.inventory;
+    let mut out = Plan::default();
+    let node = ctx.config.node_name.as_str();
+
+    // 1. Consul: what we manage, what we must not touch.
+    let (observed, unmanaged) = observe_consul(ctx, &input.consul, &mut out);
+
+    // 2. Lambda: functions by name; frozen ones keep their Consul state exactly as it is.
+    let mut known: FxSet<&str> = FxSet::default();
+    known.reserve(reports.len());
+    let mut frozen: FxSet<&str> = FxSet::default();
+    for r in reports {
         known.insert(r.name.as_str());
         match r.status {
             FunctionStatus::Invalid => {
-                frozen.insert(r.name.clone());
+                frozen.insert(&r.name);
             }
             FunctionStatus::Disabled | FunctionStatus::Skipped => out.skips.push(Skip {
                 function: r.arn.clone(),
@@ -473,17 +977,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         // A disabled function with a bad tag is frozen too: a bad value leaves the
         // function's Consul state exactly as it is (SPEC §1).
         if !r.errors.is_empty() {
-            frozen.insert(r.name.clone());
+            frozen.insert(&r.name);
         }
         out.errors.extend(r.errors.iter().cloned());
         out.warnings.extend(r.warnings.iter().cloned());
     }
-    let mut failed_names: Vec<String> = Vec::with_capacity(inv.failed.len());
+    let mut failed_names: Vec<&str> = Vec::with_capacity(inv.failed.len());
     for f in &inv.failed {
-        let name = parse_function_arn(&f.arn)
-            .map(|a| a.name)
-            .unwrap_or_else(|_| f.arn.clone());
-        failed_names.push(name.clone());
+        let name = split_function_arn(&f.arn).map_or(f.arn.as_str(), |a| a.name);
+        failed_names.push(name);
         out.errors.push(
             Diagnostic::new(
                 Code::FunctionLoadFailed,
@@ -497,15 +999,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         );
         frozen.insert(name);
     }
-    let confirmed_absent: HashSet<String> = inv
+    let confirmed_absent: FxSet<&str> = inv
         .confirmed_absent
         .iter()
-        .filter_map(|a| parse_function_arn(a).ok().map(|a| a.name))
+        .filter_map(|a| split_function_arn(a).ok().map(|a| a.name))
         .collect();
     // The names a frozen function would register stay its own: another function that
     // wants one conflicts with it, as it would if the function were valid.
     let mut reserved: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for r in reports.iter().filter(|r| frozen.contains(&r.name)) {
+    for r in reports.iter().filter(|r| frozen.contains(r.name.as_str())) {
         reserved
             .entry(r.name.clone())
             .or_default()
@@ -518,37 +1020,56 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         }
     }
     for name in &failed_names {
-        reserved
-            .entry(name.clone())
-            .or_default()
-            .insert(name.as_str());
+        reserved.entry((*name).to_owned()).or_default().insert(name);
     }
 
-    // 3. Desired services; two sources of one name conflict and both freeze.
-    let mut claims: HashMap<ServiceKey, Vec<Desired<'_>>> = HashMap::new();
+    // 3. Desired services, in service order (claimants of one name in ARN order);
+    // two sources of one name conflict and both freeze.
+    let mut claims: Vec<(Key<'a>, Desired<'a>)> = Vec::with_capacity(reports.len());
     for r in reports
         .iter()
         .filter(|r| r.status == FunctionStatus::Managed)
     {
         for t in &r.services {
-            let key = ServiceKey {
+            let key = Key {
                 datacenter: ctx.datacenter(t.datacenter.as_deref()),
-                partition: t.partition.clone(),
-                namespace: t.namespace.clone(),
-                name: t.name.clone(),
+                partition: t.partition.as_deref(),
+                namespace: t.namespace.as_deref(),
+                name: &t.name,
             };
-            claims.entry(key).or_default().push(Desired {
-                target: t,
-                report: r,
-            });
+            claims.push((
+                key,
+                Desired {
+                    target: t,
+                    report: r,
+                },
+            ));
         }
     }
+    claims.sort_by(|a, b| a.0.cmp(&b.0));
+    // Each name with its claimants and what Consul holds for it (looked up once).
+    let groups: Vec<Group<'_, 'a>> = claims
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|claims| {
+            let observed = claims.first().and_then(|(key, _)| observed.get(key));
+            // A conflicted name is still wanted: it must not be deregistered as an orphan.
+            if let Some(o) = observed {
+                o.wanted.set(true);
+            }
+            let owner = ctx.owner(observed.and_then(|o| o.entry.as_ref()));
+            Group {
+                claims,
+                observed,
+                owner,
+            }
+        })
+        .collect();
     let mut conflicts: Vec<Diagnostic> = Vec::new();
-    for (key, claimants) in &claims {
-        if claimants.len() > 1 {
-            let arns: Vec<&str> = claimants.iter().map(|d| d.target.arn.as_str()).collect();
-            for d in claimants {
-                frozen.insert(d.report.name.clone());
+    for Group { claims: group, .. } in &groups {
+        if group.len() > 1 {
+            let arns: Vec<&str> = group.iter().map(|(_, d)| d.target.arn.as_str()).collect();
+            for (key, d) in group.iter() {
+                frozen.insert(&d.report.name);
                 conflicts.push(
                     Diagnostic::new(
                         Code::ServiceNameConflict,
@@ -560,7 +1081,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                         "rename a function or an alias so that every service name is unique",
                     )
                     .key("service")
-                    .value(&key.name)
+                    .value(key.name)
                     .function(d.report.arn.clone()),
                 );
             }
@@ -569,13 +1090,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     // Blocking conflicts with what Consul holds. A name held by another function of
     // ours freezes its claimant only if that function is frozen, which may in turn come
     // from such a name: iterate to a fixed point so the outcome is order-independent.
-    let mut held_by_other: Vec<(&ServiceKey, &Desired<'_>, String)> = Vec::new();
-    for (key, claimants) in &claims {
-        let [d] = claimants.as_slice() else { continue };
-        let obs = observed.get(key);
-        let entry = obs.and_then(|o| o.entry.as_ref());
+    let mut held_by_other: Vec<(&Key<'a>, &Desired<'a>, &str)> = Vec::new();
+    for g in &groups {
+        let [(key, d)] = g.claims else { continue };
         let frozen_owners: Vec<&str> = reserved
-            .get(&key.name)
+            .get(key.name)
             .into_iter()
             .flatten()
             .copied()
@@ -598,7 +1117,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                 "rename the function or alias, or remove the other service",
             ))
         } else {
-            match ctx.owner(entry) {
+            match &g.owner {
                 Owner::NotLambda => Some(Diagnostic::new(
                     Code::ForeignConfigEntry,
                     format!("service-defaults {} exists without the builtin/aws/lambda extension; it belongs to another service and is not overwritten", key.name),
@@ -609,7 +1128,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     format!("service-defaults {} invokes {arn}, of another account or region; config entries are global, so the registrators would fight", key.name),
                     "give the functions of each region distinct names, or let one registrator manage this name",
                 )),
-                Owner::Ours(owner) if owner != d.report.name => {
+                Owner::Ours(owner) if *owner != d.report.name => {
                     held_by_other.push((key, d, owner));
                     None
                 }
@@ -617,10 +1136,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             }
         };
         if let Some(p) = problem {
-            frozen.insert(d.report.name.clone());
+            frozen.insert(&d.report.name);
             conflicts.push(
                 p.key("service")
-                    .value(&key.name)
+                    .value(key.name)
                     .function(d.report.arn.clone()),
             );
         }
@@ -628,8 +1147,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
     loop {
         let before = frozen.len();
         for (_, d, owner) in &held_by_other {
-            if frozen.contains(owner) && !frozen.contains(&d.report.name) {
-                frozen.insert(d.report.name.clone());
+            if frozen.contains(owner) && !frozen.contains(d.report.name.as_str()) {
+                frozen.insert(&d.report.name);
             }
         }
         if frozen.len() == before {
@@ -648,7 +1167,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     "fix the other function's error first",
                 )
                 .key("service")
-                .value(&key.name)
+                .value(key.name)
                 .function(d.report.arn.clone()),
             );
         }
@@ -660,62 +1179,63 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
         Trigger::FullSync => None,
         Trigger::Function { name, .. } => Some(name.as_str()),
         Trigger::Ignore { .. } => {
-            finish(&mut out);
-            return Ok(out);
+            finish(&mut out, &[]);
+            return Draft {
+                rows: Rows::default(),
+                rest: out,
+                node,
+            };
         }
     };
-    let in_scope = |key: &ServiceKey, desired_by: Option<&str>, owner: &Owner| -> bool {
+    let in_scope = |key: &Key<'_>, desired_by: Option<&str>, owner: &Owner<'_>| -> bool {
         let Some(f) = scope_fn else { return true };
         desired_by == Some(f)
-            || matches!(owner, Owner::Ours(o) if o == f)
+            || matches!(owner, Owner::Ours(o) if *o == f)
             || (matches!(owner, Owner::Unknown)
                 && (key.name == f || key.name.strip_prefix(f).is_some_and(|r| r.starts_with('-'))))
     };
 
-    let ext = ExtensionPlanner::new(&ctx, input.extension_data.as_ref(), &mut out);
-    let mut ops: Vec<Operation> = Vec::new();
-    let mut rows: Vec<ServiceChange> = Vec::new();
+    let ext = ExtensionPlanner::new(ctx, input.extension_data.as_ref(), &mut out);
+    let mut rows: Vec<Row<'a>> = Vec::with_capacity(claims.len());
+    let mut registrations = 0usize;
 
-    // 5. Register and repair what is wanted.
-    let mut wanted_keys: HashSet<&ServiceKey> = HashSet::with_capacity(claims.len());
-    for (key, claimants) in &claims {
-        // A conflicted name is still wanted: it must not be deregistered as an orphan.
-        wanted_keys.insert(key);
-        let [d] = claimants.as_slice() else { continue };
-        if frozen.contains(&d.report.name) {
+    // 5. Register and repair what is wanted (in service order).
+    for g in &groups {
+        let [(key, d)] = g.claims else { continue };
+        if frozen.contains(d.report.name.as_str()) {
             continue;
         }
-        let obs = observed.get(key);
+        let obs = g.observed;
         let entry = obs.and_then(|o| o.entry.as_ref());
-        let owner = ctx.owner(entry);
-        if !in_scope(key, Some(&d.report.name), &owner) {
+        let owner = &g.owner;
+        if !in_scope(key, Some(&d.report.name), owner) {
             continue;
         }
         let target = d.target;
         let settings = &d.report.settings;
-        let mut reasons: Vec<String> = Vec::new();
+        let mut reasons: Vec<Cow<'a, str>> = Vec::new();
         let mut confirm = None;
-        if let Owner::Ours(o) = &owner {
-            if *o != d.report.name {
+        if let Owner::Ours(o) = *owner {
+            if o != d.report.name {
                 // Taking a name over from another function: only once it is gone.
-                if !known.contains(o.as_str()) && !confirmed_absent.contains(o) {
+                if !known.contains(o) && !confirmed_absent.contains(o) {
                     if scope_fn.is_none() && !inv.complete {
                         out.ignored.push(Ignored {
-                            service: Some(key.clone()),
+                            service: Some(key.owned()),
                             reason: format!("belongs to function {o}, which may exist but was not listed (incomplete inventory)"),
                         });
                         continue;
                     }
                     confirm = Some(ctx.function_arn(o));
                 }
-                reasons.push(format!("take over from function {o}"));
+                reasons.push(format!("take over from function {o}").into());
             }
         }
         let entry_ok = match entry {
-            Some(EntryView::Lambda(l)) => {
+            Some(View::Lambda(l)) => {
                 let mut drift = Vec::new();
-                if l.arn.as_deref() != Some(target.arn.as_str()) {
-                    drift.push(format!("ARN is {}", l.arn.as_deref().unwrap_or("missing")));
+                if l.arn != Some(target.arn.as_str()) {
+                    drift.push(format!("ARN is {}", l.arn.unwrap_or("missing")));
                 }
                 if l.mode != settings.invocation_mode {
                     drift.push(format!(
@@ -731,163 +1251,149 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
                     drift.push("protocol or extension settings differ".to_owned());
                 }
                 if !drift.is_empty() {
-                    reasons.push(format!("service-defaults drifted: {}", drift.join(", ")));
+                    reasons.push(format!("service-defaults drifted: {}", drift.join(", ")).into());
                 }
                 drift.is_empty()
             }
             _ => false,
         };
-        let registered = obs.and_then(|o| o.catalog.as_ref()).is_some();
+        let registered = obs.and_then(|o| o.catalog).is_some();
         let existed = registered || entry.is_some();
         let change = if existed {
             Change::Update
         } else {
             Change::Create
         };
+        let mut not_registered = false;
         if !existed {
-            reasons.push(format!(
-                "function {} is enabled and not registered",
-                d.report.name
-            ));
+            not_registered = true;
         } else if entry.is_none() {
-            reasons.push("service-defaults entry missing".to_owned());
+            reasons.push("service-defaults entry missing".into());
         }
         if existed && !registered {
-            reasons.push("catalog registration missing".to_owned());
+            reasons.push("catalog registration missing".into());
         }
-        let mut service_ops: Vec<(OperationKind, Request, Option<String>)> = Vec::new();
-        if !entry_ok {
-            service_ops.push((
-                OperationKind::UpsertConfigEntry,
-                Request::Consul(config_entry_request(
-                    key,
-                    &target.arn,
-                    settings.invocation_mode,
-                    settings.payload_passthrough,
-                )),
-                None,
-            ));
-        }
-        if !registered {
-            service_ops.push((
-                OperationKind::RegisterService,
-                Request::Consul(register_request(key, &ctx.config.node_name)),
-                None,
-            ));
-        }
-        if let Some((request, serial, why)) = ext.put(key) {
-            if existed {
-                reasons.push(why);
+        let put = match ext.put(key) {
+            Some((put, why)) => {
+                if existed {
+                    reasons.push(why.into());
+                }
+                Some(put)
             }
-            service_ops.push((OperationKind::PutExtensionData, request, Some(serial)));
-        } else if ext.lacks_leaf(key) {
-            out.warnings.push(
-                Diagnostic::new(
-                    Code::LeafMissing,
-                    format!("no leaf certificate was observed for service {}; its extension data is not written", key.name),
-                    "fetch GET /v1/agent/connect/ca/leaf/:service for every wanted service (Connect must be enabled)",
-                )
-                .key("service")
-                .value(&key.name)
-                .function(target.arn.clone()),
-            );
-        }
-        let change = if service_ops.is_empty() {
-            Change::Unchanged
-        } else {
-            change
+            None => {
+                if ext.lacks_leaf(key) {
+                    out.warnings.push(
+                        Diagnostic::new(
+                            Code::LeafMissing,
+                            format!("no leaf certificate was observed for service {}; its extension data is not written", key.name),
+                            "fetch GET /v1/agent/connect/ca/leaf/:service for every wanted service (Connect must be enabled)",
+                        )
+                        .key("service")
+                        .value(key.name)
+                        .function(target.arn.clone()),
+                    );
+                }
+                None
+            }
         };
-        let reason = if reasons.is_empty() {
-            "as wanted".to_owned()
-        } else {
-            reasons.join("; ")
+        let work = Work::Wanted {
+            entry: (!entry_ok).then_some((
+                target.arn.as_str(),
+                settings.invocation_mode,
+                settings.payload_passthrough,
+            )),
+            register: !registered,
+            put,
         };
-        for (kind, request, leaf_serial) in service_ops {
-            ops.push(Operation {
-                kind,
-                service: key.clone(),
-                change,
-                reason: reason.clone(),
-                function: Some(target.arn.clone()),
-                confirm_absent: confirm.clone(),
-                leaf_serial,
-                request,
-            });
+        registrations += usize::from(!registered);
+        let unchanged = entry_ok && registered && matches!(&work, Work::Wanted { put: None, .. });
+        let change = if unchanged { Change::Unchanged } else { change };
+        if not_registered && !reasons.is_empty() {
+            // (Only for a new service, so nothing was said after it.)
+            reasons.push(Reason::NotRegistered(&d.report.name).to_string().into());
         }
-        rows.push(ServiceChange {
-            service: key.clone(),
+        let reason = match reasons.len() {
+            0 if not_registered => Reason::NotRegistered(&d.report.name),
+            0 => Reason::Text(Cow::Borrowed("as wanted")),
+            1 => Reason::Text(reasons.pop().unwrap_or_default()),
+            _ => Reason::Text(Cow::Owned(reasons.join("; "))),
+        };
+        rows.push(Row {
+            key: *key,
             change,
-            function: Some(target.arn.clone()),
+            function: Some(Cow::Borrowed(target.arn.as_str())),
             reason,
+            confirm,
+            work,
         });
     }
 
     // 6. Deregister what no function wants.
     // Managed services once this plan's registrations are done: counting them keeps the
     // guard's decision the same when the plan is applied and planned again.
-    let managed_count = observed.values().filter(|o| o.catalog.is_some()).count()
-        + ops
-            .iter()
-            .filter(|o| o.kind == OperationKind::RegisterService)
-            .count();
+    let managed_count = observed.values().filter(|o| o.catalog.is_some()).count() + registrations;
     let mut withheld = 0usize;
-    let mut deletions: Vec<Deletion> = Vec::new();
+    let mut deletions: Vec<Row<'a>> = Vec::new();
     for (key, obs) in &observed {
-        let Some(service_id) = &obs.catalog else {
+        let Some(service_id) = obs.catalog else {
             continue;
         };
-        if wanted_keys.contains(key) {
+        if obs.wanted.get() {
             continue;
         }
         let owner = ctx.owner(obs.entry.as_ref());
         if !in_scope(key, None, &owner) {
             continue;
         }
-        let owner_name = match &owner {
-            Owner::Ours(o) => o.clone(),
+        let owner_name = match owner {
+            Owner::Ours(o) => o,
             Owner::Elsewhere(arn) => {
                 out.warnings.push(orphan_warning(
-                    key,
+                    key.name,
                     &format!("its service-defaults invokes {arn}, of another account or region"),
                 ));
                 continue;
             }
             Owner::NotLambda | Owner::Unknown => {
                 out.warnings.push(orphan_warning(
-                    key,
+                    key.name,
                     "it has no service-defaults entry naming a function of this account and region",
                 ));
                 continue;
             }
         };
-        if frozen.contains(&owner_name) {
+        if frozen.contains(owner_name) {
             out.ignored.push(Ignored {
-                service: Some(key.clone()),
+                service: Some(key.owned()),
                 reason: format!("function {owner_name} has errors; its state is left as it is"),
             });
             continue;
         }
-        let listed = known.contains(owner_name.as_str());
-        let confirm = if listed || confirmed_absent.contains(&owner_name) {
+        let listed = known.contains(owner_name);
+        let confirm = if listed || confirmed_absent.contains(owner_name) {
             None
         } else if scope_fn.is_none() && !inv.complete {
             withheld += 1;
             continue;
         } else {
-            Some(ctx.function_arn(&owner_name))
+            Some(ctx.function_arn(owner_name))
         };
         let reason = if listed {
-            format!("function {owner_name} no longer wants this service (disabled, untagged, alias removed, or moved)")
+            Reason::Unwanted(owner_name)
         } else {
-            format!("function {owner_name} no longer exists")
+            Reason::Gone(owner_name)
         };
-        deletions.push(Deletion {
-            key: key.clone(),
-            service_id: service_id.clone(),
-            function: ctx.function_arn(&owner_name),
-            confirm,
-            entry_ours: matches!(obs.entry, Some(EntryView::Lambda(_))),
+        deletions.push(Row {
+            key: *key,
+            change: Change::Delete,
+            function: Some(Cow::Owned(ctx.function_arn(owner_name))),
             reason,
+            confirm,
+            work: Work::Deleted {
+                service_id,
+                entry: matches!(obs.entry, Some(View::Lambda(_))),
+                parameter: None,
+            },
         });
     }
     if withheld > 0 {
@@ -912,62 +1418,37 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             )
             .key("ALLOW_MASS_DEREGISTRATION"),
         );
-    } else {
-        let wanted_params: HashSet<(&str, &str, &str)> = if ext.prefix.is_some() {
-            wanted_keys.iter().map(|k| parameter_key(k)).collect()
-        } else {
-            HashSet::new()
-        };
-        for d in deletions {
-            let op = |kind, request| Operation {
-                kind,
-                service: d.key.clone(),
-                change: Change::Delete,
-                reason: d.reason.clone(),
-                function: Some(d.function.clone()),
-                confirm_absent: d.confirm.clone(),
-                leaf_serial: None,
-                request,
-            };
-            ops.push(op(
-                OperationKind::DeregisterService,
-                Request::Consul(deregister_request(
-                    &d.key,
-                    &ctx.config.node_name,
-                    &d.service_id,
-                )),
-            ));
-            if d.entry_ours {
-                ops.push(op(
-                    OperationKind::DeleteConfigEntry,
-                    Request::Consul(config_delete_request(&d.key)),
-                ));
+        deletions.clear();
+    } else if ext.prefix.is_some() {
+        // The parameter path has no datacenter: keep it if a wanted service uses it.
+        let wanted_params: FxSet<(&str, &str, &str)> = groups
+            .iter()
+            .filter_map(|g| g.claims.first())
+            .map(|(k, _)| k.parameter_key())
+            .collect();
+        for d in &mut deletions {
+            if let Work::Deleted { parameter, .. } = &mut d.work {
+                *parameter = ext
+                    .delete(&d.key)
+                    .filter(|_| !wanted_params.contains(&d.key.parameter_key()));
             }
-            // The parameter path has no datacenter: keep it if a wanted service uses it.
-            if let Some(request) = ext
-                .delete(&d.key)
-                .filter(|_| !wanted_params.contains(&parameter_key(&d.key)))
-            {
-                ops.push(op(OperationKind::DeleteExtensionData, request));
-            }
-            rows.push(ServiceChange {
-                service: d.key,
-                change: Change::Delete,
-                function: Some(d.function),
-                reason: d.reason,
-            });
         }
     }
+    deletions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let wanted = rows.len();
+    rows.append(&mut deletions);
+    let draft_rows = Rows { rows, wanted };
 
-    ops.sort_by(|a, b| a.service.cmp(&b.service).then(a.kind.cmp(&b.kind)));
     // Every operation that waits for GetFunction, deletion or take-over, is listed.
     let mut confirmations: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for op in &ops {
-        if let Some(c) = &op.confirm_absent {
-            confirmations
-                .entry(c.as_str())
-                .or_default()
-                .push(op.service.name.as_str());
+    for row in &draft_rows.rows {
+        if let Some(c) = &row.confirm {
+            if row.has_steps() {
+                confirmations
+                    .entry(c.as_str())
+                    .or_default()
+                    .push(row.key.name);
+            }
         }
     }
     out.confirmations = confirmations
@@ -981,36 +1462,53 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
             }
         })
         .collect();
-    rows.sort_by(|a, b| a.service.cmp(&b.service));
-    out.operations = ops;
-    out.services = rows;
-    finish(&mut out);
-    Ok(out)
+    finish(&mut out, &draft_rows.rows);
+    Draft {
+        rows: draft_rows,
+        rest: out,
+        node,
+    }
 }
 
-/// What names a service's extension data parameter: partition, namespace, name.
-fn parameter_key(key: &ServiceKey) -> (&str, &str, &str) {
-    (
-        key.partition.as_deref().unwrap_or("default"),
-        key.namespace.as_deref().unwrap_or("default"),
-        &key.name,
-    )
+/// The rows of a plan: the wanted services, then the deregistered ones, each part
+/// sorted by key (no key in both).
+#[derive(Default)]
+struct Rows<'a> {
+    rows: Vec<Row<'a>>,
+    wanted: usize,
 }
 
-fn orphan_warning(key: &ServiceKey, why: &str) -> Diagnostic {
+impl<'a> Rows<'a> {
+    /// The rows in service order.
+    fn ordered(&self) -> impl Iterator<Item = &Row<'a>> {
+        let (wanted, deleted) = self
+            .rows
+            .split_at_checked(self.wanted)
+            .unwrap_or((&self.rows, &[]));
+        let mut a = wanted.iter().peekable();
+        let mut b = deleted.iter().peekable();
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.key < x.key => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        })
+    }
+}
+
+fn orphan_warning(name: &str, why: &str) -> Diagnostic {
     Diagnostic::new(
         Code::OrphanNotOwned,
         format!(
-            "managed service {} is wanted by no listed function, but {why}; it is left alone",
-            key.name
+            "managed service {name} is wanted by no listed function, but {why}; it is left alone"
         ),
         "deregister it by hand if it is stale; another registrator may own it",
     )
     .key("service")
-    .value(&key.name)
+    .value(name)
 }
 
-fn finish(out: &mut Plan) {
+/// Sorts the diagnostics, skips and ignored objects, and counts.
+fn finish(out: &mut Plan, rows: &[Row<'_>]) {
     let order = |a: &Diagnostic, b: &Diagnostic| {
         (&a.function, &a.key, a.code, &a.message, &a.value, &a.hint).cmp(&(
             &b.function,
@@ -1026,31 +1524,48 @@ fn finish(out: &mut Plan) {
     out.skips.sort_by(|a, b| a.function.cmp(&b.function));
     out.ignored
         .sort_by(|a, b| (&a.service, &a.reason).cmp(&(&b.service, &b.reason)));
-    let count = |c| out.services.iter().filter(|r| r.change == c).count();
-    out.summary = Summary {
-        create: count(Change::Create),
-        update: count(Change::Update),
-        delete: count(Change::Delete),
-        unchanged: count(Change::Unchanged),
-        operations: out.operations.len(),
+    let mut summary = Summary {
         errors: out.errors.len(),
         warnings: out.warnings.len(),
         skipped: out.skips.len(),
+        ..Summary::default()
     };
+    for r in rows {
+        *match r.change {
+            Change::Create => &mut summary.create,
+            Change::Update => &mut summary.update,
+            Change::Delete => &mut summary.delete,
+            Change::Unchanged => &mut summary.unchanged,
+        } += 1;
+        summary.operations += r.steps().count();
+    }
+    out.summary = summary;
 }
 
 /// Reads the Consul scopes into the managed services and the names we must not take.
-fn observe_consul(
-    ctx: &Ctx<'_>,
-    consul: &ConsulState,
+fn observe_consul<'a>(
+    ctx: &'a Ctx<'a>,
+    consul: &'a ConsulState,
     out: &mut Plan,
-) -> (HashMap<ServiceKey, Observed>, HashSet<ServiceKey>) {
-    let mut observed: HashMap<ServiceKey, Observed> = HashMap::new();
-    let mut unmanaged: HashSet<ServiceKey> = HashSet::new();
+) -> (FxMap<Key<'a>, Observed<'a>>, FxSet<Key<'a>>) {
+    let mut observed: FxMap<Key<'a>, Observed<'a>> = FxMap::default();
+    // Most managed services have an entry, and the other way round.
+    observed.reserve(
+        consul
+            .scopes
+            .iter()
+            .map(|s| {
+                let services = s.node_services.as_ref().map_or(0, |n| n.services.len());
+                let entries = s.service_defaults.as_ref().map_or(0, Vec::len);
+                services.max(entries)
+            })
+            .sum(),
+    );
+    let mut unmanaged: FxSet<Key<'a>> = FxSet::default();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
         let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
-        if let (Some(ours), Some(theirs)) = (&ctx.config.datacenter, &dc) {
+        if let (Some(ours), Some(theirs)) = (&ctx.config.datacenter, dc) {
             if ours != theirs {
                 out.ignored.push(Ignored {
                     service: None,
@@ -1059,33 +1574,31 @@ fn observe_consul(
                 continue;
             }
         }
-        let key_of = |partition: Option<&String>, namespace: Option<&String>, name: &str| {
+        let key_of = |partition: Option<&'a String>, namespace: Option<&'a String>, name| {
             let (partition, namespace) = if enterprise {
                 (
                     Some(
                         partition
                             .or(scope.partition.as_ref())
-                            .cloned()
-                            .unwrap_or_else(|| "default".to_owned()),
+                            .map_or("default", String::as_str),
                     ),
-                    Some(namespace.cloned().unwrap_or_else(|| "default".to_owned())),
+                    Some(namespace.map_or("default", String::as_str)),
                 )
             } else {
                 (None, None)
             };
-            ServiceKey {
-                datacenter: dc.clone(),
+            Key {
+                datacenter: dc,
                 partition,
                 namespace,
-                name: name.to_owned(),
+                name,
             }
         };
-        let managed_partition = |key: &ServiceKey| {
+        let managed_partition = |key: &Key<'_>| {
             !enterprise
                 || key
                     .partition
-                    .as_ref()
-                    .is_some_and(|p| ctx.config.partitions.contains(p))
+                    .is_some_and(|p| ctx.config.partitions.iter().any(|q| q == p))
         };
         if let Some(ns) = &scope.node_services {
             let node = ns
@@ -1106,7 +1619,7 @@ fn observe_consul(
                     let key = key_of(s.partition.as_ref(), s.namespace.as_ref(), &s.service);
                     if !managed_partition(&key) {
                         out.ignored.push(Ignored {
-                            service: Some(key),
+                            service: Some(key.owned()),
                             reason: "partition not in PARTITIONS".to_owned(),
                         });
                         continue;
@@ -1116,7 +1629,7 @@ fn observe_consul(
                         .as_deref()
                         .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
                     if managed {
-                        observed.entry(key).or_default().catalog = Some(s.id.clone());
+                        observed.entry(key).or_default().catalog = Some(&s.id);
                     } else {
                         unmanaged.insert(key);
                     }
@@ -1129,7 +1642,8 @@ fn observe_consul(
             }
             let key = key_of(e.partition.as_ref(), e.namespace.as_ref(), &e.name);
             if managed_partition(&key) {
-                observed.entry(key).or_default().entry = Some(e.view());
+                observed.entry(key).or_default().entry =
+                    Some(e.lambda_view().map_or(View::Foreign, View::Lambda));
             }
         }
     }
@@ -1140,10 +1654,10 @@ fn observe_consul(
 /// Extension data decisions for one plan.
 struct ExtensionPlanner<'a> {
     prefix: Option<&'a str>,
-    tier: Option<crate::config::Tier>,
+    tier: Option<Tier>,
     observed: Option<&'a ExtensionDataState>,
-    leaves: HashMap<&'a str, &'a Leaf>,
-    stored: HashMap<&'a str, Option<ExtensionData>>,
+    leaves: FxMap<&'a str, &'a Leaf>,
+    stored: FxMap<&'a str, Option<ExtensionData>>,
     root: Option<(&'a str, &'a str)>,
 }
 
@@ -1189,17 +1703,15 @@ impl<'a> ExtensionPlanner<'a> {
     }
 
     /// Whether extension data is wanted and observed, but the service's leaf is missing.
-    fn lacks_leaf(&self, key: &ServiceKey) -> bool {
-        self.prefix.is_some()
-            && self.observed.is_some()
-            && !self.leaves.contains_key(key.name.as_str())
+    fn lacks_leaf(&self, key: &Key<'_>) -> bool {
+        self.prefix.is_some() && self.observed.is_some() && !self.leaves.contains_key(key.name)
     }
 
-    /// The write a wanted service needs, if any: request, leaf serial, reason.
-    fn put(&self, key: &ServiceKey) -> Option<(Request, String, String)> {
+    /// The write a wanted service needs, if any, and why.
+    fn put(&self, key: &Key<'_>) -> Option<(Put<'a>, String)> {
         let prefix = self.prefix?;
         self.observed?;
-        let leaf = self.leaves.get(key.name.as_str())?;
+        let leaf = self.leaves.get(key.name)?;
         let name = key.parameter_name(prefix);
         let why = match self.stored.get(name.as_str()) {
             None => "extension data missing".to_owned(),
@@ -1218,26 +1730,81 @@ impl<'a> ExtensionPlanner<'a> {
             }
         };
         Some((
-            Request::Ssm(SsmRequest {
-                action: "PutParameter".into(),
+            Put {
                 name,
                 tier: self.tier,
-            }),
-            leaf.serial_number.clone(),
+                serial: &leaf.serial_number,
+            },
             why,
         ))
     }
 
-    /// The delete a deregistered service needs, if any.
-    fn delete(&self, key: &ServiceKey) -> Option<Request> {
+    /// The parameter a deregistered service's extension data is deleted from, if any.
+    fn delete(&self, key: &Key<'_>) -> Option<String> {
         let name = key.parameter_name(self.prefix?);
         if self.observed.is_some() && !self.stored.contains_key(name.as_str()) {
             return None;
         }
-        Some(Request::Ssm(SsmRequest {
-            action: "DeleteParameter".into(),
-            name,
-            tier: None,
-        }))
+        Some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The JSON written straight from the working state (what `ffi::call` returns)
+    /// is the JSON of the owned [`Plan`], for every plan vector.
+    #[test]
+    fn written_plan_is_the_owned_plan() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+        let mut compared = 0;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let doc: Value = serde_json::from_str(&text).unwrap_or_default();
+            if doc.get("function").and_then(Value::as_str) != Some("plan") {
+                continue;
+            }
+            let cases = doc.get("cases").and_then(Value::as_array);
+            for case in cases.into_iter().flatten() {
+                let input = case.get("input").cloned().unwrap_or_default();
+                let Ok(input) = serde_json::from_value::<PlanInput>(input) else {
+                    continue;
+                };
+                let owned = plan(&input).map(|p| serde_json::to_string(&p).unwrap_or_default());
+                assert_eq!(plan_to_json(&input), owned, "{}", case["name"]);
+                if let Ok(p) = plan(&input) {
+                    assert_eq!(plan_summary(&input).ok(), Some(p.summary));
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 60, "only {compared} plan vectors found");
+    }
+
+    /// The hasher spreads the benchmark's names evenly (it indexes hash tables by
+    /// the low bits).
+    #[test]
+    fn hasher_spreads_names() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FastHasher>::default();
+        let mut buckets = FxSet::default();
+        let mut names = 0;
+        for i in 0..10_000 {
+            for suffix in ["", "-live", "-beta", "-canary"] {
+                let name = format!("fn-{i:06}{suffix}");
+                let key = Key {
+                    datacenter: None,
+                    partition: None,
+                    namespace: None,
+                    name: &name,
+                };
+                buckets.insert(build.hash_one(key) & 0xffff);
+                names += 1;
+            }
+        }
+        // 40,000 keys in 65,536 buckets: about 30,000 distinct if spread at random.
+        assert!(buckets.len() > 28_000, "{} of {names}", buckets.len());
     }
 }

@@ -1,7 +1,7 @@
 //! Function tags (SPEC §1): parsing, validation, the inverse (options → tags), and
 //! the evaluation of one function against a configuration.
 
-use crate::arn::{parse_function_arn, valid_alias_name, FunctionArn};
+use crate::arn::{split_function_arn, valid_alias_name, ArnParts};
 use crate::config::{validate_consul_name, Config};
 use crate::error::{Code, Diagnostic, Failure};
 use serde::{Deserialize, Serialize};
@@ -257,7 +257,7 @@ pub fn parse_tags(tags: &BTreeMap<String, String>, enterprise: bool) -> TagRepor
 
 /// Splits and checks the `aliases` tag value.
 fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
-    let key = full_key(TAG_ALIASES);
+    let key = || full_key(TAG_ALIASES);
     let mut errors = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
     for alias in value.split('+') {
@@ -268,7 +268,7 @@ fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
                     "the aliases tag has an empty alias: aliases are separated by single `+` signs",
                     "write the aliases as dev+staging+prod, without `++` or a leading or trailing `+`",
                 )
-                .key(&key)
+                .key(key())
                 .value(value),
             );
             break;
@@ -280,7 +280,7 @@ fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
                     format!("`{}` is not a Lambda alias name: 1 to 128 letters, digits, `-` or `_`, not only digits", crate::error::clip(alias)),
                     "use the alias name exactly as Lambda shows it",
                 )
-                .key(&key)
+                .key(key())
                 .value(value),
             );
         } else if aliases.iter().any(|a| a == alias) {
@@ -290,7 +290,7 @@ fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
                     format!("the alias `{alias}` is listed twice"),
                     "list each alias once",
                 )
-                .key(&key)
+                .key(key())
                 .value(value),
             );
         } else {
@@ -523,12 +523,12 @@ pub struct FunctionReport {
 
 /// Evaluates one function under a configuration.
 pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> FunctionReport {
-    let parsed = parse_function_arn(&function.arn);
-    let fallback_name = function
-        .name
-        .clone()
-        .or_else(|| parsed.as_ref().ok().map(|a| a.name.clone()))
-        .unwrap_or_default();
+    let parsed = split_function_arn(&function.arn);
+    let fallback_name = match (&function.name, &parsed) {
+        (Some(name), _) => name.clone(),
+        (None, Ok(a)) => a.name.to_owned(),
+        (None, Err(_)) => String::new(),
+    };
     let report = parse_tags(&function.tags, config.enterprise);
     let mut out = FunctionReport {
         arn: function.arn.clone(),
@@ -541,7 +541,7 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         warnings: report.warnings,
     };
     let arn = match parsed {
-        Ok(a) => a.unqualified(),
+        Ok(a) => a,
         Err(e) => {
             out.errors.insert(0, e);
             return finish(out);
@@ -566,15 +566,14 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
             return finish(out);
         }
     }
-    out.arn = arn.to_string();
-    out.name.clone_from(&arn.name);
+    if arn.qualifier.is_some() {
+        out.arn = arn.unqualified_string();
+    }
+    if out.name != arn.name {
+        arn.name.clone_into(&mut out.name);
+    }
     // Scope first, as upstream does: a function of another datacenter or partition
     // is left alone whatever its other tags say (its own registrator reports them).
-    let datacenter = out
-        .settings
-        .datacenter
-        .clone()
-        .or_else(|| config.datacenter.clone());
     if let (Some(ours), Some(theirs)) = (&config.datacenter, &out.settings.datacenter) {
         if ours != theirs {
             out.status = FunctionStatus::Skipped;
@@ -585,8 +584,12 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         }
     }
     let has_error = |out: &FunctionReport, tag: &str| {
-        let key = full_key(tag);
-        out.errors.iter().any(|e| e.key.as_deref() == Some(&key))
+        out.errors.iter().any(|e| {
+            e.key
+                .as_deref()
+                .and_then(|k| k.strip_prefix(TAG_PREFIX))
+                .is_some_and(|k| k == tag)
+        })
     };
     let (namespace, partition) = if config.enterprise {
         let partition = out
@@ -625,12 +628,18 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         return finish(out);
     }
     out.status = FunctionStatus::Managed;
+    let datacenter = out
+        .settings
+        .datacenter
+        .as_deref()
+        .or(config.datacenter.as_deref());
     out.services = service_targets(
         &arn,
+        &out.arn,
         &out.settings.aliases,
-        &datacenter,
-        &namespace,
-        &partition,
+        datacenter,
+        namespace,
+        partition,
     );
     finish(out)
 }
@@ -644,26 +653,37 @@ fn finish(mut out: FunctionReport) -> FunctionReport {
     out
 }
 
+/// The services of a managed function: its own, then one per alias (`NAME-ALIAS`,
+/// invoking `ARN:ALIAS`).
 fn service_targets(
-    arn: &FunctionArn,
+    arn: &ArnParts<'_>,
+    unqualified: &str,
     aliases: &[String],
-    datacenter: &Option<String>,
-    namespace: &Option<String>,
-    partition: &Option<String>,
+    datacenter: Option<&str>,
+    namespace: Option<String>,
+    partition: Option<String>,
 ) -> Vec<ServiceTarget> {
+    let joined = |a: &str, sep: char, b: &str| {
+        let mut s = String::with_capacity(a.len() + 1 + b.len());
+        s.push_str(a);
+        s.push(sep);
+        s.push_str(b);
+        s
+    };
     let target = |name: String, arn: String, alias: Option<String>| ServiceTarget {
         name,
         arn,
         alias,
-        datacenter: datacenter.clone(),
+        datacenter: datacenter.map(str::to_owned),
         namespace: namespace.clone(),
         partition: partition.clone(),
     };
-    let mut out = vec![target(arn.name.clone(), arn.to_string(), None)];
+    let mut out = Vec::with_capacity(1 + aliases.len());
+    out.push(target(arn.name.to_owned(), unqualified.to_owned(), None));
     for alias in aliases {
         out.push(target(
-            format!("{}-{alias}", arn.name),
-            arn.with_qualifier(alias).to_string(),
+            joined(arn.name, '-', alias),
+            joined(unqualified, ':', alias),
             Some(alias.clone()),
         ));
     }
