@@ -59,15 +59,31 @@ def summarize_proxy(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_one(
-    impl: str, n: int, moto: b.MotoSeeded, consul_bin: str, workdir: Path, timeout: float
+    impl: str,
+    n: int,
+    moto: b.MotoSeeded,
+    consul_bin: str,
+    workdir: Path,
+    timeout: float,
+    latency: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
-    """The three states for one registrator at one size."""
+    """The three states for one registrator at one size. ``latency``: milliseconds
+    the proxies add to every (AWS, Consul) request, to stand for a network."""
     consul = b.ConsulAgent(consul_bin, workdir / f"consul-{impl}-{n}").start()
     cproxy = b.Proxy("consul", consul.addr, workdir).start()
     aproxy = b.Proxy("aws", moto.url, workdir).start()
+    if latency[0]:
+        aproxy.faults([{"match": "", "action": "delay", "delay_ms": latency[0]}])
+    if latency[1]:
+        cproxy.faults([{"match": "", "action": "delay", "delay_ms": latency[1]}])
     runtime = b.RuntimeAPI()
     reg: Optional[b.Registrator] = None
-    out: dict[str, Any] = {"impl": impl, "functions": n, "states": {}}
+    out: dict[str, Any] = {
+        "impl": impl,
+        "functions": n,
+        "states": {},
+        "latency_ms": {"aws": latency[0], "consul": latency[1]},
+    }
     try:
         seeded = moto.seed(n)
         out["seed_seconds"] = seeded["seconds"]
@@ -246,6 +262,13 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {bd['moto']} |"
         )
     lines.append("")
+    lat = meta.get("latency_ms") or {}
+    if lat.get("aws") or lat.get("consul"):
+        lines.append(
+            f"Latency added at the proxies: {lat.get('aws')} ms per AWS request, "
+            f"{lat.get('consul')} ms per Consul request."
+        )
+        lines.append("")
     lines.append(
         f"Machine: {meta['machine']}; moto {meta['moto']}; Consul {meta['consul']}; "
         f"upstream: {meta['upstream']}; run {meta['date']}."
@@ -268,6 +291,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     p.add_argument("--check", action="store_true", help="fail on count regressions of ours")
     p.add_argument("--timeout", type=float, default=7200, help="seconds one sync may take")
+    p.add_argument(
+        "--latency-ms",
+        type=int,
+        nargs=2,
+        metavar=("AWS", "CONSUL"),
+        default=(0, 0),
+        help="add this many ms to every AWS / Consul request at the proxies (a network)",
+    )
     args = p.parse_args(argv)
 
     impls = list(args.impl)
@@ -286,7 +317,11 @@ def main(argv: list[str]) -> int:
     try:
         for n in args.functions:
             for impl in impls:
-                results.append(run_one(impl, n, moto, consul_bin, workdir, args.timeout))
+                results.append(
+                    run_one(
+                        impl, n, moto, consul_bin, workdir, args.timeout, tuple(args.latency_ms)
+                    )
+                )
     finally:
         moto.stop()
     import moto as moto_pkg  # the venv's moto (the server's too)
@@ -301,6 +336,7 @@ def main(argv: list[str]) -> int:
         "moto": moto_pkg.__version__,
         "consul": consul_version,
         "upstream": b.upstream_binary() if "upstream" in impls else "not run",
+        "latency_ms": {"aws": args.latency_ms[0], "consul": args.latency_ms[1]},
     }
     doc = {"meta": meta, "results": results}
     if args.out:
