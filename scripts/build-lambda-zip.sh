@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Lambda deployment package of the registrator (x86_64):
+# Builds the Lambda deployment package of the registrator (x86_64 or arm64):
 #   the consul-lambda-sync wheel (Rust core + consul_lambda_sync.host) and requests,
 #   installed with `pip install --target` and zipped.
 # boto3 is left out: every Lambda Python runtime ships it (--with-boto3 adds it).
@@ -11,9 +11,14 @@
 # (python3.12/python3.13 runtimes on Amazon Linux 2023 when built on glibc <= 2.34).
 #
 #   Handler:      consul_lambda_sync.host.handler.handler
-#   Architecture: x86_64
+#   Architecture: x86_64 (default) or arm64 (--arch arm64: Graviton; cross-built
+#                 with zig, so it cannot be combined with --native)
+#
+# --wheel FILE packs an already built manylinux wheel of that architecture
+# (scripts/build-packages.sh passes its own) instead of building one.
 #
 # Usage: scripts/build-lambda-zip.sh [--out FILE] [--python 3.12] [--with-boto3] [--native]
+#                                    [--arch x86_64|arm64] [--wheel FILE]
 # stdout: the path of the zip; stderr: progress and its size.
 set -euo pipefail
 
@@ -22,18 +27,35 @@ out="$repo/target/lambda/consul-lambda-sync.zip"
 pyver="3.12"
 with_boto3=false
 native=false
+arch=x86_64
+wheel_in=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --python) pyver="$2"; shift 2 ;;
     --with-boto3) with_boto3=true; shift ;;
     --native) native=true; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --arch) arch="$2"; shift 2 ;;
+    --wheel) wheel_in="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "build-lambda-zip: unknown argument $1" >&2; exit 3 ;;
   esac
 done
 log() { printf 'build-lambda-zip: %s\n' "$*" >&2; }
 [[ "$out" = /* ]] || out="$PWD/$out"
+case "$arch" in
+  x86_64) rust_target=x86_64-unknown-linux-gnu; platform=manylinux2014_x86_64 ;;
+  arm64 | aarch64) arch=arm64; rust_target=aarch64-unknown-linux-gnu; platform=manylinux2014_aarch64 ;;
+  *) echo "build-lambda-zip: --arch must be x86_64 or arm64, not $arch" >&2; exit 3 ;;
+esac
+if $native && [[ "$arch" != x86_64 || "$(uname -m)" != x86_64 ]]; then
+  echo "build-lambda-zip: --native builds only for this machine's own architecture (x86_64)" >&2
+  exit 3
+fi
+if [[ -n "$wheel_in" ]]; then
+  [[ "$wheel_in" = /* ]] || wheel_in="$PWD/$wheel_in"
+  [[ -f "$wheel_in" ]] || { echo "build-lambda-zip: no wheel $wheel_in" >&2; exit 3; }
+fi
 
 venv="${VENV:-$repo/.venv}"
 [[ -x "$venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$venv"
@@ -43,37 +65,65 @@ pip "maturin>=1.9,<2"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if $native; then
+if [[ -n "$wheel_in" ]]; then
+  mkdir -p "$work/wheels"
+  cp "$wheel_in" "$work/wheels/"
+elif $native; then
   log "building the wheel (native toolchain)"
   (cd "$repo/bindings/python" \
     && "$venv/bin/maturin" build --release --interpreter "$py" --out "$work/wheels" >&2)
 else
   pip "ziglang>=0.13"
-  log "building the manylinux2014 wheel with zig"
+  rustup target list --installed | grep -qx "$rust_target" || rustup target add "$rust_target" >&2
+  log "building the manylinux2014 $arch wheel with zig"
   (cd "$repo/bindings/python" \
     && PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release --zig \
-      --compatibility manylinux2014 --target x86_64-unknown-linux-gnu \
+      --compatibility manylinux2014 --target "$rust_target" \
       --interpreter "$py" --out "$work/wheels" >&2)
 fi
 wheel="$(ls "$work"/wheels/consul_lambda_sync-*.whl | head -n1)"
 log "wheel $(basename "$wheel")"
+case "$(basename "$wheel")" in
+  *"_${rust_target%%-*}.whl") ;;
+  *) echo "build-lambda-zip: $(basename "$wheel") is not a ${rust_target%%-*} wheel" >&2; exit 3 ;;
+esac
 
 pkg="$work/package"
-pip --target "$pkg" --no-deps "$wheel"
+if $native; then
+  pip --target "$pkg" --no-deps "$wheel"
+else
+  # --platform lets pip install a wheel of another architecture than this machine's.
+  pip --target "$pkg" --no-deps --platform "$platform" --implementation cp \
+    --python-version "$pyver" --only-binary=:all: "$wheel"
+fi
 rm -rf "$pkg/bin" # the console script: of no use in Lambda
 deps=("requests>=2.31")
 $with_boto3 && deps+=("boto3>=1.28")
-pip --target "$pkg" --platform manylinux2014_x86_64 --implementation cp \
+pip --target "$pkg" --platform "$platform" --implementation cp \
   --python-version "$pyver" --only-binary=:all: "${deps[@]}"
 find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 # Smoke test: the handler imports from the package directory alone (plus boto3,
-# which the Lambda runtime provides).
-(cd "$work" && PYTHONPATH="$pkg" "$py" -c '
+# which the Lambda runtime provides). An arm64 package cannot load here; the
+# architecture of its extension module is checked instead.
+if [[ "$arch" == x86_64 ]]; then
+  (cd "$work" && PYTHONPATH="$pkg" "$py" -c '
 import consul_lambda_sync.host.handler as h, consul_lambda_sync as c, sys
 assert h.__file__.startswith(sys.argv[1]), h.__file__
 print("build-lambda-zip: handler imports; core", c.version(), file=sys.stderr)
 ' "$pkg")
+else
+  so="$(ls "$pkg"/consul_lambda_sync/_native*.so)"
+  "$py" - "$so" <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    head = f.read(20)
+assert head[:4] == b"\x7fELF", "not an ELF file"
+machine = struct.unpack("<H", head[18:20])[0]
+assert machine == 183, f"e_machine {machine}, not AArch64 (183)"
+print("build-lambda-zip: extension module is AArch64 ELF", file=sys.stderr)
+PY
+fi
 find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 mkdir -p "$(dirname "$out")"
