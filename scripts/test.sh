@@ -22,7 +22,7 @@ stage "cargo test"
 cargo test --workspace
 
 # Order matters: test-node builds the wasm package that test-web serves.
-for suite in test-python test-node test-web test-e2e test-node-host; do
+for suite in test-python test-node test-web test-e2e test-faults test-node-host; do
   if [ -f "scripts/$suite.sh" ]; then
     stage "$suite"
     bash "scripts/$suite.sh"
