@@ -15,8 +15,9 @@
 # Everything is built here for both architectures: rustup targets, zig from
 # PyPI's ziglang package (through maturin --zig and cargo-zigbuild, also from
 # PyPI), napi-rs's CLI and binaryen from bindings/node's npm devDependencies.
-# Builds reuse target/ (the cross builds land in target/<triple>/release), and
-# the tools live in target/packaging/venv, so a second run only repacks.
+# Builds reuse target/: the wheels land in target/<triple>/release (as with
+# build-lambda-zip.sh), the addons in target/packaging/cargo-npm, the tools in
+# target/packaging/venv, so a second run with no source change only repacks.
 # scripts/test-packages.sh then installs and tests what is in dist/.
 #
 # Usage: scripts/build-packages.sh [npm] [wheels] [zips]   (default: all three;
@@ -90,7 +91,11 @@ if $want_npm; then
     log "native addon $triple (glibc 2.17, cargo zigbuild)"
     # --target <triple>.2.17: zig links against glibc 2.17's symbols, so the
     # addon loads on any glibc >= 2.17 (Amazon Linux 2, RHEL/CentOS 7 and up).
-    (cd "$node_dir" && npx --no-install napi build --platform --release --no-js \
+    # Its own target dir: cargo-zigbuild and maturin --zig configure cargo
+    # differently, and in one target dir each would rebuild everything the
+    # other built (serde, proc macros, the core) on every run.
+    (cd "$node_dir" && CARGO_TARGET_DIR="$root/target/packaging/cargo-npm" \
+      npx --no-install napi build --platform --release --no-js \
       --dts native.d.ts --cross-compile --target "$triple.2.17" \
       --output-dir "$stage/addons") >&2
   done
