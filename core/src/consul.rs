@@ -3,6 +3,7 @@
 
 use crate::config::Tier;
 use crate::error::{Code, Diagnostic, Failure};
+use crate::json::JsonOut;
 use crate::tags::InvocationMode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -544,98 +545,52 @@ impl<'a> EntryBody<'a> {
     }
 }
 
-/// A [`Request`] borrowed from the plan's working state, written straight to JSON
-/// (the same JSON as the owned [`Request`]).
-#[derive(Serialize)]
-#[serde(tag = "target", rename_all = "camelCase")]
-pub(crate) enum RequestRef<'a> {
-    /// An HTTP request to Consul.
-    Consul(HttpRequestRef<'a>),
-    /// A Parameter Store call.
-    Ssm(SsmRequestRef<'a>),
+// The same bodies written by hand, for the plan JSON (see `crate::json`); a
+// test checks that they match the typed bodies above.
+
+/// Writes the body of `PUT /v1/catalog/register`.
+pub(crate) fn write_register_body(out: &mut JsonOut, name: &str, node: &str) {
+    out.raw("{\"Node\":");
+    out.string(node);
+    out.raw(",\"NodeMeta\":{\"external-node\":\"true\",\"external-probe\":\"true\"},\"Service\":{\"ID\":");
+    out.string(name);
+    out.raw(",\"Service\":");
+    out.string(name);
+    out.raw(",\"Tags\":[");
+    out.string(MANAGED_TAG);
+    out.raw("]},\"SkipNodeUpdate\":true}");
 }
 
-/// A borrowed [`HttpRequest`].
-#[derive(Serialize)]
-pub(crate) struct HttpRequestRef<'a> {
-    pub(crate) method: &'static str,
-    pub(crate) path: PathRef<'a>,
-    #[serde(skip_serializing_if = "QueryRef::is_empty")]
-    pub(crate) query: QueryRef<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) body: Option<BodyRef<'a>>,
+/// Writes the body of `PUT /v1/catalog/deregister`.
+pub(crate) fn write_deregister_body(out: &mut JsonOut, node: &str, service_id: &str) {
+    out.raw("{\"Node\":");
+    out.string(node);
+    out.raw(",\"ServiceID\":");
+    out.string(service_id);
+    out.raw("}");
 }
 
-/// A request path.
-pub(crate) enum PathRef<'a> {
-    /// A fixed path.
-    Fixed(&'static str),
-    /// `/v1/config/service-defaults/:name`.
-    ServiceDefaults(&'a str),
-}
-
-impl Serialize for PathRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PathRef::Fixed(p) => s.serialize_str(p),
-            PathRef::ServiceDefaults(name) => {
-                s.collect_str(&format_args!("/v1/config/service-defaults/{name}"))
-            }
-        }
-    }
-}
-
-/// The `dc`, `ns` and `partition` query parameters (in that order, as the sorted
-/// map of [`ServiceKey::query`] writes them).
-pub(crate) struct QueryRef<'a> {
-    pub(crate) dc: Option<&'a str>,
-    pub(crate) ns: Option<&'a str>,
-    pub(crate) partition: Option<&'a str>,
-}
-
-impl QueryRef<'_> {
-    fn is_empty(&self) -> bool {
-        self.dc.is_none() && self.ns.is_none() && self.partition.is_none()
-    }
-}
-
-impl Serialize for QueryRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let entries = [
-            ("dc", self.dc),
-            ("ns", self.ns),
-            ("partition", self.partition),
-        ];
-        let mut map = s.serialize_map(Some(entries.iter().filter(|e| e.1.is_some()).count()))?;
-        for (k, v) in entries {
-            if let Some(v) = v {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
-    }
-}
-
-/// A request body.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub(crate) enum BodyRef<'a> {
-    /// `PUT /v1/catalog/register`.
-    Register(RegisterBody<'a>),
-    /// `PUT /v1/catalog/deregister`.
-    Deregister(DeregisterBody<'a>),
-    /// `PUT /v1/config`.
-    Entry(EntryBody<'a>),
-}
-
-/// A borrowed [`SsmRequest`].
-#[derive(Serialize)]
-pub(crate) struct SsmRequestRef<'a> {
-    pub(crate) action: &'static str,
-    pub(crate) name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tier: Option<Tier>,
+/// Writes the body of `PUT /v1/config`.
+pub(crate) fn write_entry_body(
+    out: &mut JsonOut,
+    name: &str,
+    arn: &str,
+    mode: InvocationMode,
+    payload_passthrough: bool,
+) {
+    out.raw("{\"EnvoyExtensions\":[{\"Arguments\":{\"arn\":");
+    out.string(arn);
+    out.raw(",\"invocationMode\":");
+    out.string(mode.extension_value());
+    out.raw(if payload_passthrough {
+        ",\"payloadPassthrough\":true},\"Name\":"
+    } else {
+        ",\"payloadPassthrough\":false},\"Name\":"
+    });
+    out.string(LAMBDA_EXTENSION);
+    out.raw(",\"Required\":false}],\"Kind\":\"service-defaults\",\"Name\":");
+    out.string(name);
+    out.raw(",\"Protocol\":\"http\"}");
 }
 
 /// The JSON value of a typed body (`None` cannot happen: the bodies are plain data).
@@ -794,6 +749,44 @@ mod tests {
         // Upstream's upper-case value means synchronous to Consul.
         assert_eq!(l.mode, InvocationMode::Synchronous);
         assert!(l.payload_passthrough && l.canonical);
+    }
+
+    #[test]
+    fn written_bodies_are_the_typed_bodies() {
+        for (name, node, arn) in [
+            (
+                "f",
+                "lambdas",
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ),
+            ("q\"uo\\te\n", "n\u{1}é", "a\"rn"),
+        ] {
+            let text = |write: &dyn Fn(&mut JsonOut)| {
+                let mut out = JsonOut::with_capacity(0);
+                write(&mut out);
+                out.finish()
+            };
+            let json = |v: Option<Value>| serde_json::to_string(&v).unwrap_or_default();
+            assert_eq!(
+                text(&|o| write_register_body(o, name, node)),
+                json(body_value(&RegisterBody::new(name, node)))
+            );
+            assert_eq!(
+                text(&|o| write_deregister_body(o, node, name)),
+                json(body_value(&DeregisterBody {
+                    node,
+                    service_id: name
+                }))
+            );
+            for mode in [InvocationMode::Synchronous, InvocationMode::Asynchronous] {
+                for pass in [false, true] {
+                    assert_eq!(
+                        text(&|o| write_entry_body(o, name, arn, mode, pass)),
+                        json(body_value(&EntryBody::new(name, arn, mode, pass)))
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod consul;
 pub mod error;
 pub mod event;
 pub mod ffi;
+mod json;
 pub mod plan;
 pub mod render;
 pub mod tags;

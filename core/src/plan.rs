@@ -17,18 +17,15 @@
 use crate::arn::split_function_arn;
 use crate::config::{Config, ConfigInput, Tier};
 use crate::consul::{
-    config_delete_request, config_entry_request, deregister_request, register_request, BodyRef,
-    CaRoots, DeregisterBody, EntryBody, ExtensionData, HttpRequestRef, LambdaEntryRef, Leaf,
-    NodeServices, PathRef, QueryRef, RegisterBody, Request, RequestRef, ServiceDefaults,
-    ServiceKey, SsmParameter, SsmRequest, SsmRequestRef, MANAGED_TAG,
+    config_delete_request, config_entry_request, deregister_request, register_request,
+    write_deregister_body, write_entry_body, write_register_body, CaRoots, ExtensionData,
+    LambdaEntryRef, Leaf, NodeServices, Request, ServiceDefaults, ServiceKey, SsmParameter,
+    SsmRequest, MANAGED_TAG,
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
-use crate::tags::{
-    evaluate_function, FunctionReport, FunctionStatus, InvocationMode, LambdaFunction,
-    ServiceTarget,
-};
-use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
+use crate::json::JsonOut;
+use crate::tags::{evaluate, Evaluation, FunctionStatus, InvocationMode, LambdaFunction};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -151,6 +148,18 @@ pub enum Change {
     Unchanged,
 }
 
+impl Change {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Delete => "delete",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +176,20 @@ pub enum OperationKind {
     DeleteConfigEntry,
     /// `DeleteParameter` of extension data.
     DeleteExtensionData,
+}
+
+impl OperationKind {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::UpsertConfigEntry => "upsertConfigEntry",
+            OperationKind::RegisterService => "registerService",
+            OperationKind::PutExtensionData => "putExtensionData",
+            OperationKind::DeregisterService => "deregisterService",
+            OperationKind::DeleteConfigEntry => "deleteConfigEntry",
+            OperationKind::DeleteExtensionData => "deleteExtensionData",
+        }
+    }
 }
 
 /// One step of a plan, with the exact request to send.
@@ -374,13 +397,10 @@ type FxSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// Where a service lives, borrowed: the planner's working form of [`ServiceKey`]
 /// (same order, same JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     datacenter: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     partition: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<&'a str>,
     name: &'a str,
 }
@@ -410,11 +430,43 @@ impl<'a> Key<'a> {
         format!("{prefix}/{partition}/{namespace}/{name}")
     }
 
-    fn query(&self) -> QueryRef<'a> {
-        QueryRef {
-            dc: self.datacenter,
-            ns: self.namespace,
-            partition: self.partition,
+    /// Writes the key as [`ServiceKey`] serialises.
+    fn write(&self, out: &mut JsonOut) {
+        out.raw("{");
+        for (field, value) in [
+            ("\"datacenter\":", self.datacenter),
+            ("\"partition\":", self.partition),
+            ("\"namespace\":", self.namespace),
+        ] {
+            if let Some(value) = value {
+                out.raw(field);
+                out.string(value);
+                out.raw(",");
+            }
+        }
+        out.raw("\"name\":");
+        out.string(self.name);
+        out.raw("}");
+    }
+
+    /// Writes the `query` member of a request, if any (as [`ServiceKey::query`]'s
+    /// sorted map serialises: `dc`, `ns`, `partition`).
+    fn write_query(&self, out: &mut JsonOut) {
+        let mut sep = ",\"query\":{";
+        for (field, value) in [
+            ("\"dc\":", self.datacenter),
+            ("\"ns\":", self.namespace),
+            ("\"partition\":", self.partition),
+        ] {
+            if let Some(value) = value {
+                out.raw(sep);
+                out.raw(field);
+                out.string(value);
+                sep = ",";
+            }
+        }
+        if sep == "," {
+            out.raw("}");
         }
     }
 }
@@ -451,9 +503,11 @@ struct Observed<'a> {
     wanted: Cell<bool>,
 }
 
+/// A service a function wants.
 struct Desired<'a> {
-    target: &'a ServiceTarget,
-    report: &'a FunctionReport,
+    /// The ARN it invokes.
+    arn: &'a str,
+    report: &'a Evaluation<'a>,
 }
 
 /// A wanted name: who claims it, and what Consul holds under it.
@@ -488,12 +542,34 @@ impl std::fmt::Display for Reason<'_> {
     }
 }
 
-impl Serialize for Reason<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Reason<'_> {
+    /// The length of the text (without escapes).
+    fn len(&self) -> usize {
         match self {
-            Reason::Text(t) => s.serialize_str(t),
-            other => s.collect_str(other),
+            Reason::Text(t) => t.len(),
+            Reason::NotRegistered(name) => 39 + name.len(),
+            Reason::Unwanted(name) => 97 + name.len(),
+            Reason::Gone(name) => 26 + name.len(),
         }
+    }
+
+    /// Writes the reason as a JSON string.
+    fn write(&self, out: &mut JsonOut) {
+        let (before, name, after) = match self {
+            Reason::Text(t) => return out.string(t),
+            Reason::NotRegistered(name) => {
+                ("\"function ", name, " is enabled and not registered\"")
+            }
+            Reason::Unwanted(name) => (
+                "\"function ",
+                name,
+                " no longer wants this service (disabled, untagged, alias removed, or moved)\"",
+            ),
+            Reason::Gone(name) => ("\"function ", name, " no longer exists\""),
+        };
+        out.raw(before);
+        out.string_content(name);
+        out.raw(after);
     }
 }
 
@@ -544,6 +620,18 @@ enum Step<'r> {
 }
 
 impl Step<'_> {
+    /// About how long the step's operation is without its names and reason.
+    fn base_len(self) -> usize {
+        match self {
+            Step::Entry(..) => 350,
+            Step::Register => 285,
+            Step::Deregister(id) => 210 + id.len(),
+            Step::DeleteEntry => 185,
+            Step::Put(p) => 150 + p.name.len() + p.serial.len(),
+            Step::DeleteParameter(name) => 150 + name.len(),
+        }
+    }
+
     fn kind(self) -> OperationKind {
         match self {
             Step::Entry(..) => OperationKind::UpsertConfigEntry,
@@ -586,45 +674,52 @@ impl<'a> Row<'a> {
         self.steps().next().is_some()
     }
 
-    /// A step's request, borrowed, for writing.
-    fn request<'r>(&'r self, step: Step<'r>, node: &'r str) -> RequestRef<'r> {
+    /// Writes a step's request as [`Row::owned_request`]'s serialises.
+    fn write_request(&self, out: &mut JsonOut, step: Step<'_>, node: &str) {
         let key = &self.key;
-        let http = |method, path, body| {
-            RequestRef::Consul(HttpRequestRef {
-                method,
-                path,
-                query: key.query(),
-                body,
-            })
+        let consul = |out: &mut JsonOut, method_path: &str| {
+            out.raw("{\"target\":\"consul\",\"method\":\"");
+            out.raw(method_path);
         };
         match step {
-            Step::Entry(arn, mode, pass) => http(
-                "PUT",
-                PathRef::Fixed("/v1/config"),
-                Some(BodyRef::Entry(EntryBody::new(key.name, arn, mode, pass))),
-            ),
-            Step::Register => http(
-                "PUT",
-                PathRef::Fixed("/v1/catalog/register"),
-                Some(BodyRef::Register(RegisterBody::new(key.name, node))),
-            ),
-            Step::Deregister(service_id) => http(
-                "PUT",
-                PathRef::Fixed("/v1/catalog/deregister"),
-                Some(BodyRef::Deregister(DeregisterBody { node, service_id })),
-            ),
-            Step::DeleteEntry => http("DELETE", PathRef::ServiceDefaults(key.name), None),
-            Step::Put(put) => RequestRef::Ssm(SsmRequestRef {
-                action: "PutParameter",
-                name: &put.name,
-                tier: put.tier,
-            }),
-            Step::DeleteParameter(name) => RequestRef::Ssm(SsmRequestRef {
-                action: "DeleteParameter",
-                name,
-                tier: None,
-            }),
+            Step::Entry(arn, mode, pass) => {
+                consul(out, "PUT\",\"path\":\"/v1/config\"");
+                key.write_query(out);
+                out.raw(",\"body\":");
+                write_entry_body(out, key.name, arn, mode, pass);
+            }
+            Step::Register => {
+                consul(out, "PUT\",\"path\":\"/v1/catalog/register\"");
+                key.write_query(out);
+                out.raw(",\"body\":");
+                write_register_body(out, key.name, node);
+            }
+            Step::Deregister(service_id) => {
+                consul(out, "PUT\",\"path\":\"/v1/catalog/deregister\"");
+                key.write_query(out);
+                out.raw(",\"body\":");
+                write_deregister_body(out, node, service_id);
+            }
+            Step::DeleteEntry => {
+                consul(out, "DELETE\",\"path\":\"/v1/config/service-defaults/");
+                out.string_content(key.name);
+                out.raw("\"");
+                key.write_query(out);
+            }
+            Step::Put(put) => {
+                out.raw("{\"target\":\"ssm\",\"action\":\"PutParameter\",\"name\":");
+                out.string(&put.name);
+                if let Some(tier) = put.tier {
+                    out.raw(",\"tier\":");
+                    out.string(tier.as_str());
+                }
+            }
+            Step::DeleteParameter(name) => {
+                out.raw("{\"target\":\"ssm\",\"action\":\"DeleteParameter\",\"name\":");
+                out.string(name);
+            }
         }
+        out.raw("}");
     }
 
     /// A step's request, owned.
@@ -661,6 +756,98 @@ struct Draft<'a> {
 }
 
 impl Draft<'_> {
+    /// Writes the plan JSON: the same text as `serde_json::to_string(&self.to_plan())`.
+    fn write_json(&self) -> serde_json::Result<String> {
+        // The length of the text when nothing needs escaping (about; the text
+        // grows a little if this falls short).
+        let estimate: usize = self
+            .rows
+            .rows
+            .iter()
+            .map(|r| {
+                let key = r.key.name.len()
+                    + [r.key.datacenter, r.key.partition, r.key.namespace]
+                        .iter()
+                        .flatten()
+                        .map(|v| 2 * v.len() + 25)
+                        .sum::<usize>();
+                let text = key + r.function.as_deref().map_or(0, str::len) + r.reason.len();
+                let per_step = 2 * key + text + r.confirm.as_deref().map_or(0, str::len);
+                let steps: usize = r.steps().map(|s| s.base_len() + per_step).sum();
+                steps + 65 + text
+            })
+            .sum();
+        let mut out = JsonOut::with_capacity(estimate);
+        out.raw("{\"operations\":[");
+        let mut sep = "";
+        for row in self.rows.ordered() {
+            for step in row.steps() {
+                out.raw(sep);
+                sep = ",";
+                out.raw("{\"kind\":\"");
+                out.raw(step.kind().as_str());
+                out.raw("\",\"service\":");
+                row.key.write(&mut out);
+                out.raw(",\"change\":\"");
+                out.raw(row.change.as_str());
+                out.raw("\",\"reason\":");
+                row.reason.write(&mut out);
+                for (field, value) in [
+                    (",\"function\":", row.function.as_deref()),
+                    (",\"confirmAbsent\":", row.confirm.as_deref()),
+                    (
+                        ",\"leafSerial\":",
+                        match step {
+                            Step::Put(p) => Some(p.serial),
+                            _ => None,
+                        },
+                    ),
+                ] {
+                    if let Some(value) = value {
+                        out.raw(field);
+                        out.string(value);
+                    }
+                }
+                out.raw(",\"request\":");
+                row.write_request(&mut out, step, self.node);
+                out.raw("}");
+            }
+        }
+        out.raw("],\"services\":[");
+        let mut sep = "";
+        for row in self.rows.ordered() {
+            out.raw(sep);
+            sep = ",";
+            out.raw("{\"service\":");
+            row.key.write(&mut out);
+            out.raw(",\"change\":\"");
+            out.raw(row.change.as_str());
+            out.raw("\"");
+            if let Some(function) = row.function.as_deref() {
+                out.raw(",\"function\":");
+                out.string(function);
+            }
+            out.raw(",\"reason\":");
+            row.reason.write(&mut out);
+            out.raw("}");
+        }
+        let p = &self.rest;
+        out.raw("],\"errors\":");
+        out.value(&p.errors)?;
+        out.raw(",\"warnings\":");
+        out.value(&p.warnings)?;
+        out.raw(",\"skips\":");
+        out.value(&p.skips)?;
+        out.raw(",\"ignored\":");
+        out.value(&p.ignored)?;
+        out.raw(",\"confirmations\":");
+        out.value(&p.confirmations)?;
+        out.raw(",\"summary\":");
+        out.value(&p.summary)?;
+        out.raw("}");
+        Ok(out.finish())
+    }
+
     fn to_plan(&self) -> Plan {
         let mut plan = self.rest.clone();
         let mut operations = Vec::with_capacity(plan.summary.operations);
@@ -694,91 +881,6 @@ impl Draft<'_> {
         plan.operations = operations;
         plan.services = services;
         plan
-    }
-}
-
-/// An [`Operation`], borrowed, for writing.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OperationRef<'r> {
-    kind: OperationKind,
-    service: &'r Key<'r>,
-    change: Change,
-    reason: &'r Reason<'r>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    confirm_absent: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leaf_serial: Option<&'r str>,
-    request: RequestRef<'r>,
-}
-
-/// A [`ServiceChange`], borrowed, for writing.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceChangeRef<'r> {
-    service: &'r Key<'r>,
-    change: Change,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function: Option<&'r str>,
-    reason: &'r Reason<'r>,
-}
-
-struct Operations<'r>(&'r Draft<'r>);
-
-impl Serialize for Operations<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let draft = self.0;
-        let mut seq = s.serialize_seq(Some(draft.rest.summary.operations))?;
-        for row in draft.rows.ordered() {
-            for step in row.steps() {
-                seq.serialize_element(&OperationRef {
-                    kind: step.kind(),
-                    service: &row.key,
-                    change: row.change,
-                    reason: &row.reason,
-                    function: row.function.as_deref(),
-                    confirm_absent: row.confirm.as_deref(),
-                    leaf_serial: match step {
-                        Step::Put(p) => Some(p.serial),
-                        _ => None,
-                    },
-                    request: row.request(step, draft.node),
-                })?;
-            }
-        }
-        seq.end()
-    }
-}
-
-struct Services<'r>(&'r Rows<'r>);
-
-impl Serialize for Services<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.ordered().map(|row| ServiceChangeRef {
-            service: &row.key,
-            change: row.change,
-            function: row.function.as_deref(),
-            reason: &row.reason,
-        }))
-    }
-}
-
-/// Writes the same JSON as the [`Plan`] that [`Draft::to_plan`] returns.
-impl Serialize for Draft<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let p = &self.rest;
-        let mut st = s.serialize_struct("Plan", 8)?;
-        st.serialize_field("operations", &Operations(self))?;
-        st.serialize_field("services", &Services(&self.rows))?;
-        st.serialize_field("errors", &p.errors)?;
-        st.serialize_field("warnings", &p.warnings)?;
-        st.serialize_field("skips", &p.skips)?;
-        st.serialize_field("ignored", &p.ignored)?;
-        st.serialize_field("confirmations", &p.confirmations)?;
-        st.serialize_field("summary", &p.summary)?;
-        st.end()
     }
 }
 
@@ -848,7 +950,7 @@ pub fn plan_json_text(input: &str) -> Result<String, Failure> {
 /// working state without building the [`Plan`].
 pub fn plan_to_json(input: &PlanInput) -> Result<String, Failure> {
     with_draft(input, |draft| {
-        serde_json::to_string(draft).map_err(|e| Failure::input("output", &e))
+        draft.write_json().map_err(|e| Failure::input("output", &e))
     })?
 }
 
@@ -896,18 +998,19 @@ fn with_draft<R>(input: &PlanInput, finish: impl FnOnce(&Draft<'_>) -> R) -> Res
         local_dc: input.consul.local_datacenter.as_deref(),
     };
     let reports = evaluate_functions(&ctx, inv);
-    Ok(finish(&draft(&ctx, input, &reports)))
+    let aliases = AliasServices::new(&reports);
+    Ok(finish(&draft(&ctx, input, &reports, &aliases)))
 }
 
 /// Evaluates every function once, in ARN order; a function listed twice with
 /// different tags is invalid.
-fn evaluate_functions(ctx: &Ctx<'_>, inv: &Inventory) -> Vec<FunctionReport> {
+fn evaluate_functions<'a>(ctx: &'a Ctx<'a>, inv: &'a Inventory) -> Vec<Evaluation<'a>> {
     let mut functions: Vec<&LambdaFunction> = inv.functions.iter().collect();
     functions.sort_by(|a, b| a.arn.cmp(&b.arn).then_with(|| a.tags.cmp(&b.tags)));
     functions.dedup_by(|a, b| a.arn == b.arn && a.tags == b.tags);
-    let mut reports: Vec<FunctionReport> = Vec::with_capacity(functions.len());
+    let mut reports: Vec<Evaluation<'a>> = Vec::with_capacity(functions.len());
     for f in functions {
-        let mut report = evaluate_function(f, &ctx.config);
+        let mut report = evaluate(f, &ctx.config);
         if report.errors.is_empty() {
             if let Ok(arn) = split_function_arn(&report.arn) {
                 if !arn.is_in(ctx.account, ctx.region) {
@@ -920,14 +1023,14 @@ fn evaluate_functions(ctx: &Ctx<'_>, inv: &Inventory) -> Vec<FunctionReport> {
                         )
                         .key("arn")
                         .value(&report.arn)
-                        .function(report.arn.clone()),
+                        .function(report.arn.to_string()),
                     );
                 }
             }
         }
         if reports
             .last()
-            .is_some_and(|prev: &FunctionReport| prev.arn == report.arn)
+            .is_some_and(|prev: &Evaluation<'_>| prev.arn == report.arn)
         {
             let d = Diagnostic::new(
                 Code::InvalidInput,
@@ -936,7 +1039,7 @@ fn evaluate_functions(ctx: &Ctx<'_>, inv: &Inventory) -> Vec<FunctionReport> {
             )
             .key("arn")
             .value(&report.arn)
-            .function(report.arn.clone());
+            .function(report.arn.to_string());
             if let Some(prev) = reports.last_mut() {
                 prev.status = FunctionStatus::Invalid;
                 prev.errors.push(d);
@@ -948,8 +1051,52 @@ fn evaluate_functions(ctx: &Ctx<'_>, inv: &Inventory) -> Vec<FunctionReport> {
     reports
 }
 
+/// The names and ARNs of the alias services of the managed functions
+/// (`NAME-ALIAS`, `ARN:ALIAS`), written into one buffer, in function order.
+struct AliasServices {
+    text: String,
+    /// Where each name starts, where its ARN starts, and where the ARN ends.
+    spans: Vec<[usize; 3]>,
+}
+
+impl AliasServices {
+    fn new(reports: &[Evaluation<'_>]) -> Self {
+        let managed = || {
+            reports
+                .iter()
+                .filter(|r| r.status == FunctionStatus::Managed)
+                .flat_map(|r| r.settings.aliases().map(move |alias| (r, alias)))
+        };
+        let (count, len) = managed().fold((0, 0), |(n, len), (r, alias)| {
+            (
+                n + 1,
+                len + r.name.len() + r.arn.len() + 2 * (alias.len() + 1),
+            )
+        });
+        let mut text = String::with_capacity(len);
+        let mut spans = Vec::with_capacity(count);
+        for (r, alias) in managed() {
+            let start = text.len();
+            for part in [&*r.name, "-", alias] {
+                text.push_str(part);
+            }
+            let mid = text.len();
+            for part in [&*r.arn, ":", alias] {
+                text.push_str(part);
+            }
+            spans.push([start, mid, text.len()]);
+        }
+        AliasServices { text, spans }
+    }
+}
+
 /// The planner proper, over the evaluated functions.
-fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionReport]) -> Draft<'a> {
+fn draft<'a>(
+    ctx: &'a Ctx<'a>,
+    input: &'a PlanInput,
+    reports: &'a [Evaluation<'a>],
+    aliases: &'a AliasServices,
+) -> Draft<'a> {
     let inv = &input.inventory;
     let mut out = Plan::default();
     let node = ctx.config.node_name.as_str();
@@ -962,13 +1109,13 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
     known.reserve(reports.len());
     let mut frozen: FxSet<&str> = FxSet::default();
     for r in reports {
-        known.insert(r.name.as_str());
+        known.insert(&r.name);
         match r.status {
             FunctionStatus::Invalid => {
                 frozen.insert(&r.name);
             }
             FunctionStatus::Disabled | FunctionStatus::Skipped => out.skips.push(Skip {
-                function: r.arn.clone(),
+                function: r.arn.to_string(),
                 status: r.status,
                 reason: r.reason.clone().unwrap_or_default(),
             }),
@@ -1007,16 +1154,16 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
     // The names a frozen function would register stay its own: another function that
     // wants one conflicts with it, as it would if the function were valid.
     let mut reserved: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for r in reports.iter().filter(|r| frozen.contains(r.name.as_str())) {
+    for r in reports.iter().filter(|r| frozen.contains(&*r.name)) {
         reserved
-            .entry(r.name.clone())
+            .entry(r.name.to_string())
             .or_default()
-            .insert(r.name.as_str());
-        for alias in &r.settings.aliases {
+            .insert(&r.name);
+        for alias in r.settings.aliases() {
             reserved
                 .entry(format!("{}-{alias}", r.name))
                 .or_default()
-                .insert(r.name.as_str());
+                .insert(&r.name);
         }
     }
     for name in &failed_names {
@@ -1025,25 +1172,45 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
 
     // 3. Desired services, in service order (claimants of one name in ARN order);
     // two sources of one name conflict and both freeze.
-    let mut claims: Vec<(Key<'a>, Desired<'a>)> = Vec::with_capacity(reports.len());
-    for r in reports
-        .iter()
-        .filter(|r| r.status == FunctionStatus::Managed)
-    {
-        for t in &r.services {
-            let key = Key {
-                datacenter: ctx.datacenter(t.datacenter.as_deref()),
-                partition: t.partition.as_deref(),
-                namespace: t.namespace.as_deref(),
-                name: &t.name,
+    let managed = || {
+        reports
+            .iter()
+            .filter(|r| r.status == FunctionStatus::Managed)
+    };
+    let mut claims: Vec<(Key<'a>, Desired<'a>)> =
+        Vec::with_capacity(managed().count() + aliases.spans.len());
+    let mut alias_spans = aliases.spans.iter();
+    for r in managed() {
+        let start = claims.len();
+        let key = |name| Key {
+            datacenter: ctx.datacenter(r.datacenter),
+            partition: r.partition,
+            namespace: r.namespace,
+            name,
+        };
+        claims.push((
+            key(&r.name),
+            Desired {
+                arn: &r.arn,
+                report: r,
+            },
+        ));
+        for _ in r.settings.aliases() {
+            let Some(&[a, b, c]) = alias_spans.next() else {
+                break;
             };
+            let text = |range| aliases.text.get(range).unwrap_or_default();
             claims.push((
-                key,
+                key(text(a..b)),
                 Desired {
-                    target: t,
+                    arn: text(b..c),
                     report: r,
                 },
             ));
+        }
+        // Each function's names in order, so that the list is mostly in order.
+        if let Some(own) = claims.get_mut(start..) {
+            own.sort_by(|a, b| a.0.cmp(&b.0));
         }
     }
     claims.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1067,9 +1234,9 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
     let mut conflicts: Vec<Diagnostic> = Vec::new();
     for Group { claims: group, .. } in &groups {
         if group.len() > 1 {
-            let arns: Vec<&str> = group.iter().map(|(_, d)| d.target.arn.as_str()).collect();
+            let arns: Vec<&str> = group.iter().map(|(_, d)| d.arn).collect();
             for (key, d) in group.iter() {
-                frozen.insert(&d.report.name);
+                frozen.insert(&*d.report.name);
                 conflicts.push(
                     Diagnostic::new(
                         Code::ServiceNameConflict,
@@ -1082,7 +1249,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
                     )
                     .key("service")
                     .value(key.name)
-                    .function(d.report.arn.clone()),
+                    .function(d.report.arn.to_string()),
                 );
             }
         }
@@ -1098,7 +1265,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
             .into_iter()
             .flatten()
             .copied()
-            .filter(|o| *o != d.report.name)
+            .filter(|o| **o != *d.report.name)
             .collect();
         let problem = if !frozen_owners.is_empty() {
             Some(Diagnostic::new(
@@ -1128,7 +1295,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
                     format!("service-defaults {} invokes {arn}, of another account or region; config entries are global, so the registrators would fight", key.name),
                     "give the functions of each region distinct names, or let one registrator manage this name",
                 )),
-                Owner::Ours(owner) if *owner != d.report.name => {
+                Owner::Ours(owner) if **owner != *d.report.name => {
                     held_by_other.push((key, d, owner));
                     None
                 }
@@ -1136,19 +1303,19 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
             }
         };
         if let Some(p) = problem {
-            frozen.insert(&d.report.name);
+            frozen.insert(&*d.report.name);
             conflicts.push(
                 p.key("service")
                     .value(key.name)
-                    .function(d.report.arn.clone()),
+                    .function(d.report.arn.to_string()),
             );
         }
     }
     loop {
         let before = frozen.len();
         for (_, d, owner) in &held_by_other {
-            if frozen.contains(owner) && !frozen.contains(d.report.name.as_str()) {
-                frozen.insert(&d.report.name);
+            if frozen.contains(owner) && !frozen.contains(&*d.report.name) {
+                frozen.insert(&*d.report.name);
             }
         }
         if frozen.len() == before {
@@ -1168,7 +1335,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
                 )
                 .key("service")
                 .value(key.name)
-                .function(d.report.arn.clone()),
+                .function(d.report.arn.to_string()),
             );
         }
     }
@@ -1202,21 +1369,21 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
     // 5. Register and repair what is wanted (in service order).
     for g in &groups {
         let [(key, d)] = g.claims else { continue };
-        if frozen.contains(d.report.name.as_str()) {
+        if frozen.contains(&*d.report.name) {
             continue;
         }
         let obs = g.observed;
         let entry = obs.and_then(|o| o.entry.as_ref());
         let owner = &g.owner;
-        if !in_scope(key, Some(&d.report.name), owner) {
+        if !in_scope(key, Some(&*d.report.name), owner) {
             continue;
         }
-        let target = d.target;
+        let target_arn = d.arn;
         let settings = &d.report.settings;
         let mut reasons: Vec<Cow<'a, str>> = Vec::new();
         let mut confirm = None;
         if let Owner::Ours(o) = *owner {
-            if o != d.report.name {
+            if *o != *d.report.name {
                 // Taking a name over from another function: only once it is gone.
                 if !known.contains(o) && !confirmed_absent.contains(o) {
                     if scope_fn.is_none() && !inv.complete {
@@ -1234,7 +1401,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
         let entry_ok = match entry {
             Some(View::Lambda(l)) => {
                 let mut drift = Vec::new();
-                if l.arn != Some(target.arn.as_str()) {
+                if l.arn != Some(target_arn) {
                     drift.push(format!("ARN is {}", l.arn.unwrap_or("missing")));
                 }
                 if l.mode != settings.invocation_mode {
@@ -1290,7 +1457,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
                         )
                         .key("service")
                         .value(key.name)
-                        .function(target.arn.clone()),
+                        .function(target_arn.to_owned()),
                     );
                 }
                 None
@@ -1298,7 +1465,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
         };
         let work = Work::Wanted {
             entry: (!entry_ok).then_some((
-                target.arn.as_str(),
+                target_arn,
                 settings.invocation_mode,
                 settings.payload_passthrough,
             )),
@@ -1321,7 +1488,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
         rows.push(Row {
             key: *key,
             change,
-            function: Some(Cow::Borrowed(target.arn.as_str())),
+            function: Some(Cow::Borrowed(target_arn)),
             reason,
             confirm,
             work,
@@ -1436,6 +1603,7 @@ fn draft<'a>(ctx: &'a Ctx<'a>, input: &'a PlanInput, reports: &'a [FunctionRepor
     }
     deletions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     let wanted = rows.len();
+    rows.reserve_exact(deletions.len());
     rows.append(&mut deletions);
     let draft_rows = Rows { rows, wanted };
 
@@ -1781,6 +1949,44 @@ mod tests {
             }
         }
         assert!(compared > 60, "only {compared} plan vectors found");
+    }
+
+    /// The names written by hand are the serde names.
+    #[test]
+    fn names_are_the_serde_names() {
+        let json = |v: &dyn erased::Json| v.json();
+        for c in [
+            Change::Create,
+            Change::Update,
+            Change::Delete,
+            Change::Unchanged,
+        ] {
+            assert_eq!(json(&c), format!("\"{}\"", c.as_str()));
+        }
+        for k in [
+            OperationKind::UpsertConfigEntry,
+            OperationKind::RegisterService,
+            OperationKind::PutExtensionData,
+            OperationKind::DeregisterService,
+            OperationKind::DeleteConfigEntry,
+            OperationKind::DeleteExtensionData,
+        ] {
+            assert_eq!(json(&k), format!("\"{}\"", k.as_str()));
+        }
+        for t in [Tier::Standard, Tier::Advanced, Tier::IntelligentTiering] {
+            assert_eq!(json(&t), format!("\"{}\"", t.as_str()));
+        }
+    }
+
+    mod erased {
+        pub(super) trait Json {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap_or_default()
+            }
+        }
     }
 
     /// The hasher spreads the benchmark's names evenly (it indexes hash tables by

@@ -1,10 +1,11 @@
 //! Function tags (SPEC §1): parsing, validation, the inverse (options → tags), and
 //! the evaluation of one function against a configuration.
 
-use crate::arn::{split_function_arn, valid_alias_name, ArnParts};
+use crate::arn::{split_function_arn, valid_alias_name};
 use crate::config::{validate_consul_name, Config};
 use crate::error::{Code, Diagnostic, Failure};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The prefix of every tag the registrator reads.
@@ -166,9 +167,54 @@ fn parse_tag_bool(name: &str, value: &str) -> Result<bool, Diagnostic> {
     }
 }
 
+/// [`TagSettings`] borrowed from the tag map: the planner's working form.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Settings<'a> {
+    pub(crate) enabled: bool,
+    pub(crate) payload_passthrough: bool,
+    pub(crate) invocation_mode: InvocationMode,
+    pub(crate) datacenter: Option<&'a str>,
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) partition: Option<&'a str>,
+    /// The `aliases` tag value, when it is valid.
+    aliases: Option<&'a str>,
+}
+
+impl<'a> Settings<'a> {
+    /// The aliases, in tag order.
+    pub(crate) fn aliases(&self) -> impl Iterator<Item = &'a str> {
+        self.aliases.into_iter().flat_map(|a| a.split('+'))
+    }
+
+    fn owned(&self) -> TagSettings {
+        TagSettings {
+            enabled: self.enabled,
+            payload_passthrough: self.payload_passthrough,
+            invocation_mode: self.invocation_mode,
+            datacenter: self.datacenter.map(str::to_owned),
+            namespace: self.namespace.map(str::to_owned),
+            partition: self.partition.map(str::to_owned),
+            aliases: self.aliases().map(str::to_owned).collect(),
+        }
+    }
+}
+
 /// Reads a tag map. `enterprise` says whether namespace and partition tags are allowed.
 pub fn parse_tags(tags: &BTreeMap<String, String>, enterprise: bool) -> TagReport {
-    let mut settings = TagSettings::default();
+    let (settings, errors, warnings) = read_tags(tags, enterprise);
+    TagReport {
+        settings: settings.owned(),
+        errors,
+        warnings,
+    }
+}
+
+/// [`parse_tags`], borrowing the values: settings, errors, warnings.
+fn read_tags(
+    tags: &BTreeMap<String, String>,
+    enterprise: bool,
+) -> (Settings<'_>, Vec<Diagnostic>, Vec<Diagnostic>) {
+    let mut settings = Settings::default();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for (key, value) in tags {
@@ -219,7 +265,7 @@ pub fn parse_tags(tags: &BTreeMap<String, String>, enterprise: bool) -> TagRepor
                 }
             }
             TAG_DATACENTER => match validate_consul_name(key, value) {
-                Ok(()) => settings.datacenter = Some(value.clone()),
+                Ok(()) => settings.datacenter = Some(value),
                 Err(e) => errors.push(e),
             },
             TAG_NAMESPACE | TAG_PARTITION => {
@@ -236,30 +282,26 @@ pub fn parse_tags(tags: &BTreeMap<String, String>, enterprise: bool) -> TagRepor
                 } else if let Err(e) = validate_consul_name(key, value) {
                     errors.push(e);
                 } else if name == TAG_NAMESPACE {
-                    settings.namespace = Some(value.clone());
+                    settings.namespace = Some(value);
                 } else {
-                    settings.partition = Some(value.clone());
+                    settings.partition = Some(value);
                 }
             }
-            TAG_ALIASES => match parse_aliases(value) {
-                Ok(aliases) => settings.aliases = aliases,
+            TAG_ALIASES => match check_aliases(value) {
+                Ok(()) => settings.aliases = Some(value),
                 Err(e) => errors.extend(e),
             },
             other => warnings.push(unknown_tag(key, other, value)),
         }
     }
-    TagReport {
-        settings,
-        errors,
-        warnings,
-    }
+    (settings, errors, warnings)
 }
 
-/// Splits and checks the `aliases` tag value.
-fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
+/// Checks the `aliases` tag value: `+`-separated alias names, each once.
+fn check_aliases(value: &str) -> Result<(), Vec<Diagnostic>> {
     let key = || full_key(TAG_ALIASES);
     let mut errors = Vec::new();
-    let mut aliases: Vec<String> = Vec::new();
+    let mut aliases: Vec<&str> = Vec::new();
     for alias in value.split('+') {
         if alias.is_empty() {
             errors.push(
@@ -283,7 +325,7 @@ fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
                 .key(key())
                 .value(value),
             );
-        } else if aliases.iter().any(|a| a == alias) {
+        } else if aliases.contains(&alias) {
             errors.push(
                 Diagnostic::new(
                     Code::DuplicateAlias,
@@ -294,11 +336,11 @@ fn parse_aliases(value: &str) -> Result<Vec<String>, Vec<Diagnostic>> {
                 .value(value),
             );
         } else {
-            aliases.push(alias.to_owned());
+            aliases.push(alias);
         }
     }
     if errors.is_empty() {
-        Ok(aliases)
+        Ok(())
     } else {
         Err(errors)
     }
@@ -523,22 +565,103 @@ pub struct FunctionReport {
 
 /// Evaluates one function under a configuration.
 pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> FunctionReport {
+    let e = evaluate(function, config);
+    let services = if e.status == FunctionStatus::Managed {
+        e.services()
+            .map(|t| ServiceTarget {
+                name: t.name.into_owned(),
+                arn: t.arn.into_owned(),
+                alias: t.alias.map(str::to_owned),
+                datacenter: e.datacenter.map(str::to_owned),
+                namespace: e.namespace.map(str::to_owned),
+                partition: e.partition.map(str::to_owned),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    FunctionReport {
+        arn: e.arn.into_owned(),
+        name: e.name.into_owned(),
+        status: e.status,
+        reason: e.reason,
+        settings: e.settings.owned(),
+        services,
+        errors: e.errors,
+        warnings: e.warnings,
+    }
+}
+
+/// [`FunctionReport`] borrowed from the function and the configuration: the
+/// planner's working form (its services are made on demand by [`Evaluation::services`]).
+#[derive(Debug)]
+pub(crate) struct Evaluation<'a> {
+    /// The unqualified ARN.
+    pub(crate) arn: Cow<'a, str>,
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) status: FunctionStatus,
+    pub(crate) reason: Option<String>,
+    pub(crate) settings: Settings<'a>,
+    pub(crate) errors: Vec<Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
+    /// Where a managed function's services go.
+    pub(crate) datacenter: Option<&'a str>,
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) partition: Option<&'a str>,
+}
+
+/// One service a managed function wants (see [`ServiceTarget`]).
+pub(crate) struct Target<'e> {
+    pub(crate) name: Cow<'e, str>,
+    pub(crate) arn: Cow<'e, str>,
+    pub(crate) alias: Option<&'e str>,
+}
+
+fn joined(a: &str, sep: char, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + 1 + b.len());
+    s.push_str(a);
+    s.push(sep);
+    s.push_str(b);
+    s
+}
+
+impl<'a> Evaluation<'a> {
+    /// The services of a managed function: its own, then one per alias
+    /// (`NAME-ALIAS`, invoking `ARN:ALIAS`).
+    pub(crate) fn services(&self) -> impl Iterator<Item = Target<'_>> {
+        let own = Target {
+            name: Cow::Borrowed(&*self.name),
+            arn: Cow::Borrowed(&*self.arn),
+            alias: None,
+        };
+        std::iter::once(own).chain(self.settings.aliases().map(|alias| Target {
+            name: Cow::Owned(joined(&self.name, '-', alias)),
+            arn: Cow::Owned(joined(&self.arn, ':', alias)),
+            alias: Some(alias),
+        }))
+    }
+}
+
+/// [`evaluate_function`], borrowing from the function and the configuration.
+pub(crate) fn evaluate<'a>(function: &'a LambdaFunction, config: &'a Config) -> Evaluation<'a> {
     let parsed = split_function_arn(&function.arn);
     let fallback_name = match (&function.name, &parsed) {
-        (Some(name), _) => name.clone(),
-        (None, Ok(a)) => a.name.to_owned(),
-        (None, Err(_)) => String::new(),
+        (Some(name), _) => Cow::Borrowed(name.as_str()),
+        (None, Ok(a)) => Cow::Borrowed(a.name),
+        (None, Err(_)) => Cow::Borrowed(""),
     };
-    let report = parse_tags(&function.tags, config.enterprise);
-    let mut out = FunctionReport {
-        arn: function.arn.clone(),
+    let (settings, errors, warnings) = read_tags(&function.tags, config.enterprise);
+    let mut out = Evaluation {
+        arn: Cow::Borrowed(&function.arn),
         name: fallback_name,
         status: FunctionStatus::Invalid,
         reason: None,
-        settings: report.settings,
-        services: Vec::new(),
-        errors: report.errors,
-        warnings: report.warnings,
+        settings,
+        errors,
+        warnings,
+        datacenter: None,
+        namespace: None,
+        partition: None,
     };
     let arn = match parsed {
         Ok(a) => a,
@@ -567,14 +690,12 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         }
     }
     if arn.qualifier.is_some() {
-        out.arn = arn.unqualified_string();
+        out.arn = Cow::Owned(arn.unqualified_string());
     }
-    if out.name != arn.name {
-        arn.name.clone_into(&mut out.name);
-    }
+    out.name = Cow::Borrowed(arn.name);
     // Scope first, as upstream does: a function of another datacenter or partition
     // is left alone whatever its other tags say (its own registrator reports them).
-    if let (Some(ours), Some(theirs)) = (&config.datacenter, &out.settings.datacenter) {
+    if let (Some(ours), Some(theirs)) = (&config.datacenter, out.settings.datacenter) {
         if ours != theirs {
             out.status = FunctionStatus::Skipped;
             out.reason = Some(format!(
@@ -583,7 +704,7 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
             return finish(out);
         }
     }
-    let has_error = |out: &FunctionReport, tag: &str| {
+    let has_error = |out: &Evaluation<'_>, tag: &str| {
         out.errors.iter().any(|e| {
             e.key
                 .as_deref()
@@ -591,13 +712,9 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
                 .is_some_and(|k| k == tag)
         })
     };
-    let (namespace, partition) = if config.enterprise {
-        let partition = out
-            .settings
-            .partition
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        if !config.partitions.contains(&partition) && !has_error(&out, TAG_PARTITION) {
+    if config.enterprise {
+        let partition = out.settings.partition.unwrap_or("default");
+        if !config.partitions.iter().any(|p| p == partition) && !has_error(&out, TAG_PARTITION) {
             out.status = FunctionStatus::Skipped;
             out.reason = Some(format!(
                 "in partition {partition}, which this registrator does not manage (PARTITIONS={})",
@@ -605,15 +722,9 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
             ));
             return finish(out);
         }
-        let namespace = out
-            .settings
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        (Some(namespace), Some(partition))
-    } else {
-        (None, None)
-    };
+        out.partition = Some(partition);
+        out.namespace = Some(out.settings.namespace.unwrap_or("default"));
+    }
     // A valid enabled=false wins over other bad tags: the function is not wanted.
     if !out.settings.enabled && !has_error(&out, TAG_ENABLED) {
         out.status = FunctionStatus::Disabled;
@@ -628,64 +739,20 @@ pub fn evaluate_function(function: &LambdaFunction, config: &Config) -> Function
         return finish(out);
     }
     out.status = FunctionStatus::Managed;
-    let datacenter = out
-        .settings
-        .datacenter
-        .as_deref()
-        .or(config.datacenter.as_deref());
-    out.services = service_targets(
-        &arn,
-        &out.arn,
-        &out.settings.aliases,
-        datacenter,
-        namespace,
-        partition,
-    );
+    out.datacenter = out.settings.datacenter.or(config.datacenter.as_deref());
     finish(out)
 }
 
-fn finish(mut out: FunctionReport) -> FunctionReport {
+fn finish(mut out: Evaluation<'_>) -> Evaluation<'_> {
+    if out.status != FunctionStatus::Managed {
+        out.datacenter = None;
+        out.namespace = None;
+        out.partition = None;
+    }
     for d in out.errors.iter_mut().chain(out.warnings.iter_mut()) {
         if d.function.is_none() {
-            d.function = Some(out.arn.clone());
+            d.function = Some(out.arn.to_string());
         }
-    }
-    out
-}
-
-/// The services of a managed function: its own, then one per alias (`NAME-ALIAS`,
-/// invoking `ARN:ALIAS`).
-fn service_targets(
-    arn: &ArnParts<'_>,
-    unqualified: &str,
-    aliases: &[String],
-    datacenter: Option<&str>,
-    namespace: Option<String>,
-    partition: Option<String>,
-) -> Vec<ServiceTarget> {
-    let joined = |a: &str, sep: char, b: &str| {
-        let mut s = String::with_capacity(a.len() + 1 + b.len());
-        s.push_str(a);
-        s.push(sep);
-        s.push_str(b);
-        s
-    };
-    let target = |name: String, arn: String, alias: Option<String>| ServiceTarget {
-        name,
-        arn,
-        alias,
-        datacenter: datacenter.map(str::to_owned),
-        namespace: namespace.clone(),
-        partition: partition.clone(),
-    };
-    let mut out = Vec::with_capacity(1 + aliases.len());
-    out.push(target(arn.name.to_owned(), unqualified.to_owned(), None));
-    for alias in aliases {
-        out.push(target(
-            joined(arn.name, '-', alias),
-            joined(unqualified, ':', alias),
-            Some(alias.clone()),
-        ));
     }
     out
 }
