@@ -28,7 +28,7 @@ log() { printf 'test-packages: %s\n' "$*" >&2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 dist="${DIST:-$root/dist}"
 version="$(awk -F'"' '/^version = / { print $2; exit }' "$root/Cargo.toml")"
-[[ $# -eq 0 ]] && set -- npm wheels zips
+[[ $# -eq 0 ]] && set -- npm wheels zips arm64
 
 work="$(mktemp -d)"
 if [[ -n "${KEEP_WORK:-}" ]]; then
@@ -130,26 +130,26 @@ auditwheel_bin() {
   printf '%s\n' "$tools_venv/bin/auditwheel"
 }
 
-for what in "$@"; do
-  case "$what" in
-    # --- npm -------------------------------------------------------------------
-    npm)
-      t0=$SECONDS
-      tgz="$(artefact "consul-lambda-sync-$version.tgz")"
-      log "npm: $(basename "$tgz") ($(wc -c <"$tgz") bytes) into a clean project"
-      proj="$work/npm-project"
-      mkdir -p "$proj/test"
-      printf '{ "name": "cls-install-test", "version": "1.0.0", "private": true }\n' >"$proj/package.json"
-      # Its dependencies come from the npm cache when they are there (bindings/node's
-      # npm ci fills it), else from the registry; the package itself from the tarball.
-      (cd "$proj" && npm install --prefer-offline --no-audit --no-fund --no-package-lock "$tgz" >&2)
-      installed="$proj/node_modules/consul-lambda-sync"
-      check "npm: the installed package is a copy of the tarball" test -f "$installed/package.json" -a ! -L "$installed"
+# npm_project: the tarball installed into a clean project ($proj) with the
+# Node suite beside it in $proj/test, once per run.
+npm_project() {
+  [[ -n "${proj:-}" ]] && return
+  tgz="$(artefact "consul-lambda-sync-$version.tgz")"
+  log "npm: $(basename "$tgz") ($(wc -c <"$tgz") bytes) into a clean project"
+  local dir="$work/npm-project"
+  mkdir -p "$dir/test"
+  proj="$dir"
+  printf '{ "name": "cls-install-test", "version": "1.0.0", "private": true }\n' >"$proj/package.json"
+  # Its dependencies come from the npm cache when they are there (bindings/node's
+  # npm ci fills it), else from the registry; the package itself from the tarball.
+  (cd "$proj" && npm install --prefer-offline --no-audit --no-fund --no-package-lock "$tgz" >&2)
+  installed="$proj/node_modules/consul-lambda-sync"
+  check "npm: the installed package is a copy of the tarball" test -f "$installed/package.json" -a ! -L "$installed"
 
-      # The binding's own suite, pointed at the installed package.
-      cp "$root"/bindings/node/__test__/*.mjs "$root/bindings/node/__test__/typed-usage.ts" "$proj/test/"
-      cp "$root"/tests/packages/node/*.test.mjs "$proj/test/"
-      node - "$proj/test/helpers.mjs" <<'JS'
+  # The binding's own suite, pointed at the installed package.
+  cp "$root"/bindings/node/__test__/*.mjs "$root/bindings/node/__test__/typed-usage.ts" "$proj/test/"
+  cp "$root"/tests/packages/node/*.test.mjs "$proj/test/"
+  node - "$proj/test/helpers.mjs" <<'JS'
 const fs = require('node:fs');
 const file = process.argv[2];
 let s = fs.readFileSync(file, 'utf8');
@@ -165,6 +165,49 @@ for (const [from, to] of swaps) {
 }
 fs.writeFileSync(file, s);
 JS
+}
+
+# arm64_sysroot: qemu-aarch64 (Debian's qemu-user) and a folder with Debian's
+# arm64 Python 3 and Node.js and the libraries they need, unpacked from .debs
+# fetched with a private apt state (the machine's dpkg architectures are left
+# alone). Sets $qemu and $sysroot; cached in target/packaging/arm64-sysroot.
+arm64_sysroot() {
+  qemu="$(command -v qemu-aarch64 || true)"
+  if [[ -z "$qemu" ]]; then
+    log "arm64: installing qemu-user (apt)"
+    (apt-get install -y -qq qemu-user || { apt-get update -qq && apt-get install -y -qq qemu-user; }) >&2
+    qemu="$(command -v qemu-aarch64)"
+  fi
+  sysroot="$root/target/packaging/arm64-sysroot"
+  local roots="python3-minimal libpython3-stdlib nodejs"
+  if [[ -x "$sysroot/usr/bin/python3" && -x "$sysroot/usr/bin/node" && "$(cat "$sysroot/.roots" 2>/dev/null)" == "$roots" ]]; then
+    return
+  fi
+  log "arm64: fetching Debian's arm64 $roots and their libraries"
+  local apt="$root/target/packaging/arm64-apt" debs="$work/arm64-debs"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$debs"
+  local o=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o "Dir::State::Lists=$apt/lists"
+    -o "Dir::Cache=$apt/cache" -o Dir::State::status=/dev/null -o APT::Sandbox::User=root)
+  apt-get "${o[@]}" update -qq >&2
+  # Everything they depend on, less what only installing packages needs.
+  local pkgs
+  pkgs="$(apt-cache "${o[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances $roots \
+    | grep -E '^[a-z0-9]' | grep -vE '^(dpkg|tar|install-info|perl|perl-base|perl-modules-.*|libperl.*|debconf.*)$' | sort -u)"
+  # shellcheck disable=SC2086
+  (cd "$debs" && apt-get "${o[@]}" download $pkgs >&2)
+  rm -rf "$sysroot"
+  mkdir -p "$sysroot"
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done
+  printf '%s\n' "$roots" >"$sysroot/.roots"
+}
+
+for what in "$@"; do
+  case "$what" in
+    # --- npm -------------------------------------------------------------------
+    npm)
+      t0=$SECONDS
+      npm_project
       for backend in native wasm; do
         tap="$work/node-$backend.tap"
         status=0
@@ -285,8 +328,68 @@ assert callable(h.handler)' "$work/zip-x86_64"
       fi
       log "zips: $((SECONDS - t0))s"
       ;;
+    # --- arm64 under emulation ---------------------------------------------------
+    arm64)
+      t0=$SECONDS
+      arm64_sysroot
+      arm="$(artefact "consul_lambda_sync-$version-cp39-abi3-*_aarch64.whl")"
+      # Wrappers that start the arm64 Python and Node under qemu.
+      for tool in python3 node; do
+        printf '#!/bin/sh\nexec %q -L %q %q "$@"\n' "$qemu" "$sysroot" "$sysroot/usr/bin/$tool" >"$work/arm64-$tool"
+        chmod +x "$work/arm64-$tool"
+      done
+      apy="$work/arm64-python3"
+      anode="$work/arm64-node"
+      check "arm64: the emulated Python and Node are aarch64" bash -c \
+        '[[ "$("$1" -c "import platform; print(platform.machine())")" == aarch64 && "$("$2" -p process.arch)" == arm64 ]]' \
+        _ "$apy" "$anode"
+      # Pure-Python test tools (and boto3, which Lambda provides) for the arm64 Python.
+      site="$work/arm64-site"
+      pyv="$("$apy" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+      python3 -m pip install -q --disable-pip-version-check --target "$site" --platform manylinux2014_aarch64 \
+        --implementation cp --python-version "$pyv" --only-binary=:all: 'pytest>=8,<10' 'boto3>=1.28' >&2
+
+      # The aarch64 wheel, unpacked as pip installs it, on the emulated Python.
+      wheel_dir="$work/arm64-wheel"
+      mkdir -p "$wheel_dir"
+      python3 -m zipfile -e "$arm" "$wheel_dir"
+      PYTHONPATH="$wheel_dir:$site" CONSUL_LAMBDA_SYNC_EXPECT_DIR="$wheel_dir" CONSUL_LAMBDA_SYNC_REPO="$root" \
+        pytest_suite "arm64: wheel aarch64 on emulated Python $pyv" "$apy" \
+        "$root/bindings/python/tests" "$root/tests/packages/python"
+
+      # The arm64 Lambda zip: the handler imports and the suite passes from it.
+      zip_dir="$work/arm64-zip"
+      mkdir -p "$zip_dir"
+      python3 -m zipfile -e "$(artefact consul-lambda-sync-lambda-arm64.zip)" "$zip_dir"
+      check "arm64: the Lambda zip's handler imports on emulated Python $pyv" \
+        env PYTHONPATH="$zip_dir:$site" "$apy" -c '
+import sys, consul_lambda_sync.host.handler as h
+assert h.__file__.startswith(sys.argv[1]), h.__file__
+assert callable(h.handler)' "$zip_dir"
+      PYTHONPATH="$zip_dir:$site" CONSUL_LAMBDA_SYNC_EXPECT_DIR="$zip_dir" CONSUL_LAMBDA_SYNC_REPO="$root" \
+        pytest_suite "arm64: Lambda zip on emulated Python $pyv" "$apy" \
+        "$root/bindings/python/tests" "$root/tests/packages/python"
+
+      # The npm package on the emulated Node: the linux-arm64-gnu addon, then wasm.
+      # Each file runs on its own (node --test would start its workers without qemu).
+      npm_project
+      launcher="$(node -e 'process.stdout.write(JSON.stringify([process.argv[1]]))' "$anode")"
+      for backend in native wasm; do
+        p=0 f=0 status=0
+        for file in "$proj"/test/*.test.mjs; do
+          tap="$work/arm64-$backend-$(basename "$file").tap"
+          (cd "$proj" && CONSUL_LAMBDA_SYNC_BACKEND="$backend" CONSUL_LAMBDA_SYNC_REPO="$root" \
+            CONSUL_LAMBDA_SYNC_TEST_NODE="$launcher" "$anode" "$file") >"$tap" 2>&1 || status=$?
+          grep -E -A 24 '^ *not ok' "$tap" | head -n 60 >&2 || true
+          p=$((p + $(awk '$1 == "#" && $2 == "pass" { n = $3 } END { print n + 0 }' "$tap")))
+          f=$((f + $(awk '$1 == "#" && $2 == "fail" { n = $3 } END { print n + 0 }' "$tap")))
+        done
+        count "arm64: npm package on emulated Node $("$anode" --version), backend $backend" "$p" "$f" "$status"
+      done
+      log "arm64: $((SECONDS - t0))s"
+      ;;
     -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
-    *) log "unknown part $what (npm, wheels or zips)"; exit 3 ;;
+    *) log "unknown part $what (npm, wheels, zips or arm64)"; exit 3 ;;
   esac
 done
 

@@ -31,9 +31,15 @@ function elfMachine(file) {
   return MACHINES[head.readUInt16LE(18)] ?? `machine ${head.readUInt16LE(18)}`;
 }
 
-/** Runs a CommonJS snippet in a fresh Node with `env`; returns its parsed stdout. */
+// How to start another Node like this one: under emulation (the arm64 run of
+// scripts/test-packages.sh) process.execPath alone would not start.
+const launcher = process.env.CONSUL_LAMBDA_SYNC_TEST_NODE
+  ? JSON.parse(process.env.CONSUL_LAMBDA_SYNC_TEST_NODE)
+  : [process.execPath];
+
+/** Runs a CommonJS snippet in a fresh Node with `env`; returns its stdout and status. */
 function runNode(cwd, code, env) {
-  const r = spawnSync(process.execPath, ['-e', code], {
+  const r = spawnSync(launcher[0], [...launcher.slice(1), '-e', code], {
     cwd,
     env: Object.fromEntries(
       Object.entries({ ...process.env, CONSUL_LAMBDA_SYNC_BACKEND: '', ...env }).filter(
