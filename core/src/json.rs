@@ -47,7 +47,7 @@ impl JsonOut {
     #[inline]
     pub(crate) fn string_content(&mut self, value: &str) {
         let bytes = value.as_bytes();
-        if !bytes.iter().any(|&b| needs_escape(b)) {
+        if !any_needs_escape(bytes) {
             self.raw(value);
             return;
         }
@@ -100,9 +100,57 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// Whether any byte needs escaping, eight bytes at a time.
+#[inline]
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether some byte of `word` is below `n` (n <= 128); never wrong about
+    // "none" (the standard bit trick).
+    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH != 0;
+    let zero = |word: u64| below(word, 1);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            return true;
+        };
+        let word = u64::from_le_bytes(word);
+        if below(word, 0x20)
+            || zero(word ^ (ONES * u64::from(b'"')))
+            || zero(word ^ (ONES * u64::from(b'\\')))
+        {
+            // Some byte needs escaping (or, rarely, the trick is unsure): look.
+            if chunk.iter().any(|&b| needs_escape(b)) {
+                return true;
+            }
+        }
+    }
+    chunks.remainder().iter().any(|&b| needs_escape(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_every_byte_to_escape() {
+        for b in 0..=255u8 {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    if let Some(x) = bytes.get_mut(at) {
+                        *x = b;
+                    }
+                    assert_eq!(
+                        any_needs_escape(&bytes),
+                        needs_escape(b),
+                        "{b} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(!any_needs_escape("é日🦀 ok é日🦀".as_bytes()));
+    }
 
     #[test]
     fn escapes_like_serde_json() {

@@ -499,6 +499,9 @@ struct Observed<'a> {
     catalog: Option<&'a str>,
     /// The service-defaults entry.
     entry: Option<View<'a>>,
+    /// Whether an instance without the managed tag holds the name on our node
+    /// (then it is not ours, even if a managed instance exists too).
+    unmanaged: bool,
     /// Whether a function wants the service (then it is never deregistered).
     wanted: Cell<bool>,
 }
@@ -1102,7 +1105,7 @@ fn draft<'a>(
     let node = ctx.config.node_name.as_str();
 
     // 1. Consul: what we manage, what we must not touch.
-    let (observed, unmanaged) = observe_consul(ctx, &input.consul, &mut out);
+    let observed = observe_consul(ctx, &input.consul, &mut out);
 
     // 2. Lambda: functions by name; frozen ones keep their Consul state exactly as it is.
     let mut known: FxSet<&str> = FxSet::default();
@@ -1214,11 +1217,16 @@ fn draft<'a>(
         }
     }
     claims.sort_by(|a, b| a.0.cmp(&b.0));
-    // Each name with its claimants and what Consul holds for it (looked up once).
+    // Each name with its claimants and what Consul holds for it (both lists are
+    // sorted by key: one pass over each).
+    let mut held = observed.iter().peekable();
     let groups: Vec<Group<'_, 'a>> = claims
         .chunk_by(|a, b| a.0 == b.0)
         .map(|claims| {
-            let observed = claims.first().and_then(|(key, _)| observed.get(key));
+            let observed = claims.first().and_then(|(key, _)| {
+                while held.next_if(|(k, _)| k < key).is_some() {}
+                held.next_if(|(k, _)| k == key).map(|(_, o)| o)
+            });
             // A conflicted name is still wanted: it must not be deregistered as an orphan.
             if let Some(o) = observed {
                 o.wanted.set(true);
@@ -1277,7 +1285,7 @@ fn draft<'a>(
                 ),
                 "fix the other function's error first, or rename the function or alias",
             ))
-        } else if unmanaged.contains(key) {
+        } else if g.observed.is_some_and(|o| o.unmanaged) {
             Some(Diagnostic::new(
                 Code::UnmanagedServiceConflict,
                 format!("service {} is already on node {} without the {MANAGED_TAG} tag; it is not the registrator's", key.name, ctx.config.node_name),
@@ -1498,7 +1506,8 @@ fn draft<'a>(
     // 6. Deregister what no function wants.
     // Managed services once this plan's registrations are done: counting them keeps the
     // guard's decision the same when the plan is applied and planned again.
-    let managed_count = observed.values().filter(|o| o.catalog.is_some()).count() + registrations;
+    let managed_count =
+        observed.iter().filter(|(_, o)| o.catalog.is_some()).count() + registrations;
     let mut withheld = 0usize;
     let mut deletions: Vec<Row<'a>> = Vec::new();
     for (key, obs) in &observed {
@@ -1602,10 +1611,7 @@ fn draft<'a>(
         }
     }
     deletions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    let wanted = rows.len();
-    rows.reserve_exact(deletions.len());
-    rows.append(&mut deletions);
-    let draft_rows = Rows { rows, wanted };
+    let draft_rows = Rows::new(rows, deletions);
 
     // Every operation that waits for GetFunction, deletion or take-over, is listed.
     let mut confirmations: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -1639,26 +1645,49 @@ fn draft<'a>(
 }
 
 /// The rows of a plan: the wanted services, then the deregistered ones, each part
-/// sorted by key (no key in both).
+/// sorted by key (no key in both), and where each deregistered one goes among the
+/// wanted ones.
 #[derive(Default)]
 struct Rows<'a> {
     rows: Vec<Row<'a>>,
     wanted: usize,
+    /// For each deregistered row, how many wanted rows come before it.
+    places: Vec<usize>,
 }
 
 impl<'a> Rows<'a> {
+    /// `wanted` and `deleted` are each sorted by key.
+    fn new(mut wanted: Vec<Row<'a>>, mut deleted: Vec<Row<'a>>) -> Self {
+        let places = deleted
+            .iter()
+            .map(|d| wanted.partition_point(|w| w.key < d.key))
+            .collect();
+        let count = wanted.len();
+        wanted.reserve_exact(deleted.len());
+        wanted.append(&mut deleted);
+        Rows {
+            rows: wanted,
+            wanted: count,
+            places,
+        }
+    }
+
     /// The rows in service order.
     fn ordered(&self) -> impl Iterator<Item = &Row<'a>> {
         let (wanted, deleted) = self
             .rows
             .split_at_checked(self.wanted)
             .unwrap_or((&self.rows, &[]));
-        let mut a = wanted.iter().peekable();
-        let mut b = deleted.iter().peekable();
-        std::iter::from_fn(move || match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if y.key < x.key => b.next(),
-            (Some(_), _) => a.next(),
-            (None, _) => b.next(),
+        let mut deleted = deleted.iter().zip(&self.places).peekable();
+        let mut wanted = wanted.iter().enumerate();
+        let mut next_wanted = wanted.next();
+        std::iter::from_fn(move || match (next_wanted, deleted.peek()) {
+            (Some((i, _)), Some((_, &place))) if place <= i => deleted.next().map(|(d, _)| d),
+            (Some((_, w)), _) => {
+                next_wanted = wanted.next();
+                Some(w)
+            }
+            (None, _) => deleted.next().map(|(d, _)| d),
         })
     }
 }
@@ -1710,26 +1739,24 @@ fn finish(out: &mut Plan, rows: &[Row<'_>]) {
     out.summary = summary;
 }
 
-/// Reads the Consul scopes into the managed services and the names we must not take.
+/// Reads the Consul scopes into what Consul holds under each name (managed
+/// instance, entry, unmanaged instance), sorted by key; later responses win.
 fn observe_consul<'a>(
     ctx: &'a Ctx<'a>,
     consul: &'a ConsulState,
     out: &mut Plan,
-) -> (FxMap<Key<'a>, Observed<'a>>, FxSet<Key<'a>>) {
-    let mut observed: FxMap<Key<'a>, Observed<'a>> = FxMap::default();
-    // Most managed services have an entry, and the other way round.
-    observed.reserve(
+) -> Vec<(Key<'a>, Observed<'a>)> {
+    let mut observed: Vec<(Key<'a>, Observed<'a>)> = Vec::with_capacity(
         consul
             .scopes
             .iter()
             .map(|s| {
                 let services = s.node_services.as_ref().map_or(0, |n| n.services.len());
                 let entries = s.service_defaults.as_ref().map_or(0, Vec::len);
-                services.max(entries)
+                services + entries
             })
             .sum(),
     );
-    let mut unmanaged: FxSet<Key<'a>> = FxSet::default();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
         let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
@@ -1796,11 +1823,20 @@ fn observe_consul<'a>(
                         .tags
                         .as_deref()
                         .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
-                    if managed {
-                        observed.entry(key).or_default().catalog = Some(&s.id);
-                    } else {
-                        unmanaged.insert(key);
-                    }
+                    observed.push((
+                        key,
+                        if managed {
+                            Observed {
+                                catalog: Some(&s.id),
+                                ..Observed::default()
+                            }
+                        } else {
+                            Observed {
+                                unmanaged: true,
+                                ..Observed::default()
+                            }
+                        },
+                    ));
                 }
             }
         }
@@ -1810,13 +1846,33 @@ fn observe_consul<'a>(
             }
             let key = key_of(e.partition.as_ref(), e.namespace.as_ref(), &e.name);
             if managed_partition(&key) {
-                observed.entry(key).or_default().entry =
-                    Some(e.lambda_view().map_or(View::Foreign, View::Lambda));
+                let entry = e.lambda_view().map_or(View::Foreign, View::Lambda);
+                observed.push((
+                    key,
+                    Observed {
+                        entry: Some(entry),
+                        ..Observed::default()
+                    },
+                ));
             }
         }
     }
-    // A name held by an unmanaged instance is not ours even if a managed one exists too.
-    (observed, unmanaged)
+    // One record per key (a stable sort keeps the responses' order among equals).
+    observed.sort_by(|a, b| a.0.cmp(&b.0));
+    observed.dedup_by(|(key, later), (kept_key, kept)| {
+        if key != kept_key {
+            return false;
+        }
+        if later.catalog.is_some() {
+            kept.catalog = later.catalog;
+        }
+        if later.entry.is_some() {
+            kept.entry = later.entry;
+        }
+        kept.unmanaged |= later.unmanaged;
+        true
+    });
+    observed
 }
 
 /// Extension data decisions for one plan.
