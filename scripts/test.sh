@@ -21,11 +21,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test"
 cargo test --workspace
 
-# Order matters: test-node builds the wasm package that test-web serves.
-for suite in test-python test-node test-web test-e2e test-faults test-node-host; do
-  if [ -f "scripts/$suite.sh" ]; then
-    stage "$suite"
-    bash "scripts/$suite.sh"
-  fi
+# Order matters: test-node runs npm ci and builds the wasm package that build-packages
+# packs and test-web serves.
+for suite in test-python test-node build-packages test-packages test-web test-e2e test-faults test-node-host; do
+  stage "$suite"
+  bash "scripts/$suite.sh"
 done
 stage "all tests passed"
