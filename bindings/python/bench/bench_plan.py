@@ -1,9 +1,9 @@
 """Binding overhead: plan() of 10,000 functions, dict in → dict out.
 
-Builds a full-sync input with 10,000 enabled functions of 1 to 3 aliases each
-(so 2 to 4 services per function), half of them already registered in Consul
-exactly as wanted, and times ``consul_lambda_sync.plan`` end to end over several
-runs. It also times the parts: ``json.dumps`` of the input, the native call
+Plans the shared workload of core/benches/workload.rs (10,000 functions with 0
+to 3 aliases, half registered exactly as wanted, 1% drifted, 1% orphans; written
+by ``cargo run --example bench_input``), and times ``consul_lambda_sync.plan``
+end to end over several runs. It also times the parts: ``json.dumps`` of the input, the native call
 (JSON text in, JSON text out, the core's own work), and reading the output, so
 the binding's share is visible; and, for comparison, a plain ``json.loads`` of
 the output with the cyclic GC running (what plan() avoids for large outputs).
@@ -16,56 +16,30 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import consul_lambda_sync as cls
 from consul_lambda_sync import _native
 
-ENABLED = "serverless.consul.hashicorp.com/v1alpha1/lambda/enabled"
-ALIASES = "serverless.consul.hashicorp.com/v1alpha1/lambda/aliases"
-ACCOUNT, REGION = "123456789012", "us-east-1"
-
-
-def functions(n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(n):
-        aliases = "+".join(f"a{k}" for k in range(1 + i % 3))
-        out.append(
-            {
-                "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn-{i:05d}",
-                "tags": {ENABLED: "true", ALIASES: aliases},
-            }
-        )
-    return out
-
-
-def inventory(fns: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"accountId": ACCOUNT, "region": REGION, "functions": fns}
+REPO = Path(__file__).resolve().parents[3]
 
 
 def build_input(n: int) -> dict[str, Any]:
-    """The plan input; Consul's state for every other function is what the core
-    itself asks to write for it, so those services are unchanged."""
-    fns = functions(n)
-    empty = {"scopes": [{"nodeServices": None, "serviceDefaults": []}]}
-    seed = cls.plan({"inventory": inventory(fns[::2]), "consul": empty})
-    services, entries = [], []
-    for op in seed["operations"]:
-        body = op["request"].get("body")
-        if op["kind"] == "registerService":
-            services.append(body["Service"])
-        elif op["kind"] == "upsertConfigEntry":
-            entries.append(body)
-    consul = {
-        "scopes": [
-            {
-                "nodeServices": {"Node": {"Node": "lambdas"}, "Services": services},
-                "serviceDefaults": entries,
-            }
-        ]
-    }
-    return {"config": {"nodeName": "lambdas"}, "inventory": inventory(fns), "consul": consul}
+    """The shared planner workload (core/benches/workload.rs), as
+    ``cargo run --example bench_input`` writes it, so that this benchmark plans
+    exactly what the Rust and Node benchmarks plan."""
+    out = subprocess.run(
+        ["cargo", "run", "-q", "--release", "-p", "consul-lambda-sync", "--example", "bench_input", "--", str(n)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    data: dict[str, Any] = json.loads(out)
+    return data
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> tuple[float, float]:
