@@ -32,7 +32,18 @@ def build_input(n: int) -> dict[str, Any]:
     ``cargo run --example bench_input`` writes it, so that this benchmark plans
     exactly what the Rust and Node benchmarks plan."""
     out = subprocess.run(
-        ["cargo", "run", "-q", "--release", "-p", "consul-lambda-sync", "--example", "bench_input", "--", str(n)],
+        [
+            "cargo",
+            "run",
+            "-q",
+            "--release",
+            "-p",
+            "consul-lambda-sync",
+            "--example",
+            "bench_input",
+            "--",
+            str(n),
+        ],
         cwd=REPO,
         check=True,
         capture_output=True,
