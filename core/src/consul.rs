@@ -6,7 +6,8 @@ use crate::error::{Code, Diagnostic, Failure};
 use crate::json::JsonOut;
 use crate::tags::InvocationMode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The tag on every service the registrator registers.
@@ -88,8 +89,8 @@ pub struct CatalogService {
     #[serde(rename = "Service")]
     pub service: String,
     /// Tags.
-    #[serde(rename = "Tags", default)]
-    pub tags: Option<Vec<String>>,
+    #[serde(rename = "Tags", default, deserialize_with = "known::option_list")]
+    pub tags: Option<Vec<Cow<'static, str>>>,
     /// Namespace (Enterprise).
     #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -102,14 +103,14 @@ pub struct CatalogService {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServiceDefaults {
     /// `service-defaults`.
-    #[serde(rename = "Kind", default)]
-    pub kind: Option<String>,
+    #[serde(rename = "Kind", default, deserialize_with = "known::option")]
+    pub kind: Option<Cow<'static, str>>,
     /// The service name.
     #[serde(rename = "Name")]
     pub name: String,
     /// The protocol.
-    #[serde(rename = "Protocol", default)]
-    pub protocol: Option<String>,
+    #[serde(rename = "Protocol", default, deserialize_with = "known::option")]
+    pub protocol: Option<Cow<'static, str>>,
     /// Envoy extensions.
     #[serde(rename = "EnvoyExtensions", default)]
     pub envoy_extensions: Option<Vec<EnvoyExtension>>,
@@ -125,14 +126,191 @@ pub struct ServiceDefaults {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EnvoyExtension {
     /// Extension name.
-    #[serde(rename = "Name", default)]
-    pub name: String,
+    #[serde(rename = "Name", default, deserialize_with = "known::text")]
+    pub name: Cow<'static, str>,
     /// Whether the extension is required.
     #[serde(rename = "Required", default)]
     pub required: Option<bool>,
     /// Its arguments (keys read case-insensitively by Consul).
     #[serde(rename = "Arguments", default)]
-    pub arguments: Option<Map<String, Value>>,
+    pub arguments: Option<ExtensionArguments>,
+}
+
+/// The arguments of an Envoy extension: a JSON object, held as its members in
+/// key order (a repeated key keeps its last value), as a map would hold them but
+/// smaller: a planner reads one per service-defaults entry.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExtensionArguments(Vec<(Cow<'static, str>, Value)>);
+
+impl ExtensionArguments {
+    /// The members, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The value of `key` (exact match).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, v)| v)
+    }
+}
+
+impl FromIterator<(String, Value)> for ExtensionArguments {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(members: I) -> Self {
+        ExtensionArguments::from_members(
+            members
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), v))
+                .collect(),
+        )
+    }
+}
+
+impl ExtensionArguments {
+    fn from_members(mut members: Vec<(Cow<'static, str>, Value)>) -> Self {
+        // A stable sort keeps repeated keys in order; the last one wins.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            std::mem::swap(&mut later.1, &mut kept.1);
+            true
+        });
+        ExtensionArguments(members)
+    }
+}
+
+impl Serialize for ExtensionArguments {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExtensionArguments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // As `serde_json::Map` reads itself (same accepted input, same errors).
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = ExtensionArguments;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(ExtensionArguments::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some((known::Text(key), value)) = map.next_entry()? {
+                    members.push((key, value));
+                }
+                Ok(ExtensionArguments::from_members(members))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// Strings that are usually one of a few values (kinds, protocols, extension
+/// names, argument keys, the managed tag) are kept without a copy when they are.
+/// The readers accept what `String` accepts and fail as it fails.
+mod known {
+    use super::{LAMBDA_EXTENSION, MANAGED_TAG};
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::Deserialize;
+    use std::borrow::Cow;
+    use std::fmt;
+
+    const VALUES: [&str; 10] = [
+        "service-defaults",
+        "http",
+        LAMBDA_EXTENSION,
+        "arn",
+        "invocationMode",
+        "payloadPassthrough",
+        MANAGED_TAG,
+        "tcp",
+        "http2",
+        "grpc",
+    ];
+
+    fn of(value: &str) -> Option<&'static str> {
+        VALUES.iter().copied().find(|v| *v == value)
+    }
+
+    /// A string, as `String` reads one.
+    pub(super) struct Text(pub(super) Cow<'static, str>);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Text;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                    Ok(Text(
+                        of(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed),
+                    ))
+                }
+                fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text, E> {
+                    Ok(Text(of(&v).map_or(Cow::Owned(v), Cow::Borrowed)))
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Text, E> {
+                    match std::str::from_utf8(v) {
+                        Ok(s) => self.visit_str(s),
+                        Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+                    }
+                }
+            }
+            d.deserialize_string(V)
+        }
+    }
+
+    pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+        Text::deserialize(d).map(|t| t.0)
+    }
+
+    /// `Option<String>`.
+    pub(super) fn option<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Cow<'static, str>>, D::Error> {
+        Option::<Text>::deserialize(d).map(|t| t.map(|t| t.0))
+    }
+
+    /// `Option<Vec<String>>`.
+    pub(super) fn option_list<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Cow<'static, str>>>, D::Error> {
+        struct List(Vec<Cow<'static, str>>);
+        impl<'de> Deserialize<'de> for List {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = List;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a sequence")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List, A::Error> {
+                        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                        while let Some(Text(t)) = seq.next_element()? {
+                            items.push(t);
+                        }
+                        Ok(List(items))
+                    }
+                }
+                d.deserialize_seq(V)
+            }
+        }
+        Option::<List>::deserialize(d).map(|l| l.map(|l| l.0))
+    }
 }
 
 /// What a service-defaults entry says about a Lambda function.
@@ -157,7 +335,7 @@ pub struct LambdaEntry {
     pub canonical: bool,
 }
 
-fn argument<'a>(args: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+fn argument<'a>(args: &'a ExtensionArguments, key: &str) -> Option<&'a Value> {
     args.get(key).or_else(|| {
         args.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
