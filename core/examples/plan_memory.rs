@@ -81,12 +81,12 @@ fn main() {
     let peak = PEAK.load(Relaxed) - base;
     let out_len = out.as_ref().map_or(0, String::len);
     let ok = out.is_ok();
-    drop(out);
+    let out_text = out.unwrap_or_default();
 
     // CPU time, minimum of `runs`: the whole call (what the bindings run), then
     // its phases apart: parse the input, plan (counts only), plan and write the
     // JSON; and, for comparison, building the owned `Plan` that `plan()` returns.
-    let mut best = [Duration::MAX; 5];
+    let mut best = [Duration::MAX; 8];
     let mut time = |slot: usize, f: &mut dyn FnMut()| {
         let t = cpu_now();
         f();
@@ -108,8 +108,14 @@ fn main() {
         time(2, &mut || drop(plan::plan_summary(&input)));
         time(3, &mut || drop(plan::plan_to_json(&input)));
         time(4, &mut || drop(plan::plan(&input)));
+        // The floor: read the input without building anything, copy the output
+        // text (allocate and fill that many bytes), read the output.
+        let scan = |t: &str| drop(serde_json::from_str::<serde::de::IgnoredAny>(t));
+        time(5, &mut || scan(&text));
+        time(6, &mut || drop(std::hint::black_box(out_text.clone())));
+        time(7, &mut || scan(&out_text));
     }
-    let [total, parse, planned, written, owned] = best.map(ms);
+    let [total, parse, planned, written, owned, scan_in, copy_out, scan_out] = best.map(ms);
     println!(
         "{n} functions: input {:.1} MB, output {:.1} MB, peak heap during plan {:.1} MB \
          ({:.1}x the input, output included){}",
@@ -122,5 +128,9 @@ fn main() {
     println!(
         "CPU time, min of {runs}: ffi::call(\"plan\") {total:.0} ms; phases: parse {parse:.0} ms, \
          plan {planned:.0} ms, plan+write {written:.0} ms; plan() building the owned Plan {owned:.0} ms"
+    );
+    println!(
+        "floor: scan the input JSON {scan_in:.0} ms, copy the output text {copy_out:.0} ms, \
+         scan the output JSON {scan_out:.0} ms"
     );
 }

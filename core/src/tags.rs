@@ -301,7 +301,11 @@ fn read_tags(
 fn check_aliases(value: &str) -> Result<(), Vec<Diagnostic>> {
     let key = || full_key(TAG_ALIASES);
     let mut errors = Vec::new();
-    let mut aliases: Vec<&str> = Vec::new();
+    // The aliases accepted so far: the first few on the stack (most functions
+    // have few), the rest in a vector.
+    let mut first: [&str; 8] = [""; 8];
+    let mut count = 0;
+    let mut more: Vec<&str> = Vec::new();
     for alias in value.split('+') {
         if alias.is_empty() {
             errors.push(
@@ -325,7 +329,7 @@ fn check_aliases(value: &str) -> Result<(), Vec<Diagnostic>> {
                 .key(key())
                 .value(value),
             );
-        } else if aliases.contains(&alias) {
+        } else if first.iter().take(count).any(|a| *a == alias) || more.contains(&alias) {
             errors.push(
                 Diagnostic::new(
                     Code::DuplicateAlias,
@@ -336,7 +340,11 @@ fn check_aliases(value: &str) -> Result<(), Vec<Diagnostic>> {
                 .value(value),
             );
         } else {
-            aliases.push(alias);
+            match first.get_mut(count) {
+                Some(slot) => *slot = alias,
+                None => more.push(alias),
+            }
+            count += 1;
         }
     }
     if errors.is_empty() {
@@ -801,6 +809,22 @@ mod tests {
             false
         )
         .is_err());
+    }
+
+    #[test]
+    fn many_aliases() {
+        let names: Vec<String> = (1..=12).map(|i| format!("a{i}")).collect();
+        let r = parse_tags(&tags(&[("aliases", &names.join("+"))]), false);
+        assert!(r.errors.is_empty());
+        assert_eq!(r.settings.aliases, names);
+        for dup in ["a3", "a10"] {
+            let r = parse_tags(
+                &tags(&[("aliases", &format!("{}+{dup}", names.join("+")))]),
+                false,
+            );
+            let codes: Vec<Code> = r.errors.iter().map(|e| e.code).collect();
+            assert_eq!(codes, vec![Code::DuplicateAlias], "{dup}");
+        }
     }
 
     #[test]
