@@ -1216,7 +1216,7 @@ fn draft<'a>(
             own.sort_by(|a, b| a.0.cmp(&b.0));
         }
     }
-    claims.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_by_key_stable(&mut claims, &mut [0]);
     // Each name with its claimants and what Consul holds for it (both lists are
     // sorted by key: one pass over each).
     let mut held = observed.iter().peekable();
@@ -1692,6 +1692,40 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Sorts by key, keeping the order of equal keys. `runs` are where parts of the
+/// list start that are each nearly in order (every item a few places from its
+/// place, as in Consul's responses and the names of functions listed in order):
+/// those are put in order by moving items back (about linear time), then the
+/// sorted parts are merged. A part too far from order is left to the general
+/// sort.
+fn sort_by_key_stable<'a, V>(items: &mut [(Key<'a>, V)], runs: &mut [usize]) {
+    runs.sort_unstable();
+    let mut ends = runs.iter().skip(1).copied().chain([items.len()]);
+    for &start in runs.iter() {
+        let end = ends.next().unwrap_or(items.len());
+        let Some(part) = items.get_mut(start..end) else {
+            break;
+        };
+        let mut budget = 4 * part.len() + 64;
+        'items: for i in 1..part.len() {
+            let mut j = i;
+            while j > 0 {
+                match (part.get(j - 1), part.get(j)) {
+                    (Some(a), Some(b)) if b.0 < a.0 => part.swap(j - 1, j),
+                    _ => break,
+                }
+                j -= 1;
+                budget -= 1;
+                if budget == 0 {
+                    break 'items;
+                }
+            }
+        }
+    }
+    // Finds the sorted parts and merges them (and sorts whatever is not yet).
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
 fn orphan_warning(name: &str, why: &str) -> Diagnostic {
     Diagnostic::new(
         Code::OrphanNotOwned,
@@ -1757,6 +1791,8 @@ fn observe_consul<'a>(
             })
             .sum(),
     );
+    // Where each response's records start: each is usually in order already.
+    let mut runs: Vec<usize> = Vec::new();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
         let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
@@ -1810,6 +1846,7 @@ fn observe_consul<'a>(
                     ),
                 });
             } else {
+                runs.push(observed.len());
                 for s in ns.services.iter() {
                     let key = key_of(s.partition.as_ref(), s.namespace.as_ref(), &s.service);
                     if !managed_partition(&key) {
@@ -1840,6 +1877,7 @@ fn observe_consul<'a>(
                 }
             }
         }
+        runs.push(observed.len());
         for e in scope.service_defaults.iter().flatten() {
             if e.kind.as_deref().is_some_and(|k| k != "service-defaults") {
                 continue;
@@ -1858,7 +1896,7 @@ fn observe_consul<'a>(
         }
     }
     // One record per key (a stable sort keeps the responses' order among equals).
-    observed.sort_by(|a, b| a.0.cmp(&b.0));
+    sort_by_key_stable(&mut observed, &mut runs);
     observed.dedup_by(|(key, later), (kept_key, kept)| {
         if key != kept_key {
             return false;
@@ -2005,6 +2043,51 @@ mod tests {
             }
         }
         assert!(compared > 60, "only {compared} plan vectors found");
+    }
+
+    /// The run-aware sort gives what a stable sort gives: nearly sorted parts,
+    /// shuffled parts, parts in reverse, repeated keys.
+    #[test]
+    fn sort_by_key_stable_is_a_stable_sort() {
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("s{:03}", (i * 7919) % 97))
+            .collect();
+        let mut seed = 12345u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..200 {
+            let len = (next() % 300) as usize;
+            let mut items: Vec<(Key<'_>, usize)> = (0..len)
+                .map(|i| {
+                    let at = match case % 4 {
+                        0 => i,
+                        1 => len - i,
+                        2 => (i + (next() % 5) as usize).saturating_sub(2),
+                        _ => next() as usize,
+                    };
+                    let name = names.get(at % names.len()).map_or("", String::as_str);
+                    let key = Key {
+                        datacenter: (next() % 7 == 0).then_some("dc2"),
+                        partition: None,
+                        namespace: None,
+                        name,
+                    };
+                    (key, i)
+                })
+                .collect();
+            let mut runs: Vec<usize> = (0..(next() % 4))
+                .map(|_| (next() as usize) % (len + 1))
+                .chain([0])
+                .collect();
+            let mut expected = items.clone();
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            sort_by_key_stable(&mut items, &mut runs);
+            assert_eq!(items, expected, "case {case}");
+        }
     }
 
     /// The names written by hand are the serde names.
