@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import boto3
 import requests
 from consul_lambda_sync.host import handler as handler_module
+from consul_lambda_sync.host.demo import cloudtrail_event
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "serverless.consul.hashicorp.com/v1alpha1/lambda/"
@@ -421,23 +422,7 @@ class Harness:
     def cloudtrail(
         event_name: str, request: dict[str, Any], response: Optional[dict[str, Any]] = None
     ) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "AWS API Call via CloudTrail",
-            "source": "aws.lambda",
-            "account": ACCOUNT,
-            "region": REGION,
-            "detail": {
-                "eventVersion": "1.08",
-                "eventSource": "lambda.amazonaws.com",
-                "eventName": event_name,
-                "awsRegion": REGION,
-                "recipientAccountId": ACCOUNT,
-                "requestParameters": request,
-                "responseElements": response,
-            },
-        }
+        return cloudtrail_event(event_name, ACCOUNT, REGION, request, response)
 
     def tag_event(self, name: str, tags: dict[str, str]) -> dict[str, Any]:
         return self.cloudtrail("TagResource20170331v2", {"resource": self.arn(name), "tags": tags})
