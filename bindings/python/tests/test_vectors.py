@@ -9,22 +9,18 @@ import consul_lambda_sync as cls
 import pytest
 from _support import load, subset_errors, vector_files
 
-# The core's JSON API (ffi::FUNCTIONS); the Rust runner refuses other names too.
-FUNCTIONS = {
-    "version",
-    "errorCodes",
-    "configFromEnv",
-    "configFromObject",
-    "parseTags",
-    "tagsFromOptions",
-    "evaluateFunction",
-    "classifyEvent",
-    "plan",
-    "formatPlan",
-    "extensionDataParameter",
-    "parseGetResources",
-    "parseGetFunction",
-}
+
+def _core_functions() -> set[str]:
+    """The core's JSON API (ffi::FUNCTIONS), as its unknown-function error lists it."""
+    try:
+        cls.call("none", None)
+    except cls.ConsulLambdaSyncError as exc:
+        hint = str(exc.details.get("hint", ""))
+        return set(hint.removeprefix("call one of: ").split(", "))
+    raise AssertionError("the core accepted an unknown function")
+
+
+FUNCTIONS = _core_functions()
 
 
 def _cases() -> list[Any]:
