@@ -97,6 +97,13 @@ pub struct CatalogService {
     /// Partition (Enterprise).
     #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// The Raft index of the instance's last change (check-and-set writes use it).
+    #[serde(
+        rename = "ModifyIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub modify_index: Option<u64>,
 }
 
 /// One entry of `GET /v1/config/service-defaults`.
@@ -120,6 +127,13 @@ pub struct ServiceDefaults {
     /// Partition (Enterprise).
     #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// The Raft index of the entry's last change (check-and-set writes use it).
+    #[serde(
+        rename = "ModifyIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub modify_index: Option<u64>,
 }
 
 /// One Envoy extension of a service-defaults entry.

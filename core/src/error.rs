@@ -104,6 +104,10 @@ codes! {
     FunctionLoadFailed => "function_load_failed",
     /// Extension data is wanted for a service but no leaf certificate was observed (a warning).
     LeafMissing => "leaf_missing",
+    /// Consul refused a read the sync needs (HTTP 403): the token lacks a rule.
+    AclDenied => "acl_denied",
+    /// Consul filtered an answer (`X-Consul-Results-Filtered-By-ACLs`): the token may not read all of it, so nothing is changed.
+    AclFiltered => "acl_filtered",
 }
 
 impl fmt::Display for Code {

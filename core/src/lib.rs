@@ -16,6 +16,7 @@ pub mod arn;
 pub mod aws;
 pub mod config;
 pub mod consul;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod ffi;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod tags;
 
 pub use config::{config_from_env, config_from_input, Config, ConfigInput};
+pub use engine::Engine;
 pub use error::{Code, Diagnostic, Failure};
 pub use event::{classify_event, Trigger};
 pub use plan::{plan, plan_json, Plan, PlanInput};

@@ -1,0 +1,179 @@
+//! The result of one invocation: verdict, per-service outcomes, counts.
+
+use crate::consul::ServiceKey;
+use crate::error::Failure;
+use crate::event::Trigger;
+use crate::plan::{Change, OperationKind, Plan};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Everything planned was done (or, in a dry run, planned).
+    Ok,
+    /// The event needs nothing.
+    Ignored,
+    /// Something failed: an operation, the inventory, a function load, a safety stop.
+    Failed,
+    /// Writes stopped early because the invocation was about to time out; the next sync completes it.
+    Partial,
+    /// Consul or AWS gave no answer while observing; nothing was written.
+    Unreachable,
+    /// The configuration is invalid.
+    InvalidConfig,
+    /// The host could not set up (no credentials, no region).
+    Setup,
+}
+
+impl Verdict {
+    /// The command line's exit code for it.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Ok | Verdict::Ignored => 0,
+            Verdict::Failed | Verdict::Partial => 1,
+            Verdict::InvalidConfig | Verdict::Setup => 3,
+            Verdict::Unreachable => 4,
+        }
+    }
+}
+
+/// What became of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OpStatus {
+    /// Not run (a dry run, or the sync stopped before it).
+    Planned,
+    /// Done.
+    Ok,
+    /// Consul or AWS refused it, or never answered.
+    Failed,
+    /// Not run: waiting for a confirmation, an earlier step did not complete, or time ran out.
+    Skipped,
+    /// Check-and-set miss: the object changed since it was read; left as it is.
+    Conflict,
+}
+
+/// One operation's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// What the operation does.
+    pub kind: OperationKind,
+    /// The service.
+    pub service: ServiceKey,
+    /// The service's change.
+    pub change: Change,
+    /// What became of it.
+    pub status: OpStatus,
+    /// `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
+    pub request: String,
+    /// Why it failed, was skipped or conflicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Counts of operations by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpCounts {
+    /// Done.
+    pub ok: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Check-and-set misses.
+    pub conflicts: usize,
+    /// Not run.
+    pub planned: usize,
+}
+
+/// What the Lambda inventory held.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryReport {
+    /// Whether every page was read.
+    pub complete: bool,
+    /// Functions seen.
+    pub functions: usize,
+    /// `GetResources` pages read.
+    pub pages: u32,
+    /// Why the listing is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Functions that could not be loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+}
+
+/// Requests made, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCounts {
+    /// Consul requests.
+    pub consul: ReadWrite,
+    /// AWS calls.
+    pub aws: AwsCounts,
+}
+
+/// Reads and writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadWrite {
+    /// GETs.
+    pub reads: u64,
+    /// Everything else.
+    pub writes: u64,
+    /// `/v1/txn` requests (counted among the writes).
+    pub transactions: u64,
+}
+
+/// AWS calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCounts {
+    /// Reads.
+    pub reads: u64,
+    /// Writes (`PutParameter`, `DeleteParameter`).
+    pub writes: u64,
+    /// Calls by API name.
+    pub calls: BTreeMap<String, u64>,
+}
+
+/// The result of one invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    /// Whether the invocation succeeded (the Lambda handler raises when not).
+    pub ok: bool,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// The command line's exit code.
+    pub exit_code: i32,
+    /// One line that says what happened.
+    pub message: String,
+    /// Whether nothing was to be changed.
+    pub dry_run: bool,
+    /// What was reconciled.
+    pub trigger: Trigger,
+    /// The plan, when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// One entry per operation of the plan.
+    pub outcomes: Vec<Outcome>,
+    /// Counts of `outcomes`.
+    pub operations: OpCounts,
+    /// The Lambda inventory.
+    pub inventory: InventoryReport,
+    /// Requests made.
+    pub requests: RequestCounts,
+    /// Whether writes stopped early (time ran out).
+    pub partial: bool,
+    /// Milliseconds from the first step to the last (by the host's clock).
+    pub duration_ms: u64,
+    /// The failure behind `invalid_config` or another stop, with every problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+}
