@@ -136,3 +136,35 @@ pub fn call_enveloped(function: &str, input: &str) -> String {
         }
     }
 }
+
+/// The sync engine behind the JSON API (docs/engine.md): every binding wraps
+/// this handle unchanged — JSON text in, JSON text out.
+#[derive(Debug)]
+pub struct EngineHandle(crate::engine::Engine);
+
+impl EngineHandle {
+    /// Starts an invocation from the start JSON.
+    pub fn new(start: &str) -> Result<Self, Failure> {
+        crate::engine::Engine::from_json(start).map(EngineHandle)
+    }
+
+    /// The next step as JSON. Times are milliseconds; a negative or non-finite
+    /// time counts as zero (JavaScript numbers cross as `f64`).
+    pub fn next(&mut self, now_ms: f64, remaining_ms: Option<f64>) -> String {
+        self.0.next_json(millis(now_ms), remaining_ms.map(millis))
+    }
+
+    /// Feeds the answers (a JSON list).
+    pub fn feed(&mut self, answers: &str) -> Result<(), Failure> {
+        self.0.feed_json(answers)
+    }
+}
+
+fn millis(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 {
+        // Saturating float-to-int conversion; fractions of a millisecond drop.
+        ms as u64
+    } else {
+        0
+    }
+}

@@ -8,12 +8,7 @@ use wasm_bindgen::prelude::*;
 
 /// Calls `function`; the error is the failure as JSON (never itself fails).
 pub fn call_json(function: &str, input: &str) -> Result<String, String> {
-    consul_lambda_sync::ffi::call(function, input).map_err(|failure| {
-        serde_json::to_string(&failure).unwrap_or_else(|_| {
-            r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#
-                .to_owned()
-        })
-    })
+    consul_lambda_sync::ffi::call(function, input).map_err(|failure| failure_text(&failure))
 }
 
 /// Calls a function of the core's JSON API with JSON `input`; returns JSON.
@@ -24,4 +19,47 @@ pub fn call_json(function: &str, input: &str) -> Result<String, String> {
 #[wasm_bindgen]
 pub fn call(function: &str, input: &str) -> Result<String, JsError> {
     call_json(function, input).map_err(|json| JsError::new(&json))
+}
+
+/// The sync engine (docs/engine.md): JSON text in, JSON text out.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Engine {
+    inner: consul_lambda_sync::ffi::EngineHandle,
+}
+
+fn failure_text(failure: &consul_lambda_sync::error::Failure) -> String {
+    serde_json::to_string(failure).unwrap_or_else(|_| {
+        r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#
+            .to_owned()
+    })
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Starts an invocation from the start JSON.
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    #[wasm_bindgen(constructor)]
+    pub fn new(start: &str) -> Result<Engine, JsError> {
+        consul_lambda_sync::ffi::EngineHandle::new(start)
+            .map(|inner| Engine { inner })
+            .map_err(|f| JsError::new(&failure_text(&f)))
+    }
+
+    /// The next step as JSON.
+    pub fn next(&mut self, now_ms: f64, remaining_ms: Option<f64>) -> String {
+        self.inner.next(now_ms, remaining_ms)
+    }
+
+    /// Feeds the answers (a JSON list).
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    pub fn feed(&mut self, answers: &str) -> Result<(), JsError> {
+        self.inner
+            .feed(answers)
+            .map_err(|f| JsError::new(&failure_text(&f)))
+    }
 }

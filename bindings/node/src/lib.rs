@@ -13,11 +13,49 @@ use napi_derive::napi;
 /// (`{code, message, hint, key?, value?, errors}`).
 #[napi]
 pub fn call(function: String, input: String) -> napi::Result<String> {
-    consul_lambda_sync::ffi::call(&function, &input).map_err(|failure| {
-        let json = serde_json::to_string(&failure).unwrap_or_else(|_| {
-            r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#
-                .to_owned()
-        });
-        napi::Error::from_reason(json)
-    })
+    consul_lambda_sync::ffi::call(&function, &input).map_err(|failure| failure_error(&failure))
+}
+
+/// The sync engine (docs/engine.md): JSON text in, JSON text out.
+#[napi]
+#[derive(Debug)]
+pub struct Engine {
+    inner: consul_lambda_sync::ffi::EngineHandle,
+}
+
+#[napi]
+impl Engine {
+    /// Starts an invocation from the start JSON.
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    #[napi(constructor)]
+    pub fn new(start: String) -> napi::Result<Self> {
+        consul_lambda_sync::ffi::EngineHandle::new(&start)
+            .map(|inner| Engine { inner })
+            .map_err(|f| failure_error(&f))
+    }
+
+    /// The next step as JSON.
+    #[napi]
+    pub fn next(&mut self, now_ms: f64, remaining_ms: Option<f64>) -> String {
+        self.inner.next(now_ms, remaining_ms)
+    }
+
+    /// Feeds the answers (a JSON list).
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    #[napi]
+    pub fn feed(&mut self, answers: String) -> napi::Result<()> {
+        self.inner.feed(&answers).map_err(|f| failure_error(&f))
+    }
+}
+
+fn failure_error(failure: &consul_lambda_sync::error::Failure) -> napi::Error {
+    let json = serde_json::to_string(failure).unwrap_or_else(|_| {
+        r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#
+            .to_owned()
+    });
+    napi::Error::from_reason(json)
 }

@@ -29,6 +29,38 @@ fn call(py: Python<'_>, function: &str, input: &str) -> PyResult<String> {
     result.map_err(CoreFailure::new_err)
 }
 
+/// The sync engine (docs/engine.md): `Engine(start_json)`, `next(now_ms,
+/// remaining_ms) -> step_json`, `feed(answers_json)`.
+#[pyclass(module = "consul_lambda_sync._native", name = "Engine")]
+#[derive(Debug)]
+struct Engine {
+    inner: ffi::EngineHandle,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(start: &str) -> PyResult<Self> {
+        ffi::EngineHandle::new(start)
+            .map(|inner| Engine { inner })
+            .map_err(|f| CoreFailure::new_err(failure_json(&f)))
+    }
+
+    /// The next step as JSON.
+    #[pyo3(signature = (now_ms, remaining_ms=None, /))]
+    fn next(&mut self, now_ms: f64, remaining_ms: Option<f64>) -> String {
+        self.inner.next(now_ms, remaining_ms)
+    }
+
+    /// Feeds the answers (JSON list); raises `CoreFailure` on a bad answer.
+    #[pyo3(signature = (answers, /))]
+    fn feed(&mut self, answers: &str) -> PyResult<()> {
+        self.inner
+            .feed(answers)
+            .map_err(|f| CoreFailure::new_err(failure_json(&f)))
+    }
+}
+
 /// The failure as JSON; never fails (falls back to a fixed failure).
 fn failure_json(failure: &Failure) -> String {
     serde_json::to_string(failure).unwrap_or_else(|_| {
@@ -42,6 +74,7 @@ fn failure_json(failure: &Failure) -> String {
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_class::<Engine>()?;
     m.add("CoreFailure", m.py().get_type::<CoreFailure>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
