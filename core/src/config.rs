@@ -1,4 +1,4 @@
-//! Configuration (SPEC §2): upstream's environment variables, or a typed object.
+//! Configuration (docs/contract.md §2): upstream's environment variables, or a typed object.
 //!
 //! Both forms go through [`ConfigInput`] and one validation that reports every
 //! problem at once. Secrets (the ACL token) are never stored in a [`Config`]: the

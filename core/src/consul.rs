@@ -1,5 +1,5 @@
-//! Consul and Parameter Store objects (SPEC §4): the responses hosts pass through
-//! unchanged, and the exact requests the plan asks hosts to send.
+//! Consul and Parameter Store objects (docs/contract.md §4): the responses hosts
+//! pass through unchanged, and the exact requests the plan asks hosts to send.
 
 use crate::config::Tier;
 use crate::error::{Code, Diagnostic, Failure};

@@ -1,4 +1,5 @@
-//! EventBridge events (SPEC §3): what an invocation of the registrator asks for.
+//! EventBridge events (docs/contract.md §3): what an invocation of the registrator
+//! asks for.
 
 use crate::arn::{is_non_function_lambda_arn, parse_function_arn, resolve_function_name};
 use crate::error::{Code, Diagnostic};

@@ -1,5 +1,5 @@
-//! The reconcile planner (SPEC §5): from observed Lambda, Consul and Parameter
-//! Store state to a deterministic, ordered plan of exact requests.
+//! The reconcile planner (docs/contract.md §5): from observed Lambda, Consul and
+//! Parameter Store state to a deterministic, ordered plan of exact requests.
 //!
 //! Safety rules, in the order they apply:
 //! - a function whose tags or ARN are wrong, that failed to load, or that conflicts
@@ -1125,7 +1125,7 @@ fn draft<'a>(
             FunctionStatus::Managed => {}
         }
         // A disabled function with a bad tag is frozen too: a bad value leaves the
-        // function's Consul state exactly as it is (SPEC §1).
+        // function's Consul state exactly as it is (docs/contract.md §1.4).
         if !r.errors.is_empty() {
             frozen.insert(&r.name);
         }

@@ -1,5 +1,5 @@
-//! Function tags (SPEC §1): parsing, validation, the inverse (options → tags), and
-//! the evaluation of one function against a configuration.
+//! Function tags (docs/contract.md §1): parsing, validation, the inverse (options →
+//! tags), and the evaluation of one function against a configuration.
 
 use crate::arn::{split_function_arn, valid_alias_name};
 use crate::config::{validate_consul_name, Config};
