@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo test"
 cargo test --workspace
 
+stage "generated types are current (cargo run -p gen-types -- --check)"
+cargo run -q -p gen-types -- --check
+
 # Order matters: test-node runs npm ci and builds the wasm package that build-packages
 # packs and test-web serves.
 for suite in test-python test-node build-packages test-packages test-web test-e2e test-faults test-node-host; do

@@ -170,3 +170,57 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_table_is_replaced_and_the_rest_kept() {
+        let readme = format!(
+            "intro\n{README_MARKER}\n| code | when |\n|---|---|\n| `old` | gone |\n\nafter\n"
+        );
+        let out = readme_table(&readme).unwrap_or_default();
+        assert!(out.starts_with(&format!("intro\n{README_MARKER}\n| code | when |\n")));
+        assert!(out.ends_with("|\n\nafter\n"), "{out}");
+        assert!(!out.contains("`old`"));
+        assert_eq!(out.matches("| `").count(), Code::ALL.len());
+        assert!(readme_table("no marker").is_err());
+    }
+
+    #[test]
+    fn every_registered_type_is_declared_once_in_both_languages() {
+        let decls = schema::declarations().unwrap_or_default();
+        let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+        for name in [
+            "ErrorCode",
+            "Plan",
+            "PlanInput",
+            "LambdaFunction",
+            "LambdaFunctionInput",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let ts = ts::render(&header(), &decls, &extra());
+        let py = py::render(PY_DOCSTRING, &header(), &decls, &extra()).unwrap_or_default();
+        for name in names {
+            assert!(
+                ts.contains(&format!(" {name} ")),
+                "{name} not in types.d.ts"
+            );
+            let declared = [format!("class {name}("), format!("\n{name} = ")];
+            assert!(
+                declared.iter().any(|d| py.contains(d.as_str())),
+                "{name} not in _types.py"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stale_file_is_named_with_its_first_difference() {
+        assert_eq!(
+            first_difference("a\nb\n", "a\nc\n"),
+            "line 2: the file has \"b\", the generator writes \"c\""
+        );
+    }
+}
