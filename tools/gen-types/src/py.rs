@@ -31,7 +31,9 @@ fn lit(s: &str) -> String {
 }
 
 impl Py {
-    fn ty(&mut self, t: &Ty, field: Option<&str>) -> String {
+    /// `t` in Python; `fields` are the names of the class's fields, which hide
+    /// module-level names in its body.
+    fn ty(&mut self, t: &Ty, fields: &BTreeSet<&str>) -> String {
         match t {
             Ty::Any => {
                 self.typing.insert("Any");
@@ -46,10 +48,10 @@ impl Py {
                 self.typing.insert("Literal");
                 format!("Literal[{}]", lit(s))
             }
-            Ty::Array(inner) => format!("list[{}]", self.ty(inner, field)),
-            Ty::Map(inner) => format!("dict[str, {}]", self.ty(inner, field)),
+            Ty::Array(inner) => format!("list[{}]", self.ty(inner, fields)),
+            Ty::Map(inner) => format!("dict[str, {}]", self.ty(inner, fields)),
             Ty::Ref(name, _) => {
-                if field == Some(name.as_str()) {
+                if fields.contains(name.as_str()) {
                     self.shadowed.insert(name.clone());
                     format!("_{name}")
                 } else {
@@ -70,10 +72,10 @@ impl Py {
                         .collect();
                     format!("Literal[{}]", values.join(", "))
                 } else if let [one] = rest.as_slice() {
-                    self.ty(one, field)
+                    self.ty(one, fields)
                 } else {
                     self.typing.insert("Union");
-                    let parts: Vec<String> = rest.iter().map(|t| self.ty(t, field)).collect();
+                    let parts: Vec<String> = rest.iter().map(|t| self.ty(t, fields)).collect();
                     format!("Union[{}]", parts.join(", "))
                 };
                 if nullable {
@@ -115,7 +117,7 @@ impl Py {
         self.out.push_str(&format!("{indent}\"\"\"\n"));
     }
 
-    fn fields(&mut self, fields: &[&Field]) -> Result<(), String> {
+    fn fields(&mut self, fields: &[&Field], names: &BTreeSet<&str>) -> Result<(), String> {
         for f in fields {
             if !is_identifier(&f.name) || KEYWORDS.contains(&f.name.as_str()) {
                 return Err(format!(
@@ -124,7 +126,7 @@ impl Py {
                 ));
             }
             self.comment(&f.doc, "    ");
-            let t = self.ty(&f.ty, Some(&f.name));
+            let t = self.ty(&f.ty, names);
             self.out.push_str(&format!("    {}: {t}\n", f.name));
         }
         Ok(())
@@ -141,6 +143,7 @@ impl Py {
         let mut required: Vec<&Field> = o.fields.iter().filter(|f| !f.optional).collect();
         required.sort_by_key(|f| Some(f.name.as_str()) != tag);
         let optional: Vec<&Field> = o.fields.iter().filter(|f| f.optional).collect();
+        let names: BTreeSet<&str> = o.fields.iter().map(|f| f.name.as_str()).collect();
         let mut text = text.to_owned();
         if o.open {
             text.push_str(if text.is_empty() { "" } else { "\n\n" });
@@ -158,11 +161,12 @@ impl Py {
             if !text.is_empty() && !o.fields.is_empty() {
                 self.out.push('\n');
             }
-            self.fields(&if optional.is_empty() {
+            let listed = if optional.is_empty() {
                 required
             } else {
                 optional
-            })?;
+            };
+            self.fields(&listed, &names)?;
             if text.is_empty() && o.fields.is_empty() {
                 self.out.push_str("    pass\n");
             }
@@ -170,7 +174,7 @@ impl Py {
         }
         self.out
             .push_str(&format!("\n\nclass _{name}Required(TypedDict):\n"));
-        self.fields(&required)?;
+        self.fields(&required, &names)?;
         self.out.push_str(&format!(
             "\n\nclass {name}(_{name}Required, total=False):\n"
         ));
@@ -178,11 +182,11 @@ impl Py {
         if !text.is_empty() {
             self.out.push('\n');
         }
-        self.fields(&optional)
+        self.fields(&optional, &names)
     }
 
     fn alias(&mut self, name: &str, text: &str, t: &Ty) {
-        let value = self.ty(t, None);
+        let value = self.ty(t, &BTreeSet::new());
         self.out.push_str("\n\n");
         self.comment(text, "");
         let one = format!("{name} = {value}");
