@@ -239,7 +239,7 @@ impl Model {
         }
         // Assumed while comparing, for recursive types.
         self.same.insert(def.to_owned(), true);
-        let mut raw = self.clone_raw();
+        let mut raw = self.raw_names();
         let out = raw.decl_raw(def, Dir::Output)?;
         let inp = raw.decl_raw(def, Dir::Input)?;
         let mut same = out.body == inp.body;
@@ -258,7 +258,7 @@ impl Model {
     }
 
     /// A model that names every reference by its definition (for comparisons).
-    fn clone_raw(&self) -> RawNames<'_> {
+    fn raw_names(&self) -> RawNames<'_> {
         RawNames { defs: &self.defs }
     }
 
