@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties),
+# Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties,
+# generated TypeScript and Python types current),
 # Python binding, Node binding on the native addon and on wasm, and the
 # end-to-end suite against a real Consul agent and moto. Installs what it needs.
 set -euo pipefail
