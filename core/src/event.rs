@@ -8,6 +8,7 @@ use serde_json::Value;
 
 /// What the registrator must do for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Trigger {
     /// Reconcile every function (a scheduled event).
