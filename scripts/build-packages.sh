@@ -117,7 +117,7 @@ if $want_npm; then
   tgz="$dist/$(basename "$tgz")"
   listing="$(tar -tzf "$tgz")"
   for f in package/consul-lambda-sync.linux-x64-gnu.node package/consul-lambda-sync.linux-arm64-gnu.node \
-    package/wasm/consul_lambda_sync_wasm_bg.wasm package/index.js package/index.d.ts; do
+    package/wasm/consul_lambda_sync_wasm_bg.wasm package/index.js package/index.d.ts package/types.d.ts; do
     grep -qx "$f" <<<"$listing" || die "$(basename "$tgz") lacks $f"
   done
   log "npm package $(basename "$tgz") ($(wc -c <"$tgz") bytes)"

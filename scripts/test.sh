@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties),
+# Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties,
+# generated TypeScript and Python types current),
 # Python binding, Node binding on the native addon and on wasm, and the
 # end-to-end suite against a real Consul agent and moto. Installs what it needs.
 set -euo pipefail
@@ -20,6 +21,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 stage "cargo test"
 cargo test --workspace
+
+stage "generated types are current (cargo run -p gen-types -- --check)"
+cargo run -q -p gen-types -- --check
 
 # Order matters: test-node runs npm ci and builds the wasm package that build-packages
 # packs and test-web serves.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// One page of Resource Groups Tagging API `GetResources`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GetResourcesPage {
     /// The next page's token (empty or absent on the last page).
     #[serde(rename = "PaginationToken", default)]
@@ -19,6 +20,7 @@ pub struct GetResourcesPage {
 
 /// One tagged resource.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceTagMapping {
     /// The resource's ARN.
     #[serde(rename = "ResourceARN")]
@@ -30,6 +32,7 @@ pub struct ResourceTagMapping {
 
 /// A tag as the tagging API returns it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AwsTag {
     /// Key.
     #[serde(rename = "Key")]
@@ -41,6 +44,7 @@ pub struct AwsTag {
 
 /// The functions of a `GetResources` page, and the next page's token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionPage {
     /// The functions (resources that are not functions are dropped).
@@ -77,6 +81,7 @@ pub fn functions_from_get_resources(page: &GetResourcesPage) -> FunctionPage {
 
 /// Lambda `GetFunction` (only the parts the registrator reads).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GetFunctionOutput {
     /// The function's configuration.
     #[serde(rename = "Configuration")]
@@ -88,6 +93,7 @@ pub struct GetFunctionOutput {
 
 /// `GetFunction`'s `Configuration`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FunctionConfiguration {
     /// The function's ARN.
     #[serde(rename = "FunctionArn")]

@@ -1,4 +1,4 @@
-//! Configuration (SPEC §2): upstream's environment variables, or a typed object.
+//! Configuration (docs/contract.md §2): upstream's environment variables, or a typed object.
 //!
 //! Both forms go through [`ConfigInput`] and one validation that reports every
 //! problem at once. Secrets (the ACL token) are never stored in a [`Config`]: the
@@ -22,6 +22,7 @@ pub const DEFAULT_TIMEOUT: u32 = 30;
 
 /// Parameter Store tier for extension data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Tier {
     /// Up to 4 KB values; free.
     Standard,
@@ -51,6 +52,7 @@ impl Tier {
 
 /// Log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Everything.
@@ -68,6 +70,7 @@ pub enum LogLevel {
 
 /// The raw configuration, every field optional: the typed-object form (camelCase).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigInput {
     /// `NODE_NAME`.
@@ -118,6 +121,7 @@ pub struct ConfigInput {
 
 /// A validated configuration with every default applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
     /// Consul node the Lambda services are registered on.

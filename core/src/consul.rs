@@ -1,5 +1,5 @@
-//! Consul and Parameter Store objects (SPEC §4): the responses hosts pass through
-//! unchanged, and the exact requests the plan asks hosts to send.
+//! Consul and Parameter Store objects (docs/contract.md §4): the responses hosts
+//! pass through unchanged, and the exact requests the plan asks hosts to send.
 
 use crate::config::Tier;
 use crate::error::{Code, Diagnostic, Failure};
@@ -24,6 +24,7 @@ pub const STANDARD_TIER_LIMIT: usize = 4096;
 /// `GET /v1/catalog/node-services/:node` (or `/v1/catalog/node/:node`, whose
 /// `Services` is a map) — `null` when the node does not exist.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NodeServices {
     /// The node.
     #[serde(rename = "Node", default)]
@@ -35,6 +36,7 @@ pub struct NodeServices {
 
 /// The node part of a node-services response.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NodeInfo {
     /// The node name.
     #[serde(rename = "Node", default)]
@@ -43,6 +45,7 @@ pub struct NodeInfo {
 
 /// A node's services: a list (`node-services`) or a map by ID (`catalog/node`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ServiceList {
     /// `/v1/catalog/node-services/:node`.
@@ -81,6 +84,7 @@ impl ServiceList {
 
 /// One service instance on a node.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CatalogService {
     /// Service ID.
     #[serde(rename = "ID", default)]
@@ -108,6 +112,7 @@ pub struct CatalogService {
 
 /// One entry of `GET /v1/config/service-defaults`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServiceDefaults {
     /// `service-defaults`.
     #[serde(rename = "Kind", default, deserialize_with = "known::option")]
@@ -138,6 +143,7 @@ pub struct ServiceDefaults {
 
 /// One Envoy extension of a service-defaults entry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnvoyExtension {
     /// Extension name.
     #[serde(rename = "Name", default, deserialize_with = "known::text")]
@@ -201,6 +207,22 @@ impl ExtensionArguments {
 impl Serialize for ExtensionArguments {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
+    }
+}
+
+/// Any JSON object (Consul reads the keys case-insensitively).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ExtensionArguments {
+    fn schema_name() -> Cow<'static, str> {
+        "ExtensionArguments".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The arguments of an Envoy extension: any JSON object.",
+            "type": "object",
+            "additionalProperties": true,
+        })
     }
 }
 
@@ -414,6 +436,7 @@ impl ServiceDefaults {
 
 /// `GET /v1/agent/connect/ca/leaf/:service`.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Leaf {
     /// Service name.
     #[serde(rename = "Service", default)]
@@ -447,6 +470,7 @@ impl std::fmt::Debug for Leaf {
 
 /// `GET /v1/agent/connect/ca/roots`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaRoots {
     /// ID of the active root.
     #[serde(rename = "ActiveRootID", default)]
@@ -461,6 +485,7 @@ pub struct CaRoots {
 
 /// One CA root.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaRoot {
     /// Root ID.
     #[serde(rename = "ID", default)]
@@ -487,6 +512,7 @@ impl CaRoots {
 
 /// A Parameter Store parameter as `GetParametersByPath` (with decryption) returns it.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SsmParameter {
     /// Full name (path).
     #[serde(rename = "Name")]
@@ -537,6 +563,7 @@ impl std::fmt::Debug for ExtensionData {
 
 /// A request a host sends: to Consul's HTTP API or to Parameter Store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "target", rename_all = "camelCase")]
 pub enum Request {
     /// An HTTP request to Consul.
@@ -547,6 +574,7 @@ pub enum Request {
 
 /// An HTTP request to Consul's API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRequest {
     /// `GET`, `PUT` or `DELETE`.
@@ -564,6 +592,7 @@ pub struct HttpRequest {
 /// A Parameter Store call. For `PutParameter` the value is built at execution time
 /// by [`extension_data_parameter`]; it never appears in a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SsmRequest {
     /// `PutParameter` or `DeleteParameter`.
@@ -577,6 +606,7 @@ pub struct SsmRequest {
 
 /// Where a service lives in Consul.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceKey {
     /// Datacenter (`None`: the agent's own).
@@ -837,6 +867,7 @@ pub fn config_delete_request(key: &ServiceKey) -> HttpRequest {
 
 /// Input of [`extension_data_parameter`]: what a host fetched for one service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtensionDataInput {
     /// The parameter name (from the plan's operation).
@@ -853,6 +884,7 @@ pub struct ExtensionDataInput {
 /// The `PutParameter` call that stores extension data. Holds the private key:
 /// send it, never print it.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PutParameter {
     /// Parameter name.
     #[serde(rename = "Name")]

@@ -12,6 +12,7 @@ macro_rules! codes {
         /// A stable, machine-readable problem code. The snake_case text of a code
         /// never changes once released; new codes may be added.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(rename = "ErrorCode"))]
         pub enum Code {
             $( $(#[doc = $doc])* #[serde(rename = $text)] $variant, )+
         }
@@ -118,6 +119,7 @@ impl fmt::Display for Code {
 
 /// One problem: what went wrong, where, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostic {
     /// The stable problem code.
@@ -194,6 +196,7 @@ pub(crate) fn clip(value: &str) -> String {
 /// `code`, `message` and `hint` summarise them (they are the first problem's when
 /// there is only one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 #[error("[{code}] {message}")]
 pub struct Failure {

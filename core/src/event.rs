@@ -1,4 +1,5 @@
-//! EventBridge events (SPEC §3): what an invocation of the registrator asks for.
+//! EventBridge events (docs/contract.md §3): what an invocation of the registrator
+//! asks for.
 
 use crate::arn::{is_non_function_lambda_arn, parse_function_arn, resolve_function_name};
 use crate::error::{Code, Diagnostic};
@@ -7,6 +8,7 @@ use serde_json::Value;
 
 /// What the registrator must do for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Trigger {
     /// Reconcile every function (a scheduled event).

@@ -27,6 +27,7 @@ pub const FUNCTIONS: &[&str] = &[
 
 /// Input of `parseTags`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ParseTagsInput {
     tags: BTreeMap<String, String>,
@@ -36,6 +37,7 @@ struct ParseTagsInput {
 
 /// Input of `tagsFromOptions`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TagsFromOptionsInput {
     options: tags::TagOptions,
@@ -45,6 +47,7 @@ struct TagsFromOptionsInput {
 
 /// Input of `evaluateFunction`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EvaluateInput {
     function: tags::LambdaFunction,
@@ -54,8 +57,11 @@ struct EvaluateInput {
 
 /// One entry of `errorCodes`.
 #[derive(Debug, Serialize)]
-struct CodeInfo {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct ErrorCodeInfo {
+    /// The stable code.
     code: Code,
+    /// One line describing when the code is used.
     description: &'static str,
 }
 
@@ -74,7 +80,7 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
         "errorCodes" => emit(
             &Code::ALL
                 .iter()
-                .map(|c| CodeInfo {
+                .map(|c| ErrorCodeInfo {
                     code: *c,
                     description: c.description(),
                 })

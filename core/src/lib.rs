@@ -23,6 +23,8 @@ pub mod ffi;
 mod json;
 pub mod plan;
 pub mod render;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod tags;
 
 pub use config::{config_from_env, config_from_input, Config, ConfigInput};

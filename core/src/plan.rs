@@ -1,5 +1,5 @@
-//! The reconcile planner (SPEC §5): from observed Lambda, Consul and Parameter
-//! Store state to a deterministic, ordered plan of exact requests.
+//! The reconcile planner (docs/contract.md §5): from observed Lambda, Consul and
+//! Parameter Store state to a deterministic, ordered plan of exact requests.
 //!
 //! Safety rules, in the order they apply:
 //! - a function whose tags or ARN are wrong, that failed to load, or that conflicts
@@ -34,6 +34,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Everything the planner needs: configuration, trigger and observed state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanInput {
     /// The configuration (typed form).
@@ -58,6 +59,7 @@ fn yes() -> bool {
 
 /// The observed Lambda functions of one account and region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Inventory {
     /// The registrator's AWS account.
@@ -80,6 +82,7 @@ pub struct Inventory {
 
 /// A function that could not be loaded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FailedFunction {
     /// The function's ARN.
@@ -91,6 +94,7 @@ pub struct FailedFunction {
 
 /// The observed Consul state: raw responses per datacenter and partition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsulState {
     /// The agent's own datacenter (`/v1/agent/self` → `Config.Datacenter`).
@@ -103,6 +107,7 @@ pub struct ConsulState {
 
 /// The raw Consul responses for one datacenter and partition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsulScope {
     /// The datacenter (`None`: the agent's own).
@@ -121,6 +126,7 @@ pub struct ConsulScope {
 
 /// The observed extension data state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtensionDataState {
     /// `GET /v1/agent/connect/ca/roots`.
@@ -136,6 +142,7 @@ pub struct ExtensionDataState {
 
 /// The kind of change a service undergoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum Change {
     /// Registered for the first time.
@@ -162,6 +169,7 @@ impl Change {
 
 /// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum OperationKind {
     /// `PUT /v1/config` (service-defaults).
@@ -194,6 +202,7 @@ impl OperationKind {
 
 /// One step of a plan, with the exact request to send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     /// What the step does.
@@ -219,6 +228,7 @@ pub struct Operation {
 
 /// One row of the plan's table: a service and its change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceChange {
     /// The service.
@@ -234,6 +244,7 @@ pub struct ServiceChange {
 
 /// A function the plan does not register, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Skip {
     /// The function's ARN.
@@ -246,6 +257,7 @@ pub struct Skip {
 
 /// An observed Consul object the plan leaves alone, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Ignored {
     /// The service, when one is concerned.
@@ -257,6 +269,7 @@ pub struct Ignored {
 
 /// Operations that wait for `GetFunction` to confirm that a function is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Confirmation {
     /// The function's ARN.
@@ -267,6 +280,7 @@ pub struct Confirmation {
 
 /// Counts of a plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Services to create.
@@ -289,6 +303,7 @@ pub struct Summary {
 
 /// The plan: what to do, in order, and everything worth saying about it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The steps, in execution order.
@@ -1125,7 +1140,7 @@ fn draft<'a>(
             FunctionStatus::Managed => {}
         }
         // A disabled function with a bad tag is frozen too: a bad value leaves the
-        // function's Consul state exactly as it is (SPEC §1).
+        // function's Consul state exactly as it is (docs/contract.md §1.4).
         if !r.errors.is_empty() {
             frozen.insert(&r.name);
         }

@@ -1,5 +1,5 @@
-//! Function tags (SPEC §1): parsing, validation, the inverse (options → tags), and
-//! the evaluation of one function against a configuration.
+//! Function tags (docs/contract.md §1): parsing, validation, the inverse (options →
+//! tags), and the evaluation of one function against a configuration.
 
 use crate::arn::{split_function_arn, valid_alias_name};
 use crate::config::{validate_consul_name, Config};
@@ -41,6 +41,7 @@ pub const KNOWN_TAGS: [&str; 7] = [
 
 /// How Envoy invokes the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvocationMode {
     /// Request/response (`RequestResponse`).
@@ -71,6 +72,7 @@ impl InvocationMode {
 
 /// A Lambda function as the host observed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LambdaFunction {
     /// The function's ARN (unqualified).
@@ -85,6 +87,7 @@ pub struct LambdaFunction {
 
 /// The registration settings that tags express: the typed form of a tag map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TagSettings {
     /// Whether the function is registered.
@@ -110,6 +113,7 @@ pub struct TagSettings {
 /// Settings from which to build a tag map; what is absent is left out of the tags
 /// (so the registrator's default applies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagOptions {
     /// Whether the function is registered (default `true`).
@@ -137,6 +141,7 @@ pub struct TagOptions {
 
 /// The result of reading a tag map: the settings, plus every error and warning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TagReport {
     /// The settings, with defaults where a tag was absent or wrong.
@@ -514,6 +519,7 @@ pub fn tags_from_options(
 
 /// What the registrator does with a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum FunctionStatus {
     /// Registered: its services are desired.
@@ -528,6 +534,7 @@ pub enum FunctionStatus {
 
 /// One Consul service a function wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceTarget {
     /// The service name: the function name, or `NAME-ALIAS`.
@@ -550,6 +557,7 @@ pub struct ServiceTarget {
 
 /// What the registrator makes of one function under a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionReport {
     /// The function's unqualified ARN, as given.

@@ -1,4 +1,4 @@
-//! Property tests of the planner (SPEC §5) against a small model of Consul and
+//! Property tests of the planner (docs/contract.md §5) against a small model of Consul and
 //! Parameter Store: random inventories (names from a tiny alphabet, so that
 //! `a` + alias `b` collides with function `a-b`), random Consul states (managed
 //! and unmanaged services, entries of ours, foreign, of another region or

@@ -1,4 +1,5 @@
-// The ErrorCode union of index.d.ts is exactly errorCodes() at run time.
+// The ErrorCode union of types.d.ts (generated, re-exported by index.d.ts) is exactly
+// errorCodes() at run time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -6,13 +7,13 @@ import path from 'node:path';
 import { lib, packageDir } from './helpers.mjs';
 
 function declaredCodes() {
-  const dts = fs.readFileSync(path.join(packageDir, 'index.d.ts'), 'utf8');
+  const dts = fs.readFileSync(path.join(packageDir, 'types.d.ts'), 'utf8');
   const m = /export type ErrorCode =([^;]*);/.exec(dts);
-  assert.ok(m, 'index.d.ts declares no ErrorCode union');
+  assert.ok(m, 'types.d.ts declares no ErrorCode union');
   return [...m[1].matchAll(/'([^']*)'/g)].map((x) => x[1]);
 }
 
-test('the ErrorCode union in index.d.ts equals errorCodes()', () => {
+test('the ErrorCode union in types.d.ts equals errorCodes()', () => {
   const runtime = lib.errorCodes().map((c) => c.code);
   assert.deepEqual(declaredCodes(), runtime);
 });

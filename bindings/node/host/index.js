@@ -1,5 +1,5 @@
 'use strict';
-// The Node host (SPEC §6): reads AWS and Consul, asks the core for the plan,
+// The Node host (docs/contract.md §6): reads AWS and Consul, asks the core for the plan,
 // and executes it. Lambda entry point: `handler(event, context)`
 // (module `consul-lambda-sync/host`, handler `host/index.handler`).
 //

@@ -93,7 +93,7 @@ test('the package ships both native addons for their architectures, and the wasm
   for (const f of ['consul_lambda_sync_wasm.js', 'consul_lambda_sync_wasm_bg.wasm', 'consul_lambda_sync_wasm.d.ts']) {
     assert.ok(fs.existsSync(path.join(pkgDir, 'wasm', f)), f);
   }
-  for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'README.md']) {
+  for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'types.d.ts', 'README.md']) {
     assert.ok(fs.existsSync(path.join(pkgDir, f)), f);
   }
   // No sources, build files or tests in the package.

@@ -1,6 +1,6 @@
 """The Lambda entry point: ``consul_lambda_sync.host.handler.handler``.
 
-Configuration comes from the environment (upstream's names, see SPEC §2); the
+Configuration comes from the environment (upstream's names, see docs/contract.md §2); the
 ACL token and CA certificate from Parameter Store (``CONSUL_HTTP_TOKEN_PATH``,
 ``CONSUL_CACERT_PATH``). Each invocation classifies its EventBridge event (a
 schedule means a full sync, a Lambda CloudTrail call means one function), plans
