@@ -41,7 +41,9 @@ export type ErrorCode =
   | 'orphan_not_owned'
   | 'inventory_incomplete'
   | 'function_load_failed'
-  | 'leaf_missing';
+  | 'leaf_missing'
+  | 'acl_denied'
+  | 'acl_filtered';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -349,6 +351,8 @@ export interface NodeInfo {
 export interface CatalogService {
   /** Service ID. */
   ID?: string;
+  /** The Raft index of the instance's last change (check-and-set writes use it). */
+  ModifyIndex?: number | null;
   /** Namespace (Enterprise). */
   Namespace?: string | null;
   /** Partition (Enterprise). */
@@ -398,6 +402,8 @@ export interface ServiceDefaults {
   EnvoyExtensions?: EnvoyExtension[] | null;
   /** `service-defaults`. */
   Kind?: string | null;
+  /** The Raft index of the entry's last change (check-and-set writes use it). */
+  ModifyIndex?: number | null;
   /** The service name. */
   Name: string;
   /** Namespace (Enterprise). */
@@ -740,6 +746,239 @@ export interface PutParameter {
   Type: string;
   /** The JSON value. */
   Value: string;
+}
+
+/** How an invocation starts (docs/engine.md "Start"). */
+export interface Start {
+  /** The registrator's account, when the host knows it. */
+  accountId?: string | null;
+  /** Overrides `MAX_CONCURRENCY`. */
+  concurrency?: number | null;
+  /** Overrides `DRY_RUN`. */
+  dryRun?: boolean | null;
+  /** The environment (the engine keeps only what it parses). */
+  env?: Record<string, string>;
+  /** The EventBridge event; absent: a full sync. */
+  event?: unknown;
+  /** One function by name or ARN instead of an event. */
+  function?: string | null;
+  /** The registrator's region. */
+  region: string;
+  /** Seeds backoff jitter. */
+  seed?: number | null;
+}
+
+/** What the Lambda inventory held. */
+export interface InventoryReport {
+  /** Whether every page was read. */
+  complete: boolean;
+  /** Why the listing is incomplete. */
+  error?: string;
+  /** Functions that could not be loaded. */
+  failed?: string[];
+  /** Functions seen. */
+  functions: number;
+  /** `GetResources` pages read. */
+  pages: number;
+}
+
+/** Counts of operations by outcome. */
+export interface OpCounts {
+  /** Check-and-set misses. */
+  conflicts: number;
+  /** Failed. */
+  failed: number;
+  /** Done. */
+  ok: number;
+  /** Not run. */
+  planned: number;
+  /** Skipped. */
+  skipped: number;
+}
+
+/** What became of one operation. */
+export type OpStatus = 'planned' | 'ok' | 'failed' | 'skipped' | 'conflict';
+
+/** One operation's outcome. */
+export interface Outcome {
+  /** The service's change. */
+  change: Change;
+  /** Why it failed, was skipped or conflicted. */
+  error?: string;
+  /** What the operation does. */
+  kind: OperationKind;
+  /** `PUT /v1/config`, `ssm PutParameter /name`: safe to print. */
+  request: string;
+  /** The service. */
+  service: ServiceKey;
+  /** What became of it. */
+  status: OpStatus;
+}
+
+/** AWS calls. */
+export interface AwsCounts {
+  /** Calls by API name. */
+  calls: Record<string, number>;
+  /** Reads. */
+  reads: number;
+  /** Writes (`PutParameter`, `DeleteParameter`). */
+  writes: number;
+}
+
+/** Reads and writes. */
+export interface ReadWrite {
+  /** GETs. */
+  reads: number;
+  /** `/v1/txn` requests (counted among the writes). */
+  transactions: number;
+  /** Everything else. */
+  writes: number;
+}
+
+/** Requests made, by kind. */
+export interface RequestCounts {
+  /** AWS calls. */
+  aws: AwsCounts;
+  /** Consul requests. */
+  consul: ReadWrite;
+}
+
+/** How an invocation ended. */
+export type Verdict =
+  | 'ok'
+  | 'ignored'
+  | 'failed'
+  | 'partial'
+  | 'unreachable'
+  | 'invalid_config'
+  | 'setup';
+
+/** The result of one invocation. */
+export interface SyncResult {
+  /** Whether nothing was to be changed. */
+  dryRun: boolean;
+  /** Milliseconds from the first step to the last (by the host's clock). */
+  durationMs: number;
+  /** The command line's exit code. */
+  exitCode: number;
+  /** The failure behind `invalid_config` or another stop, with every problem. */
+  failure?: Failure;
+  /** The Lambda inventory. */
+  inventory: InventoryReport;
+  /** One line that says what happened. */
+  message: string;
+  /** Whether the invocation succeeded (the Lambda handler raises when not). */
+  ok: boolean;
+  /** Counts of `outcomes`. */
+  operations: OpCounts;
+  /** One entry per operation of the plan. */
+  outcomes: Outcome[];
+  /** Whether writes stopped early (time ran out). */
+  partial: boolean;
+  /** The plan, when one was made. */
+  plan?: Plan;
+  /** Requests made. */
+  requests: RequestCounts;
+  /** What was reconciled. */
+  trigger: Trigger;
+  /** How it ended. */
+  verdict: Verdict;
+}
+
+/** One log record: `debug`, `info`, `warn` or `error`; never a secret. */
+export interface Log {
+  /** Structured fields. */
+  fields?: Record<string, unknown>;
+  /** The level. */
+  level: LogLevel;
+  /** The message. */
+  msg: string;
+}
+
+/** An AWS API call, as both SDKs take it. */
+export interface AwsCall {
+  /** The API's parameters (PascalCase). */
+  input: unknown;
+  /** The API name, e.g. `GetResources`. */
+  operation: string;
+  /** `tagging`, `lambda`, `ssm` or `sts`. */
+  service: string;
+}
+
+/** A Consul HTTP request: `path` is already percent-encoded. */
+export interface ConsulCall {
+  /** The JSON body. */
+  body?: unknown;
+  /** `GET`, `PUT` or `DELETE`. */
+  method: string;
+  /** The path. */
+  path: string;
+  /** Query parameters (values not yet URL-encoded). */
+  query?: Record<string, string>;
+}
+
+/** A Consul credential read from Parameter Store. */
+export type SecretKind = 'consulToken' | 'consulCaCert';
+
+/** One request the host must carry. */
+export interface WireRequest {
+  /** An AWS API call. */
+  aws?: AwsCall;
+  /** A Consul HTTP request. */
+  consul?: ConsulCall;
+  /** Identifies the answer. */
+  id: number;
+  /**
+   * The answer's `Parameter.Value` is a Consul credential the host keeps (`consulToken` or
+   * `consulCaCert`) and feeds back as `""`.
+   */
+  secret?: SecretKind;
+  /** The request carries a private key: never log it. */
+  sensitive?: boolean;
+}
+
+/** What the host does next. */
+export interface Step {
+  /** The bound on requests in flight. */
+  concurrency?: number;
+  /** The result: the invocation is over. */
+  done?: SyncResult;
+  /** Log records to print now. */
+  logs: Log[];
+  /** Requests to carry, at most `concurrency` at once; feed every answer back. */
+  send?: WireRequest[];
+  /** Milliseconds to sleep before the next `next`. */
+  sleep?: number;
+  /** The timeout of one request, in milliseconds. */
+  timeoutMs?: number;
+}
+
+/** Why a request has no (successful) answer. */
+export interface AnswerError {
+  /** `transport`, `config`, or the AWS error code. */
+  code?: string;
+  /** What happened. */
+  message?: string;
+  /** The HTTP status, when one came. */
+  status?: number | null;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
+/** The answer to one request. */
+export interface Answer {
+  /** Consul: the response body as text. */
+  body?: string | null;
+  /** No answer (`code: "transport"`), an AWS error, or a setup failure (`code: "config"`). */
+  error?: AnswerError | null;
+  /** Consul: response headers (names lower-case). */
+  headers?: Record<string, string>;
+  /** The request's `id`. */
+  id: number;
+  /** AWS: the response. */
+  ok?: unknown;
+  /** Consul: the HTTP status. */
+  status?: number | null;
 }
 
 /** The functions the JSON API (`call`) knows, by name. */

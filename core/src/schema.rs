@@ -12,7 +12,7 @@
 
 use crate::error::{Code, Diagnostic, Failure};
 use crate::ffi::ErrorCodeInfo;
-use crate::{aws, config, consul, event, plan, tags};
+use crate::{aws, config, consul, engine, event, plan, tags};
 use schemars::JsonSchema;
 
 /// Receives the root types of the API.
@@ -51,4 +51,8 @@ pub fn register(r: &mut impl Registry) {
     r.output::<plan::Plan>();
     r.input::<consul::ExtensionDataInput>();
     r.output::<consul::PutParameter>();
+    // The sync engine.
+    r.input::<engine::Start>();
+    r.output::<engine::wire::Step>();
+    r.input::<engine::wire::Answer>();
 }

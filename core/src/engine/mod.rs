@@ -39,6 +39,7 @@ pub const TIME_RESERVE_MS: u64 = 5_000;
 
 /// How an invocation starts (docs/engine.md "Start").
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Start {
     /// The environment (the engine keeps only what it parses).

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Everything planned was done (or, in a dry run, planned).
@@ -41,6 +42,7 @@ impl Verdict {
 
 /// What became of one operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum OpStatus {
     /// Not run (a dry run, or the sync stopped before it).
@@ -57,6 +59,7 @@ pub enum OpStatus {
 
 /// One operation's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// What the operation does.
@@ -76,6 +79,7 @@ pub struct Outcome {
 
 /// Counts of operations by outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OpCounts {
     /// Done.
@@ -92,6 +96,7 @@ pub struct OpCounts {
 
 /// What the Lambda inventory held.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryReport {
     /// Whether every page was read.
@@ -110,6 +115,7 @@ pub struct InventoryReport {
 
 /// Requests made, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestCounts {
     /// Consul requests.
@@ -120,6 +126,7 @@ pub struct RequestCounts {
 
 /// Reads and writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReadWrite {
     /// GETs.
@@ -132,6 +139,7 @@ pub struct ReadWrite {
 
 /// AWS calls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AwsCounts {
     /// Reads.
@@ -144,6 +152,7 @@ pub struct AwsCounts {
 
 /// The result of one invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
     /// Whether the invocation succeeded (the Lambda handler raises when not).

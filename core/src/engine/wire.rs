@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// One request the host must carry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WireRequest {
     /// Identifies the answer.
@@ -29,6 +30,7 @@ pub struct WireRequest {
 
 /// A Consul credential read from Parameter Store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SecretKind {
     /// The ACL token (`CONSUL_HTTP_TOKEN_PATH`).
@@ -39,6 +41,7 @@ pub enum SecretKind {
 
 /// A Consul HTTP request: `path` is already percent-encoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConsulCall {
     /// `GET`, `PUT` or `DELETE`.
@@ -55,6 +58,7 @@ pub struct ConsulCall {
 
 /// An AWS API call, as both SDKs take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AwsCall {
     /// `tagging`, `lambda`, `ssm` or `sts`.
@@ -67,6 +71,7 @@ pub struct AwsCall {
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Answer {
     /// The request's `id`.
@@ -90,6 +95,7 @@ pub struct Answer {
 
 /// Why a request has no (successful) answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AnswerError {
     /// `transport`, `config`, or the AWS error code.
@@ -122,6 +128,7 @@ impl Answer {
 
 /// One log record: `debug`, `info`, `warn` or `error`; never a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Log {
     /// The level.
@@ -135,6 +142,7 @@ pub struct Log {
 
 /// What the host does next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     /// Requests to carry, at most `concurrency` at once; feed every answer back.

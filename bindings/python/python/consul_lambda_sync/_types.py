@@ -55,6 +55,8 @@ ErrorCode = Literal[
     "inventory_incomplete",
     "function_load_failed",
     "leaf_missing",
+    "acl_denied",
+    "acl_filtered",
 ]
 
 
@@ -428,6 +430,8 @@ class CatalogService(_CatalogServiceRequired, total=False):
 
     # Service ID.
     ID: str
+    # The Raft index of the instance's last change (check-and-set writes use it).
+    ModifyIndex: Optional[int]
     # Namespace (Enterprise).
     Namespace: Optional[str]
     # Partition (Enterprise).
@@ -486,6 +490,8 @@ class ServiceDefaults(_ServiceDefaultsRequired, total=False):
     EnvoyExtensions: Optional[list[EnvoyExtension]]
     # `service-defaults`.
     Kind: Optional[str]
+    # The Raft index of the entry's last change (check-and-set writes use it).
+    ModifyIndex: Optional[int]
     # Namespace (Enterprise).
     Namespace: Optional[str]
     # Partition (Enterprise).
@@ -895,6 +901,276 @@ class PutParameter(_PutParameterRequired, total=False):
 
     # Present only when the value exceeds 4096 bytes.
     Tier: _Tier
+
+
+class _StartRequired(TypedDict):
+    # The registrator's region.
+    region: str
+
+
+class Start(_StartRequired, total=False):
+    """How an invocation starts (docs/engine.md "Start")."""
+
+    # The registrator's account, when the host knows it.
+    accountId: Optional[str]
+    # Overrides `MAX_CONCURRENCY`.
+    concurrency: Optional[int]
+    # Overrides `DRY_RUN`.
+    dryRun: Optional[bool]
+    # The environment (the engine keeps only what it parses).
+    env: dict[str, str]
+    # The EventBridge event; absent: a full sync.
+    event: Any
+    # One function by name or ARN instead of an event.
+    function: Optional[str]
+    # Seeds backoff jitter.
+    seed: Optional[int]
+
+
+class _InventoryReportRequired(TypedDict):
+    # Whether every page was read.
+    complete: bool
+    # Functions seen.
+    functions: int
+    # `GetResources` pages read.
+    pages: int
+
+
+class InventoryReport(_InventoryReportRequired, total=False):
+    """What the Lambda inventory held."""
+
+    # Why the listing is incomplete.
+    error: str
+    # Functions that could not be loaded.
+    failed: list[str]
+
+
+class OpCounts(TypedDict):
+    """Counts of operations by outcome."""
+
+    # Check-and-set misses.
+    conflicts: int
+    # Failed.
+    failed: int
+    # Done.
+    ok: int
+    # Not run.
+    planned: int
+    # Skipped.
+    skipped: int
+
+
+# What became of one operation.
+OpStatus = Literal["planned", "ok", "failed", "skipped", "conflict"]
+
+
+class _OutcomeRequired(TypedDict):
+    # The service's change.
+    change: Change
+    # What the operation does.
+    kind: OperationKind
+    # `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
+    request: str
+    # The service.
+    service: ServiceKey
+    # What became of it.
+    status: OpStatus
+
+
+class Outcome(_OutcomeRequired, total=False):
+    """One operation's outcome."""
+
+    # Why it failed, was skipped or conflicted.
+    error: str
+
+
+class AwsCounts(TypedDict):
+    """AWS calls."""
+
+    # Calls by API name.
+    calls: dict[str, int]
+    # Reads.
+    reads: int
+    # Writes (`PutParameter`, `DeleteParameter`).
+    writes: int
+
+
+class ReadWrite(TypedDict):
+    """Reads and writes."""
+
+    # GETs.
+    reads: int
+    # `/v1/txn` requests (counted among the writes).
+    transactions: int
+    # Everything else.
+    writes: int
+
+
+class RequestCounts(TypedDict):
+    """Requests made, by kind."""
+
+    # AWS calls.
+    aws: AwsCounts
+    # Consul requests.
+    consul: ReadWrite
+
+
+# How an invocation ended.
+Verdict = Literal["ok", "ignored", "failed", "partial", "unreachable", "invalid_config", "setup"]
+
+
+class _SyncResultRequired(TypedDict):
+    # Whether nothing was to be changed.
+    dryRun: bool
+    # Milliseconds from the first step to the last (by the host's clock).
+    durationMs: int
+    # The command line's exit code.
+    exitCode: int
+    # The Lambda inventory.
+    inventory: InventoryReport
+    # One line that says what happened.
+    message: str
+    # Whether the invocation succeeded (the Lambda handler raises when not).
+    ok: bool
+    # Counts of `outcomes`.
+    operations: OpCounts
+    # One entry per operation of the plan.
+    outcomes: list[Outcome]
+    # Whether writes stopped early (time ran out).
+    partial: bool
+    # Requests made.
+    requests: RequestCounts
+    # What was reconciled.
+    trigger: Trigger
+    # How it ended.
+    verdict: Verdict
+
+
+class SyncResult(_SyncResultRequired, total=False):
+    """The result of one invocation."""
+
+    # The failure behind `invalid_config` or another stop, with every problem.
+    failure: Failure
+    # The plan, when one was made.
+    plan: Plan
+
+
+class _LogRequired(TypedDict):
+    # The level.
+    level: LogLevel
+    # The message.
+    msg: str
+
+
+class Log(_LogRequired, total=False):
+    """One log record: `debug`, `info`, `warn` or `error`; never a secret."""
+
+    # Structured fields.
+    fields: dict[str, Any]
+
+
+class AwsCall(TypedDict):
+    """An AWS API call, as both SDKs take it."""
+
+    # The API's parameters (PascalCase).
+    input: Any
+    # The API name, e.g. `GetResources`.
+    operation: str
+    # `tagging`, `lambda`, `ssm` or `sts`.
+    service: str
+
+
+class _ConsulCallRequired(TypedDict):
+    # `GET`, `PUT` or `DELETE`.
+    method: str
+    # The path.
+    path: str
+
+
+class ConsulCall(_ConsulCallRequired, total=False):
+    """A Consul HTTP request: `path` is already percent-encoded."""
+
+    # The JSON body.
+    body: Any
+    # Query parameters (values not yet URL-encoded).
+    query: dict[str, str]
+
+
+# A Consul credential read from Parameter Store.
+SecretKind = Literal["consulToken", "consulCaCert"]
+
+
+class _WireRequestRequired(TypedDict):
+    # Identifies the answer.
+    id: int
+
+
+class WireRequest(_WireRequestRequired, total=False):
+    """One request the host must carry."""
+
+    # An AWS API call.
+    aws: AwsCall
+    # A Consul HTTP request.
+    consul: ConsulCall
+    # The answer's `Parameter.Value` is a Consul credential the host keeps (`consulToken` or
+    # `consulCaCert`) and feeds back as `""`.
+    secret: SecretKind
+    # The request carries a private key: never log it.
+    sensitive: bool
+
+
+class _StepRequired(TypedDict):
+    # Log records to print now.
+    logs: list[Log]
+
+
+class Step(_StepRequired, total=False):
+    """What the host does next."""
+
+    # The bound on requests in flight.
+    concurrency: int
+    # The result: the invocation is over.
+    done: SyncResult
+    # Requests to carry, at most `concurrency` at once; feed every answer back.
+    send: list[WireRequest]
+    # Milliseconds to sleep before the next `next`.
+    sleep: int
+    # The timeout of one request, in milliseconds.
+    timeoutMs: int
+
+
+class AnswerError(TypedDict, total=False):
+    """Why a request has no (successful) answer.
+
+    Other keys are accepted and ignored.
+    """
+
+    # `transport`, `config`, or the AWS error code.
+    code: str
+    # What happened.
+    message: str
+    # The HTTP status, when one came.
+    status: Optional[int]
+
+
+class _AnswerRequired(TypedDict):
+    # The request's `id`.
+    id: int
+
+
+class Answer(_AnswerRequired, total=False):
+    """The answer to one request."""
+
+    # Consul: the response body as text.
+    body: Optional[str]
+    # No answer (`code: "transport"`), an AWS error, or a setup failure (`code: "config"`).
+    error: Optional[AnswerError]
+    # Consul: response headers (names lower-case).
+    headers: dict[str, str]
+    # AWS: the response.
+    ok: Any
+    # Consul: the HTTP status.
+    status: Optional[int]
 
 
 # The functions the JSON API (`call`) knows, by name.
