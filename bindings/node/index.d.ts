@@ -3,6 +3,7 @@
 // (tools/gen-types); this file declares the functions and the error class over them.
 
 import type {
+  Answer,
   Config,
   ConfigInput,
   Diagnostic,
@@ -18,6 +19,8 @@ import type {
   Plan,
   PlanInput,
   PutParameter,
+  Start,
+  Step,
   TagOptions,
   TagReport,
   Trigger,
@@ -43,6 +46,19 @@ export type Environment = Record<string, string | undefined>;
 
 /** Which implementation is loaded: the native addon, or the WebAssembly build. */
 export declare const backend: 'native' | 'wasm';
+
+/**
+ * The sync engine (docs/engine.md): one invocation of the registrator, driven sans-IO.
+ * `next` returns the next step (requests to carry, a sleep, or the result, plus log records);
+ * `feed` takes the answers to the last step's requests.
+ */
+export declare class Engine {
+  constructor(start: Start);
+  /** The next step; `nowMs` from a monotonic clock, `remainingMs` the Lambda time left. */
+  next(nowMs: number, remainingMs?: number | null): Step;
+  /** Feeds the answers to the last step's requests (any order). */
+  feed(answers: Answer[]): void;
+}
 
 /** The core's version. */
 export declare function version(): string;

@@ -136,6 +136,58 @@ function call(name, input) {
   return JSON.parse(out);
 }
 
+function toJson(what, value) {
+  let json;
+  try {
+    json = JSON.stringify(value);
+  } catch (e) {
+    throw inputFailure(
+      `${what} is not JSON-serialisable: ${e && e.message ? e.message : String(e)}`,
+      'pass plain objects, arrays, strings, numbers, booleans and null (no cycles, no BigInt)',
+    );
+  }
+  if (json === undefined) throw inputFailure(`${what} is not a JSON value`, 'pass a plain object');
+  return json;
+}
+
+function rethrow(e) {
+  let failure;
+  try {
+    failure = JSON.parse(e && typeof e.message === 'string' ? e.message : '');
+  } catch {
+    throw e;
+  }
+  if (!isFailure(failure)) throw e;
+  throw new ConsulLambdaSyncError(failure);
+}
+
+/**
+ * The sync engine (docs/engine.md): one invocation of the registrator, sans-IO.
+ * `next(nowMs, remainingMs)` returns the next step (requests to carry, a
+ * sleep, or the result, with log records); `feed(answers)` takes the answers.
+ */
+class Engine {
+  constructor(start) {
+    try {
+      this._native = new binding.Engine(toJson('engine start', start));
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  next(nowMs, remainingMs) {
+    return JSON.parse(this._native.next(nowMs, remainingMs ?? undefined));
+  }
+
+  feed(answers) {
+    try {
+      this._native.feed(toJson('answers', answers));
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+}
+
 function version() {
   return call('version', null);
 }
@@ -190,6 +242,7 @@ function parseGetFunction(response) {
 
 module.exports = {
   backend,
+  Engine,
   ConsulLambdaSyncError,
   call,
   version,

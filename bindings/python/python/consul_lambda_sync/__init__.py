@@ -32,6 +32,10 @@ from ._errors import (
     input_failure,
 )
 from ._types import (
+    Answer,
+    Start,
+    Step,
+    SyncResult,
     Change,
     Config,
     ConfigInput,
@@ -79,6 +83,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "Answer",
+    "Engine",
+    "Start",
+    "Step",
+    "SyncResult",
     "ERROR_CODES",
     "Change",
     "Config",
@@ -153,6 +162,48 @@ _NOT_JSON_HINT = (
 )
 
 
+def _dumps(what: str, value: Any) -> str:
+    """``json.dumps`` for the core, with the core's error for unwritable input."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise InputError(
+            input_failure(
+                f"{what} is nested too deeply to encode as JSON",
+                "the input is nested too deeply; the core reads at most 128 levels",
+            )
+        ) from None
+    except _UNWRITABLE as exc:
+        raise InputError(input_failure(f"{what} is not JSON: {exc}", _NOT_JSON_HINT)) from None
+
+
+class Engine:
+    """The sync engine: one invocation of the registrator, driven sans-IO.
+
+    ``Engine(start)`` takes the start dict of ``docs/engine.md``; :meth:`next`
+    returns the next step (requests to carry, a sleep, or the result, plus log
+    records); :meth:`feed` takes the answers to the last step's requests. The
+    engine does no I/O and reads no clock: the host passes the time in.
+    """
+
+    def __init__(self, start: Mapping[str, Any]) -> None:
+        try:
+            self._native = _native.Engine(_dumps("engine start", start))
+        except _native.CoreFailure as exc:
+            raise _error_from_native(exc) from None
+
+    def next(self, now_ms: float, remaining_ms: Optional[float] = None) -> Step:
+        """The next step; ``now_ms`` from a monotonic clock, ``remaining_ms`` the Lambda time left."""
+        return cast("Step", _loads(self._native.next(now_ms, remaining_ms)))
+
+    def feed(self, answers: list[Answer]) -> None:
+        """Feeds the answers to the last step's requests (any order)."""
+        try:
+            self._native.feed(_dumps("answers", answers))
+        except _native.CoreFailure as exc:
+            raise _error_from_native(exc) from None
+
+
 def call(function: str, input: Any) -> Any:
     """Calls the core's JSON API by its camelCase function name.
 
@@ -160,19 +211,7 @@ def call(function: str, input: Any) -> Any:
     :func:`json.loads` reads from the core's answer. The named functions of this
     module are the typed way in; this is the one they all use.
     """
-    try:
-        text = json.dumps(input, allow_nan=False, separators=(",", ":"))
-    except RecursionError:
-        raise InputError(
-            input_failure(
-                f"{function} input is nested too deeply to encode as JSON",
-                "the input is nested too deeply; the core reads at most 128 levels",
-            )
-        ) from None
-    except _UNWRITABLE as exc:
-        raise InputError(
-            input_failure(f"{function} input is not JSON: {exc}", _NOT_JSON_HINT)
-        ) from None
+    text = _dumps(f"{function} input", input)
     try:
         out = _native.call(function, text)
     except _native.CoreFailure as exc:

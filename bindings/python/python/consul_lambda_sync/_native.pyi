@@ -1,6 +1,6 @@
 """The extension module (Rust, pyo3): the core's JSON API, unchanged."""
 
-__all__ = ["CoreFailure", "__version__", "call"]
+__all__ = ["CoreFailure", "Engine", "__version__", "call"]
 
 __version__: str
 
@@ -9,3 +9,12 @@ class CoreFailure(ValueError):
 
 def call(function: str, input: str, /) -> str:
     """Calls the core: JSON text in, JSON text out; raises CoreFailure."""
+
+class Engine:
+    """The sync engine: JSON text in and out (see ``consul_lambda_sync.Engine``)."""
+
+    def __init__(self, start: str, /) -> None: ...
+    def next(self, now_ms: float, remaining_ms: float | None = None, /) -> str:
+        """The next step as JSON."""
+    def feed(self, answers: str, /) -> None:
+        """Feeds the answers (a JSON list); raises CoreFailure."""
