@@ -1,0 +1,628 @@
+//! The sync engine driven against a model of Consul and AWS: the requests it
+//! makes, what it does with every kind of answer, and that it converges. The
+//! model keeps Consul's semantics that the engine relies on (ModifyIndex,
+//! check-and-set on config entries and in transactions, atomic transactions with
+//! a size limit, 409 with `Errors`). Real servers: the hosts' end-to-end suites.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use consul_lambda_sync::engine::outcome::{OpStatus, SyncResult, Verdict};
+use consul_lambda_sync::engine::wire::{Answer, AnswerError, WireRequest};
+use consul_lambda_sync::engine::{Engine, Start};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+const PREFIX: &str = "serverless.consul.hashicorp.com/v1alpha1/lambda/";
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+}
+
+#[derive(Default)]
+struct World {
+    functions: BTreeMap<String, BTreeMap<String, String>>,
+    node: bool,
+    services: BTreeMap<String, (u64, Vec<String>)>,
+    entries: BTreeMap<String, (u64, Value)>,
+    index: u64,
+    txn_limit: usize,
+    /// Every request, as `METHOD path`.
+    seen: Vec<String>,
+    /// Writes that were applied but whose answer is "lost" (a transport error).
+    lose_next_write: usize,
+    /// Answers 503 with Retry-After to the next N reads.
+    busy_reads: usize,
+    /// Sets the ACL-filtered header on node-services.
+    filtered: bool,
+    /// Runs before each config write is applied (a concurrent writer).
+    race_entry: Option<String>,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            index: 10,
+            txn_limit: 128,
+            ..World::default()
+        }
+    }
+
+    fn tag(&mut self, name: &str, tags: &[(&str, &str)]) {
+        let mut t: BTreeMap<String, String> = tags
+            .iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned()))
+            .collect();
+        t.entry(format!("{PREFIX}enabled"))
+            .or_insert_with(|| "true".into());
+        self.functions.insert(arn(name), t);
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.index += 1;
+        self.index
+    }
+
+    fn writes(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|s| !s.starts_with("GET") && !s.starts_with("aws"))
+            .count()
+    }
+
+    fn answer(&mut self, r: &WireRequest) -> Answer {
+        if let Some(aws) = &r.aws {
+            self.seen.push(format!("aws {}", aws.operation));
+            return self.aws(r.id, &aws.operation, &aws.input);
+        }
+        let c = r.consul.as_ref().unwrap();
+        self.seen.push(format!("{} {}", c.method, c.path));
+        let ok = |status: u16, body: Value| Answer {
+            id: r.id,
+            status: Some(status),
+            body: Some(body.to_string()),
+            ..Answer::default()
+        };
+        if c.method == "GET" && self.busy_reads > 0 {
+            self.busy_reads -= 1;
+            let mut a = ok(503, json!("busy"));
+            a.headers.insert("retry-after".into(), "1".into());
+            return a;
+        }
+        let cas: Option<u64> = c.query.get("cas").map(|v| v.parse().unwrap());
+        let mut answer = match (c.method.as_str(), c.path.as_str()) {
+            ("GET", "/v1/agent/self") => ok(200, json!({"Config": {"Datacenter": "dc1"}})),
+            ("GET", "/v1/catalog/datacenters") => ok(200, json!(["dc1"])),
+            ("GET", "/v1/catalog/node-services/lambdas") => {
+                if !self.node {
+                    ok(404, Value::Null)
+                } else {
+                    let services: Vec<Value> = self
+                        .services
+                        .iter()
+                        .map(|(id, (idx, tags))| json!({"ID": id, "Service": id, "Tags": tags, "ModifyIndex": idx}))
+                        .collect();
+                    let mut a = ok(
+                        200,
+                        json!({"Node": {"Node": "lambdas"}, "Services": services}),
+                    );
+                    if self.filtered {
+                        a.headers
+                            .insert("x-consul-results-filtered-by-acls".into(), "true".into());
+                    }
+                    a
+                }
+            }
+            ("GET", "/v1/config/service-defaults") => {
+                let list: Vec<Value> = self
+                    .entries
+                    .values()
+                    .map(|(idx, body)| {
+                        let mut b = body.clone();
+                        b["ModifyIndex"] = json!(idx);
+                        b
+                    })
+                    .collect();
+                ok(200, Value::Array(list))
+            }
+            ("GET", p) if p.starts_with("/v1/config/service-defaults/") => {
+                let name = &p["/v1/config/service-defaults/".len()..];
+                match self.entries.get(name) {
+                    Some((idx, body)) => {
+                        let mut b = body.clone();
+                        b["ModifyIndex"] = json!(idx);
+                        ok(200, b)
+                    }
+                    None => ok(404, Value::Null),
+                }
+            }
+            ("PUT", "/v1/config") => {
+                let body = c.body.clone().unwrap();
+                let name = body["Name"].as_str().unwrap().to_owned();
+                if self.race_entry.as_deref() == Some(name.as_str()) {
+                    self.race_entry = None;
+                    let i = self.bump();
+                    self.entries.insert(
+                        name.clone(),
+                        (
+                            i,
+                            json!({"Kind": "service-defaults", "Name": name, "Protocol": "grpc"}),
+                        ),
+                    );
+                }
+                let current = self.entries.get(&name).map(|e| e.0);
+                let applies = match cas {
+                    None => true,
+                    Some(0) => current.is_none(),
+                    Some(n) => current == Some(n),
+                };
+                if applies {
+                    let i = self.bump();
+                    self.entries.insert(name, (i, body));
+                }
+                ok(200, json!(applies))
+            }
+            ("DELETE", p) if p.starts_with("/v1/config/service-defaults/") => {
+                let name = p["/v1/config/service-defaults/".len()..].to_owned();
+                let current = self.entries.get(&name).map(|e| e.0);
+                let applies = match cas {
+                    None => true,
+                    Some(n) => current == Some(n),
+                };
+                if applies {
+                    self.entries.remove(&name);
+                }
+                ok(
+                    200,
+                    if cas.is_some() {
+                        json!(applies)
+                    } else {
+                        json!({})
+                    },
+                )
+            }
+            ("PUT", "/v1/txn") => self.txn(r.id, c.body.as_ref().unwrap()),
+            other => panic!("unexpected request {other:?}"),
+        };
+        if c.method != "GET" && self.lose_next_write > 0 && answer.status == Some(200) {
+            self.lose_next_write -= 1;
+            answer = Answer {
+                id: r.id,
+                error: Some(AnswerError {
+                    code: "transport".into(),
+                    message: "connection reset".into(),
+                    status: None,
+                }),
+                ..Answer::default()
+            };
+        }
+        answer
+    }
+
+    fn txn(&mut self, id: u64, body: &Value) -> Answer {
+        let ops = body.as_array().unwrap();
+        let status = |s: u16, b: Value| Answer {
+            id,
+            status: Some(s),
+            body: Some(b.to_string()),
+            ..Answer::default()
+        };
+        if ops.len() > self.txn_limit {
+            return status(
+                413,
+                json!(format!(
+                    "Transaction contains too many operations ({} > {})",
+                    ops.len(),
+                    self.txn_limit
+                )),
+            );
+        }
+        let mut errors = Vec::new();
+        let mut node = self.node;
+        let mut services = self.services.clone();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(n) = op.get("Node") {
+                assert_eq!(n["Verb"], "cas");
+                if node {
+                    errors.push(json!({"OpIndex": i, "What": "failed to set node \"lambdas\", index is stale"}));
+                }
+                node = true;
+                continue;
+            }
+            let s = &op["Service"];
+            let verb = s["Verb"].as_str().unwrap();
+            let svc = &s["Service"];
+            let sid = svc["ID"].as_str().unwrap().to_owned();
+            let want = svc["ModifyIndex"].as_u64().unwrap_or(0);
+            let current = services.get(&sid).map(|e| e.0);
+            if !node {
+                errors.push(json!({"OpIndex": i, "What": "node lookup failed"}));
+                continue;
+            }
+            match verb {
+                "cas" => {
+                    let ok = if want == 0 {
+                        current.is_none()
+                    } else {
+                        current == Some(want)
+                    };
+                    if ok {
+                        let tags: Vec<String> =
+                            serde_json::from_value(svc["Tags"].clone()).unwrap_or_default();
+                        services.insert(sid, (0, tags));
+                    } else {
+                        errors.push(json!({"OpIndex": i, "What": format!("failed to set service {sid:?} on node \"lambdas\", index is stale")}));
+                    }
+                }
+                "delete-cas" => {
+                    if current == Some(want) {
+                        services.remove(&sid);
+                    } else {
+                        errors.push(json!({"OpIndex": i, "What": format!("failed to delete service {sid:?} on node \"lambdas\", index is stale")}));
+                    }
+                }
+                "set" => {
+                    services.insert(sid, (0, vec![]));
+                }
+                "delete" => {
+                    services.remove(&sid);
+                }
+                v => panic!("verb {v}"),
+            }
+        }
+        if !errors.is_empty() {
+            return status(409, json!({"Results": null, "Errors": errors}));
+        }
+        let i = self.bump();
+        for (_, v) in services.iter_mut() {
+            if v.0 == 0 {
+                v.0 = i;
+            }
+        }
+        self.node = node;
+        self.services = services;
+        status(200, json!({"Results": [], "Errors": null}))
+    }
+
+    fn aws(&mut self, id: u64, operation: &str, input: &Value) -> Answer {
+        let ok = |v: Value| Answer {
+            id,
+            ok: Some(v),
+            ..Answer::default()
+        };
+        match operation {
+            "GetCallerIdentity" => ok(json!({"Account": ACCOUNT})),
+            "GetResources" => {
+                let start: usize = input["PaginationToken"]
+                    .as_str()
+                    .map_or(0, |t| t.parse().unwrap());
+                let all: Vec<(&String, &BTreeMap<String, String>)> =
+                    self.functions.iter().collect();
+                let page: Vec<Value> = all
+                    .iter()
+                    .skip(start)
+                    .take(100)
+                    .map(|(a, tags)| {
+                        json!({"ResourceARN": a, "Tags": tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>()})
+                    })
+                    .collect();
+                let next = if start + 100 < all.len() {
+                    (start + 100).to_string()
+                } else {
+                    String::new()
+                };
+                ok(json!({"ResourceTagMappingList": page, "PaginationToken": next}))
+            }
+            "GetFunction" => {
+                let name = input["FunctionName"].as_str().unwrap();
+                match self.functions.get(name) {
+                    Some(tags) => ok(json!({"Configuration": {"FunctionArn": name}, "Tags": tags})),
+                    None => Answer {
+                        id,
+                        error: Some(AnswerError {
+                            code: "ResourceNotFoundException".into(),
+                            message: "Function not found".into(),
+                            status: Some(404),
+                        }),
+                        ..Answer::default()
+                    },
+                }
+            }
+            other => panic!("unexpected AWS call {other}"),
+        }
+    }
+}
+
+/// Runs one invocation to its end; returns the result and the sleeps asked for.
+fn run(world: &mut World, start: Start) -> (SyncResult, Vec<u64>) {
+    let mut engine = Engine::new(start);
+    let mut now = 0;
+    let mut sleeps = Vec::new();
+    for _ in 0..10_000 {
+        let step = engine.next(now, None);
+        if let Some(done) = step.done {
+            return (*done, sleeps);
+        }
+        if let Some(ms) = step.sleep {
+            sleeps.push(ms);
+            now += ms;
+            continue;
+        }
+        let answers: Vec<Answer> = step.send.unwrap().iter().map(|r| world.answer(r)).collect();
+        now += 1;
+        engine.feed(answers).unwrap();
+    }
+    panic!("the engine did not finish");
+}
+
+fn start() -> Start {
+    Start {
+        env: BTreeMap::from([(
+            "CONSUL_HTTP_ADDR".to_owned(),
+            "http://127.0.0.1:8500".to_owned(),
+        )]),
+        account_id: Some(ACCOUNT.into()),
+        region: REGION.into(),
+        seed: Some(7),
+        ..Start::default()
+    }
+}
+
+fn world_with(n: usize) -> World {
+    let mut w = World::new();
+    for i in 0..n {
+        w.tag(&format!("f{i:04}"), &[]);
+    }
+    w
+}
+
+#[test]
+fn cold_sync_writes_in_transactions_then_nothing() {
+    let mut w = world_with(250);
+    w.tag("aliased", &[("aliases", "live+beta")]);
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(r.verdict, Verdict::Ok);
+    assert_eq!(w.services.len(), 253);
+    assert_eq!(w.entries.len(), 253);
+    let txns = w.seen.iter().filter(|s| *s == "PUT /v1/txn").count();
+    assert_eq!(txns, 2, "ceil(253/128) transactions");
+    assert_eq!(r.requests.consul.transactions, 2);
+    assert_eq!(
+        w.writes(),
+        253 + 2,
+        "one write per entry, and the transactions"
+    );
+    assert_eq!(r.requests.aws.calls.get("GetResources"), Some(&3));
+    // The second sync writes nothing.
+    w.seen.clear();
+    let (r2, _) = run(&mut w, start());
+    assert!(r2.ok);
+    assert_eq!(w.writes(), 0, "{:?}", w.seen);
+    assert_eq!(r2.plan.unwrap().summary.unchanged, 253);
+}
+
+#[test]
+fn config_entries_use_check_and_set() {
+    let mut w = world_with(3);
+    run(&mut w, start());
+    // Drift: the mode changes; the update carries the observed index.
+    w.tag("f0001", &[("invocation-mode", "ASYNCHRONOUS")]);
+    let idx = w.entries["f0001"].0;
+    let mut engine = Engine::new(start());
+    let mut sent = Vec::new();
+    loop {
+        let step = engine.next(0, None);
+        if step.done.is_some() {
+            break;
+        }
+        let reqs = step.send.unwrap();
+        sent.extend(reqs.iter().filter_map(|r| r.consul.clone()));
+        let answers = reqs.iter().map(|r| w.answer(r)).collect();
+        engine.feed(answers).unwrap();
+    }
+    let put = sent.iter().find(|c| c.path == "/v1/config").unwrap();
+    assert_eq!(put.query.get("cas"), Some(&idx.to_string()));
+    assert_eq!(
+        w.entries["f0001"].1["EnvoyExtensions"][0]["Arguments"]["invocationMode"],
+        "asynchronous"
+    );
+}
+
+#[test]
+fn an_entry_created_between_read_and_write_is_left_alone() {
+    let mut w = world_with(2);
+    w.race_entry = Some("f0001".into());
+    let (r, _) = run(&mut w, start());
+    // Not a failed sync: the service is left as it is and reported.
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(
+        r.operations.conflicts, 2,
+        "the entry write and the registration after it"
+    );
+    assert_eq!(
+        w.entries["f0001"].1["Protocol"], "grpc",
+        "the other writer's entry stands"
+    );
+    assert!(!w.services.contains_key("f0001"));
+    assert!(w.services.contains_key("f0000"));
+    let o = r
+        .outcomes
+        .iter()
+        .find(|o| o.service.name == "f0001" && o.status == OpStatus::Conflict)
+        .unwrap();
+    assert!(o.error.as_deref().unwrap().contains("check-and-set"));
+}
+
+#[test]
+fn a_lost_answer_to_an_applied_write_is_not_a_conflict() {
+    let mut w = world_with(3);
+    w.lose_next_write = 1; // the first config write
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(r.operations.conflicts, 0);
+    assert_eq!(w.entries.len(), 3);
+    // The lost transaction answer: checked by reading the node back.
+    let mut w = world_with(3);
+    w.lose_next_write = 4; // three config writes and the transaction
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(r.operations.conflicts, 0);
+    assert_eq!(w.services.len(), 3);
+    assert_eq!(
+        w.seen.iter().filter(|s| *s == "PUT /v1/txn").count(),
+        1,
+        "{:?}",
+        w.seen
+    );
+}
+
+#[test]
+fn too_large_transactions_are_split() {
+    let mut w = world_with(40);
+    w.txn_limit = 16;
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(w.services.len(), 40);
+}
+
+#[test]
+fn a_rejected_operation_does_not_block_the_others() {
+    let mut w = world_with(5);
+    run(&mut w, start());
+    // f0002 is untagged; someone re-registers it meanwhile (its index moves).
+    w.functions.remove(&arn("f0002"));
+    w.tag("f0009", &[]);
+    let mut engine = Engine::new(start());
+    let mut now = 0;
+    let result = loop {
+        let step = engine.next(now, None);
+        if let Some(done) = step.done {
+            break done;
+        }
+        if let Some(ms) = step.sleep {
+            now += ms;
+            continue;
+        }
+        let reqs = step.send.unwrap();
+        if reqs
+            .iter()
+            .any(|r| r.consul.as_ref().is_some_and(|c| c.path == "/v1/txn"))
+        {
+            if let Some(e) = w.services.get_mut("f0002") {
+                e.0 += 100;
+            }
+        }
+        let answers = reqs.iter().map(|r| w.answer(r)).collect();
+        engine.feed(answers).unwrap();
+    };
+    assert!(
+        w.services.contains_key("f0009"),
+        "the registration went through"
+    );
+    assert!(
+        w.services.contains_key("f0002"),
+        "the changed service was not deleted"
+    );
+    assert_eq!(
+        result.operations.conflicts, 2,
+        "its deregistration and the entry deletion after it"
+    );
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut w = world_with(1);
+    w.busy_reads = 1;
+    let (r, sleeps) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert!(sleeps.iter().any(|s| *s >= 1000), "{sleeps:?}");
+}
+
+#[test]
+fn filtered_answers_stop_before_any_write() {
+    let mut w = world_with(2);
+    run(&mut w, start());
+    w.filtered = true;
+    w.functions.clear();
+    w.seen.clear();
+    let (r, _) = run(&mut w, start());
+    assert!(!r.ok);
+    assert_eq!(w.writes(), 0);
+    assert_eq!(r.failure.unwrap().code.as_str(), "acl_filtered");
+}
+
+#[test]
+fn dry_run_and_short_time_write_nothing() {
+    let mut w = world_with(4);
+    let mut s = start();
+    s.dry_run = Some(true);
+    let (r, _) = run(&mut w, s);
+    assert!(r.ok && r.dry_run);
+    assert_eq!(w.writes(), 0);
+    assert_eq!(r.operations.planned, 8);
+
+    let mut engine = Engine::new(start());
+    let mut w = world_with(4);
+    let result = loop {
+        let step = engine.next(0, Some(1_000));
+        if let Some(done) = step.done {
+            break done;
+        }
+        let answers = step.send.unwrap().iter().map(|r| w.answer(r)).collect();
+        engine.feed(answers).unwrap();
+    };
+    assert_eq!(w.writes(), 0);
+    assert!(result.partial && !result.ok);
+    assert_eq!(result.verdict, Verdict::Partial);
+}
+
+#[test]
+fn removal_deregisters_and_deletes_with_check_and_set() {
+    let mut w = world_with(12);
+    run(&mut w, start());
+    w.functions.remove(&arn("f0003"));
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert!(!w.services.contains_key("f0003"));
+    assert!(!w.entries.contains_key("f0003"));
+    assert_eq!(
+        r.requests.aws.calls.get("GetFunction"),
+        Some(&1),
+        "the absence was confirmed"
+    );
+}
+
+#[test]
+fn bad_configuration_ends_at_the_first_step() {
+    let mut s = start();
+    s.env.insert("DRY_RUN".into(), "maybe".into());
+    s.env.insert("PAGE_SIZE".into(), "0".into());
+    let mut engine = Engine::new(s);
+    let step = engine.next(0, None);
+    let done = step.done.unwrap();
+    assert_eq!(done.verdict, Verdict::InvalidConfig);
+    assert_eq!(done.exit_code, 3);
+    assert_eq!(done.failure.unwrap().errors.len(), 2);
+}
+
+#[test]
+fn unanswered_requests_are_an_error_not_a_panic() {
+    let mut engine = Engine::new(start());
+    let step = engine.next(0, None);
+    assert!(step.send.is_some());
+    assert!(engine
+        .feed(vec![Answer {
+            id: 999,
+            ..Answer::default()
+        }])
+        .is_err());
+    // next() without feeding: the requests count as unanswered and are retried.
+    let step = engine.next(1, None);
+    assert!(step.sleep.is_some() || step.send.is_some());
+}
