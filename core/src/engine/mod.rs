@@ -745,7 +745,11 @@ impl Engine {
             partial,
             duration_ms,
             failure,
+            metrics: Value::Null,
         });
+        if let Some(r) = self.result.as_mut() {
+            r.metrics = outcome::metrics_document(r);
+        }
         self.phase = Phase::Done;
     }
 

@@ -185,4 +185,95 @@ pub struct SyncResult {
     /// The failure behind `invalid_config` or another stop, with every problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The invocation's metrics as a CloudWatch Embedded Metric Format document:
+    /// the host sets `_aws.Timestamp` (wall clock, ms) and prints it as one line.
+    pub metrics: serde_json::Value,
+}
+
+/// The metric names, in the order they are reported (docs: README "Metrics").
+pub const METRIC_NAMES: &[(&str, &str)] = &[
+    ("FunctionsSeen", "Count"),
+    ("FunctionsEnabled", "Count"),
+    ("FunctionsInvalid", "Count"),
+    ("ServicesCreated", "Count"),
+    ("ServicesUpdated", "Count"),
+    ("ServicesDeleted", "Count"),
+    ("ServicesUnchanged", "Count"),
+    ("OperationsFailed", "Count"),
+    ("OperationsSkipped", "Count"),
+    ("CasConflicts", "Count"),
+    ("ConsulRequests", "Count"),
+    ("ConsulWrites", "Count"),
+    ("AwsRequests", "Count"),
+    ("SyncFailed", "Count"),
+    ("Duration", "Milliseconds"),
+];
+
+/// The EMF namespace.
+pub const METRICS_NAMESPACE: &str = "ConsulLambdaSync";
+
+/// Builds the EMF document of a result (without its timestamp). Dimensions are
+/// low-cardinality only: the trigger kind and the verdict, never a function name.
+pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let summary = r.plan.as_ref().map(|p| p.summary.clone()).unwrap_or_default();
+    let enabled = r.plan.as_ref().map_or(0, |p| {
+        let mut names: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        for s in &p.services {
+            if s.change != Change::Delete {
+                if let Some(f) = s.function.as_deref() {
+                    names.insert(f.split(':').take(7).last().unwrap_or(f));
+                }
+            }
+        }
+        names.len()
+    });
+    let invalid = r.plan.as_ref().map_or(0, |p| {
+        p.errors
+            .iter()
+            .filter_map(|e| e.function.as_deref())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    });
+    let values: [u64; 15] = [
+        r.inventory.functions as u64,
+        enabled as u64,
+        invalid as u64,
+        summary.create as u64,
+        summary.update as u64,
+        summary.delete as u64,
+        summary.unchanged as u64,
+        r.operations.failed as u64,
+        r.operations.skipped as u64,
+        r.operations.conflicts as u64,
+        r.requests.consul.reads + r.requests.consul.writes,
+        r.requests.consul.writes,
+        r.requests.aws.reads + r.requests.aws.writes,
+        u64::from(!r.ok),
+        r.duration_ms,
+    ];
+    let trigger = match r.trigger {
+        Trigger::FullSync => "fullSync",
+        Trigger::Function { .. } => "function",
+        Trigger::Ignore { .. } => "ignore",
+    };
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": 0,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Trigger"], ["Trigger", "Verdict"]],
+                "Metrics": METRIC_NAMES.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+            }]
+        }),
+    );
+    doc.insert("Trigger".into(), Value::from(trigger));
+    doc.insert("Verdict".into(), serde_json::to_value(r.verdict).unwrap_or(Value::Null));
+    doc.insert("DryRun".into(), Value::from(r.dry_run));
+    for ((name, _), v) in METRIC_NAMES.iter().zip(values) {
+        doc.insert((*name).into(), Value::from(v));
+    }
+    Value::Object(doc)
 }
