@@ -344,7 +344,8 @@ impl ConfigInput {
             errors.push(bad(
                 Code::InvalidUrl,
                 "CONSUL_HTTP_ADDR",
-                &consul_http_addr,
+                // `user:pass@` in the address is a secret: never echoed.
+                &crate::error::redact_address(&consul_http_addr),
                 format!("CONSUL_HTTP_ADDR is not a URL: {why}"),
                 "write the address with its scheme, e.g. https://consul.example.com:8501",
             ));
