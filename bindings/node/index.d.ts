@@ -37,7 +37,8 @@ export type ErrorCode =
   | 'orphan_not_owned'
   | 'inventory_incomplete'
   | 'function_load_failed'
-  | 'leaf_missing';
+  | 'leaf_missing'
+  | 'unsafe_consul_name';
 
 /** One entry of `errorCodes()`. */
 export interface ErrorCodeInfo {

@@ -105,6 +105,8 @@ codes! {
     FunctionLoadFailed => "function_load_failed",
     /// Extension data is wanted for a service but no leaf certificate was observed (a warning).
     LeafMissing => "leaf_missing",
+    /// A managed service or Lambda service-defaults entry in Consul has a name, namespace or partition the registrator never writes; it is left alone (a warning).
+    UnsafeConsulName => "unsafe_consul_name",
 }
 
 impl fmt::Display for Code {

@@ -17,10 +17,10 @@
 use crate::arn::split_function_arn;
 use crate::config::{Config, ConfigInput, Tier};
 use crate::consul::{
-    config_delete_request, config_entry_request, deregister_request, register_request,
-    write_deregister_body, write_entry_body, write_register_body, CaRoots, ExtensionData,
-    LambdaEntryRef, Leaf, NodeServices, Request, ServiceDefaults, ServiceKey, SsmParameter,
-    SsmRequest, MANAGED_TAG,
+    config_delete_request, config_entry_request, deregister_request, is_registrator_service_name,
+    path_segment, register_request, write_deregister_body, write_entry_body, write_register_body,
+    CaRoots, ExtensionData, LambdaEntryRef, Leaf, NodeServices, Request, ServiceDefaults,
+    ServiceKey, SsmParameter, SsmRequest, MANAGED_TAG,
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
@@ -705,7 +705,7 @@ impl<'a> Row<'a> {
             }
             Step::DeleteEntry => {
                 consul(out, "DELETE\",\"path\":\"/v1/config/service-defaults/");
-                out.string_content(key.name);
+                out.string_content(&path_segment(key.name));
                 out.raw("\"");
                 key.write_query(out);
             }
@@ -1793,6 +1793,8 @@ fn observe_consul<'a>(
     );
     // Where each response's records start: each is usually in order already.
     let mut runs: Vec<usize> = Vec::new();
+    // Managed objects whose names could not have been written by the registrator.
+    let mut unsafe_keys: Vec<Key<'a>> = Vec::new();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
         let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
@@ -1849,6 +1851,16 @@ fn observe_consul<'a>(
                 runs.push(observed.len());
                 for s in ns.services.iter() {
                     let key = key_of(s.partition.as_ref(), s.namespace.as_ref(), &s.service);
+                    let managed = s
+                        .tags
+                        .as_deref()
+                        .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
+                    if !safe_key(&key) {
+                        if managed {
+                            unsafe_keys.push(key);
+                        }
+                        continue;
+                    }
                     if !managed_partition(&key) {
                         out.ignored.push(Ignored {
                             service: Some(key.owned()),
@@ -1856,10 +1868,6 @@ fn observe_consul<'a>(
                         });
                         continue;
                     }
-                    let managed = s
-                        .tags
-                        .as_deref()
-                        .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
                     observed.push((
                         key,
                         if managed {
@@ -1883,8 +1891,15 @@ fn observe_consul<'a>(
                 continue;
             }
             let key = key_of(e.partition.as_ref(), e.namespace.as_ref(), &e.name);
+            let lambda = e.lambda_view();
+            if !safe_key(&key) {
+                if lambda.is_some() {
+                    unsafe_keys.push(key);
+                }
+                continue;
+            }
             if managed_partition(&key) {
-                let entry = e.lambda_view().map_or(View::Foreign, View::Lambda);
+                let entry = lambda.map_or(View::Foreign, View::Lambda);
                 observed.push((
                     key,
                     Observed {
@@ -1894,6 +1909,26 @@ fn observe_consul<'a>(
                 ));
             }
         }
+    }
+    unsafe_keys.sort_unstable();
+    unsafe_keys.dedup();
+    for key in unsafe_keys {
+        out.warnings.push(
+            Diagnostic::new(
+                Code::UnsafeConsulName,
+                format!(
+                    "managed service or Lambda service-defaults entry {:?}{} has a name the registrator never writes; nothing is planned for it",
+                    crate::error::clip(key.name),
+                    match (key.partition, key.namespace) {
+                        (Some(p), Some(n)) => format!(" (partition {:?}, namespace {:?})", crate::error::clip(p), crate::error::clip(n)),
+                        _ => String::new(),
+                    }
+                ),
+                "remove or rename it in Consul by hand: registrator services are named after Lambda functions and aliases (letters, digits, `-`, `_`)",
+            )
+            .key("service")
+            .value(key.name),
+        );
     }
     // One record per key (a stable sort keeps the responses' order among equals).
     sort_by_key_stable(&mut observed, &mut runs);
@@ -1911,6 +1946,22 @@ fn observe_consul<'a>(
         true
     });
     observed
+}
+
+/// Whether a key read from Consul may be planned for. Names read from Consul end up
+/// in a request path (`DELETE /v1/config/service-defaults/:name`), in query
+/// parameters (`ns`, `partition`) and in Parameter Store names. The registrator only
+/// writes service names made of a Lambda function name and alias (1 to 193 of
+/// `[A-Za-z0-9_-]`, [`is_registrator_service_name`]) in namespaces and partitions
+/// that pass `validate_consul_name` (what the namespace and partition tags accept).
+/// Anything else cannot be ours: it gets no write and no delete, whatever its tags
+/// or service-defaults say. (The delete path is percent-encoded besides.)
+fn safe_key(key: &Key<'_>) -> bool {
+    is_registrator_service_name(key.name)
+        && [key.partition, key.namespace]
+            .into_iter()
+            .flatten()
+            .all(|v| crate::config::validate_consul_name("", v).is_ok())
 }
 
 /// Extension data decisions for one plan.

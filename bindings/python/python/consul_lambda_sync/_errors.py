@@ -115,6 +115,7 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "inventory_incomplete": PlanError,
     "function_load_failed": PlanError,
     "leaf_missing": PlanError,
+    "unsafe_consul_name": PlanError,
 }
 
 

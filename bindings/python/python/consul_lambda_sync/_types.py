@@ -51,6 +51,7 @@ ERROR_CODES = Literal[
     "inventory_incomplete",
     "function_load_failed",
     "leaf_missing",
+    "unsafe_consul_name",
 ]
 ErrorCode = ERROR_CODES
 
