@@ -38,7 +38,8 @@ export type ErrorCode =
   | 'inventory_incomplete'
   | 'function_load_failed'
   | 'leaf_missing'
-  | 'unsafe_consul_name';
+  | 'unsafe_consul_name'
+  | 'foreign_function';
 
 /** One entry of `errorCodes()`. */
 export interface ErrorCodeInfo {

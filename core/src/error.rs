@@ -107,6 +107,8 @@ codes! {
     LeafMissing => "leaf_missing",
     /// A managed service or Lambda service-defaults entry in Consul has a name, namespace or partition the registrator never writes; it is left alone (a warning).
     UnsafeConsulName => "unsafe_consul_name",
+    /// A trigger, confirmed-absent or failed entry names a function of another account or region; it is ignored (a warning).
+    ForeignFunction => "foreign_function",
 }
 
 impl fmt::Display for Code {

@@ -14,7 +14,7 @@
 //! - a full sync that would deregister more than half of more than ten managed
 //!   services deletes nothing unless the configuration allows it.
 
-use crate::arn::split_function_arn;
+use crate::arn::{resolve_function_name, split_function_arn};
 use crate::config::{Config, ConfigInput, Tier};
 use crate::consul::{
     config_delete_request, config_entry_request, deregister_request, is_registrator_service_name,
@@ -922,6 +922,58 @@ impl<'a> Ctx<'a> {
             .or(self.config.datacenter.as_deref())
     }
 
+    /// A warning when `value` (an ARN, a partial ARN or a name, at `key` of the
+    /// input) names a function of another account or region: such a function is
+    /// ignored, never a reason to change or delete anything of ours.
+    fn foreign(&self, value: &str, key: &str) -> Option<Diagnostic> {
+        let (account, region) = match split_function_arn(value) {
+            Ok(a) => (a.account.to_owned(), a.region.to_owned()),
+            Err(_) => {
+                let a = resolve_function_name(value, self.account, self.region).ok()?;
+                (a.account, a.region)
+            }
+        };
+        if account == self.account && region == self.region {
+            return None;
+        }
+        Some(
+            Diagnostic::new(
+                Code::ForeignFunction,
+                format!(
+                    "function {} is in account {account} region {region}, not the registrator's {} {}; it is ignored",
+                    crate::error::clip(value),
+                    self.account,
+                    self.region
+                ),
+                "each registrator manages the functions of its own account and region; route only those events to it",
+            )
+            .key(key)
+            .value(value)
+            .function(value.to_owned()),
+        )
+    }
+
+    /// Why a single-function trigger must be ignored, if it must: its ARN names a
+    /// function of another account or region, is not an ARN, or names another function.
+    fn trigger_problem(&self, arn: &str, name: &str) -> Option<Diagnostic> {
+        if let Some(foreign) = self.foreign(arn, "trigger.arn") {
+            return Some(foreign);
+        }
+        match resolve_function_name(arn, self.account, self.region) {
+            Ok(a) if a.name == name => None,
+            Ok(_) => Some(
+                Diagnostic::new(
+                    Code::InvalidInput,
+                    "the trigger's name is not the name in its ARN",
+                    "pass the trigger that classifyEvent returns",
+                )
+                .key("trigger.name")
+                .value(name),
+            ),
+            Err(d) => Some(d.key("trigger.arn")),
+        }
+    }
+
     fn function_arn(&self, name: &str) -> String {
         format!(
             "arn:{}:lambda:{}:{}:function:{name}",
@@ -1134,6 +1186,10 @@ fn draft<'a>(
     }
     let mut failed_names: Vec<&str> = Vec::with_capacity(inv.failed.len());
     for f in &inv.failed {
+        if let Some(foreign) = ctx.foreign(&f.arn, "inventory.failed") {
+            out.warnings.push(foreign);
+            continue;
+        }
         let name = split_function_arn(&f.arn).map_or(f.arn.as_str(), |a| a.name);
         failed_names.push(name);
         out.errors.push(
@@ -1149,11 +1205,21 @@ fn draft<'a>(
         );
         frozen.insert(name);
     }
-    let confirmed_absent: FxSet<&str> = inv
-        .confirmed_absent
-        .iter()
-        .filter_map(|a| split_function_arn(a).ok().map(|a| a.name))
-        .collect();
+    // Only functions of our account and region can be confirmed absent: `GetFunction`
+    // says nothing about ours when asked about another region's function of the same
+    // name. A name or partial ARN means ours (as `DeleteFunction` events do).
+    let mut confirmed_absent: FxSet<&str> = FxSet::default();
+    for a in &inv.confirmed_absent {
+        if let Some(foreign) = ctx.foreign(a, "inventory.confirmedAbsent") {
+            out.warnings.push(foreign);
+        } else if let Ok(parts) = split_function_arn(a) {
+            confirmed_absent.insert(parts.name);
+        } else if let Ok(arn) = resolve_function_name(a, ctx.account, ctx.region) {
+            if let Some(name) = a.rsplit(':').find(|part| *part == arn.name) {
+                confirmed_absent.insert(name);
+            }
+        }
+    }
     // The names a frozen function would register stay its own: another function that
     // wants one conflicts with it, as it would if the function were valid.
     let mut reserved: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
@@ -1352,7 +1418,26 @@ fn draft<'a>(
     // 4. What this trigger may touch.
     let scope_fn: Option<&str> = match &input.trigger {
         Trigger::FullSync => None,
-        Trigger::Function { name, .. } => Some(name.as_str()),
+        Trigger::Function { arn, name, .. } => match ctx.trigger_problem(arn, name) {
+            None => Some(name.as_str()),
+            Some(problem) => {
+                out.ignored.push(Ignored {
+                    service: None,
+                    reason: format!(
+                        "the trigger names function {}, which this registrator does not manage: {}",
+                        crate::error::clip(arn),
+                        problem.message
+                    ),
+                });
+                out.warnings.push(problem);
+                finish(&mut out, &[]);
+                return Draft {
+                    rows: Rows::default(),
+                    rest: out,
+                    node,
+                };
+            }
+        },
         Trigger::Ignore { .. } => {
             finish(&mut out, &[]);
             return Draft {

@@ -116,6 +116,7 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "function_load_failed": PlanError,
     "leaf_missing": PlanError,
     "unsafe_consul_name": PlanError,
+    "foreign_function": PlanError,
 }
 
 

@@ -52,6 +52,7 @@ ERROR_CODES = Literal[
     "function_load_failed",
     "leaf_missing",
     "unsafe_consul_name",
+    "foreign_function",
 ]
 ErrorCode = ERROR_CODES
 
