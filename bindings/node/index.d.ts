@@ -283,11 +283,17 @@ export interface CaRoot {
   [field: string]: unknown;
 }
 
-/** Consul's `/v1/agent/connect/ca/leaf/:service` response. */
+/**
+ * Consul's `/v1/agent/connect/ca/leaf/:service` response. The planner uses a leaf only for the
+ * service of its partition, namespace and name (absent: default): set `partition`/`namespace`
+ * (or `Partition`/`Namespace`, not both) to those of the request.
+ */
 export interface Leaf {
   Service?: string;
   Namespace?: string;
   Partition?: string;
+  namespace?: string;
+  partition?: string;
   SerialNumber?: string;
   CertPEM?: string;
   PrivateKeyPEM?: string;

@@ -398,17 +398,30 @@ impl ServiceDefaults {
     }
 }
 
-/// `GET /v1/agent/connect/ca/leaf/:service`.
+/// `GET /v1/agent/connect/ca/leaf/:service`. The planner uses a leaf only for the
+/// service of its own partition, namespace and name (absent: `default`): hosts set
+/// `partition` and `namespace` (or Consul Enterprise's `Partition` and `Namespace`)
+/// to those of the request they made.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Leaf {
     /// Service name.
     #[serde(rename = "Service", default)]
     pub service: String,
-    /// Namespace (Enterprise).
-    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    /// Namespace (Enterprise; absent: `default`).
+    #[serde(
+        rename = "Namespace",
+        alias = "namespace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<String>,
-    /// Partition (Enterprise).
-    #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
+    /// Partition (Enterprise; absent: `default`).
+    #[serde(
+        rename = "Partition",
+        alias = "partition",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub partition: Option<String>,
     /// Certificate serial number.
     #[serde(rename = "SerialNumber", default)]
@@ -425,6 +438,8 @@ impl std::fmt::Debug for Leaf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leaf")
             .field("service", &self.service)
+            .field("namespace", &self.namespace)
+            .field("partition", &self.partition)
             .field("serial_number", &self.serial_number)
             .field("private_key_pem", &"<redacted>")
             .finish_non_exhaustive()

@@ -2054,7 +2054,9 @@ struct ExtensionPlanner<'a> {
     prefix: Option<&'a str>,
     tier: Option<Tier>,
     observed: Option<&'a ExtensionDataState>,
-    leaves: FxMap<&'a str, &'a Leaf>,
+    /// By partition, namespace and name (absent: `default`), as a service's
+    /// [`Key::parameter_key`]: a leaf is never used for a service of another scope.
+    leaves: FxMap<(&'a str, &'a str, &'a str), &'a Leaf>,
     stored: FxMap<&'a str, Option<ExtensionData>>,
     root: Option<(&'a str, &'a str)>,
 }
@@ -2070,7 +2072,18 @@ impl<'a> ExtensionPlanner<'a> {
             ));
         }
         let leaves = state
-            .map(|s| s.leaves.iter().map(|l| (l.service.as_str(), l)).collect())
+            .map(|s| {
+                s.leaves
+                    .iter()
+                    .map(|l| {
+                        let scope = |v: &'a Option<String>| v.as_deref().unwrap_or("default");
+                        (
+                            (scope(&l.partition), scope(&l.namespace), l.service.as_str()),
+                            l,
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let stored = state
             .map(|s| {
@@ -2102,14 +2115,16 @@ impl<'a> ExtensionPlanner<'a> {
 
     /// Whether extension data is wanted and observed, but the service's leaf is missing.
     fn lacks_leaf(&self, key: &Key<'_>) -> bool {
-        self.prefix.is_some() && self.observed.is_some() && !self.leaves.contains_key(key.name)
+        self.prefix.is_some()
+            && self.observed.is_some()
+            && !self.leaves.contains_key(&key.parameter_key())
     }
 
     /// The write a wanted service needs, if any, and why.
     fn put(&self, key: &Key<'_>) -> Option<(Put<'a>, String)> {
         let prefix = self.prefix?;
         self.observed?;
-        let leaf = self.leaves.get(key.name)?;
+        let leaf = self.leaves.get(&key.parameter_key())?;
         let name = key.parameter_name(prefix);
         let why = match self.stored.get(name.as_str()) {
             None => "extension data missing".to_owned(),
