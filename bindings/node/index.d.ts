@@ -39,7 +39,8 @@ export type ErrorCode =
   | 'function_load_failed'
   | 'leaf_missing'
   | 'unsafe_consul_name'
-  | 'foreign_function';
+  | 'foreign_function'
+  | 'tls_verification_disabled';
 
 /** One entry of `errorCodes()`. */
 export interface ErrorCodeInfo {
@@ -120,6 +121,8 @@ export interface ConfigInput {
   syncFrequencyInMinutes?: number | null;
   timeout?: number | null;
   allowMassDeregistration?: boolean | null;
+  /** Ignored (a Config's warnings, when a Config is passed back as input). */
+  warnings?: Diagnostic[] | null;
 }
 
 /** A validated configuration with every default applied. */
@@ -146,6 +149,8 @@ export interface Config {
   syncFrequencyInMinutes: number;
   timeout: number;
   allowMassDeregistration: boolean;
+  /** Settings that weaken security (e.g. CONSUL_HTTP_SSL_VERIFY=false): log them on every invocation. */
+  warnings?: Diagnostic[];
 }
 
 // ---------------------------------------------------------------- tags and functions

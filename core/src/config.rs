@@ -114,6 +114,10 @@ pub struct ConfigInput {
     pub timeout: Option<i64>,
     /// `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services.
     pub allow_mass_deregistration: Option<bool>,
+    /// Ignored: accepted so that a [`Config`] (which lists its warnings) can be passed
+    /// back as input; the warnings are worked out again.
+    #[serde(default, skip_serializing)]
+    pub warnings: Option<Vec<Diagnostic>>,
 }
 
 /// A validated configuration with every default applied.
@@ -165,6 +169,10 @@ pub struct Config {
     pub timeout: u32,
     /// Whether a full sync may deregister more than half of the managed services.
     pub allow_mass_deregistration: bool,
+    /// Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`):
+    /// hosts log them on every invocation; the planner repeats them in the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Default for Config {
@@ -192,6 +200,7 @@ impl Default for Config {
             sync_frequency_in_minutes: DEFAULT_SYNC_FREQUENCY,
             timeout: DEFAULT_TIMEOUT,
             allow_mass_deregistration: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -463,6 +472,27 @@ impl ConfigInput {
         if !errors.is_empty() {
             return Err(errors);
         }
+        // The effective address, as Consul's Go client resolves it: TLS asked for
+        // with CONSUL_HTTP_SSL is never reverted to http by an http:// address.
+        let consul_http_ssl = self.consul_http_ssl.unwrap_or(false)
+            || consul_http_addr_is_https(Some(&consul_http_addr));
+        let consul_http_addr = match consul_http_addr.strip_prefix("http://") {
+            Some(rest) if consul_http_ssl => format!("https://{rest}"),
+            _ => consul_http_addr,
+        };
+        let consul_http_ssl_verify = self.consul_http_ssl_verify.unwrap_or(true);
+        let mut warnings = Vec::new();
+        if !consul_http_ssl_verify {
+            warnings.push(
+                Diagnostic::new(
+                    Code::TlsVerificationDisabled,
+                    "CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified, so anyone on the path can read the ACL token and change the catalog",
+                    "give Consul's CA with CONSUL_CACERT_PATH or CONSUL_CACERT and remove CONSUL_HTTP_SSL_VERIFY",
+                )
+                .key("CONSUL_HTTP_SSL_VERIFY")
+                .value("false"),
+            );
+        }
         Ok(Config {
             node_name,
             datacenter: self.datacenter.clone(),
@@ -475,9 +505,8 @@ impl ConfigInput {
             consul_extension_data_tier: tier,
             page_size,
             log_level,
-            consul_http_ssl: self.consul_http_ssl.unwrap_or(false)
-                || consul_http_addr_is_https(self.consul_http_addr.as_deref()),
-            consul_http_ssl_verify: self.consul_http_ssl_verify.unwrap_or(true),
+            consul_http_ssl,
+            consul_http_ssl_verify,
             consul_cacert: self.consul_cacert.clone(),
             consul_client_cert: self.consul_client_cert.clone(),
             consul_client_key: self.consul_client_key.clone(),
@@ -487,6 +516,7 @@ impl ConfigInput {
             sync_frequency_in_minutes,
             timeout,
             allow_mass_deregistration: self.allow_mass_deregistration.unwrap_or(false),
+            warnings,
         })
     }
 }

@@ -109,6 +109,8 @@ codes! {
     UnsafeConsulName => "unsafe_consul_name",
     /// A trigger, confirmed-absent or failed entry names a function of another account or region; it is ignored (a warning).
     ForeignFunction => "foreign_function",
+    /// CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified (a warning, repeated on every invocation).
+    TlsVerificationDisabled => "tls_verification_disabled",
 }
 
 impl fmt::Display for Code {

@@ -1156,6 +1156,9 @@ fn draft<'a>(
     let mut out = Plan::default();
     let node = ctx.config.node_name.as_str();
 
+    // Settings that weaken security are said in every plan.
+    out.warnings.extend(ctx.config.warnings.iter().cloned());
+
     // 1. Consul: what we manage, what we must not touch.
     let observed = observe_consul(ctx, &input.consul, &mut out);
 

@@ -117,6 +117,7 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "leaf_missing": PlanError,
     "unsafe_consul_name": PlanError,
     "foreign_function": PlanError,
+    "tls_verification_disabled": ConfigError,
 }
 
 

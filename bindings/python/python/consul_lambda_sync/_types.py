@@ -53,6 +53,7 @@ ERROR_CODES = Literal[
     "leaf_missing",
     "unsafe_consul_name",
     "foreign_function",
+    "tls_verification_disabled",
 ]
 ErrorCode = ERROR_CODES
 
@@ -140,6 +141,7 @@ class ConfigInput(TypedDict, total=False):
     syncFrequencyInMinutes: Optional[int]
     timeout: Optional[int]
     allowMassDeregistration: Optional[bool]
+    warnings: Optional[list[Diagnostic]]
 
 
 class _ConfigRequired(TypedDict):
@@ -170,6 +172,7 @@ class Config(_ConfigRequired, total=False):
     """A validated configuration with every default applied."""
 
     consulExtensionDataTier: Tier
+    warnings: list[Diagnostic]
 
 
 # ---------------------------------------------------------------------------
