@@ -40,7 +40,8 @@ export type ErrorCode =
   | 'leaf_missing'
   | 'unsafe_consul_name'
   | 'foreign_function'
-  | 'tls_verification_disabled';
+  | 'tls_verification_disabled'
+  | 'invalid_kms_key_id';
 
 /** One entry of `errorCodes()`. */
 export interface ErrorCodeInfo {
@@ -106,6 +107,8 @@ export interface ConfigInput {
   consulExtensionDataPrefix?: string | null;
   /** Standard, Advanced or Intelligent-Tiering (any case). */
   consulExtensionDataTier?: string | null;
+  /** KMS key ID, key ARN, alias name or alias ARN that encrypts extension data. */
+  consulExtensionDataKmsKeyId?: string | null;
   pageSize?: number | null;
   /** trace, debug, info, warn or error. */
   logLevel?: string | null;
@@ -136,6 +139,7 @@ export interface Config {
   consulHttpTokenPath: string | null;
   consulExtensionDataPrefix: string | null;
   consulExtensionDataTier?: Tier;
+  consulExtensionDataKmsKeyId?: string;
   pageSize: number;
   logLevel: LogLevel;
   consulHttpSsl: boolean;
@@ -316,6 +320,8 @@ export interface ExtensionDataInput {
   /** The parameter name. */
   name: string;
   tier?: Tier | null;
+  /** The customer KMS key, from the operation's request. */
+  keyId?: string | null;
   leaf: Leaf;
   roots: CaRoots;
 }
@@ -327,6 +333,7 @@ export interface PutParameter {
   Type: string;
   Overwrite: boolean;
   Tier?: Tier;
+  KeyId?: string;
 }
 
 // ---------------------------------------------------------------- plan input
@@ -412,6 +419,7 @@ export interface SsmRequest {
   action: string;
   name: string;
   tier?: Tier;
+  keyId?: string;
 }
 
 /** A request the host sends to carry out an operation. */

@@ -574,6 +574,9 @@ pub struct SsmRequest {
     /// The tier to use when the value exceeds 4096 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Where a service lives in Consul.
@@ -878,6 +881,9 @@ pub struct ExtensionDataInput {
     /// The tier for values over 4096 bytes (from the plan's operation).
     #[serde(default)]
     pub tier: Option<Tier>,
+    /// The customer KMS key (from the plan's operation), when one is configured.
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// The raw leaf response.
     pub leaf: Leaf,
     /// The raw roots response.
@@ -903,6 +909,9 @@ pub struct PutParameter {
     /// Present only when the value exceeds 4096 bytes.
     #[serde(rename = "Tier", default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// The customer KMS key; absent: the account's `alias/aws/ssm`.
+    #[serde(rename = "KeyId", default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl std::fmt::Debug for PutParameter {
@@ -911,12 +920,16 @@ impl std::fmt::Debug for PutParameter {
             .field("name", &self.name)
             .field("value", &"<redacted>")
             .field("tier", &self.tier)
+            .field("key_id", &self.key_id)
             .finish()
     }
 }
 
 /// Builds the `PutParameter` call for one service's extension data.
 pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParameter, Failure> {
+    if let Some(key) = &input.key_id {
+        crate::config::validate_kms_key_id("keyId", key)?;
+    }
     let root = input.roots.active_pem().ok_or_else(|| {
         Diagnostic::new(
             Code::InvalidResponse,
@@ -949,6 +962,7 @@ pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParamet
         kind: "SecureString".into(),
         overwrite: true,
         tier,
+        key_id: input.key_id.clone(),
     })
 }
 

@@ -111,6 +111,8 @@ codes! {
     ForeignFunction => "foreign_function",
     /// CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified (a warning, repeated on every invocation).
     TlsVerificationDisabled => "tls_verification_disabled",
+    /// CONSUL_EXTENSION_DATA_KMS_KEY_ID is not a KMS key ID, key ARN, alias name or alias ARN.
+    InvalidKmsKeyId => "invalid_kms_key_id",
 }
 
 impl fmt::Display for Code {

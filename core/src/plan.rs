@@ -608,6 +608,7 @@ enum Work<'a> {
 struct Put<'a> {
     name: String,
     tier: Option<Tier>,
+    key_id: Option<&'a str>,
     serial: &'a str,
 }
 
@@ -630,7 +631,7 @@ impl Step<'_> {
             Step::Register => 285,
             Step::Deregister(id) => 210 + id.len(),
             Step::DeleteEntry => 185,
-            Step::Put(p) => 150 + p.name.len() + p.serial.len(),
+            Step::Put(p) => 160 + p.name.len() + p.serial.len() + p.key_id.map_or(0, str::len),
             Step::DeleteParameter(name) => 150 + name.len(),
         }
     }
@@ -716,6 +717,10 @@ impl<'a> Row<'a> {
                     out.raw(",\"tier\":");
                     out.string(tier.as_str());
                 }
+                if let Some(key_id) = put.key_id {
+                    out.raw(",\"keyId\":");
+                    out.string(key_id);
+                }
             }
             Step::DeleteParameter(name) => {
                 out.raw("{\"target\":\"ssm\",\"action\":\"DeleteParameter\",\"name\":");
@@ -740,11 +745,13 @@ impl<'a> Row<'a> {
                 action: "PutParameter".into(),
                 name: put.name.clone(),
                 tier: put.tier,
+                key_id: put.key_id.map(str::to_owned),
             }),
             Step::DeleteParameter(name) => Request::Ssm(SsmRequest {
                 action: "DeleteParameter".into(),
                 name: name.to_owned(),
                 tier: None,
+                key_id: None,
             }),
         }
     }
@@ -2056,6 +2063,7 @@ fn safe_key(key: &Key<'_>) -> bool {
 struct ExtensionPlanner<'a> {
     prefix: Option<&'a str>,
     tier: Option<Tier>,
+    key_id: Option<&'a str>,
     observed: Option<&'a ExtensionDataState>,
     /// By partition, namespace and name (absent: `default`), as a service's
     /// [`Key::parameter_key`]: a leaf is never used for a service of another scope.
@@ -2109,6 +2117,7 @@ impl<'a> ExtensionPlanner<'a> {
         ExtensionPlanner {
             prefix,
             tier: ctx.config.consul_extension_data_tier,
+            key_id: ctx.config.consul_extension_data_kms_key_id.as_deref(),
             observed: state,
             leaves,
             stored,
@@ -2149,6 +2158,7 @@ impl<'a> ExtensionPlanner<'a> {
             Put {
                 name,
                 tier: self.tier,
+                key_id: self.key_id,
                 serial: &leaf.serial_number,
             },
             why,

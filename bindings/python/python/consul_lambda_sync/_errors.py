@@ -118,6 +118,7 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "unsafe_consul_name": PlanError,
     "foreign_function": PlanError,
     "tls_verification_disabled": ConfigError,
+    "invalid_kms_key_id": ConfigError,
 }
 
 

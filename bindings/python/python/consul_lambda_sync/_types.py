@@ -54,6 +54,7 @@ ERROR_CODES = Literal[
     "unsafe_consul_name",
     "foreign_function",
     "tls_verification_disabled",
+    "invalid_kms_key_id",
 ]
 ErrorCode = ERROR_CODES
 
@@ -128,6 +129,7 @@ class ConfigInput(TypedDict, total=False):
     consulHttpTokenPath: Optional[str]
     consulExtensionDataPrefix: Optional[str]
     consulExtensionDataTier: Optional[str]
+    consulExtensionDataKmsKeyId: Optional[str]
     pageSize: Optional[int]
     logLevel: Optional[str]
     consulHttpSsl: Optional[bool]
@@ -172,6 +174,7 @@ class Config(_ConfigRequired, total=False):
     """A validated configuration with every default applied."""
 
     consulExtensionDataTier: Tier
+    consulExtensionDataKmsKeyId: str
     warnings: list[Diagnostic]
 
 
@@ -340,6 +343,7 @@ class SsmRequest(_SsmRequestRequired, total=False):
     """A Parameter Store call."""
 
     tier: Tier
+    keyId: str
 
 
 Request = Union[ConsulRequest, SsmRequest]
@@ -439,3 +443,4 @@ class PutParameter(_PutParameterRequired, total=False):
     private key: send it, never print it)."""
 
     Tier: _TierName
+    KeyId: str
