@@ -214,20 +214,27 @@ fn redact_after(value: &str, start: usize) -> Cow<'_, str> {
     }
 }
 
-/// Replaces the input strings that serde quotes in its messages (`invalid type:
-/// string "…"`, `unknown variant `…``) by their length: input can hold secrets (a
+/// Replaces the input values that serde quotes in its messages (`invalid type:
+/// string "…"`, `integer `…``, `unknown variant `…``) by their length: input can hold secrets (a
 /// leaf's private key, a stored parameter value) and error messages are logged.
 /// Field names (`unknown field `…``, `missing field `…``) are kept.
 fn scrub_serde_message(text: &str) -> String {
+    /// What serde quotes from the input (its `Unexpected` values and unknown
+    /// variants), and the character that ends each.
+    const SERDE_QUOTES: [(&str, char); 5] = [
+        ("string \"", '"'),
+        ("variant `", '`'),
+        ("integer `", '`'),
+        ("floating point `", '`'),
+        ("character `", '`'),
+    ];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let quoted = rest.find("string \"").map(|at| (at, "string \"", '"'));
-        let variant = rest.find("variant `").map(|at| (at, "variant `", '`'));
-        let next = match (quoted, variant) {
-            (Some(q), Some(v)) => Some(if q.0 <= v.0 { q } else { v }),
-            (q, v) => q.or(v),
-        };
+        let next = SERDE_QUOTES
+            .iter()
+            .filter_map(|&(opener, closer)| rest.find(opener).map(|at| (at, opener, closer)))
+            .min_by_key(|&(at, _, _)| at);
         let Some((at, opener, closer)) = next else {
             out.push_str(rest);
             return out;
@@ -383,6 +390,10 @@ mod tests {
         assert_eq!(
             scrub_serde_message(r#"string "unterminated"#),
             "string (12 characters hidden)"
+        );
+        assert_eq!(
+            scrub_serde_message("invalid type: integer `123456`, expected a string"),
+            "invalid type: integer (6 characters hidden), expected a string"
         );
     }
 

@@ -110,3 +110,20 @@ fn configuration_errors_never_echo_url_credentials() {
         );
     }
 }
+
+#[test]
+fn a_token_of_the_wrong_type_is_not_echoed() {
+    // Hosts pass the environment as strings; a number in CONSUL_HTTP_TOKEN (a
+    // template gone wrong) must not come back in the error either.
+    for token in [
+        json!(918_273_645_546_372_819_u64),
+        json!(-918_273_645_546_372_i64),
+        json!(9_182.736_455),
+    ] {
+        let input = json!({"CONSUL_HTTP_TOKEN": token}).to_string();
+        let digits = "9182736";
+        let out = ffi::call_enveloped("configFromEnv", &input);
+        assert!(out.contains("invalid_input"), "{out}");
+        assert!(!out.replace(['.', '-'], "").contains(digits), "{out}");
+    }
+}
