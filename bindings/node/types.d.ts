@@ -43,7 +43,11 @@ export type ErrorCode =
   | 'function_load_failed'
   | 'leaf_missing'
   | 'acl_denied'
-  | 'acl_filtered';
+  | 'acl_filtered'
+  | 'unsafe_consul_name'
+  | 'foreign_function'
+  | 'tls_verification_disabled'
+  | 'invalid_kms_key_id';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -88,6 +92,24 @@ export interface Failure {
   value?: string;
 }
 
+/** One problem: what went wrong, where, and how to fix it. (As the core reads it.) */
+export interface DiagnosticInput {
+  /** The stable problem code. */
+  code: ErrorCode;
+  /** The Lambda function concerned, when there is one (its ARN). */
+  function?: string | null;
+  /** How to fix it. */
+  hint: string;
+  /** The tag key, configuration key or input path at fault. */
+  key?: string | null;
+  /** A sentence that says what is wrong. */
+  message: string;
+  /** The offending value (cut to 200 characters). */
+  value?: string | null;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
 /** The raw configuration, every field optional: the typed-object form (camelCase). */
 export interface ConfigInput {
   /** `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services. */
@@ -100,6 +122,8 @@ export interface ConfigInput {
   consulClientCert?: string | null;
   /** `CONSUL_CLIENT_KEY`: a client key file. */
   consulClientKey?: string | null;
+  /** `CONSUL_EXTENSION_DATA_KMS_KEY_ID`: the customer KMS key that encrypts extension data. */
+  consulExtensionDataKmsKeyId?: string | null;
   /** `CONSUL_EXTENSION_DATA_PREFIX`. */
   consulExtensionDataPrefix?: string | null;
   /** `CONSUL_EXTENSION_DATA_TIER`. */
@@ -134,6 +158,11 @@ export interface ConfigInput {
   syncFrequencyInMinutes?: number | null;
   /** Deployment: the registrator's timeout in seconds. */
   timeout?: number | null;
+  /**
+   * Ignored: accepted so that a `Config` (which lists its warnings) can be passed back as input;
+   * the warnings are worked out again.
+   */
+  warnings?: DiagnosticInput[] | null;
 }
 
 /** Parameter Store tier for extension data. */
@@ -154,6 +183,11 @@ export interface Config {
   consulClientCert: string | null;
   /** Client key file for Consul's TLS (a path, never the key). */
   consulClientKey: string | null;
+  /**
+   * KMS key (ID, ARN, alias name or alias ARN) that encrypts extension data (`None`: the account's
+   * `alias/aws/ssm`).
+   */
+  consulExtensionDataKmsKeyId?: string;
   /** Parameter Store prefix for extension data; `None` disables extension data. */
   consulExtensionDataPrefix: string | null;
   /**
@@ -190,6 +224,11 @@ export interface Config {
   syncFrequencyInMinutes: number;
   /** The registrator's timeout in seconds. */
   timeout: number;
+  /**
+   * Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`): hosts log them on
+   * every invocation; the planner repeats them in the plan.
+   */
+  warnings?: Diagnostic[];
 }
 
 /** How Envoy invokes the function. */
@@ -436,13 +475,17 @@ export interface ConsulState {
   scopes?: ConsulScope[];
 }
 
-/** `GET /v1/agent/connect/ca/leaf/:service`. */
+/**
+ * `GET /v1/agent/connect/ca/leaf/:service`. The planner uses a leaf only for the service of its own
+ * partition, namespace and name (absent: `default`): hosts set `partition` and `namespace` (or
+ * Consul Enterprise's `Partition` and `Namespace`) to those of the request they made.
+ */
 export interface Leaf {
   /** Certificate PEM. */
   CertPEM?: string;
-  /** Namespace (Enterprise). */
+  /** Namespace (Enterprise; absent: `default`). */
   Namespace?: string | null;
-  /** Partition (Enterprise). */
+  /** Partition (Enterprise; absent: `default`). */
   Partition?: string | null;
   /** Private key PEM (a secret: never printed, never put in a plan). */
   PrivateKeyPEM?: string;
@@ -625,6 +668,8 @@ export interface SsmRequest {
   target: 'ssm';
   /** `PutParameter` or `DeleteParameter`. */
   action: string;
+  /** For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`). */
+  keyId?: string;
   /** The parameter name. */
   name: string;
   /** The tier to use when the value exceeds 4096 bytes. */
@@ -721,6 +766,8 @@ export interface Plan {
 
 /** Input of `extension_data_parameter`: what a host fetched for one service. */
 export interface ExtensionDataInput {
+  /** The customer KMS key (from the plan's operation), when one is configured. */
+  keyId?: string | null;
   /** The raw leaf response. */
   leaf: Leaf;
   /** The parameter name (from the plan's operation). */
@@ -736,6 +783,8 @@ export interface ExtensionDataInput {
  * it.
  */
 export interface PutParameter {
+  /** The customer KMS key; absent: the account's `alias/aws/ssm`. */
+  KeyId?: string;
   /** Parameter name. */
   Name: string;
   /** Always true. */
@@ -867,6 +916,11 @@ export interface SyncResult {
   inventory: InventoryReport;
   /** One line that says what happened. */
   message: string;
+  /**
+   * The invocation's metrics as a CloudWatch Embedded Metric Format document: the host sets
+   * `_aws.Timestamp` (wall clock, ms) and prints it as one line.
+   */
+  metrics: unknown;
   /** Whether the invocation succeeded (the Lambda handler raises when not). */
   ok: boolean;
   /** Counts of `outcomes`. */

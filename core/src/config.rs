@@ -91,6 +91,8 @@ pub struct ConfigInput {
     pub consul_extension_data_prefix: Option<String>,
     /// `CONSUL_EXTENSION_DATA_TIER`.
     pub consul_extension_data_tier: Option<String>,
+    /// `CONSUL_EXTENSION_DATA_KMS_KEY_ID`: the customer KMS key that encrypts extension data.
+    pub consul_extension_data_kms_key_id: Option<String>,
     /// `PAGE_SIZE`.
     pub page_size: Option<i64>,
     /// `LOG_LEVEL`.
@@ -117,6 +119,10 @@ pub struct ConfigInput {
     pub timeout: Option<i64>,
     /// `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services.
     pub allow_mass_deregistration: Option<bool>,
+    /// Ignored: accepted so that a [`Config`] (which lists its warnings) can be passed
+    /// back as input; the warnings are worked out again.
+    #[serde(default, skip_serializing)]
+    pub warnings: Option<Vec<Diagnostic>>,
 }
 
 /// A validated configuration with every default applied.
@@ -143,6 +149,10 @@ pub struct Config {
     /// Parameter Store tier for extension data larger than 4096 bytes (`None`: the account default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consul_extension_data_tier: Option<Tier>,
+    /// KMS key (ID, ARN, alias name or alias ARN) that encrypts extension data
+    /// (`None`: the account's `alias/aws/ssm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consul_extension_data_kms_key_id: Option<String>,
     /// Page size for Lambda listings.
     pub page_size: u32,
     /// Log verbosity.
@@ -169,6 +179,10 @@ pub struct Config {
     pub timeout: u32,
     /// Whether a full sync may deregister more than half of the managed services.
     pub allow_mass_deregistration: bool,
+    /// Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`):
+    /// hosts log them on every invocation; the planner repeats them in the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Default for Config {
@@ -183,6 +197,7 @@ impl Default for Config {
             consul_http_token_path: None,
             consul_extension_data_prefix: None,
             consul_extension_data_tier: None,
+            consul_extension_data_kms_key_id: None,
             page_size: DEFAULT_PAGE_SIZE,
             log_level: LogLevel::Info,
             consul_http_ssl: false,
@@ -196,6 +211,7 @@ impl Default for Config {
             sync_frequency_in_minutes: DEFAULT_SYNC_FREQUENCY,
             timeout: DEFAULT_TIMEOUT,
             allow_mass_deregistration: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -211,6 +227,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CONSUL_HTTP_TOKEN_PATH", "consulHttpTokenPath"),
     ("CONSUL_EXTENSION_DATA_PREFIX", "consulExtensionDataPrefix"),
     ("CONSUL_EXTENSION_DATA_TIER", "consulExtensionDataTier"),
+    (
+        "CONSUL_EXTENSION_DATA_KMS_KEY_ID",
+        "consulExtensionDataKmsKeyId",
+    ),
     ("PAGE_SIZE", "pageSize"),
     ("LOG_LEVEL", "logLevel"),
     ("CONSUL_HTTP_SSL", "consulHttpSsl"),
@@ -286,6 +306,7 @@ impl ConfigInput {
         input.consul_http_token_path = text("CONSUL_HTTP_TOKEN_PATH");
         input.consul_extension_data_prefix = text("CONSUL_EXTENSION_DATA_PREFIX");
         input.consul_extension_data_tier = text("CONSUL_EXTENSION_DATA_TIER");
+        input.consul_extension_data_kms_key_id = text("CONSUL_EXTENSION_DATA_KMS_KEY_ID");
         input.page_size = number("PAGE_SIZE", &mut errors);
         input.log_level = text("LOG_LEVEL");
         input.consul_http_ssl = boolean("CONSUL_HTTP_SSL", &mut errors);
@@ -348,7 +369,8 @@ impl ConfigInput {
             errors.push(bad(
                 Code::InvalidUrl,
                 "CONSUL_HTTP_ADDR",
-                &consul_http_addr,
+                // `user:pass@` in the address is a secret: never echoed.
+                &crate::error::redact_address(&consul_http_addr),
                 format!("CONSUL_HTTP_ADDR is not a URL: {why}"),
                 "write the address with its scheme, e.g. https://consul.example.com:8501",
             ));
@@ -394,6 +416,11 @@ impl ConfigInput {
                 None
             }),
         };
+        if let Some(key) = &self.consul_extension_data_kms_key_id {
+            if let Err(e) = validate_kms_key_id("CONSUL_EXTENSION_DATA_KMS_KEY_ID", key) {
+                errors.push(e);
+            }
+        }
         let page_size = range(
             "PAGE_SIZE",
             self.page_size,
@@ -466,6 +493,27 @@ impl ConfigInput {
         if !errors.is_empty() {
             return Err(errors);
         }
+        // The effective address, as Consul's Go client resolves it: TLS asked for
+        // with CONSUL_HTTP_SSL is never reverted to http by an http:// address.
+        let consul_http_ssl = self.consul_http_ssl.unwrap_or(false)
+            || consul_http_addr_is_https(Some(&consul_http_addr));
+        let consul_http_addr = match consul_http_addr.strip_prefix("http://") {
+            Some(rest) if consul_http_ssl => format!("https://{rest}"),
+            _ => consul_http_addr,
+        };
+        let consul_http_ssl_verify = self.consul_http_ssl_verify.unwrap_or(true);
+        let mut warnings = Vec::new();
+        if !consul_http_ssl_verify {
+            warnings.push(
+                Diagnostic::new(
+                    Code::TlsVerificationDisabled,
+                    "CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified, so anyone on the path can read the ACL token and change the catalog",
+                    "give Consul's CA with CONSUL_CACERT_PATH or CONSUL_CACERT and remove CONSUL_HTTP_SSL_VERIFY",
+                )
+                .key("CONSUL_HTTP_SSL_VERIFY")
+                .value("false"),
+            );
+        }
         Ok(Config {
             node_name,
             datacenter: self.datacenter.clone(),
@@ -476,11 +524,11 @@ impl ConfigInput {
             consul_http_token_path: self.consul_http_token_path.clone(),
             consul_extension_data_prefix: self.consul_extension_data_prefix.clone(),
             consul_extension_data_tier: tier,
+            consul_extension_data_kms_key_id: self.consul_extension_data_kms_key_id.clone(),
             page_size,
             log_level,
-            consul_http_ssl: self.consul_http_ssl.unwrap_or(false)
-                || consul_http_addr_is_https(self.consul_http_addr.as_deref()),
-            consul_http_ssl_verify: self.consul_http_ssl_verify.unwrap_or(true),
+            consul_http_ssl,
+            consul_http_ssl_verify,
             consul_cacert: self.consul_cacert.clone(),
             consul_client_cert: self.consul_client_cert.clone(),
             consul_client_key: self.consul_client_key.clone(),
@@ -490,6 +538,7 @@ impl ConfigInput {
             sync_frequency_in_minutes,
             timeout,
             allow_mass_deregistration: self.allow_mass_deregistration.unwrap_or(false),
+            warnings,
         })
     }
 }
@@ -611,6 +660,55 @@ pub(crate) fn validate_consul_name(key: &str, value: &str) -> Result<(), Diagnos
             Code::InvalidConsulName,
             format!("`{}` is not a valid Consul name: it needs 1 to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit", crate::error::clip(value)),
             "use the name exactly as Consul shows it, e.g. dc1",
+        )
+        .key(key)
+        .value(value))
+    }
+}
+
+/// Checks a KMS key as `PutParameter`'s `KeyId` takes it: a key ID (a UUID, or
+/// `mrk-` and 32 hex digits for a multi-Region key), an alias name (`alias/NAME`),
+/// or the ARN of a key or an alias (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`,
+/// `…:alias/NAME`).
+pub(crate) fn validate_kms_key_id(key: &str, value: &str) -> Result<(), Diagnostic> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let key_id = |s: &str| {
+        let groups: Vec<&str> = s.split('-').collect();
+        matches!(groups.as_slice(), [a, b, c, d, e]
+            if hex(a, 8) && hex(b, 4) && hex(c, 4) && hex(d, 4) && hex(e, 12))
+            || s.strip_prefix("mrk-").is_some_and(|h| hex(h, 32))
+    };
+    let alias = |s: &str| {
+        s.strip_prefix("alias/").is_some_and(|n| {
+            !n.is_empty()
+                && n.len() <= 250
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
+        })
+    };
+    let ok = match value.strip_prefix("arn:") {
+        Some(rest) => match rest.splitn(5, ':').collect::<Vec<_>>().as_slice() {
+            [partition, "kms", region, account, resource] => {
+                matches!(*partition, "aws" | "aws-cn" | "aws-us-gov")
+                    && !region.is_empty()
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && (resource.strip_prefix("key/").is_some_and(key_id) || alias(resource))
+            }
+            _ => false,
+        },
+        None => key_id(value) || alias(value),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Diagnostic::new(
+            Code::InvalidKmsKeyId,
+            format!("{key} is not a KMS key ID, key ARN, alias name or alias ARN"),
+            "use e.g. 1234abcd-12ab-34cd-56ef-1234567890ab, alias/consul-extension-data or arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         )
         .key(key)
         .value(value))

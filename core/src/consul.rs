@@ -434,18 +434,31 @@ impl ServiceDefaults {
     }
 }
 
-/// `GET /v1/agent/connect/ca/leaf/:service`.
+/// `GET /v1/agent/connect/ca/leaf/:service`. The planner uses a leaf only for the
+/// service of its own partition, namespace and name (absent: `default`): hosts set
+/// `partition` and `namespace` (or Consul Enterprise's `Partition` and `Namespace`)
+/// to those of the request they made.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Leaf {
     /// Service name.
     #[serde(rename = "Service", default)]
     pub service: String,
-    /// Namespace (Enterprise).
-    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    /// Namespace (Enterprise; absent: `default`).
+    #[serde(
+        rename = "Namespace",
+        alias = "namespace",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<String>,
-    /// Partition (Enterprise).
-    #[serde(rename = "Partition", default, skip_serializing_if = "Option::is_none")]
+    /// Partition (Enterprise; absent: `default`).
+    #[serde(
+        rename = "Partition",
+        alias = "partition",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub partition: Option<String>,
     /// Certificate serial number.
     #[serde(rename = "SerialNumber", default)]
@@ -462,6 +475,8 @@ impl std::fmt::Debug for Leaf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Leaf")
             .field("service", &self.service)
+            .field("namespace", &self.namespace)
+            .field("partition", &self.partition)
             .field("serial_number", &self.serial_number)
             .field("private_key_pem", &"<redacted>")
             .finish_non_exhaustive()
@@ -602,6 +617,9 @@ pub struct SsmRequest {
     /// The tier to use when the value exceeds 4096 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Where a service lives in Consul.
@@ -855,11 +873,44 @@ pub fn config_entry_request(
     }
 }
 
-/// `DELETE /v1/config/service-defaults/:name`.
+/// Longest service name the registrator writes: a function name (64) and an alias (128).
+pub const MAX_SERVICE_NAME: usize = 64 + 1 + 128;
+
+/// Whether `name` is a service name the registrator could have written: a Lambda
+/// function name, or one with `-ALIAS`, so 1 to 193 of `[A-Za-z0-9_-]`. Names read
+/// from Consul that are not are never planned for (they cannot be ours, and they
+/// could carry `/`, `..`, `?` or `#` into a request path).
+pub fn is_registrator_service_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_SERVICE_NAME && crate::arn::lambda_name_chars(name)
+}
+
+/// One path segment, percent-encoded: every byte outside RFC 3986's unreserved
+/// characters (`A-Z a-z 0-9 - . _ ~`) is encoded, and a segment that is `.` or `..`
+/// has its dots encoded too, so no data can add a segment, a query or a fragment,
+/// or climb out of the path. (The planner never builds a path from a name that is
+/// not a registrator name; this is the second line.)
+pub fn path_segment(segment: &str) -> Cow<'_, str> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let dots = segment == "." || segment == "..";
+    if !dots && segment.bytes().all(unreserved) && !segment.is_empty() {
+        return Cow::Borrowed(segment);
+    }
+    let mut out = String::with_capacity(segment.len() * 3);
+    for b in segment.bytes() {
+        if unreserved(b) && !(dots && b == b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `DELETE /v1/config/service-defaults/:name` (the name percent-encoded).
 pub fn config_delete_request(key: &ServiceKey) -> HttpRequest {
     HttpRequest {
         method: "DELETE".into(),
-        path: format!("/v1/config/service-defaults/{}", key.name),
+        path: format!("/v1/config/service-defaults/{}", path_segment(&key.name)),
         query: key.query(),
         body: None,
     }
@@ -875,6 +926,9 @@ pub struct ExtensionDataInput {
     /// The tier for values over 4096 bytes (from the plan's operation).
     #[serde(default)]
     pub tier: Option<Tier>,
+    /// The customer KMS key (from the plan's operation), when one is configured.
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// The raw leaf response.
     pub leaf: Leaf,
     /// The raw roots response.
@@ -901,6 +955,9 @@ pub struct PutParameter {
     /// Present only when the value exceeds 4096 bytes.
     #[serde(rename = "Tier", default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// The customer KMS key; absent: the account's `alias/aws/ssm`.
+    #[serde(rename = "KeyId", default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl std::fmt::Debug for PutParameter {
@@ -909,12 +966,16 @@ impl std::fmt::Debug for PutParameter {
             .field("name", &self.name)
             .field("value", &"<redacted>")
             .field("tier", &self.tier)
+            .field("key_id", &self.key_id)
             .finish()
     }
 }
 
 /// Builds the `PutParameter` call for one service's extension data.
 pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParameter, Failure> {
+    if let Some(key) = &input.key_id {
+        crate::config::validate_kms_key_id("keyId", key)?;
+    }
     let root = input.roots.active_pem().ok_or_else(|| {
         Diagnostic::new(
             Code::InvalidResponse,
@@ -947,6 +1008,7 @@ pub fn extension_data_parameter(input: &ExtensionDataInput) -> Result<PutParamet
         kind: "SecureString".into(),
         overwrite: true,
         tier,
+        key_id: input.key_id.clone(),
     })
 }
 
@@ -1010,6 +1072,46 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        for (raw, encoded) in [
+            ("orders", "orders"),
+            ("a_b-c.d~e", "a_b-c.d~e"),
+            (
+                "../../acl/token/0000-1111",
+                "..%2F..%2Facl%2Ftoken%2F0000-1111",
+            ),
+            ("x#frag", "x%23frag"),
+            ("x?dc=dc9", "x%3Fdc%3Ddc9"),
+            ("100%", "100%25"),
+            ("..", "%2E%2E"),
+            (".", "%2E"),
+            ("", ""),
+            ("é", "%C3%A9"),
+        ] {
+            assert_eq!(path_segment(raw), encoded, "{raw}");
+        }
+        let key = ServiceKey {
+            datacenter: None,
+            partition: None,
+            namespace: None,
+            name: "orders/../../../agent/service/deregister/web".into(),
+        };
+        assert_eq!(
+            config_delete_request(&key).path,
+            "/v1/config/service-defaults/orders%2F..%2F..%2F..%2Fagent%2Fservice%2Fderegister%2Fweb"
+        );
+        assert!(is_registrator_service_name(&format!(
+            "{}-{}",
+            "f".repeat(64),
+            "a".repeat(128)
+        )));
+        assert!(!is_registrator_service_name(&"f".repeat(194)));
+        for bad in ["", "x#frag", "x?dc=dc9", "a.b", "../x", "a/b", "a b", "%41"] {
+            assert!(!is_registrator_service_name(bad), "{bad}");
         }
     }
 

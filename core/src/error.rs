@@ -2,6 +2,7 @@
 //! stable snake_case [`Code`], the offending key and value, and a hint.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest value (in characters) copied into a diagnostic; longer values are cut.
@@ -109,6 +110,14 @@ codes! {
     AclDenied => "acl_denied",
     /// Consul filtered an answer (`X-Consul-Results-Filtered-By-ACLs`): the token may not read all of it, so nothing is changed.
     AclFiltered => "acl_filtered",
+    /// A managed service or Lambda service-defaults entry in Consul has a name, namespace or partition the registrator never writes; it is left alone (a warning).
+    UnsafeConsulName => "unsafe_consul_name",
+    /// A trigger, confirmed-absent or failed entry names a function of another account or region; it is ignored (a warning).
+    ForeignFunction => "foreign_function",
+    /// CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified (a warning, repeated on every invocation).
+    TlsVerificationDisabled => "tls_verification_disabled",
+    /// CONSUL_EXTENSION_DATA_KMS_KEY_ID is not a KMS key ID, key ARN, alias name or alias ARN.
+    InvalidKmsKeyId => "invalid_kms_key_id",
 }
 
 impl fmt::Display for Code {
@@ -162,7 +171,7 @@ impl Diagnostic {
     /// Names the offending value (cut to a readable length).
     #[must_use]
     pub fn value(mut self, value: &str) -> Self {
-        self.value = Some(clip(value));
+        self.value = Some(clip(&redact_url_credentials(value)));
         self
     }
 
@@ -181,6 +190,83 @@ impl fmt::Display for Diagnostic {
             write!(f, " ({})", self.hint)?;
         }
         Ok(())
+    }
+}
+
+/// Hides the credentials of a URL (`scheme://user:pass@host` → `scheme://***@host`):
+/// every value a diagnostic echoes goes through this. Without a scheme nothing is
+/// changed (see [`redact_address`] for configuration values that must be URLs).
+pub(crate) fn redact_url_credentials(value: &str) -> Cow<'_, str> {
+    match value.find("://") {
+        Some(at) => redact_after(value, at + 3),
+        None => Cow::Borrowed(value),
+    }
+}
+
+/// Hides whatever precedes the last `@` of an address that should be a URL, with or
+/// without a scheme (`user:pass@consul:8500` → `***@consul:8500`). Deliberately
+/// broad: a `/` or `#` in a password must not end the part that is hidden.
+pub(crate) fn redact_address(value: &str) -> Cow<'_, str> {
+    redact_after(value, value.find("://").map_or(0, |at| at + 3))
+}
+
+fn redact_after(value: &str, start: usize) -> Cow<'_, str> {
+    match (value.get(..start), value.get(start..)) {
+        (Some(scheme), Some(rest)) => match rest.rfind('@') {
+            Some(at) => Cow::Owned(format!("{scheme}***{}", rest.get(at..).unwrap_or("@"))),
+            None => Cow::Borrowed(value),
+        },
+        _ => Cow::Borrowed(value),
+    }
+}
+
+/// Replaces the input values that serde quotes in its messages (`invalid type:
+/// string "…"`, `integer `…``, `unknown variant `…``) by their length: input can hold secrets (a
+/// leaf's private key, a stored parameter value) and error messages are logged.
+/// Field names (`unknown field `…``, `missing field `…``) are kept.
+fn scrub_serde_message(text: &str) -> String {
+    /// What serde quotes from the input (its `Unexpected` values and unknown
+    /// variants), and the character that ends each.
+    const SERDE_QUOTES: [(&str, char); 5] = [
+        ("string \"", '"'),
+        ("variant `", '`'),
+        ("integer `", '`'),
+        ("floating point `", '`'),
+        ("character `", '`'),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = SERDE_QUOTES
+            .iter()
+            .filter_map(|&(opener, closer)| rest.find(opener).map(|at| (at, opener, closer)))
+            .min_by_key(|&(at, _, _)| at);
+        let Some((at, opener, closer)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let body = rest.get(at + opener.len()..).unwrap_or_default();
+        // The quoted text ends at the first closer that is not escaped (serde writes
+        // strings with Rust's escapes, variants as they are).
+        let mut escaped = false;
+        let mut end = body.len();
+        let mut chars = 0usize;
+        for (i, c) in body.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && closer == '"' {
+                escaped = true;
+                continue;
+            } else if c == closer {
+                end = i;
+                break;
+            }
+            chars += 1;
+        }
+        out.push_str(opener.trim_end_matches(['"', '`']));
+        out.push_str(&format!("({chars} characters hidden)"));
+        rest = body.get(end + closer.len_utf8()..).unwrap_or_default();
     }
 }
 
@@ -257,7 +343,7 @@ impl Failure {
 
 /// A diagnostic for input of the wrong shape, with the field named when serde names it.
 pub(crate) fn input_diagnostic(what: &str, err: &serde_json::Error) -> Diagnostic {
-    let text = err.to_string();
+    let text = scrub_serde_message(&err.to_string());
     let field = text
         .split('`')
         .nth(1)
@@ -292,6 +378,44 @@ mod tests {
             let json = serde_json::to_string(code).unwrap_or_default();
             assert_eq!(json, format!("\"{text}\""));
         }
+    }
+
+    #[test]
+    fn serde_messages_hide_input_strings() {
+        assert_eq!(
+            scrub_serde_message(
+                r#"invalid type: string "a\"b\\", expected struct Leaf at line 1 column 9"#
+            ),
+            "invalid type: string (4 characters hidden), expected struct Leaf at line 1 column 9"
+        );
+        assert_eq!(
+            scrub_serde_message("unknown variant `k3y`, expected one of `Standard`, `Advanced`"),
+            "unknown variant (3 characters hidden), expected one of `Standard`, `Advanced`"
+        );
+        let kept = "unknown field `nodeNam`, expected `nodeName` at line 1 column 2";
+        assert_eq!(scrub_serde_message(kept), kept);
+        assert_eq!(
+            scrub_serde_message(r#"string "unterminated"#),
+            "string (12 characters hidden)"
+        );
+        assert_eq!(
+            scrub_serde_message("invalid type: integer `123456`, expected a string"),
+            "invalid type: integer (6 characters hidden), expected a string"
+        );
+    }
+
+    #[test]
+    fn url_credentials_are_redacted() {
+        assert_eq!(
+            redact_url_credentials("https://u:p@h:1/x"),
+            "https://***@h:1/x"
+        );
+        assert_eq!(redact_url_credentials("https://h:1/x"), "https://h:1/x");
+        assert_eq!(redact_url_credentials("u:p@h"), "u:p@h");
+        assert_eq!(redact_address("u:p@h"), "***@h");
+        assert_eq!(redact_address("http://u:p/a@b#c@h"), "http://***@h");
+        let d = Diagnostic::new(Code::InvalidUrl, "m", "h").value("http://u:pw@h");
+        assert_eq!(d.value.as_deref(), Some("http://***@h"));
     }
 
     #[test]

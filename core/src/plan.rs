@@ -14,13 +14,13 @@
 //! - a full sync that would deregister more than half of more than ten managed
 //!   services deletes nothing unless the configuration allows it.
 
-use crate::arn::split_function_arn;
+use crate::arn::{resolve_function_name, split_function_arn};
 use crate::config::{Config, ConfigInput, Tier};
 use crate::consul::{
-    config_delete_request, config_entry_request, deregister_request, register_request,
-    write_deregister_body, write_entry_body, write_register_body, CaRoots, ExtensionData,
-    LambdaEntryRef, Leaf, NodeServices, Request, ServiceDefaults, ServiceKey, SsmParameter,
-    SsmRequest, MANAGED_TAG,
+    config_delete_request, config_entry_request, deregister_request, is_registrator_service_name,
+    path_segment, register_request, write_deregister_body, write_entry_body, write_register_body,
+    CaRoots, ExtensionData, LambdaEntryRef, Leaf, NodeServices, Request, ServiceDefaults,
+    ServiceKey, SsmParameter, SsmRequest, MANAGED_TAG,
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
@@ -623,6 +623,7 @@ enum Work<'a> {
 struct Put<'a> {
     name: String,
     tier: Option<Tier>,
+    key_id: Option<&'a str>,
     serial: &'a str,
 }
 
@@ -645,7 +646,7 @@ impl Step<'_> {
             Step::Register => 285,
             Step::Deregister(id) => 210 + id.len(),
             Step::DeleteEntry => 185,
-            Step::Put(p) => 150 + p.name.len() + p.serial.len(),
+            Step::Put(p) => 160 + p.name.len() + p.serial.len() + p.key_id.map_or(0, str::len),
             Step::DeleteParameter(name) => 150 + name.len(),
         }
     }
@@ -720,7 +721,7 @@ impl<'a> Row<'a> {
             }
             Step::DeleteEntry => {
                 consul(out, "DELETE\",\"path\":\"/v1/config/service-defaults/");
-                out.string_content(key.name);
+                out.string_content(&path_segment(key.name));
                 out.raw("\"");
                 key.write_query(out);
             }
@@ -730,6 +731,10 @@ impl<'a> Row<'a> {
                 if let Some(tier) = put.tier {
                     out.raw(",\"tier\":");
                     out.string(tier.as_str());
+                }
+                if let Some(key_id) = put.key_id {
+                    out.raw(",\"keyId\":");
+                    out.string(key_id);
                 }
             }
             Step::DeleteParameter(name) => {
@@ -755,11 +760,13 @@ impl<'a> Row<'a> {
                 action: "PutParameter".into(),
                 name: put.name.clone(),
                 tier: put.tier,
+                key_id: put.key_id.map(str::to_owned),
             }),
             Step::DeleteParameter(name) => Request::Ssm(SsmRequest {
                 action: "DeleteParameter".into(),
                 name: name.to_owned(),
                 tier: None,
+                key_id: None,
             }),
         }
     }
@@ -935,6 +942,58 @@ impl<'a> Ctx<'a> {
         explicit
             .or(self.local_dc)
             .or(self.config.datacenter.as_deref())
+    }
+
+    /// A warning when `value` (an ARN, a partial ARN or a name, at `key` of the
+    /// input) names a function of another account or region: such a function is
+    /// ignored, never a reason to change or delete anything of ours.
+    fn foreign(&self, value: &str, key: &str) -> Option<Diagnostic> {
+        let (account, region) = match split_function_arn(value) {
+            Ok(a) => (a.account.to_owned(), a.region.to_owned()),
+            Err(_) => {
+                let a = resolve_function_name(value, self.account, self.region).ok()?;
+                (a.account, a.region)
+            }
+        };
+        if account == self.account && region == self.region {
+            return None;
+        }
+        Some(
+            Diagnostic::new(
+                Code::ForeignFunction,
+                format!(
+                    "function {} is in account {account} region {region}, not the registrator's {} {}; it is ignored",
+                    crate::error::clip(value),
+                    self.account,
+                    self.region
+                ),
+                "each registrator manages the functions of its own account and region; route only those events to it",
+            )
+            .key(key)
+            .value(value)
+            .function(value.to_owned()),
+        )
+    }
+
+    /// Why a single-function trigger must be ignored, if it must: its ARN names a
+    /// function of another account or region, is not an ARN, or names another function.
+    fn trigger_problem(&self, arn: &str, name: &str) -> Option<Diagnostic> {
+        if let Some(foreign) = self.foreign(arn, "trigger.arn") {
+            return Some(foreign);
+        }
+        match resolve_function_name(arn, self.account, self.region) {
+            Ok(a) if a.name == name => None,
+            Ok(_) => Some(
+                Diagnostic::new(
+                    Code::InvalidInput,
+                    "the trigger's name is not the name in its ARN",
+                    "pass the trigger that classifyEvent returns",
+                )
+                .key("trigger.name")
+                .value(name),
+            ),
+            Err(d) => Some(d.key("trigger.arn")),
+        }
     }
 
     fn function_arn(&self, name: &str) -> String {
@@ -1119,6 +1178,9 @@ fn draft<'a>(
     let mut out = Plan::default();
     let node = ctx.config.node_name.as_str();
 
+    // Settings that weaken security are said in every plan.
+    out.warnings.extend(ctx.config.warnings.iter().cloned());
+
     // 1. Consul: what we manage, what we must not touch.
     let observed = observe_consul(ctx, &input.consul, &mut out);
 
@@ -1149,6 +1211,10 @@ fn draft<'a>(
     }
     let mut failed_names: Vec<&str> = Vec::with_capacity(inv.failed.len());
     for f in &inv.failed {
+        if let Some(foreign) = ctx.foreign(&f.arn, "inventory.failed") {
+            out.warnings.push(foreign);
+            continue;
+        }
         let name = split_function_arn(&f.arn).map_or(f.arn.as_str(), |a| a.name);
         failed_names.push(name);
         out.errors.push(
@@ -1164,11 +1230,21 @@ fn draft<'a>(
         );
         frozen.insert(name);
     }
-    let confirmed_absent: FxSet<&str> = inv
-        .confirmed_absent
-        .iter()
-        .filter_map(|a| split_function_arn(a).ok().map(|a| a.name))
-        .collect();
+    // Only functions of our account and region can be confirmed absent: `GetFunction`
+    // says nothing about ours when asked about another region's function of the same
+    // name. A name or partial ARN means ours (as `DeleteFunction` events do).
+    let mut confirmed_absent: FxSet<&str> = FxSet::default();
+    for a in &inv.confirmed_absent {
+        if let Some(foreign) = ctx.foreign(a, "inventory.confirmedAbsent") {
+            out.warnings.push(foreign);
+        } else if let Ok(parts) = split_function_arn(a) {
+            confirmed_absent.insert(parts.name);
+        } else if let Ok(arn) = resolve_function_name(a, ctx.account, ctx.region) {
+            if let Some(name) = a.rsplit(':').find(|part| *part == arn.name) {
+                confirmed_absent.insert(name);
+            }
+        }
+    }
     // The names a frozen function would register stay its own: another function that
     // wants one conflicts with it, as it would if the function were valid.
     let mut reserved: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
@@ -1367,7 +1443,26 @@ fn draft<'a>(
     // 4. What this trigger may touch.
     let scope_fn: Option<&str> = match &input.trigger {
         Trigger::FullSync => None,
-        Trigger::Function { name, .. } => Some(name.as_str()),
+        Trigger::Function { arn, name, .. } => match ctx.trigger_problem(arn, name) {
+            None => Some(name.as_str()),
+            Some(problem) => {
+                out.ignored.push(Ignored {
+                    service: None,
+                    reason: format!(
+                        "the trigger names function {}, which this registrator does not manage: {}",
+                        crate::error::clip(arn),
+                        problem.message
+                    ),
+                });
+                out.warnings.push(problem);
+                finish(&mut out, &[]);
+                return Draft {
+                    rows: Rows::default(),
+                    rest: out,
+                    node,
+                };
+            }
+        },
         Trigger::Ignore { .. } => {
             finish(&mut out, &[]);
             return Draft {
@@ -1808,6 +1903,8 @@ fn observe_consul<'a>(
     );
     // Where each response's records start: each is usually in order already.
     let mut runs: Vec<usize> = Vec::new();
+    // Managed objects whose names could not have been written by the registrator.
+    let mut unsafe_keys: Vec<Key<'a>> = Vec::new();
     let enterprise = ctx.config.enterprise;
     for scope in &consul.scopes {
         let dc = ctx.scope_datacenter(scope.datacenter.as_deref());
@@ -1864,6 +1961,16 @@ fn observe_consul<'a>(
                 runs.push(observed.len());
                 for s in ns.services.iter() {
                     let key = key_of(s.partition.as_ref(), s.namespace.as_ref(), &s.service);
+                    let managed = s
+                        .tags
+                        .as_deref()
+                        .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
+                    if !safe_key(&key) {
+                        if managed {
+                            unsafe_keys.push(key);
+                        }
+                        continue;
+                    }
                     if !managed_partition(&key) {
                         out.ignored.push(Ignored {
                             service: Some(key.owned()),
@@ -1871,10 +1978,6 @@ fn observe_consul<'a>(
                         });
                         continue;
                     }
-                    let managed = s
-                        .tags
-                        .as_deref()
-                        .is_some_and(|t| t.iter().any(|t| t == MANAGED_TAG));
                     observed.push((
                         key,
                         if managed {
@@ -1898,8 +2001,15 @@ fn observe_consul<'a>(
                 continue;
             }
             let key = key_of(e.partition.as_ref(), e.namespace.as_ref(), &e.name);
+            let lambda = e.lambda_view();
+            if !safe_key(&key) {
+                if lambda.is_some() {
+                    unsafe_keys.push(key);
+                }
+                continue;
+            }
             if managed_partition(&key) {
-                let entry = e.lambda_view().map_or(View::Foreign, View::Lambda);
+                let entry = lambda.map_or(View::Foreign, View::Lambda);
                 observed.push((
                     key,
                     Observed {
@@ -1909,6 +2019,26 @@ fn observe_consul<'a>(
                 ));
             }
         }
+    }
+    unsafe_keys.sort_unstable();
+    unsafe_keys.dedup();
+    for key in unsafe_keys {
+        out.warnings.push(
+            Diagnostic::new(
+                Code::UnsafeConsulName,
+                format!(
+                    "managed service or Lambda service-defaults entry {:?}{} has a name the registrator never writes; nothing is planned for it",
+                    crate::error::clip(key.name),
+                    match (key.partition, key.namespace) {
+                        (Some(p), Some(n)) => format!(" (partition {:?}, namespace {:?})", crate::error::clip(p), crate::error::clip(n)),
+                        _ => String::new(),
+                    }
+                ),
+                "remove or rename it in Consul by hand: registrator services are named after Lambda functions and aliases (letters, digits, `-`, `_`)",
+            )
+            .key("service")
+            .value(key.name),
+        );
     }
     // One record per key (a stable sort keeps the responses' order among equals).
     sort_by_key_stable(&mut observed, &mut runs);
@@ -1928,12 +2058,31 @@ fn observe_consul<'a>(
     observed
 }
 
+/// Whether a key read from Consul may be planned for. Names read from Consul end up
+/// in a request path (`DELETE /v1/config/service-defaults/:name`), in query
+/// parameters (`ns`, `partition`) and in Parameter Store names. The registrator only
+/// writes service names made of a Lambda function name and alias (1 to 193 of
+/// `[A-Za-z0-9_-]`, [`is_registrator_service_name`]) in namespaces and partitions
+/// that pass `validate_consul_name` (what the namespace and partition tags accept).
+/// Anything else cannot be ours: it gets no write and no delete, whatever its tags
+/// or service-defaults say. (The delete path is percent-encoded besides.)
+fn safe_key(key: &Key<'_>) -> bool {
+    is_registrator_service_name(key.name)
+        && [key.partition, key.namespace]
+            .into_iter()
+            .flatten()
+            .all(|v| crate::config::validate_consul_name("", v).is_ok())
+}
+
 /// Extension data decisions for one plan.
 struct ExtensionPlanner<'a> {
     prefix: Option<&'a str>,
     tier: Option<Tier>,
+    key_id: Option<&'a str>,
     observed: Option<&'a ExtensionDataState>,
-    leaves: FxMap<&'a str, &'a Leaf>,
+    /// By partition, namespace and name (absent: `default`), as a service's
+    /// [`Key::parameter_key`]: a leaf is never used for a service of another scope.
+    leaves: FxMap<(&'a str, &'a str, &'a str), &'a Leaf>,
     stored: FxMap<&'a str, Option<ExtensionData>>,
     root: Option<(&'a str, &'a str)>,
 }
@@ -1949,7 +2098,18 @@ impl<'a> ExtensionPlanner<'a> {
             ));
         }
         let leaves = state
-            .map(|s| s.leaves.iter().map(|l| (l.service.as_str(), l)).collect())
+            .map(|s| {
+                s.leaves
+                    .iter()
+                    .map(|l| {
+                        let scope = |v: &'a Option<String>| v.as_deref().unwrap_or("default");
+                        (
+                            (scope(&l.partition), scope(&l.namespace), l.service.as_str()),
+                            l,
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let stored = state
             .map(|s| {
@@ -1972,6 +2132,7 @@ impl<'a> ExtensionPlanner<'a> {
         ExtensionPlanner {
             prefix,
             tier: ctx.config.consul_extension_data_tier,
+            key_id: ctx.config.consul_extension_data_kms_key_id.as_deref(),
             observed: state,
             leaves,
             stored,
@@ -1981,14 +2142,16 @@ impl<'a> ExtensionPlanner<'a> {
 
     /// Whether extension data is wanted and observed, but the service's leaf is missing.
     fn lacks_leaf(&self, key: &Key<'_>) -> bool {
-        self.prefix.is_some() && self.observed.is_some() && !self.leaves.contains_key(key.name)
+        self.prefix.is_some()
+            && self.observed.is_some()
+            && !self.leaves.contains_key(&key.parameter_key())
     }
 
     /// The write a wanted service needs, if any, and why.
     fn put(&self, key: &Key<'_>) -> Option<(Put<'a>, String)> {
         let prefix = self.prefix?;
         self.observed?;
-        let leaf = self.leaves.get(key.name)?;
+        let leaf = self.leaves.get(&key.parameter_key())?;
         let name = key.parameter_name(prefix);
         let why = match self.stored.get(name.as_str()) {
             None => "extension data missing".to_owned(),
@@ -2010,6 +2173,7 @@ impl<'a> ExtensionPlanner<'a> {
             Put {
                 name,
                 tier: self.tier,
+                key_id: self.key_id,
                 serial: &leaf.serial_number,
             },
             why,

@@ -626,3 +626,29 @@ fn unanswered_requests_are_an_error_not_a_panic() {
     let step = engine.next(1, None);
     assert!(step.sleep.is_some() || step.send.is_some());
 }
+
+#[test]
+fn metrics_are_one_emf_document_without_function_names() {
+    let mut w = world_with(3);
+    w.tag("bad", &[("invocation-mode", "async")]);
+    let (r, _) = run(&mut w, start());
+    let m = &r.metrics;
+    let cw = &m["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(cw["Namespace"], "ConsulLambdaSync");
+    for metric in cw["Metrics"].as_array().unwrap() {
+        let name = metric["Name"].as_str().unwrap();
+        assert!(m[name].is_u64(), "{name} has a value");
+    }
+    for dims in cw["Dimensions"].as_array().unwrap() {
+        for d in dims.as_array().unwrap() {
+            assert!(m[d.as_str().unwrap()].is_string(), "dimension {d} has a value");
+        }
+    }
+    assert_eq!(m["ServicesCreated"], 3);
+    assert_eq!(m["FunctionsSeen"], 4);
+    assert_eq!(m["FunctionsInvalid"], 1);
+    assert_eq!(m["FunctionsEnabled"], 3);
+    assert_eq!(m["ConsulWrites"], 4);
+    let text = m.to_string();
+    assert!(!text.contains("f0001") && !text.contains("bad"), "{text}");
+}

@@ -825,7 +825,21 @@ fn apply_to_input(input: &mut Value, p: &Plan) {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .find(|l| l["Service"] == key.name.as_str())
+                    .find(|l| {
+                        // A leaf is for the service of its own partition and namespace.
+                        let scope = |upper: &str, lower: &str| {
+                            l[upper]
+                                .as_str()
+                                .or(l[lower].as_str())
+                                .unwrap_or("default")
+                                .to_owned()
+                        };
+                        l["Service"] == key.name.as_str()
+                            && scope("Partition", "partition")
+                                == key.partition.as_deref().unwrap_or("default")
+                            && scope("Namespace", "namespace")
+                                == key.namespace.as_deref().unwrap_or("default")
+                    })
                     .cloned();
                 let roots = ext["roots"].clone();
                 let params = ext["parameters"].as_array_mut().unwrap();

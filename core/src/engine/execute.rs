@@ -1039,6 +1039,7 @@ impl Engine {
                 let input = ExtensionDataInput {
                     name: r.name.clone(),
                     tier: r.tier,
+                    key_id: r.key_id.clone(),
                     leaf,
                     roots,
                 };

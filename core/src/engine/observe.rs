@@ -108,13 +108,8 @@ impl Engine {
                 ("region", Value::from(self.region.clone())),
             ],
         );
-        if !self.config.consul_http_ssl_verify {
-            self.log(
-                LogLevel::Warn,
-                "CONSUL_HTTP_SSL_VERIFY=false: Consul's certificate is not verified; the ACL token can be intercepted",
-                &[],
-            );
-        }
+        // Configuration warnings (e.g. TLS verification off) are repeated in every
+        // plan's warnings, and logged with them.
         if self.account.is_none() {
             self.aws("sts", "GetCallerIdentity", json!({}), Purpose::Account);
         }

@@ -216,7 +216,11 @@ pub const METRICS_NAMESPACE: &str = "ConsulLambdaSync";
 /// low-cardinality only: the trigger kind and the verdict, never a function name.
 pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
     use serde_json::{json, Map, Value};
-    let summary = r.plan.as_ref().map(|p| p.summary.clone()).unwrap_or_default();
+    let summary = r
+        .plan
+        .as_ref()
+        .map(|p| p.summary.clone())
+        .unwrap_or_default();
     let enabled = r.plan.as_ref().map_or(0, |p| {
         let mut names: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
         for s in &p.services {
@@ -270,7 +274,10 @@ pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
         }),
     );
     doc.insert("Trigger".into(), Value::from(trigger));
-    doc.insert("Verdict".into(), serde_json::to_value(r.verdict).unwrap_or(Value::Null));
+    doc.insert(
+        "Verdict".into(),
+        serde_json::to_value(r.verdict).unwrap_or(Value::Null),
+    );
     doc.insert("DryRun".into(), Value::from(r.dry_run));
     for ((name, _), v) in METRIC_NAMES.iter().zip(values) {
         doc.insert((*name).into(), Value::from(v));

@@ -115,6 +115,10 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "inventory_incomplete": PlanError,
     "function_load_failed": PlanError,
     "leaf_missing": PlanError,
+    "unsafe_consul_name": PlanError,
+    "foreign_function": PlanError,
+    "tls_verification_disabled": ConfigError,
+    "invalid_kms_key_id": ConfigError,
 }
 
 

@@ -57,6 +57,10 @@ ErrorCode = Literal[
     "leaf_missing",
     "acl_denied",
     "acl_filtered",
+    "unsafe_consul_name",
+    "foreign_function",
+    "tls_verification_disabled",
+    "invalid_kms_key_id",
 ]
 
 
@@ -111,6 +115,29 @@ class Failure(_FailureRequired, total=False):
     value: str
 
 
+class _DiagnosticInputRequired(TypedDict):
+    # The stable problem code.
+    code: ErrorCode
+    # How to fix it.
+    hint: str
+    # A sentence that says what is wrong.
+    message: str
+
+
+class DiagnosticInput(_DiagnosticInputRequired, total=False):
+    """One problem: what went wrong, where, and how to fix it. (As the core reads it.)
+
+    Other keys are accepted and ignored.
+    """
+
+    # The Lambda function concerned, when there is one (its ARN).
+    function: Optional[str]
+    # The tag key, configuration key or input path at fault.
+    key: Optional[str]
+    # The offending value (cut to 200 characters).
+    value: Optional[str]
+
+
 class ConfigInput(TypedDict, total=False):
     """The raw configuration, every field optional: the typed-object form (camelCase)."""
 
@@ -124,6 +151,8 @@ class ConfigInput(TypedDict, total=False):
     consulClientCert: Optional[str]
     # `CONSUL_CLIENT_KEY`: a client key file.
     consulClientKey: Optional[str]
+    # `CONSUL_EXTENSION_DATA_KMS_KEY_ID`: the customer KMS key that encrypts extension data.
+    consulExtensionDataKmsKeyId: Optional[str]
     # `CONSUL_EXTENSION_DATA_PREFIX`.
     consulExtensionDataPrefix: Optional[str]
     # `CONSUL_EXTENSION_DATA_TIER`.
@@ -158,6 +187,9 @@ class ConfigInput(TypedDict, total=False):
     syncFrequencyInMinutes: Optional[int]
     # Deployment: the registrator's timeout in seconds.
     timeout: Optional[int]
+    # Ignored: accepted so that a `Config` (which lists its warnings) can be passed back as input;
+    # the warnings are worked out again.
+    warnings: Optional[list[DiagnosticInput]]
 
 
 # Parameter Store tier for extension data.
@@ -219,8 +251,14 @@ class _ConfigRequired(TypedDict):
 class Config(_ConfigRequired, total=False):
     """A validated configuration with every default applied."""
 
+    # KMS key (ID, ARN, alias name or alias ARN) that encrypts extension data (`None`: the account's
+    # `alias/aws/ssm`).
+    consulExtensionDataKmsKeyId: str
     # Parameter Store tier for extension data larger than 4096 bytes (`None`: the account default).
     consulExtensionDataTier: Tier
+    # Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`): hosts log them
+    # on every invocation; the planner repeats them in the plan.
+    warnings: list[Diagnostic]
 
 
 # How Envoy invokes the function.
@@ -523,16 +561,18 @@ class ConsulState(TypedDict, total=False):
 
 
 class Leaf(TypedDict, total=False):
-    """`GET /v1/agent/connect/ca/leaf/:service`.
+    """`GET /v1/agent/connect/ca/leaf/:service`. The planner uses a leaf only for the service of its
+    own partition, namespace and name (absent: `default`): hosts set `partition` and `namespace`
+    (or Consul Enterprise's `Partition` and `Namespace`) to those of the request they made.
 
     Other keys are accepted and ignored.
     """
 
     # Certificate PEM.
     CertPEM: str
-    # Namespace (Enterprise).
+    # Namespace (Enterprise; absent: `default`).
     Namespace: Optional[str]
-    # Partition (Enterprise).
+    # Partition (Enterprise; absent: `default`).
     Partition: Optional[str]
     # Private key PEM (a secret: never printed, never put in a plan).
     PrivateKeyPEM: str
@@ -765,6 +805,8 @@ class _SsmRequestRequired(TypedDict):
 class SsmRequest(_SsmRequestRequired, total=False):
     """A Parameter Store call."""
 
+    # For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`).
+    keyId: str
     # The tier to use when the value exceeds 4096 bytes.
     tier: Tier
 
@@ -879,6 +921,8 @@ class _ExtensionDataInputRequired(TypedDict):
 class ExtensionDataInput(_ExtensionDataInputRequired, total=False):
     """Input of `extension_data_parameter`: what a host fetched for one service."""
 
+    # The customer KMS key (from the plan's operation), when one is configured.
+    keyId: Optional[str]
     # The tier for values over 4096 bytes (from the plan's operation).
     tier: Optional[Tier]
 
@@ -899,6 +943,8 @@ class PutParameter(_PutParameterRequired, total=False):
     print it.
     """
 
+    # The customer KMS key; absent: the account's `alias/aws/ssm`.
+    KeyId: str
     # Present only when the value exceeds 4096 bytes.
     Tier: _Tier
 
@@ -1030,6 +1076,9 @@ class _SyncResultRequired(TypedDict):
     inventory: InventoryReport
     # One line that says what happened.
     message: str
+    # The invocation's metrics as a CloudWatch Embedded Metric Format document: the host sets
+    # `_aws.Timestamp` (wall clock, ms) and prints it as one line.
+    metrics: Any
     # Whether the invocation succeeded (the Lambda handler raises when not).
     ok: bool
     # Counts of `outcomes`.
