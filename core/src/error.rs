@@ -118,6 +118,8 @@ codes! {
     TlsVerificationDisabled => "tls_verification_disabled",
     /// CONSUL_EXTENSION_DATA_KMS_KEY_ID is not a KMS key ID, key ARN, alias name or alias ARN.
     InvalidKmsKeyId => "invalid_kms_key_id",
+    /// A reviewed plan no longer matches Consul or Lambda: an object or function it touches changed.
+    PlanStale => "plan_stale",
 }
 
 impl fmt::Display for Code {

@@ -55,4 +55,6 @@ pub fn register(r: &mut impl Registry) {
     r.input::<engine::Start>();
     r.output::<engine::wire::Step>();
     r.input::<engine::wire::Answer>();
+    // A plan file is what a dry run wrote (the output shape).
+    r.output::<engine::review::ReviewedPlan>();
 }

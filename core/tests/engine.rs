@@ -641,7 +641,10 @@ fn metrics_are_one_emf_document_without_function_names() {
     }
     for dims in cw["Dimensions"].as_array().unwrap() {
         for d in dims.as_array().unwrap() {
-            assert!(m[d.as_str().unwrap()].is_string(), "dimension {d} has a value");
+            assert!(
+                m[d.as_str().unwrap()].is_string(),
+                "dimension {d} has a value"
+            );
         }
     }
     assert_eq!(m["ServicesCreated"], 3);
@@ -651,4 +654,91 @@ fn metrics_are_one_emf_document_without_function_names() {
     assert_eq!(m["ConsulWrites"], 4);
     let text = m.to_string();
     assert!(!text.contains("f0001") && !text.contains("bad"), "{text}");
+}
+
+fn reviewed_from(r: &SyncResult) -> consul_lambda_sync::engine::review::ReviewedPlan {
+    serde_json::from_value(json!({"plan": r.plan, "basis": r.basis})).unwrap()
+}
+
+#[test]
+fn a_reviewed_plan_is_applied_exactly_or_refused() {
+    let mut w = world_with(3);
+    run(&mut w, start());
+    w.tag("f0001", &[("invocation-mode", "ASYNCHRONOUS")]);
+    w.functions.remove(&arn("f0002"));
+    let mut s = start();
+    s.dry_run = Some(true);
+    let (dry, _) = run(&mut w, s);
+    let basis = dry.basis.clone().unwrap();
+    assert!(basis
+        .objects
+        .iter()
+        .any(|o| o.service.name == "f0001" && o.modify_index.is_some()));
+    assert!(basis
+        .functions
+        .iter()
+        .any(|f| f.arn == arn("f0002") && f.tags.is_none()));
+
+    // Unrelated changes (another function appears) do not matter: exactly the reviewed plan runs.
+    w.tag("unrelated", &[]);
+    let mut s = start();
+    s.reviewed = Some(reviewed_from(&dry));
+    let (r, _) = run(&mut w, s);
+    assert!(r.ok, "{}", r.message);
+    assert!(
+        !w.services.contains_key("unrelated"),
+        "not in the reviewed plan"
+    );
+    assert!(!w.services.contains_key("f0002"));
+    assert_eq!(
+        w.entries["f0001"].1["EnvoyExtensions"][0]["Arguments"]["invocationMode"],
+        "asynchronous"
+    );
+
+    // A touched object moved: refused, naming it, nothing written.
+    let mut w2 = world_with(3);
+    run(&mut w2, start());
+    w2.functions.remove(&arn("f0000"));
+    let mut s = start();
+    s.dry_run = Some(true);
+    let (dry, _) = run(&mut w2, s);
+    w2.entries.get_mut("f0000").unwrap().0 += 5;
+    w2.seen.clear();
+    let mut s = start();
+    s.reviewed = Some(reviewed_from(&dry));
+    let (r, _) = run(&mut w2, s);
+    assert!(!r.ok);
+    assert_eq!(w2.writes(), 0);
+    let f = r.failure.unwrap();
+    assert_eq!(f.code.as_str(), "plan_stale");
+    assert!(f.message.contains("f0000"), "{}", f.message);
+}
+
+#[test]
+fn prune_removes_what_the_registrator_manages_and_nothing_else() {
+    let mut w = world_with(15);
+    run(&mut w, start());
+    // Someone else's entry and an unmanaged service stay.
+    w.entries.insert(
+        "human".into(),
+        (
+            99,
+            json!({"Kind": "service-defaults", "Name": "human", "Protocol": "http"}),
+        ),
+    );
+    w.services.insert("web".into(), (98, vec![]));
+    w.seen.clear();
+    let mut s = start();
+    s.prune = Some(true);
+    let (r, _) = run(&mut w, s);
+    assert!(r.ok, "{}", r.message);
+    assert!(
+        !w.seen
+            .iter()
+            .any(|x| x.contains("GetResources") || x.contains("GetFunction")),
+        "{:?}",
+        w.seen
+    );
+    assert_eq!(w.services.keys().collect::<Vec<_>>(), vec!["web"]);
+    assert_eq!(w.entries.keys().collect::<Vec<_>>(), vec!["human"]);
 }

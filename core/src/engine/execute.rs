@@ -64,10 +64,63 @@ fn norm(v: Option<&str>) -> String {
 
 /// The observed ModifyIndex of every object a write may touch.
 #[derive(Debug, Default)]
-struct CasIndex {
-    entries: BTreeMap<ObjectKey, Option<u64>>,
-    services: BTreeMap<ObjectKey, Option<u64>>,
+pub(crate) struct CasIndex {
+    pub(crate) entries: BTreeMap<ObjectKey, Option<u64>>,
+    pub(crate) services: BTreeMap<ObjectKey, Option<u64>>,
     nodes: BTreeSet<Scope>,
+    local_dc: String,
+}
+
+impl CasIndex {
+    /// Indexes the observed scopes (`local_dc`: the datacenter of a scope without one).
+    pub(crate) fn new(scopes: &[crate::plan::ConsulScope], local_dc: &str) -> Self {
+        let mut index = CasIndex {
+            local_dc: local_dc.to_owned(),
+            ..CasIndex::default()
+        };
+        for scope in scopes {
+            let dc = scope
+                .datacenter
+                .clone()
+                .unwrap_or_else(|| local_dc.to_owned());
+            let part = scope.partition.as_deref();
+            for e in scope.service_defaults.iter().flatten() {
+                let key = (
+                    dc.clone(),
+                    norm(e.partition.as_deref().or(part)),
+                    norm(e.namespace.as_deref()),
+                    e.name.clone(),
+                );
+                index.entries.insert(key, e.modify_index);
+            }
+            if let Some(ns) = &scope.node_services {
+                index.nodes.insert((dc.clone(), norm(part)));
+                for s in ns.services.iter() {
+                    let key = (
+                        dc.clone(),
+                        norm(s.partition.as_deref().or(part)),
+                        norm(s.namespace.as_deref()),
+                        s.id.clone(),
+                    );
+                    index.services.insert(key, s.modify_index);
+                }
+            }
+        }
+        index
+    }
+
+    /// The key of the object `name` in the scope of `service`.
+    pub(crate) fn key_of(&self, service: &ServiceKey, name: &str) -> ObjectKey {
+        (
+            service
+                .datacenter
+                .clone()
+                .unwrap_or_else(|| self.local_dc.clone()),
+            norm(service.partition.as_deref()),
+            norm(service.namespace.as_deref()),
+            name.to_owned(),
+        )
+    }
 }
 
 /// The execution of a plan.
@@ -127,35 +180,7 @@ impl Execution {
         for (i, op) in ops.iter().enumerate() {
             prev.push(last.insert(&op.service, i));
         }
-        let mut index = CasIndex::default();
-        for scope in scopes {
-            let dc = scope
-                .datacenter
-                .clone()
-                .unwrap_or_else(|| local_dc.to_owned());
-            let part = scope.partition.as_deref();
-            for e in scope.service_defaults.iter().flatten() {
-                let key = (
-                    dc.clone(),
-                    norm(e.partition.as_deref().or(part)),
-                    norm(e.namespace.as_deref()),
-                    e.name.clone(),
-                );
-                index.entries.insert(key, e.modify_index);
-            }
-            if let Some(ns) = &scope.node_services {
-                index.nodes.insert((dc.clone(), norm(part)));
-                for s in ns.services.iter() {
-                    let key = (
-                        dc.clone(),
-                        norm(s.partition.as_deref().or(part)),
-                        norm(s.namespace.as_deref()),
-                        s.id.clone(),
-                    );
-                    index.services.insert(key, s.modify_index);
-                }
-            }
-        }
+        let index = CasIndex::new(scopes, local_dc);
         let n = ops.len();
         Execution {
             status: vec![OpStatus::Planned; n],
@@ -172,15 +197,7 @@ impl Execution {
     }
 
     fn key_of(&self, service: &ServiceKey, name: &str) -> ObjectKey {
-        (
-            service
-                .datacenter
-                .clone()
-                .unwrap_or_else(|| self.local_dc.clone()),
-            norm(service.partition.as_deref()),
-            norm(service.namespace.as_deref()),
-            name.to_owned(),
-        )
+        self.index.key_of(service, name)
     }
 
     fn scope_of(&self, service: &ServiceKey) -> Scope {
@@ -294,12 +311,7 @@ impl Engine {
         }
         if self.exec.is_none() {
             let Some(plan) = &self.plan else { return true };
-            let local = self
-                .obs
-                .local_dc
-                .clone()
-                .or_else(|| self.config.datacenter.clone())
-                .unwrap_or_default();
+            let local = self.local_datacenter();
             self.exec = Some(Execution::new(
                 plan.operations.clone(),
                 &self.obs.scopes,

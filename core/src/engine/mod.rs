@@ -16,6 +16,7 @@
 mod execute;
 mod observe;
 pub mod outcome;
+pub mod review;
 pub mod wire;
 
 use crate::config::{parse_bool, Config, ConfigInput, LogLevel};
@@ -65,6 +66,12 @@ pub struct Start {
     /// Seeds backoff jitter.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Plans the removal of everything the registrator manages (`prune`).
+    #[serde(default)]
+    pub prune: Option<bool>,
+    /// Applies exactly this reviewed plan, or refuses if what it touches moved.
+    #[serde(default)]
+    pub reviewed: Option<review::ReviewedPlan>,
 }
 
 /// What a pending request is for.
@@ -127,6 +134,8 @@ pub(crate) struct Stop {
 pub struct Engine {
     config: Config,
     config_input: ConfigInput,
+    prune: bool,
+    reviewed: Option<review::ReviewedPlan>,
     trigger: Trigger,
     account: Option<String>,
     region: String,
@@ -232,6 +241,8 @@ impl Engine {
             log_level: config.log_level,
             config,
             config_input,
+            prune: start.prune.unwrap_or(false),
+            reviewed: start.reviewed.clone(),
             trigger: Trigger::FullSync,
             account: start.account_id.clone().filter(|a| !a.is_empty()),
             region: start.region.clone(),
@@ -296,6 +307,15 @@ impl Engine {
             (Some(event), None) => classify_event(event).map_err(Failure::from),
             (None, Some(f)) => self.function_trigger(f),
             (None, None) => Ok(Trigger::FullSync),
+        };
+        let trigger = match trigger {
+            Ok(t) if self.prune && t != Trigger::FullSync => Err(Diagnostic::new(
+                Code::InvalidInput,
+                "pruning removes everything the registrator manages: it takes no event or function",
+                "drop `event` and `function`",
+            )
+            .into()),
+            other => other,
         };
         match trigger {
             Ok(t) => self.trigger = t,
@@ -745,8 +765,15 @@ impl Engine {
             partial,
             duration_ms,
             failure,
+            basis: None,
             metrics: Value::Null,
         });
+        if self.dry_run {
+            let basis = self.plan.as_ref().map(|p| self.basis(p));
+            if let Some(r) = self.result.as_mut() {
+                r.basis = basis;
+            }
+        }
         if let Some(r) = self.result.as_mut() {
             r.metrics = outcome::metrics_document(r);
         }
@@ -835,6 +862,17 @@ impl Engine {
             ),
             None,
         )
+    }
+}
+
+impl Engine {
+    /// The datacenter of a scope without one: the agent's, else `DATACENTER`.
+    pub(crate) fn local_datacenter(&self) -> String {
+        self.obs
+            .local_dc
+            .clone()
+            .or_else(|| self.config.datacenter.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -45,6 +45,10 @@ pub(crate) struct Observation {
 }
 
 impl Observation {
+    pub(crate) fn functions(&self) -> &[LambdaFunction] {
+        &self.functions
+    }
+
     pub(crate) fn report(&self) -> InventoryReport {
         InventoryReport {
             complete: self.incomplete.is_none(),
@@ -197,6 +201,8 @@ impl Engine {
             }
         }
         match self.trigger.clone() {
+            // Pruning takes every function as gone: no inventory.
+            _ if self.prune => {}
             Trigger::Function { arn, .. } => self.get_function(arn, false),
             _ => self.tagging_page(None),
         }
@@ -656,8 +662,14 @@ impl Engine {
         } else {
             None
         };
+        let mut config = self.config_input.clone();
+        let mut confirmed_absent = self.obs.confirmed_absent.clone();
+        if self.prune {
+            config.allow_mass_deregistration = Some(true);
+            confirmed_absent = self.owned_arns();
+        }
         PlanInput {
-            config: self.config_input.clone(),
+            config,
             trigger: self.trigger.clone(),
             inventory: Inventory {
                 account_id: self.account.clone().unwrap_or_default(),
@@ -665,7 +677,7 @@ impl Engine {
                 complete: self.obs.incomplete.is_none(),
                 functions: self.obs.functions.clone(),
                 failed: self.obs.failed.clone(),
-                confirmed_absent: self.obs.confirmed_absent.clone(),
+                confirmed_absent,
             },
             consul: ConsulState {
                 local_datacenter: self.obs.local_dc.clone(),
@@ -714,7 +726,41 @@ impl Engine {
         }
         self.log_plan(&made);
         self.plan = Some(made);
+        if let Some(reviewed) = self.reviewed.take() {
+            self.adopt_reviewed(reviewed);
+        }
         true
+    }
+
+    /// Replaces the plan by the reviewed one, or stops if what it touches moved.
+    fn adopt_reviewed(&mut self, mut reviewed: super::review::ReviewedPlan) {
+        let moved = self.moved(&reviewed);
+        if !moved.is_empty() {
+            let d = Diagnostic::new(
+                Code::PlanStale,
+                format!("the reviewed plan is stale: {}", moved.join("; ")),
+                "plan again (plan --out FILE), review, and apply the new plan",
+            )
+            .key("plan");
+            self.stop_with(Verdict::Failed, d.message.clone(), Some(d.into()));
+            return;
+        }
+        // Deletions the fresh observation confirmed may run.
+        for op in &mut reviewed.plan.operations {
+            if op
+                .confirm_absent
+                .as_ref()
+                .is_some_and(|a| self.obs.confirmed_absent.contains(a))
+            {
+                op.confirm_absent = None;
+            }
+        }
+        self.log(
+            LogLevel::Info,
+            "applying the reviewed plan",
+            &[("operations", Value::from(reviewed.plan.operations.len()))],
+        );
+        self.plan = Some(reviewed.plan);
     }
 
     fn leaf(&mut self, key: ServiceKey) {

@@ -185,6 +185,9 @@ pub struct SyncResult {
     /// The failure behind `invalid_config` or another stop, with every problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// In a dry run: what the plan was computed from (`plan --out` writes it with the plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<super::review::PlanBasis>,
     /// The invocation's metrics as a CloudWatch Embedded Metric Format document:
     /// the host sets `_aws.Timestamp` (wall clock, ms) and prints it as one line.
     pub metrics: serde_json::Value,
