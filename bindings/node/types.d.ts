@@ -47,7 +47,8 @@ export type ErrorCode =
   | 'unsafe_consul_name'
   | 'foreign_function'
   | 'tls_verification_disabled'
-  | 'invalid_kms_key_id';
+  | 'invalid_kms_key_id'
+  | 'plan_stale';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -811,10 +812,48 @@ export interface Start {
   event?: unknown;
   /** One function by name or ARN instead of an event. */
   function?: string | null;
+  /** Plans the removal of everything the registrator manages (`prune`). */
+  prune?: boolean | null;
   /** The registrator's region. */
   region: string;
+  /**
+   * Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out` wrote), or refuses if
+   * what it touches moved.
+   */
+  reviewed?: unknown;
   /** Seeds backoff jitter. */
   seed?: number | null;
+}
+
+/** A function a plan concerns, as it was observed. */
+export interface ObservedFunction {
+  /** Its unqualified ARN. */
+  arn: string;
+  /** Its tags; `None`: it was not listed. */
+  tags: Record<string, string> | null;
+}
+
+/** What kind of Consul object. */
+export type ObjectKind = 'serviceDefaults' | 'catalogService';
+
+/** A Consul object a plan touches, as it was observed. */
+export interface ObservedObject {
+  /** The kind. */
+  kind: ObjectKind;
+  /** Its `ModifyIndex`, when it existed. */
+  modifyIndex?: number;
+  /** Whether it existed. */
+  present: boolean;
+  /** Where it lives; `name` is the entry name or the service ID. */
+  service: ServiceKey;
+}
+
+/** What a plan was computed from. */
+export interface PlanBasis {
+  /** Every function an operation concerns. */
+  functions: ObservedFunction[];
+  /** Every object an operation touches. */
+  objects: ObservedObject[];
 }
 
 /** What the Lambda inventory held. */
@@ -904,6 +943,8 @@ export type Verdict =
 
 /** The result of one invocation. */
 export interface SyncResult {
+  /** In a dry run: what the plan was computed from (`plan --out` writes it with the plan). */
+  basis?: PlanBasis;
   /** Whether nothing was to be changed. */
   dryRun: boolean;
   /** Milliseconds from the first step to the last (by the host's clock). */
@@ -1033,6 +1074,14 @@ export interface Answer {
   ok?: unknown;
   /** Consul: the HTTP status. */
   status?: number | null;
+}
+
+/** A plan reviewed by a person, to be applied exactly. */
+export interface ReviewedPlan {
+  /** What it was computed from. */
+  basis: PlanBasis;
+  /** The plan. */
+  plan: Plan;
 }
 
 /** The functions the JSON API (`call`) knows, by name. */

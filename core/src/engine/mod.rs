@@ -69,8 +69,10 @@ pub struct Start {
     /// Plans the removal of everything the registrator manages (`prune`).
     #[serde(default)]
     pub prune: Option<bool>,
-    /// Applies exactly this reviewed plan, or refuses if what it touches moved.
+    /// Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out`
+    /// wrote), or refuses if what it touches moved.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<serde_json::Value>"))]
     pub reviewed: Option<review::ReviewedPlan>,
 }
 

@@ -61,6 +61,7 @@ ErrorCode = Literal[
     "foreign_function",
     "tls_verification_disabled",
     "invalid_kms_key_id",
+    "plan_stale",
 ]
 
 
@@ -969,8 +970,51 @@ class Start(_StartRequired, total=False):
     event: Any
     # One function by name or ARN instead of an event.
     function: Optional[str]
+    # Plans the removal of everything the registrator manages (`prune`).
+    prune: Optional[bool]
+    # Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out` wrote), or refuses if
+    # what it touches moved.
+    reviewed: Any
     # Seeds backoff jitter.
     seed: Optional[int]
+
+
+class ObservedFunction(TypedDict):
+    """A function a plan concerns, as it was observed."""
+
+    # Its unqualified ARN.
+    arn: str
+    # Its tags; `None`: it was not listed.
+    tags: Optional[dict[str, str]]
+
+
+# What kind of Consul object.
+ObjectKind = Literal["serviceDefaults", "catalogService"]
+
+
+class _ObservedObjectRequired(TypedDict):
+    # The kind.
+    kind: ObjectKind
+    # Whether it existed.
+    present: bool
+    # Where it lives; `name` is the entry name or the service ID.
+    service: ServiceKey
+
+
+class ObservedObject(_ObservedObjectRequired, total=False):
+    """A Consul object a plan touches, as it was observed."""
+
+    # Its `ModifyIndex`, when it existed.
+    modifyIndex: int
+
+
+class PlanBasis(TypedDict):
+    """What a plan was computed from."""
+
+    # Every function an operation concerns.
+    functions: list[ObservedFunction]
+    # Every object an operation touches.
+    objects: list[ObservedObject]
 
 
 class _InventoryReportRequired(TypedDict):
@@ -1098,6 +1142,8 @@ class _SyncResultRequired(TypedDict):
 class SyncResult(_SyncResultRequired, total=False):
     """The result of one invocation."""
 
+    # In a dry run: what the plan was computed from (`plan --out` writes it with the plan).
+    basis: PlanBasis
     # The failure behind `invalid_config` or another stop, with every problem.
     failure: Failure
     # The plan, when one was made.
@@ -1220,6 +1266,15 @@ class Answer(_AnswerRequired, total=False):
     ok: Any
     # Consul: the HTTP status.
     status: Optional[int]
+
+
+class ReviewedPlan(TypedDict):
+    """A plan reviewed by a person, to be applied exactly."""
+
+    # What it was computed from.
+    basis: PlanBasis
+    # The plan.
+    plan: Plan
 
 
 # The functions the JSON API (`call`) knows, by name.
