@@ -238,7 +238,8 @@ async function fakeConsul() {
         const { Verb, Service: s } = op.Service;
         const id = s.ID || s.Service;
         const cur = st.services.get(id);
-        if ((Verb === 'cas' || Verb === 'delete-cas') && (cur ? cur.ModifyIndex : 0) !== s.ModifyIndex) errors.push({ OpIndex: i, What: 'index is stale' });
+        if (s.ID && !s.Service) errors.push({ OpIndex: i, What: 'Must provide service name (Service.Service) when service ID is provided' });
+        else if ((Verb === 'cas' || Verb === 'delete-cas') && (cur ? cur.ModifyIndex : 0) !== s.ModifyIndex) errors.push({ OpIndex: i, What: 'index is stale' });
       });
       if (errors.length) return send(409, { Errors: errors, Results: null });
       for (const op of json) {
