@@ -189,7 +189,7 @@ test('aws transport: default SDK clients are made lazily with maxAttempts 1', as
 
 /** Consul's catalog and config entries in memory, with ModifyIndex, check-and-set and /v1/txn. */
 async function fakeConsul() {
-  const st = { index: 10, node: null, services: new Map(), entries: new Map(), log: [], failOn: null, inFlight: 0, peak: 0, requests: 0, urls: [] };
+  const st = { applied: [], index: 10, node: null, services: new Map(), entries: new Map(), log: [], failOn: null, inFlight: 0, peak: 0, requests: 0, urls: [] };
   const srv = await serve(async (req, res) => {
     st.requests++;
     st.inFlight++;
@@ -201,7 +201,10 @@ async function fakeConsul() {
     const m = `${req.method} ${u.pathname}`;
     st.urls.push(`${req.method} ${req.url}`);
     const json = body ? JSON.parse(body) : undefined;
-    const send = (status, v) => res.writeHead(status, { 'content-type': 'application/json', 'x-consul-index': String(st.index) }).end(JSON.stringify(v));
+    const drop = st.dropAnswer && st.dropAnswer(req.method, u.pathname, json);
+    const send = (status, v) => drop
+      ? res.socket.destroy() // applied, but the answer is lost
+      : res.writeHead(status, { 'content-type': 'application/json', 'x-consul-index': String(st.index) }).end(JSON.stringify(v));
     if (req.method !== 'GET' && m !== 'PUT /v1/txn') st.log.push(`${m} ${json?.Name || ''}`.trim());
     if (st.failOn && st.failOn(req.method, u.pathname, json)) return send(500, 'rpc error');
     if (m === 'GET /v1/agent/self') return send(200, { Config: { Datacenter: 'dc1' } });
@@ -214,11 +217,13 @@ async function fakeConsul() {
       const e = st.entries.get(decodeURIComponent(u.pathname.split('/').pop()));
       return e ? send(200, e) : send(404, 'not found');
     }
+    st.beforeWrite?.(req.method, u.pathname, json);
     const cas = u.searchParams.get('cas');
     if (m === 'PUT /v1/config') {
       const cur = st.entries.get(json.Name);
       if (cas !== null && Number(cas) !== (cur ? cur.ModifyIndex : 0)) return send(200, false);
       st.entries.set(json.Name, { ...json, ModifyIndex: ++st.index });
+      st.applied.push(`PUT /v1/config ${json.Name}`);
       return send(200, true);
     }
     if (m.startsWith('DELETE /v1/config/service-defaults/')) {
@@ -423,6 +428,47 @@ test('a failed operation (after the engine retries it) stops that service only, 
   assert.ok(consul.log.filter((l) => l === 'PUT /v1/config b').length > 1, 'retried');
   assert.deepEqual([...consul.services.keys()].sort(), ['a', 'c']);
   assert.ok(lines.some((l) => JSON.parse(l).level === 'error'));
+}));
+
+test('a write whose answer is lost is checked (check-and-set resend, read back), never applied twice', () => withConsul(async (consul) => {
+  consul.seedManaged('old', arn('old'));
+  const lost = new Set();
+  consul.dropAnswer = (method, p) => {
+    const k = `${method} ${p}`;
+    if (method === 'GET' || lost.has(k)) return false;
+    lost.add(k);
+    return true;
+  };
+  const aws = fakeAws({ pages: [[mapping('new', enabled)]], functions: {} });
+  const { host } = hostWith({ consul, aws });
+  const res = await host.handler(schedule, {});
+  assert.equal(res.operations.ok, 4, JSON.stringify(res.outcomes));
+  assert.deepEqual([...lost].sort(), ['DELETE /v1/config/service-defaults/old', 'PUT /v1/config', 'PUT /v1/txn']);
+  assert.deepEqual([...consul.services.keys()], ['new']);
+  assert.deepEqual([...consul.entries.keys()], ['new']);
+  // The config write is resent with the same ?cas= (a miss, then a read shows it applied).
+  assert.deepEqual(consul.applied, ['PUT /v1/config new'], consul.log.join('\n'));
+}));
+
+test('a check-and-set miss leaves the service as it is for the next sync, and is no failure', () => withConsul(async (consul) => {
+  consul.seedManaged('x', arn('x-old'));
+  let bumped = false;
+  consul.beforeWrite = (method, p, body) => {
+    if (!bumped && method === 'PUT' && p === '/v1/config' && body.Name === 'x') {
+      bumped = true;
+      consul.entries.get('x').ModifyIndex = ++consul.index; // someone else wrote it
+    }
+  };
+  const aws = fakeAws({ pages: [[mapping('x', enabled)]] });
+  const { host } = hostWith({ consul, aws });
+  const res = await host.handler(schedule, {});
+  assert.equal(res.ok, true);
+  assert.equal(res.operations.conflicts >= 1, true, JSON.stringify(res.outcomes));
+  assert.match(res.message, /check-and-set conflict/);
+  assert.equal(consul.entries.get('x').EnvoyExtensions[0].Arguments.ARN, arn('x-old'), 'left as it is');
+  const next = await host.handler(schedule, {});
+  assert.equal(next.operations.conflicts, 0);
+  assert.ok(JSON.stringify(consul.entries.get('x')).includes(`${arn('x')}"`), 'updated by the next sync');
 }));
 
 test('requests are bounded: at most `concurrency` in flight', () => withConsul(async (consul) => {
