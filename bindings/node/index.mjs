@@ -6,6 +6,7 @@ const cls = require('./index.js');
 
 export const {
   backend,
+  Engine,
   ConsulLambdaSyncError,
   call,
   version,

@@ -300,8 +300,8 @@ test('the exported Lambda handler runs a full sync (process.env, STS for the acc
   try {
     const { handler } = require('../host');
     const res = await handler(scheduleEvent(), {});
-    assert.equal(res.failed.length, 0);
-    assert.equal(res.summary.create, 1);
+    assert.equal(res.operations.failed, 0);
+    assert.equal(res.plan.summary.create, 1);
   } finally {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
@@ -316,9 +316,11 @@ test('dry run plans and changes nothing', async () => {
   const out = await invoke(scheduleEvent(), { DRY_RUN: 'true' });
   assert.equal(out.error, undefined);
   assert.equal(out.result.dryRun, true);
-  assert.equal(out.result.summary.create, 1);
-  assert.equal(out.result.executed, 0);
-  assert.ok(out.lines.some((l) => JSON.parse(l).msg === 'dry run: nothing changed'));
+  assert.equal(out.result.plan.summary.create, 1);
+  assert.equal(out.result.operations.ok, 0);
+  assert.equal(out.result.requests.consul.writes, 0);
+  assert.match(out.result.message, /dry run, nothing changed/);
+  assert.ok(out.lines.some((l) => JSON.parse(l).msg === 'sync finished' && JSON.parse(l).dryRun === true));
   const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
   assert.ok(ns.status === 404 || !ns.body || (ns.body.Services || []).length === 0);
 });
@@ -332,17 +334,20 @@ test('the read budget of a steady full sync: one tagging page and a handful of C
   assert.equal(first.error, undefined);
   const steady = await invoke(scheduleEvent(), {});
   assert.equal(steady.error, undefined);
-  assert.equal(steady.result.summary.operations, 0);
-  assert.equal(steady.result.tagPages, 1);
-  // agent/self, catalog/datacenters, node-services, service-defaults.
-  assert.equal(steady.result.consulRequests, 4);
+  assert.equal(steady.result.plan.summary.operations, 0);
+  assert.equal(steady.result.inventory.pages, 1);
+  // agent/self, catalog/datacenters, node-services, service-defaults; no write.
+  assert.equal(steady.result.requests.consul.reads, 4);
+  assert.equal(steady.result.requests.consul.writes, 0);
 });
 
-test('an unreachable Consul makes the handler throw, after retries', async () => {
+test('an unreachable Consul makes the handler throw (verdict unreachable), after the engine retries', async () => {
   const started = Date.now();
   const out = await invoke(scheduleEvent(), { CONSUL_HTTP_ADDR: 'http://127.0.0.1:9', CONSUL_TIMEOUT_MS: '500' });
   assert.ok(out.error, 'the handler must throw');
-  assert.match(out.error.message, /connection|ECONNREFUSED|fetch failed/i);
+  assert.equal(out.error.verdict, 'unreachable');
+  assert.match(out.error.message, /connection|ECONNREFUSED/i);
+  assert.ok(out.error.result.requests.consul.reads > 2, 'the engine retried');
   assert.ok(Date.now() - started < 30000);
 });
 

@@ -1,7 +1,9 @@
-// Unit tests of the Node host with fakes: the Consul HTTP client (retries,
-// backoff, token header, TLS with a CA, timeouts) against local HTTP servers,
-// and the sync logic (incomplete inventory, confirmations, ordering,
-// concurrency, failures) against in-memory Consul and AWS.
+// Unit tests of the Node host, a transport for the core's sync engine: the
+// engine's requests carried to a fake Consul HTTP server (token header, raw
+// paths, query encoding, TLS with a CA, timeouts, transport errors, keep-alive)
+// and to fake AWS clients (secrets kept, errors mapped), and the sync as the
+// engine drives it (incomplete inventory, confirmations, ordering through
+// check-and-set transactions, bounded concurrency, failures, the verdict).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -13,8 +15,9 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { ConsulClient, createHost, createLogger, RegistratorError } = require('../host');
-const { backoffDelay, runBounded } = require('../host/retry');
+const { createHost, createLogger, RegistratorError } = require('../host');
+const { createConsulTransport } = require('../host/consul');
+const { createAwsTransport } = require('../host/aws');
 const tagging = require('@aws-sdk/client-resource-groups-tagging-api');
 const lambdaSdk = require('@aws-sdk/client-lambda');
 const ssmSdk = require('@aws-sdk/client-ssm');
@@ -29,97 +32,68 @@ async function serve(handler, { tls } = {}) {
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address();
-  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+  return {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
+  };
 }
 
-// ---------------------------------------------------------------------------
-// Retry helpers.
-
-test('backoffDelay: full jitter within an exponential ceiling, capped', () => {
-  assert.equal(backoffDelay(1, { random: () => 0.999999, baseDelayMs: 100 }), 99);
-  assert.equal(backoffDelay(3, { random: () => 0.999999, baseDelayMs: 100 }), 399);
-  assert.equal(backoffDelay(20, { random: () => 0.999999, baseDelayMs: 100, maxDelayMs: 1000 }), 999);
-  assert.equal(backoffDelay(5, { random: () => 0 }), 0);
-});
-
-test('runBounded: never more than the limit in flight, results in order', async () => {
-  let inFlight = 0;
-  let peak = 0;
-  const tasks = Array.from({ length: 12 }, (_, i) => async () => {
-    inFlight++;
-    peak = Math.max(peak, inFlight);
-    await new Promise((r) => setTimeout(r, 5 + (i % 3)));
-    inFlight--;
-    if (i === 4) throw new Error('boom');
-    return i;
-  });
-  const res = await runBounded(tasks, 3);
-  assert.equal(peak, 3);
-  assert.deepEqual(res.map((r) => (r.ok ? r.value : 'err')), [0, 1, 2, 3, 'err', 5, 6, 7, 8, 9, 10, 11]);
-});
+const readBody = (req) => new Promise((r) => { let s = ''; req.on('data', (c) => (s += c)); req.on('end', () => r(s)); });
 
 // ---------------------------------------------------------------------------
-// Consul client.
+// Consul transport.
 
-test('ConsulClient retries 429 and 5xx with backoff, sends the token header, and succeeds', async () => {
+test('consul transport: token header, the raw path byte for byte, encoded query, lower-case headers', async () => {
   const seen = [];
-  const srv = await serve((req, res) => {
-    seen.push({ url: req.url, token: req.headers['x-consul-token'] });
-    if (seen.length === 1) return res.writeHead(503).end('unavailable');
-    if (seen.length === 2) return res.writeHead(429).end('slow down');
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"Config":{"Datacenter":"dc9"}}');
+  const srv = await serve(async (req, res) => {
+    seen.push({ url: req.url, token: req.headers['x-consul-token'], type: req.headers['content-type'], body: await readBody(req) });
+    res.writeHead(200, { 'X-Consul-Index': '17', 'Retry-After': '1' }).end('{"ok":true}');
   });
   try {
-    const c = new ConsulClient({ address: srv.url, token: 'tok-secret', baseDelayMs: 5 });
-    const body = await c.get('/v1/agent/self', { dc: 'dc9' });
-    assert.equal(body.Config.Datacenter, 'dc9');
-    assert.equal(seen.length, 3);
-    assert.ok(seen.every((s) => s.token === 'tok-secret'));
-    assert.equal(seen[0].url, '/v1/agent/self?dc=dc9');
-    assert.equal(c.requests, 3);
-    assert.ok(!JSON.stringify(c).includes('tok-secret'), 'the token is not an enumerable property');
-    await c.close();
+    const t = createConsulTransport({ consulHttpAddr: srv.url }, { token: 'tok-secret' });
+    const a = await t.send(1, { method: 'GET', path: '/v1/config/service-defaults/a%2E%2E%2Fb/../x%20y', query: { dc: 'dc 1&x=y', ns: '*' } }, 1000);
+    assert.deepEqual(a, { id: 1, status: 200, headers: a.headers, body: '{"ok":true}' });
+    assert.equal(a.headers['x-consul-index'], '17');
+    assert.equal(a.headers['retry-after'], '1');
+    assert.equal(seen[0].url, '/v1/config/service-defaults/a%2E%2E%2Fb/../x%20y?dc=dc%201%26x%3Dy&ns=*');
+    assert.equal(seen[0].token, 'tok-secret');
+    const b = await t.send(2, { method: 'PUT', path: '/v1/txn', body: [{ Node: { Verb: 'cas' } }] }, 1000);
+    assert.equal(b.status, 200);
+    assert.equal(seen[1].type, 'application/json');
+    assert.deepEqual(JSON.parse(seen[1].body), [{ Node: { Verb: 'cas' } }]);
+    t.secret('consulToken', 'from-ssm');
+    await t.send(3, { method: 'GET', path: '/v1/agent/self' }, 1000);
+    assert.equal(seen[2].token, 'from-ssm');
+    t.close();
   } finally {
     await srv.close();
   }
 });
 
-test('ConsulClient does not retry a 4xx, and gives up after maxAttempts on 5xx', async () => {
-  let n = 0;
+test('consul transport: HTTP errors are answers; a hanging server and a closed port are transport errors', async () => {
   const srv = await serve((req, res) => {
-    n++;
-    res.writeHead(req.url.startsWith('/bad') ? 403 : 500).end('Permission denied');
+    if (req.url.startsWith('/hang')) return;
+    res.writeHead(503).end('unavailable');
   });
   try {
-    const c = new ConsulClient({ address: srv.url, baseDelayMs: 1, maxAttempts: 3 });
-    await assert.rejects(c.get('/bad'), (e) => e.status === 403 && !e.retryable && /HTTP 403/.test(e.message));
-    assert.equal(n, 1);
-    await assert.rejects(c.get('/v1/x'), (e) => e.status === 500);
-    assert.equal(n, 4);
-    assert.equal(await c.get('/missing-ok', undefined, { allow404: false }).catch((e) => e.status), 500);
+    const t = createConsulTransport({ consulHttpAddr: srv.url });
+    const a = await t.send(1, { method: 'GET', path: '/v1/x' }, 1000);
+    assert.equal(a.status, 503);
+    assert.equal(a.body, 'unavailable');
+    const started = Date.now();
+    const h = await t.send(2, { method: 'GET', path: '/hang' }, 300);
+    assert.equal(h.error.code, 'transport');
+    assert.match(h.error.message, /300 ms/);
+    assert.ok(Date.now() - started < 2000);
+    t.close();
   } finally {
     await srv.close();
   }
-});
-
-test('ConsulClient: a hanging server times out and is retried; a closed port is a connection error', async () => {
-  let n = 0;
-  const srv = await serve((req, res) => {
-    n++;
-    if (n === 1) return; // never answers
-    res.writeHead(200).end('true');
-  });
-  try {
-    const c = new ConsulClient({ address: srv.url, timeoutMs: 300, baseDelayMs: 1 });
-    const r = await c.request({ method: 'PUT', path: '/v1/catalog/register', body: { Node: 'lambdas' } });
-    assert.equal(r.body, true);
-    assert.equal(n, 2);
-    await c.close();
-  } finally {
-    await srv.close();
-  }
-  const closed = new ConsulClient({ address: 'http://127.0.0.1:9', maxAttempts: 2, baseDelayMs: 1 });
-  await assert.rejects(closed.get('/v1/agent/self'), (e) => e.code === 'connection_error' && e.retryable);
+  const closed = createConsulTransport({ consulHttpAddr: 'http://127.0.0.1:9' });
+  const c = await closed.send(7, { method: 'GET', path: '/v1/agent/self' }, 1000);
+  assert.equal(c.id, 7);
+  assert.equal(c.error.code, 'transport');
+  assert.match(c.error.message, /ECONNREFUSED/);
 });
 
 function makeCert() {
@@ -133,89 +107,172 @@ function makeCert() {
   } catch {
     return null;
   }
-  return { key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
+  return { dir, key: fs.readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') };
 }
 
-test('ConsulClient: TLS with the CA from CONSUL_CACERT_PATH (undici Agent connect options)', async (t) => {
+test('consul transport: TLS with the CA from Parameter Store or CONSUL_CACERT, server name, SSL upgrade, verify off', async (t) => {
   const pair = makeCert();
   if (!pair) return t.skip('openssl is not installed');
   const srv = await serve((req, res) => res.writeHead(200).end('["dc1"]'), { tls: pair });
+  const get = (c) => c.send(1, { method: 'GET', path: '/v1/catalog/datacenters' }, 2000);
   try {
-    const trusted = new ConsulClient({ address: srv.url, caPem: pair.cert, maxAttempts: 1 });
-    assert.deepEqual(await trusted.get('/v1/catalog/datacenters'), ['dc1']);
-    await trusted.close();
-    const untrusted = new ConsulClient({ address: srv.url, maxAttempts: 1 });
-    await assert.rejects(untrusted.get('/v1/catalog/datacenters'), /certificate|self.signed|UNABLE_TO_VERIFY|DEPTH_ZERO/i);
-    await untrusted.close();
-    const named = new ConsulClient({ address: srv.url, caPem: pair.cert, serverName: 'consul.test', maxAttempts: 1 });
-    assert.deepEqual(await named.get('/v1/catalog/datacenters'), ['dc1']);
-    await named.close();
+    const trusted = createConsulTransport({ consulHttpAddr: srv.url });
+    trusted.secret('consulCaCert', pair.cert);
+    assert.equal((await get(trusted)).body, '["dc1"]');
+    trusted.close();
+    const untrusted = createConsulTransport({ consulHttpAddr: srv.url });
+    const u = await get(untrusted);
+    assert.equal(u.error.code, 'transport');
+    assert.match(u.error.message, /certificate|self.signed|UNABLE_TO_VERIFY|DEPTH_ZERO/i);
+    untrusted.close();
+    const file = createConsulTransport({
+      consulHttpAddr: srv.url.replace('https:', 'http:'), consulHttpSsl: true,
+      consulCacert: path.join(pair.dir, 'cert.pem'), consulTlsServerName: 'consul.test',
+    });
+    assert.equal((await get(file)).status, 200);
+    file.close();
+    const unverified = createConsulTransport({ consulHttpAddr: srv.url, consulHttpSslVerify: false });
+    assert.equal((await get(unverified)).status, 200);
+    unverified.close();
   } finally {
     await srv.close();
   }
 });
 
 // ---------------------------------------------------------------------------
-// The sync, with in-memory Consul and AWS.
+// AWS transport.
 
-class FakeConsul {
-  constructor() {
-    this.services = new Map(); // id → {Service, Tags}
-    this.entries = new Map(); // name → entry
-    this.log = [];
-    this.failOn = null; // (req) => boolean
-    this.inFlight = 0;
-    this.peak = 0;
-    this.requests = 0;
+test('aws transport: output without $metadata, dates as strings; secrets kept; errors mapped', async () => {
+  const client = {
+    async send(cmd) {
+      if (cmd instanceof lambdaSdk.GetFunctionCommand) {
+        if (cmd.input.FunctionName === 'gone') throw Object.assign(new Error('not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } });
+        if (cmd.input.FunctionName === 'down') throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+        if (cmd.input.FunctionName === 'nocreds') throw Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
+        return { $metadata: { httpStatusCode: 200 }, Configuration: { FunctionArn: arn('f'), LastModified: new Date(0) } };
+      }
+      return { $metadata: {}, Parameter: { Name: '/t', Value: 'tok-secret' } };
+    },
+  };
+  const aws = createAwsTransport({ clients: { lambda: { sdk: lambdaSdk, client }, ssm: { sdk: ssmSdk, client } } });
+  const ok = await aws.send(1, { service: 'lambda', operation: 'GetFunction', input: { FunctionName: 'f' } }, 1000);
+  assert.deepEqual(ok, { id: 1, ok: { Configuration: { FunctionArn: arn('f'), LastModified: '1970-01-01T00:00:00.000Z' } } });
+  const gone = await aws.send(2, { service: 'lambda', operation: 'GetFunction', input: { FunctionName: 'gone' } }, 1000);
+  assert.deepEqual(gone.error, { code: 'ResourceNotFoundException', message: 'ResourceNotFoundException: not found'.replace('ResourceNotFoundException: ', ''), status: 404 });
+  assert.equal((await aws.send(3, { service: 'lambda', operation: 'GetFunction', input: { FunctionName: 'down' } }, 1000)).error.code, 'transport');
+  assert.equal((await aws.send(4, { service: 'lambda', operation: 'GetFunction', input: { FunctionName: 'nocreds' } }, 1000)).error.code, 'config');
+  let kept;
+  const secret = await aws.send(5, { service: 'ssm', operation: 'GetParameter', input: { Name: '/t' } }, 1000, (v) => (kept = v));
+  assert.equal(kept, 'tok-secret');
+  assert.deepEqual(secret.ok, { Parameter: { Name: '/t', Value: '' } });
+  assert.equal((await aws.send(6, { service: 'ec2', operation: 'X', input: {} }, 1000)).error.code, 'config');
+});
+
+test('aws transport: default SDK clients are made lazily with maxAttempts 1', async () => {
+  const aws = createAwsTransport({ region: REGION });
+  const env = { ...process.env };
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+  try {
+    const started = Date.now();
+    const a = await aws.send(1, { service: 'sts', operation: 'GetCallerIdentity', input: {} }, 2000);
+    assert.equal(a.error.code, 'transport', JSON.stringify(a));
+    assert.ok(Date.now() - started < 1500, 'no SDK retries');
+  } finally {
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_ENDPOINT_URL']) if (!(k in env)) delete process.env[k];
+    Object.assign(process.env, env);
+    aws.destroy();
   }
-  seedManaged(name, fnArn) {
-    this.services.set(name, { ID: name, Service: name, Tags: ['managed-by-lambda-registrator'] });
-    this.entries.set(name, {
-      Kind: 'service-defaults', Name: name, Protocol: 'http',
-      EnvoyExtensions: [{ Name: 'builtin/aws/lambda', Required: false, Arguments: { arn: fnArn, invocationMode: 'synchronous', payloadPassthrough: false } }],
-    });
-  }
-  async get(p, q, o) {
-    return (await this.request({ method: 'GET', path: p, query: q }, o)).body;
-  }
-  async request(req) {
-    this.requests++;
-    this.inFlight++;
-    this.peak = Math.max(this.peak, this.inFlight);
-    try {
-      await new Promise((r) => setTimeout(r, 2));
-      if (req.method !== 'GET') this.log.push(`${req.method} ${req.path} ${req.body?.Name || req.body?.Service?.Service || req.body?.ServiceID || ''}`.trim());
-      if (this.failOn && this.failOn(req)) throw Object.assign(new Error(`HTTP 500 for ${req.path}`), { code: 'http_500' });
-      const m = `${req.method} ${req.path}`;
-      if (m === 'GET /v1/agent/self') return { status: 200, body: { Config: { Datacenter: 'dc1' } } };
-      if (m === 'GET /v1/catalog/datacenters') return { status: 200, body: ['dc1'] };
-      if (m === 'GET /v1/catalog/node-services/lambdas') {
-        return { status: 200, body: this.services.size ? { Node: { Node: 'lambdas' }, Services: [...this.services.values()] } : null };
-      }
-      if (m === 'GET /v1/config/service-defaults') return { status: 200, body: [...this.entries.values()] };
-      if (m === 'PUT /v1/catalog/register') {
-        const s = req.body.Service;
-        this.services.set(s.ID, { ID: s.ID, Service: s.Service, Tags: s.Tags });
-        return { status: 200, body: true };
-      }
-      if (m === 'PUT /v1/catalog/deregister') {
-        this.services.delete(req.body.ServiceID);
-        return { status: 200, body: true };
-      }
-      if (m === 'PUT /v1/config') {
-        this.entries.set(req.body.Name, req.body);
-        return { status: 200, body: true };
-      }
-      if (req.method === 'DELETE' && req.path.startsWith('/v1/config/service-defaults/')) {
-        this.entries.delete(decodeURIComponent(req.path.split('/').pop()));
-        return { status: 200, body: true };
-      }
-      throw new Error(`unexpected ${m}`);
-    } finally {
-      this.inFlight--;
+});
+
+// ---------------------------------------------------------------------------
+// The sync, with a fake Consul server and fake AWS clients.
+
+/** Consul's catalog and config entries in memory, with ModifyIndex, check-and-set and /v1/txn. */
+async function fakeConsul() {
+  const st = { applied: [], index: 10, node: null, services: new Map(), entries: new Map(), log: [], failOn: null, inFlight: 0, peak: 0, requests: 0, urls: [] };
+  const srv = await serve(async (req, res) => {
+    st.requests++;
+    st.inFlight++;
+    st.peak = Math.max(st.peak, st.inFlight);
+    const body = await readBody(req);
+    await new Promise((r) => setTimeout(r, 5));
+    st.inFlight--;
+    const u = new URL(req.url, 'http://x');
+    const m = `${req.method} ${u.pathname}`;
+    st.urls.push(`${req.method} ${req.url}`);
+    const json = body ? JSON.parse(body) : undefined;
+    const drop = st.dropAnswer && st.dropAnswer(req.method, u.pathname, json);
+    const send = (status, v) => drop
+      ? res.socket.destroy() // applied, but the answer is lost
+      : res.writeHead(status, { 'content-type': 'application/json', 'x-consul-index': String(st.index) }).end(JSON.stringify(v));
+    if (req.method !== 'GET' && m !== 'PUT /v1/txn') st.log.push(`${m} ${json?.Name || ''}`.trim());
+    if (st.failOn && st.failOn(req.method, u.pathname, json)) return send(500, 'rpc error');
+    if (m === 'GET /v1/agent/self') return send(200, { Config: { Datacenter: 'dc1' } });
+    if (m === 'GET /v1/catalog/datacenters') return send(200, ['dc1']);
+    if (m === 'GET /v1/catalog/node-services/lambdas') {
+      return send(200, st.node ? { Node: { Node: 'lambdas', ModifyIndex: st.node }, Services: [...st.services.values()] } : null);
     }
-  }
-  async close() {}
+    if (m === 'GET /v1/config/service-defaults') return send(200, [...st.entries.values()]);
+    if (m.startsWith('GET /v1/config/service-defaults/')) {
+      const e = st.entries.get(decodeURIComponent(u.pathname.split('/').pop()));
+      return e ? send(200, e) : send(404, 'not found');
+    }
+    st.beforeWrite?.(req.method, u.pathname, json);
+    const cas = u.searchParams.get('cas');
+    if (m === 'PUT /v1/config') {
+      const cur = st.entries.get(json.Name);
+      if (cas !== null && Number(cas) !== (cur ? cur.ModifyIndex : 0)) return send(200, false);
+      st.entries.set(json.Name, { ...json, ModifyIndex: ++st.index });
+      st.applied.push(`PUT /v1/config ${json.Name}`);
+      return send(200, true);
+    }
+    if (m.startsWith('DELETE /v1/config/service-defaults/')) {
+      const name = decodeURIComponent(u.pathname.split('/').pop());
+      const cur = st.entries.get(name);
+      if (cas !== null && (!cur || Number(cas) !== cur.ModifyIndex)) return send(200, false);
+      st.entries.delete(name);
+      return send(200, true);
+    }
+    if (m === 'PUT /v1/txn') {
+      const errors = [];
+      json.forEach((op, i) => {
+        if (op.Node) {
+          if (op.Node.Verb === 'cas' && st.node) errors.push({ OpIndex: i, What: 'failed to set node: index is stale' });
+          return;
+        }
+        const { Verb, Service: s } = op.Service;
+        const id = s.ID || s.Service;
+        const cur = st.services.get(id);
+        if (s.ID && !s.Service) errors.push({ OpIndex: i, What: 'Must provide service name (Service.Service) when service ID is provided' });
+        else if ((Verb === 'cas' || Verb === 'delete-cas') && (cur ? cur.ModifyIndex : 0) !== s.ModifyIndex) errors.push({ OpIndex: i, What: 'index is stale' });
+      });
+      if (errors.length) return send(409, { Errors: errors, Results: null });
+      for (const op of json) {
+        if (op.Node) {
+          st.node = ++st.index;
+          continue;
+        }
+        const { Verb, Service: s } = op.Service;
+        const id = s.ID || s.Service;
+        st.log.push(`TXN ${Verb} ${id}`);
+        if (Verb.startsWith('delete')) st.services.delete(id);
+        else st.services.set(id, { ID: id, Service: s.Service, Tags: s.Tags, ModifyIndex: ++st.index });
+      }
+      return send(200, { Results: [], Errors: null });
+    }
+    send(404, `unexpected ${m}`);
+  });
+  st.url = srv.url;
+  st.close = srv.close;
+  st.seedManaged = (name, fnArn) => {
+    st.node = st.node || ++st.index;
+    st.services.set(name, { ID: name, Service: name, Tags: ['managed-by-lambda-registrator'], ModifyIndex: ++st.index });
+    st.entries.set(name, {
+      Kind: 'service-defaults', Name: name, Protocol: 'http', ModifyIndex: ++st.index,
+      EnvoyExtensions: [{ Name: 'builtin/aws/lambda', Required: false, Arguments: { ARN: fnArn, InvocationMode: 'synchronous', PayloadPassthrough: false } }],
+    });
+  };
+  return st;
 }
 
 function fakeAws({ pages, functions = {}, failPage = null, getFunctionError = null }) {
@@ -228,17 +285,17 @@ function fakeAws({ pages, functions = {}, failPage = null, getFunctionError = nu
       if (name === 'tagging' && op === 'GetResources') {
         const i = input.PaginationToken ? Number(input.PaginationToken) : 0;
         assert.deepEqual(input.ResourceTypeFilters, ['lambda:function']);
-        if (failPage === i) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-        return { ResourceTagMappingList: pages[i], PaginationToken: i + 1 < pages.length ? String(i + 1) : '' };
+        if (failPage === i) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+        return { $metadata: {}, ResourceTagMappingList: pages[i], PaginationToken: i + 1 < pages.length ? String(i + 1) : '' };
       }
       if (name === 'lambda' && op === 'GetFunction') {
         const n = input.FunctionName.split(':').pop();
         if (getFunctionError) throw getFunctionError;
-        if (!functions[n]) throw Object.assign(new Error('Function not found'), { name: 'ResourceNotFoundException' });
+        if (!functions[n]) throw Object.assign(new Error('Function not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } });
         return { Configuration: { FunctionArn: arn(n) }, Tags: functions[n] };
       }
       if (name === 'sts') return { Account: ACCOUNT };
-      if (name === 'ssm' && op === 'GetParameter') return { Parameter: { Value: 'ssm-token-secret' } };
+      if (name === 'ssm' && op === 'GetParameter') return { Parameter: { Name: input.Name, Value: 'ssm-token-secret' } };
       throw new Error(`unexpected ${name}.${op}`);
     },
   });
@@ -258,43 +315,52 @@ const schedule = { source: 'aws.events', 'detail-type': 'Scheduled Event', detai
 function hostWith({ consul, aws, env = {}, concurrency }) {
   const lines = [];
   const host = createHost({
-    env: { AWS_REGION: REGION, ...env },
+    env: { AWS_REGION: REGION, CONSUL_HTTP_ADDR: consul.url, LOG_LEVEL: 'debug', ...env },
     aws,
-    consulClient: () => consul,
-    logger: createLogger({ level: 'debug', write: (l) => lines.push(l) }),
+    logger: createLogger({ write: (l) => lines.push(l) }),
     concurrency,
+    seed: 1,
   });
   return { host, lines };
 }
 
-test('full sync over several GetResources pages registers every function; a second sync does nothing', async () => {
-  const consul = new FakeConsul();
+async function withConsul(fn) {
+  const consul = await fakeConsul();
+  try {
+    await fn(consul);
+  } finally {
+    await consul.close();
+  }
+}
+
+test('full sync over several GetResources pages registers every function; a second sync does nothing', () => withConsul(async (consul) => {
   const pages = [[mapping('a', enabled), mapping('b', enabled)], [mapping('c', enabled)], [mapping('d', { team: 'x' })]];
   const aws = fakeAws({ pages });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, { invokedFunctionArn: arn('registrator') });
-  assert.equal(res.tagPages, 3);
-  assert.equal(res.summary.create, 3);
+  assert.equal(res.inventory.pages, 3);
+  assert.equal(res.plan.summary.create, 3);
   assert.deepEqual([...consul.services.keys()].sort(), ['a', 'b', 'c']);
   assert.ok(!aws.calls.includes('GetCallerIdentity'), 'the account comes from the context');
   const again = await host.handler(schedule, {});
-  assert.equal(again.summary.operations, 0);
+  assert.equal(again.plan.summary.operations, 0);
   assert.ok(aws.calls.includes('GetCallerIdentity'), 'STS when the context has no ARN');
-});
+}));
 
-test('per-service order is kept: config entry before register, deregister before config delete', async () => {
-  const consul = new FakeConsul();
+test('order: config entry before registration (one txn), deregistration before config delete; writes use check-and-set', () => withConsul(async (consul) => {
   consul.seedManaged('old', arn('old'));
   const aws = fakeAws({ pages: [[mapping('new', enabled)]], functions: {} });
   const { host } = hostWith({ consul, aws });
   await host.handler(schedule, {});
-  assert.ok(consul.log.indexOf('PUT /v1/config new') < consul.log.indexOf('PUT /v1/catalog/register new'), consul.log.join('\n'));
-  assert.ok(consul.log.indexOf('PUT /v1/catalog/deregister old') < consul.log.indexOf('DELETE /v1/config/service-defaults/old'), consul.log.join('\n'));
+  const log = consul.log.join('\n');
+  assert.ok(consul.log.indexOf('PUT /v1/config new') < consul.log.indexOf('TXN cas new'), log);
+  assert.ok(consul.log.indexOf('TXN delete-cas old') < consul.log.indexOf('DELETE /v1/config/service-defaults/old'), log);
+  assert.ok(consul.urls.some((u) => u.startsWith('PUT /v1/config?') && u.includes('cas=0')), 'a new config entry is written with ?cas=0');
+  assert.ok(consul.urls.some((u) => u.startsWith('DELETE /v1/config/service-defaults/old?') && u.includes('cas=')), 'config deletes use ?cas=');
   assert.deepEqual([...consul.services.keys()], ['new']);
-});
+}));
 
-test('a failed GetResources page: inventory incomplete, nothing deregistered, the handler throws', async () => {
-  const consul = new FakeConsul();
+test('a failed GetResources page: inventory incomplete, nothing deregistered, the handler throws', () => withConsul(async (consul) => {
   consul.seedManaged('kept', arn('kept'));
   const aws = fakeAws({ pages: [[mapping('a', enabled)], [mapping('kept', enabled)]], failPage: 1 });
   const { host } = hostWith({ consul, aws });
@@ -302,41 +368,38 @@ test('a failed GetResources page: inventory incomplete, nothing deregistered, th
   assert.ok(consul.services.has('kept'), 'a service of a possibly-missing function is never deregistered');
   assert.ok(consul.services.has('a'), 'listed functions still sync');
   assert.ok(!aws.calls.includes('GetFunction'));
-});
+  assert.ok(aws.calls.filter((c) => c === 'GetResources').length > 2, 'the engine retried the throttled page');
+}));
 
-test('absent from the listing but GetFunction finds it: kept (and re-planned with its tags)', async () => {
-  const consul = new FakeConsul();
+test('absent from the listing but GetFunction finds it: kept (and re-planned with its tags)', () => withConsul(async (consul) => {
   consul.seedManaged('laggy', arn('laggy'));
   const aws = fakeAws({ pages: [[]], functions: { laggy: enabled } });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.confirmations, 1);
+  assert.equal(res.requests.aws.calls.GetFunction, 1);
   assert.ok(consul.services.has('laggy'));
-  assert.equal(res.summary.delete, 0);
-});
+  assert.equal(res.plan.summary.delete, 0);
+}));
 
-test('absent from the listing and GetFunction says ResourceNotFound: deregistered', async () => {
-  const consul = new FakeConsul();
+test('absent from the listing and GetFunction says ResourceNotFound: deregistered', () => withConsul(async (consul) => {
   consul.seedManaged('gone', arn('gone'));
   const aws = fakeAws({ pages: [[]], functions: {} });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.summary.delete, 1);
+  assert.equal(res.plan.summary.delete, 1);
   assert.ok(!consul.services.has('gone'));
   assert.ok(!consul.entries.has('gone'));
-});
+}));
 
-test('GetFunction failing (not ResourceNotFound) on a confirmation: nothing deleted, the handler throws', async () => {
-  const consul = new FakeConsul();
+test('GetFunction failing (not ResourceNotFound) on a confirmation: nothing deleted, the handler throws', () => withConsul(async (consul) => {
   consul.seedManaged('unsure', arn('unsure'));
-  const aws = fakeAws({ pages: [[]], getFunctionError: Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' }) });
+  const aws = fakeAws({ pages: [[]], getFunctionError: Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } }) });
   const { host } = hostWith({ consul, aws });
   await assert.rejects(host.handler(schedule, {}), (e) => e.code === 'sync_failed');
   assert.ok(consul.services.has('unsure'));
-});
+}));
 
-test('a one-function event reads only that function; ResourceNotFound deregisters it', async () => {
-  const consul = new FakeConsul();
+test('a one-function event reads only that function; ResourceNotFound deregisters it', () => withConsul(async (consul) => {
   consul.seedManaged('solo', arn('solo'));
   consul.seedManaged('other', arn('other'));
   const aws = fakeAws({ pages: [], functions: {} });
@@ -349,90 +412,148 @@ test('a one-function event reads only that function; ResourceNotFound deregister
   assert.equal(res.trigger.kind, 'function');
   assert.deepEqual(aws.calls.filter((c) => c !== 'GetCallerIdentity'), ['GetFunction']);
   assert.deepEqual([...consul.services.keys()], ['other']);
-});
+}));
 
-test('a failed operation stops that service only, and the handler throws naming it', async () => {
-  const consul = new FakeConsul();
-  consul.failOn = (req) => req.method === 'PUT' && req.path === '/v1/config' && req.body.Name === 'b';
+test('a failed operation (after the engine retries it) stops that service only, and the handler throws', () => withConsul(async (consul) => {
+  consul.failOn = (method, p, body) => method === 'PUT' && p === '/v1/config' && body.Name === 'b';
   const aws = fakeAws({ pages: [[mapping('a', enabled), mapping('b', enabled), mapping('c', enabled)]] });
   const { host, lines } = hostWith({ consul, aws });
   await assert.rejects(host.handler(schedule, {}), (e) => {
     assert.equal(e.code, 'sync_failed');
-    assert.match(e.message, /1 operation\(s\) failed: upsertConfigEntry b/);
-    assert.equal(e.result.failed.length, 1);
-    assert.deepEqual(e.result.skipped.map((s) => `${s.kind} ${s.service.name}`), ['registerService b']);
+    assert.match(e.message, /1 operation\(s\) failed/);
+    const bad = e.result.outcomes.filter((o) => o.status !== 'ok').map((o) => `${o.kind} ${o.service.name} ${o.status}`);
+    assert.deepEqual(bad, ['upsertConfigEntry b failed', 'registerService b skipped']);
     return true;
   });
+  assert.ok(consul.log.filter((l) => l === 'PUT /v1/config b').length > 1, 'retried');
   assert.deepEqual([...consul.services.keys()].sort(), ['a', 'c']);
-  assert.ok(lines.some((l) => JSON.parse(l).msg === 'operation failed'));
-});
+  assert.ok(lines.some((l) => JSON.parse(l).level === 'error'));
+}));
 
-test('execution is bounded: at most `concurrency` services at once', async () => {
-  const consul = new FakeConsul();
+test('a write whose answer is lost is checked (check-and-set resend, read back), never applied twice', () => withConsul(async (consul) => {
+  consul.seedManaged('old', arn('old'));
+  const lost = new Set();
+  consul.dropAnswer = (method, p) => {
+    const k = `${method} ${p}`;
+    if (method === 'GET' || lost.has(k)) return false;
+    lost.add(k);
+    return true;
+  };
+  const aws = fakeAws({ pages: [[mapping('new', enabled)]], functions: {} });
+  const { host } = hostWith({ consul, aws });
+  const res = await host.handler(schedule, {});
+  assert.equal(res.operations.ok, 4, JSON.stringify(res.outcomes));
+  assert.deepEqual([...lost].sort(), ['DELETE /v1/config/service-defaults/old', 'PUT /v1/config', 'PUT /v1/txn']);
+  assert.deepEqual([...consul.services.keys()], ['new']);
+  assert.deepEqual([...consul.entries.keys()], ['new']);
+  // The config write is resent with the same ?cas= (a miss, then a read shows it applied).
+  assert.deepEqual(consul.applied, ['PUT /v1/config new'], consul.log.join('\n'));
+}));
+
+test('a check-and-set miss leaves the service as it is for the next sync, and is no failure', () => withConsul(async (consul) => {
+  consul.seedManaged('x', arn('x-old'));
+  let bumped = false;
+  consul.beforeWrite = (method, p, body) => {
+    if (!bumped && method === 'PUT' && p === '/v1/config' && body.Name === 'x') {
+      bumped = true;
+      consul.entries.get('x').ModifyIndex = ++consul.index; // someone else wrote it
+    }
+  };
+  const aws = fakeAws({ pages: [[mapping('x', enabled)]] });
+  const { host } = hostWith({ consul, aws });
+  const res = await host.handler(schedule, {});
+  assert.equal(res.ok, true);
+  assert.equal(res.operations.conflicts >= 1, true, JSON.stringify(res.outcomes));
+  assert.match(res.message, /check-and-set conflict/);
+  assert.equal(consul.entries.get('x').EnvoyExtensions[0].Arguments.ARN, arn('x-old'), 'left as it is');
+  const next = await host.handler(schedule, {});
+  assert.equal(next.operations.conflicts, 0);
+  assert.ok(JSON.stringify(consul.entries.get('x')).includes(`${arn('x')}"`), 'updated by the next sync');
+}));
+
+test('requests are bounded: at most `concurrency` in flight', () => withConsul(async (consul) => {
   const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
   const aws = fakeAws({ pages: [names.map((n) => mapping(n, enabled))] });
   const { host } = hostWith({ consul, aws, concurrency: 3 });
   await host.handler(schedule, {});
   assert.equal(consul.services.size, 20);
   assert.equal(consul.peak, 3);
-});
+}));
 
-test('a bad tag is logged as a plan error and does not fail the invocation', async () => {
-  const consul = new FakeConsul();
+test('a bad tag is logged as a plan error and does not fail the invocation', () => withConsul(async (consul) => {
   const aws = fakeAws({ pages: [[mapping('ok', enabled), mapping('bad', { ...enabled, [P + 'invocation-mode']: 'async' })]] });
   const { host, lines } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.errors.length, 1);
-  assert.equal(res.errors[0].code, 'invalid_invocation_mode');
-  const logged = lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'plan error');
-  assert.equal(logged.level, 'error');
-  assert.equal(logged.diagnostic.code, 'invalid_invocation_mode');
+  assert.equal(res.plan.errors.length, 1);
+  assert.equal(res.plan.errors[0].code, 'invalid_invocation_mode');
+  const logged = lines.map((l) => JSON.parse(l)).filter((e) => e.level === 'error');
+  assert.ok(logged.some((e) => JSON.stringify(e).includes('invalid_invocation_mode')), lines.join('\n'));
   assert.deepEqual([...consul.services.keys()], ['ok']);
-});
+}));
 
-test('an ignored event does nothing and reads nothing', async () => {
-  const consul = new FakeConsul();
+test('an ignored event does nothing and reads nothing', () => withConsul(async (consul) => {
   const aws = fakeAws({ pages: [] });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler({
     source: 'aws.lambda', 'detail-type': 'AWS API Call via CloudTrail',
     detail: { eventName: 'TagResource20170331v2', errorCode: 'AccessDenied', requestParameters: { resource: arn('x') } },
   });
-  assert.equal(res.ignored, true);
+  assert.equal(res.verdict, 'ignored');
   assert.equal(aws.calls.length, 0);
   assert.equal(consul.requests, 0);
-});
+}));
 
-test('an invalid configuration or event throws the core error with its code', async () => {
-  const consul = new FakeConsul();
+test('an invalid configuration or event throws, with the core failure and its code', () => withConsul(async (consul) => {
   const { host } = hostWith({ consul, aws: fakeAws({ pages: [] }), env: { PAGE_SIZE: '500' } });
-  await assert.rejects(host.handler(schedule, {}), (e) => e.code === 'invalid_config' && e.errors.some((d) => d.code === 'out_of_range'));
+  await assert.rejects(host.handler(schedule, {}), (e) => e.code === 'sync_failed' && e.verdict === 'invalid_config' && e.failure.errors.some((d) => d.code === 'out_of_range'));
   const ok = hostWith({ consul, aws: fakeAws({ pages: [] }) });
-  await assert.rejects(ok.host.handler({ source: 'aws.s3' }, {}), (e) => e.code === 'unsupported_event');
-});
+  await assert.rejects(ok.host.handler({ source: 'aws.s3' }, {}), (e) => e.code === 'sync_failed' && e.failure.code === 'unsupported_event');
+  assert.equal(consul.requests, 0);
+}));
 
-test('the token read from Parameter Store is used and never logged', async () => {
-  let seenOptions;
-  const consul = new FakeConsul();
-  const aws = fakeAws({ pages: [[mapping('a', enabled)]] });
-  const lines = [];
-  const host = createHost({
-    env: { AWS_REGION: REGION, LOG_LEVEL: 'trace', CONSUL_HTTP_TOKEN_PATH: '/consul/token', CONSUL_HTTP_ADDR: 'https://consul.example:8501' },
-    aws,
-    consulClient: (o) => {
-      seenOptions = o;
-      return consul;
-    },
-    logger: createLogger({ level: 'trace', write: (l) => lines.push(l) }),
+test('the token read from Parameter Store is sent and never logged; CONSUL_HTTP_TOKEN never reaches the core', () => withConsul(async (consul) => {
+  const tokens = [];
+  const orig = consul.url;
+  const proxy = await serve(async (req, res) => {
+    tokens.push(req.headers['x-consul-token']);
+    const up = http.request(orig + req.url, { method: req.method, headers: req.headers }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    req.pipe(up);
   });
+  try {
+    const aws = fakeAws({ pages: [[mapping('a', enabled)]] });
+    const lines = [];
+    const host = createHost({
+      env: { AWS_REGION: REGION, LOG_LEVEL: 'debug', CONSUL_HTTP_TOKEN_PATH: '/consul/token', CONSUL_HTTP_ADDR: proxy.url },
+      aws,
+      logger: createLogger({ write: (l) => lines.push(l) }),
+    });
+    await host.handler(schedule, {});
+    assert.ok(tokens.length >= 4 && tokens.every((t) => t === 'ssm-token-secret'));
+    assert.ok(lines.length >= 2, lines.join("\n"));
+    assert.ok(lines.every((l) => !l.includes('ssm-token-secret')));
+  } finally {
+    await proxy.close();
+  }
+  // The environment token: given to Consul, replaced by a marker for the engine, redacted in logs.
+  let started;
+  const core = { ...require('..'), Engine: class extends require('..').Engine { constructor(s) { started = s; super(s); } } };
+  const lines = [];
+  const logger = createLogger({ write: (l) => lines.push(l) });
+  const host = createHost({ env: { AWS_REGION: REGION, CONSUL_HTTP_ADDR: consul.url, CONSUL_HTTP_TOKEN: 'env-token-secret' }, aws: fakeAws({ pages: [[]] }), logger, core });
   await host.handler(schedule, {});
-  assert.equal(seenOptions.token, 'ssm-token-secret');
-  assert.equal(seenOptions.address, 'https://consul.example:8501');
-  assert.ok(lines.length > 5);
-  assert.ok(lines.every((l) => !l.includes('ssm-token-secret')));
-});
+  assert.equal(started.env.CONSUL_HTTP_TOKEN, 'set');
+  logger.info('echo', { token: 'env-token-secret' });
+  assert.ok(lines.every((l) => !l.includes('env-token-secret')));
+}));
 
-test('CONSUL_HTTP_TOKEN never reaches the core (only a marker that it is set)', () => {
-  const { CONFIG_ENV_KEYS } = require('../host');
-  assert.ok(!CONFIG_ENV_KEYS.includes('CONSUL_HTTP_TOKEN'));
-});
+test('dry run and the remaining time come from the run options and the Lambda context', () => withConsul(async (consul) => {
+  const aws = fakeAws({ pages: [[mapping('a', enabled)]] });
+  const { host } = hostWith({ consul, aws });
+  const dry = await host.run(schedule, { getRemainingTimeInMillis: () => 60000 }, { dryRun: true });
+  assert.equal(dry.dryRun, true);
+  assert.equal(dry.plan.summary.create, 1);
+  assert.equal(consul.services.size, 0);
+  const out = await host.run(schedule, { getRemainingTimeInMillis: () => 1000 });
+  assert.equal(out.ok, false, 'no write starts with too little Lambda time left');
+  assert.equal(consul.services.size, 0);
+}));

@@ -1,169 +1,117 @@
 'use strict';
-// Consul's HTTP API over fetch (undici): ACL token header, TLS from a CA PEM,
-// per-request timeouts, and retries with exponential backoff and jitter on
-// 429, 5xx and connection errors. The token is sent, never logged.
+// Consul transport: carries the engine's requests over node:http(s) with
+// keep-alive, the ACL token and the TLS settings. The path is sent exactly as
+// the engine built it (already percent-encoded, never normalised).
 
-const { backoffDelay, sleep } = require('./retry');
-const { describeError } = require('./log');
+const fs = require('node:fs');
+const http = require('node:http');
+const https = require('node:https');
 
-let undici = null;
-try {
-  undici = require('undici');
-} catch {
-  undici = null;
-}
+/**
+ * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
+ * @param {{token?: string}} [o]
+ */
+function createConsulTransport(config, o = {}) {
+  let address = String(config.consulHttpAddr || 'http://127.0.0.1:8500');
+  if (!/^https?:\/\//i.test(address)) address = 'http://' + address;
+  if (config.consulHttpSsl && /^http:\/\//i.test(address)) address = 'https://' + address.slice(7);
+  const base = new URL(address);
+  const tls = base.protocol === 'https:';
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const secrets = { token: o.token || undefined, ca: undefined };
+  const file = (p) => (p ? fs.readFileSync(p, 'utf8') : undefined);
+  let agent;
 
-class ConsulHttpError extends Error {
-  /**
-   * @param {string} message
-   * @param {{status?: number, method: string, path: string, retryable: boolean}} info
-   */
-  constructor(message, info) {
-    super(message);
-    this.name = 'ConsulHttpError';
-    this.code = info.status ? `http_${info.status}` : 'connection_error';
-    this.status = info.status;
-    this.method = info.method;
-    this.path = info.path;
-    this.retryable = info.retryable;
-  }
-}
-
-const RETRYABLE_STATUS = (s) => s === 429 || (s >= 500 && s <= 599);
-
-class ConsulClient {
-  /**
-   * @param {object} o
-   * @param {string} o.address        base URL with scheme, e.g. http://127.0.0.1:8500
-   * @param {string} [o.token]        ACL token (sent as X-Consul-Token)
-   * @param {string} [o.caPem]        CA certificate(s), PEM
-   * @param {string} [o.certPem]      client certificate, PEM
-   * @param {string} [o.keyPem]       client key, PEM
-   * @param {string} [o.serverName]   TLS server name
-   * @param {boolean} [o.verify]      verify the server certificate (default true)
-   * @param {number} [o.timeoutMs]    per attempt (default 10000)
-   * @param {number} [o.maxAttempts]  (default 5)
-   * @param {number} [o.baseDelayMs]  (default 200)
-   * @param {number} [o.maxDelayMs]   (default 5000)
-   * @param {object} [o.logger]
-   * @param {typeof fetch} [o.fetch]  for tests
-   */
-  constructor(o) {
-    this.address = String(o.address).replace(/\/+$/, '');
-    this.timeoutMs = o.timeoutMs ?? 10000;
-    this.maxAttempts = Math.max(1, o.maxAttempts ?? 5);
-    this.backoff = { baseDelayMs: o.baseDelayMs ?? 200, maxDelayMs: o.maxDelayMs ?? 5000 };
-    this.logger = o.logger;
-    this.requests = 0;
-    // Kept off enumerable properties so that logging the client cannot print it.
-    Object.defineProperty(this, '_token', { value: o.token || undefined, enumerable: false });
-    const tls = {};
-    if (o.caPem) tls.ca = o.caPem;
-    if (o.certPem) tls.cert = o.certPem;
-    if (o.keyPem) tls.key = o.keyPem;
-    if (o.serverName) tls.servername = o.serverName;
-    if (o.verify === false) tls.rejectUnauthorized = false;
-    if (o.fetch) {
-      this._fetch = o.fetch;
-      this._dispatcher = undefined;
-    } else if (undici) {
-      this._fetch = undici.fetch;
-      this._dispatcher = new undici.Agent({
-        connect: { timeout: this.timeoutMs, ...tls },
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+  function getAgent() {
+    if (agent) return agent;
+    const options = { keepAlive: true };
+    if (tls) {
+      const ca = secrets.ca || file(config.consulCacert);
+      Object.assign(options, {
+        ...(ca ? { ca } : {}),
+        ...(config.consulClientCert ? { cert: file(config.consulClientCert) } : {}),
+        ...(config.consulClientKey ? { key: file(config.consulClientKey) } : {}),
+        ...(config.consulTlsServerName ? { servername: config.consulTlsServerName } : {}),
+        rejectUnauthorized: config.consulHttpSslVerify !== false,
       });
-    } else {
-      if (Object.keys(tls).length > 0) {
-        throw new Error('TLS settings for Consul need the undici package (npm install undici)');
-      }
-      this._fetch = globalThis.fetch;
-      this._dispatcher = undefined;
     }
-    Object.defineProperty(this, '_dispatcher', { enumerable: false });
+    agent = tls ? new https.Agent(options) : new http.Agent(options);
+    return agent;
   }
 
-  url(path, query) {
-    const u = new URL(this.address + path);
-    for (const [k, v] of Object.entries(query || {})) {
-      if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
+  /** Keeps a credential read from Parameter Store (`consulToken`, `consulCaCert`). */
+  function secret(kind, value) {
+    if (kind === 'consulToken') secrets.token = value || undefined;
+    if (kind === 'consulCaCert') {
+      secrets.ca = value || undefined;
+      agent?.destroy();
+      agent = undefined;
     }
-    return u;
   }
 
-  /**
-   * Sends one request, retrying transient failures.
-   * @param {{method: string, path: string, query?: Record<string,string>, body?: unknown}} req
-   * @param {{allow404?: boolean}} [opts]
-   * @returns {Promise<{status: number, body: any}>}
-   */
-  async request(req, opts = {}) {
-    const method = String(req.method || 'GET').toUpperCase();
-    const url = this.url(req.path, req.query);
-    const headers = { accept: 'application/json' };
-    if (this._token) headers['x-consul-token'] = this._token;
-    let payload;
-    if (req.body !== undefined && req.body !== null) {
-      headers['content-type'] = 'application/json';
-      payload = JSON.stringify(req.body);
-    }
-    let lastError;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      if (attempt > 1) {
-        const delay = backoffDelay(attempt - 1, this.backoff);
-        this.logger?.debug('consul retry', { method, path: req.path, attempt, delayMs: delay, error: describeError(lastError) });
-        await sleep(delay);
-      }
-      this.requests++;
-      let res;
+  /** One request → one answer (never throws). */
+  function send(id, call, timeoutMs) {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (answer) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      const fail = (err) => finish({ id, error: { code: 'transport', message: describe(err) } });
+      const timer = setTimeout(() => {
+        req?.destroy(new Error(`no answer within ${timeoutMs} ms`));
+        fail(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs || 10000);
+      let req;
       try {
-        res = await this._fetch(url, {
-          method,
-          headers,
-          body: payload,
-          dispatcher: this._dispatcher,
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-      } catch (err) {
-        lastError = new ConsulHttpError(`${method} ${req.path}: ${describeError(err)}`, { method, path: req.path, retryable: true });
-        continue;
-      }
-      let text = '';
-      try {
-        text = await res.text();
-      } catch (err) {
-        lastError = new ConsulHttpError(`${method} ${req.path}: reading the response: ${describeError(err)}`, { method, path: req.path, status: res.status, retryable: true });
-        continue;
-      }
-      if (res.status === 404 && opts.allow404) return { status: 404, body: null };
-      if (res.status < 200 || res.status > 299) {
-        const retryable = RETRYABLE_STATUS(res.status);
-        lastError = new ConsulHttpError(`${method} ${req.path}: HTTP ${res.status}: ${text.trim().slice(0, 300)}`, { method, path: req.path, status: res.status, retryable });
-        if (!retryable) throw lastError;
-        continue;
-      }
-      let body = null;
-      if (text.length > 0) {
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
+        const query = Object.entries(call.query || {})
+          .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+          .join('&');
+        const body = call.body === undefined || call.body === null ? undefined : JSON.stringify(call.body);
+        const headers = { accept: 'application/json' };
+        if (secrets.token) headers['x-consul-token'] = secrets.token;
+        if (body !== undefined) {
+          headers['content-type'] = 'application/json';
+          headers['content-length'] = Buffer.byteLength(body);
         }
+        const options = {
+          protocol: base.protocol,
+          hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: base.port || (tls ? 443 : 80),
+          method: call.method,
+          path: prefix + call.path + (query ? `?${query}` : ''),
+          headers,
+          agent: getAgent(),
+          ...(tls && config.consulTlsServerName ? { servername: config.consulTlsServerName } : {}),
+        };
+        req = (tls ? https : http).request(options, (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('error', fail);
+          res.on('end', () => {
+            const hs = {};
+            for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+            finish({ id, status: res.statusCode, headers: hs, body: Buffer.concat(chunks).toString('utf8') });
+          });
+        });
+        req.on('error', fail);
+        req.end(body);
+      } catch (err) {
+        fail(err);
       }
-      return { status: res.status, body };
-    }
-    throw lastError;
+    });
   }
 
-  async get(path, query, opts) {
-    return (await this.request({ method: 'GET', path, query }, opts)).body;
-  }
-
-  async close() {
-    if (this._dispatcher && typeof this._dispatcher.close === 'function') {
-      await this._dispatcher.close();
-    }
-  }
+  return { send, secret, close: () => agent?.destroy() };
 }
 
-module.exports = { ConsulClient, ConsulHttpError };
+/** A short, secret-free reason: `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9`. */
+function describe(err) {
+  if (!err || typeof err !== 'object') return String(err);
+  const code = typeof err.code === 'string' && !String(err.message).includes(err.code) ? `${err.code}: ` : '';
+  return `${code}${err.message || err.name}`.slice(0, 300);
+}
+
+module.exports = { createConsulTransport, describe };

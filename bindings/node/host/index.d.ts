@@ -1,119 +1,67 @@
-// Types of the Node host: `consul-lambda-sync/host`.
+// Types of the Node host: `consul-lambda-sync/host`, a transport for the core's sync engine.
 
-import type { Diagnostic, ServiceKey, Summary } from '../index';
+import type { Failure, SyncResult, Verdict } from '../index';
 
-/** What an operation of the plan did not do, and why. */
-export interface SkippedOperation {
-  kind: string;
-  service: ServiceKey;
-  reason: string;
-}
+export type { SyncResult } from '../index';
 
-/** An operation that failed (the error is a short, secret-free message). */
-export interface FailedOperation {
-  kind: string;
-  service: ServiceKey;
-  change?: string;
-  error: string;
-}
-
-/** What one invocation did. Safe to log: no token, no key, no parameter value. */
-export interface SyncResult {
-  trigger: { kind: 'fullSync' | 'function' | 'ignore'; arn?: string; name?: string; eventName?: string; reason?: string };
-  dryRun: boolean;
-  ignored?: boolean;
-  summary: Summary | null;
-  errors?: Diagnostic[];
-  warnings?: Diagnostic[];
-  /** Operations run successfully. */
-  executed: number;
-  failed: FailedOperation[];
-  skipped: SkippedOperation[];
-  durationMs?: number;
-  /** HTTP requests sent to Consul (attempts, including retries). */
-  consulRequests?: number;
-  /** GetResources pages read (full sync). */
-  tagPages?: number;
-  /** GetFunction calls made to confirm deletions. */
-  confirmations?: number;
-}
-
-/** Raised by the handler; `code` is `sync_failed`, `missing_region` or `parameter_read_failed`. */
+/** Raised by the handler when the result is not ok (`code` is `sync_failed`). */
 export declare class RegistratorError extends Error {
   readonly code: string;
+  /** The result's verdict (`failed`, `partial`, `unreachable`, `invalid_config`, `setup`). */
+  readonly verdict?: Verdict;
+  /** The failure behind `invalid_config` or another stop. */
+  readonly failure?: Failure;
   readonly result?: SyncResult;
 }
 
 export interface Logger {
+  log(level: string, msg: string, fields?: Record<string, unknown>): void;
+  /** Replaces `value` (a credential) by `[redacted]` in every later line. */
+  redact(value: string | undefined): void;
   trace(msg: string, fields?: Record<string, unknown>): void;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
-  setLevel(level: string): void;
-  child(fields: Record<string, unknown>): Logger;
 }
 
-/** JSON lines (level, time, msg, fields) to `write` (default: stdout). */
-export declare function createLogger(options?: { level?: string; write?: (line: string) => void; base?: Record<string, unknown> }): Logger;
+/** JSON lines `{time, level, msg, ...fields}` to `write` (default: stdout), from `level` up (default: all). */
+export declare function createLogger(options?: { level?: string; write?: (line: string) => void }): Logger;
 
-export interface ConsulClientOptions {
-  /** Base URL with scheme. */
-  address: string;
-  /** ACL token, sent as X-Consul-Token; never logged. */
-  token?: string;
-  caPem?: string;
-  certPem?: string;
-  keyPem?: string;
-  serverName?: string;
-  /** Verify Consul's certificate (default true). */
-  verify?: boolean;
-  /** Per attempt (default 10000). */
-  timeoutMs?: number;
-  /** Attempts per request, retrying 429, 5xx and connection errors (default 5). */
-  maxAttempts?: number;
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  logger?: Logger;
-  /** Replaces fetch (tests); called with the URL and fetch's options (method, headers, body, signal, undici dispatcher). */
-  fetch?(
-    url: { readonly href: string },
-    init?: { method?: string; headers?: Record<string, string>; body?: string; signal?: any; dispatcher?: any },
-  ): Promise<{ readonly status: number; text(): Promise<string> }>;
-}
-
-export declare class ConsulClient {
-  constructor(options: ConsulClientOptions);
-  /** Attempts sent so far. */
-  readonly requests: number;
-  request(req: { method: string; path: string; query?: Record<string, string>; body?: unknown }, opts?: { allow404?: boolean }): Promise<{ status: number; body: any }>;
-  get(path: string, query?: Record<string, string>, opts?: { allow404?: boolean }): Promise<any>;
-  close(): Promise<void>;
+/** An injected AWS client: the SDK module (its `<Operation>Command` classes) and a client. */
+export interface AwsClientLike {
+  sdk: Record<string, any>;
+  client: { send(command: any, options?: any): Promise<any>; destroy?(): void };
 }
 
 export interface HostDeps {
   /** Environment (default: process.env, read at each invocation). */
   env?: Record<string, string | undefined>;
-  /** The core API (default: this package). */
+  /** The core (default: this package). */
   core?: typeof import('../index');
-  /** AWS clients: `{tagging, lambda, ssm, sts}`, each `{sdk, client}` (default: SDK v3). */
-  aws?: unknown;
+  /** AWS clients by engine service name (default: SDK v3 clients with maxAttempts 1). */
+  aws?: Partial<Record<'tagging' | 'lambda' | 'ssm' | 'sts', AwsClientLike>>;
   logger?: Logger;
-  /** Factory of the Consul client (default: `new ConsulClient(options)`). */
-  consulClient?: (options: ConsulClientOptions) => Pick<ConsulClient, 'request' | 'get'> & { close?(): Promise<void>; requests?: number };
-  /** Services executed in parallel (default 4, or MAX_CONCURRENCY). */
+  /** Requests in flight (overrides MAX_CONCURRENCY; the engine's default is 8). */
   concurrency?: number;
+  /** Backoff jitter seed (default: random). */
+  seed?: number;
 }
 
 export interface LambdaContextLike {
   invokedFunctionArn?: string;
+  getRemainingTimeInMillis?(): number;
   [key: string]: unknown;
 }
 
 export interface Host {
-  /** One sync; `dryRun` (default: DRY_RUN=true in the environment) plans and changes nothing. */
-  run(event: unknown, context?: LambdaContextLike, options?: { dryRun?: boolean }): Promise<SyncResult>;
-  /** The Lambda handler: like `run`, logging a failure before rethrowing it. */
+  /** One sync; never throws for a failed sync (see `result.ok`). */
+  run(
+    event: unknown,
+    context?: LambdaContextLike,
+    options?: { dryRun?: boolean; concurrency?: number; function?: string },
+  ): Promise<SyncResult>;
+  /** The Lambda handler: like `run`, throwing a RegistratorError when the result is not ok. */
   handler(event: unknown, context?: LambdaContextLike): Promise<SyncResult>;
 }
 
@@ -121,6 +69,3 @@ export declare function createHost(deps?: HostDeps): Host;
 
 /** The Lambda entry point (`host/index.handler`). */
 export declare function handler(event: unknown, context?: LambdaContextLike): Promise<SyncResult>;
-
-/** Environment variables passed to the core's configFromEnv. */
-export declare const CONFIG_ENV_KEYS: readonly string[];

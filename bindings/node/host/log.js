@@ -1,64 +1,32 @@
 'use strict';
-// Structured JSON logs, one object a line. Never pass a token, a private key or
-// an extension data value in `fields`: nothing here can tell them apart.
+// JSON lines: {time, level, msg, ...fields}. The engine's records are already
+// filtered by LOG_LEVEL and hold no secret; `redact` adds a value (the Consul
+// token) that is replaced wherever it would appear anyway.
 
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50 };
 
-/**
- * @param {{level?: string, write?: (line: string) => void, base?: object}} [options]
- */
+/** @param {{level?: string, write?: (line: string) => void}} [options] */
 function createLogger(options = {}) {
   const write = options.write || ((line) => process.stdout.write(line + '\n'));
-  const base = options.base || {};
-  let threshold = LEVELS[String(options.level || 'info').toLowerCase()] ?? LEVELS.info;
+  const threshold = LEVELS[String(options.level || 'trace').toLowerCase()] ?? LEVELS.trace;
+  const secrets = new Set();
   const log = (level, msg, fields) => {
-    if (LEVELS[level] < threshold) return;
-    const entry = { level, time: new Date().toISOString(), msg, ...base, ...(fields || {}) };
+    if ((LEVELS[level] ?? LEVELS.info) < threshold) return;
     let line;
     try {
-      line = JSON.stringify(entry, errorReplacer);
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...(fields || {}), ...{ level, msg } });
     } catch {
-      line = JSON.stringify({ level, time: entry.time, msg, note: 'fields not serialisable' });
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg, note: 'fields not serialisable' });
     }
+    for (const s of secrets) line = line.split(s).join('[redacted]');
     write(line);
   };
-  return {
-    trace: (msg, fields) => log('trace', msg, fields),
-    debug: (msg, fields) => log('debug', msg, fields),
-    info: (msg, fields) => log('info', msg, fields),
-    warn: (msg, fields) => log('warn', msg, fields),
-    error: (msg, fields) => log('error', msg, fields),
-    setLevel(level) {
-      threshold = LEVELS[String(level || 'info').toLowerCase()] ?? LEVELS.info;
-    },
-    child(extra) {
-      return createLogger({ level: levelName(threshold), write, base: { ...base, ...extra } });
-    },
+  const redact = (value) => {
+    if (typeof value === 'string' && value.length >= 4) secrets.add(value).add(JSON.stringify(value).slice(1, -1));
   };
+  const logger = { log, redact };
+  for (const level of Object.keys(LEVELS)) logger[level] = (msg, fields) => log(level, msg, fields);
+  return logger;
 }
 
-function levelName(n) {
-  return Object.keys(LEVELS).find((k) => LEVELS[k] === n) || 'info';
-}
-
-function errorReplacer(_key, value) {
-  if (value instanceof Error) {
-    return { name: value.name, message: value.message, code: value.code };
-  }
-  return value;
-}
-
-/** Errors in a short, secret-free form: name, code and message only. */
-function describeError(err) {
-  if (!err || typeof err !== 'object') return String(err);
-  const parts = [];
-  if (err.name && err.name !== 'Error') parts.push(err.name);
-  if (err.code && typeof err.code === 'string') parts.push(err.code);
-  const cause = err.cause && typeof err.cause === 'object' ? err.cause : null;
-  let msg = String(err.message || '');
-  if (cause && cause.message && !msg.includes(cause.message)) msg += ` (${cause.code || cause.name || 'cause'}: ${cause.message})`;
-  parts.push(msg);
-  return parts.join(': ').slice(0, 500);
-}
-
-module.exports = { createLogger, describeError, LEVELS };
+module.exports = { createLogger, LEVELS };

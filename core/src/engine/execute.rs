@@ -1,11 +1,13 @@
-//! Execution of the plan in three waves, each a batch of concurrent requests:
+//! Execution of the plan in four waves, each a batch of concurrent requests:
 //!
 //! 1. service-defaults entries (`PUT /v1/config?cas=N`: Consul cannot put config
 //!    entries in a transaction);
 //! 2. catalog registrations and deregistrations through `PUT /v1/txn`, at most
 //!    [`TXN_MAX_OPS`] operations a transaction, check-and-set verbs, the node
 //!    created in the same transaction when it does not exist yet;
-//! 3. service-defaults deletions (`DELETE …?cas=N`) and Parameter Store writes.
+//! 3. service-defaults deletions (`DELETE …?cas=N`);
+//! 4. Parameter Store writes (a service's extension data is deleted after its
+//!    service-defaults entry).
 //!
 //! A service's step runs only when its earlier steps succeeded. A check-and-set
 //! miss leaves the service as it is (status `conflict`, re-observed next sync). A
@@ -94,7 +96,10 @@ impl CasIndex {
                 index.entries.insert(key, e.modify_index);
             }
             if let Some(ns) = &scope.node_services {
-                index.nodes.insert((dc.clone(), norm(part)));
+                // Consul answers `{"Node": null, "Services": null}` for a node that does not exist.
+                if ns.node.is_some() {
+                    index.nodes.insert((dc.clone(), norm(part)));
+                }
                 for s in ns.services.iter() {
                     let key = (
                         dc.clone(),
@@ -242,9 +247,10 @@ impl Execution {
         match kind {
             OperationKind::UpsertConfigEntry => 1,
             OperationKind::RegisterService | OperationKind::DeregisterService => 2,
-            OperationKind::PutExtensionData
-            | OperationKind::DeleteConfigEntry
-            | OperationKind::DeleteExtensionData => 3,
+            OperationKind::DeleteConfigEntry => 3,
+            // After the config deletion: a service's extension data goes last, and
+            // one wave cannot hold two steps of the same service.
+            OperationKind::PutExtensionData | OperationKind::DeleteExtensionData => 4,
         }
     }
 }
@@ -321,7 +327,7 @@ impl Engine {
         }
         loop {
             let wave = match self.exec.as_mut() {
-                Some(exec) if exec.wave < 3 => {
+                Some(exec) if exec.wave < 4 => {
                     exec.wave += 1;
                     exec.wave
                 }
@@ -681,6 +687,9 @@ impl Engine {
                 let id = body.get("ServiceID")?.as_str()?;
                 let mut svc = serde_json::Map::new();
                 svc.insert("ID".into(), Value::from(id));
+                // Consul's txn rejects a service ID without the name ("Must provide service
+                // name (Service.Service) when service ID is provided").
+                svc.insert("Service".into(), Value::from(op.service.name.clone()));
                 enterprise(&mut svc);
                 let verb = match exec.index.services.get(&exec.key_of(&op.service, id)) {
                     Some(Some(idx)) => {
@@ -989,7 +998,8 @@ impl Engine {
             }
         }
         if !rest.is_empty() {
-            let node_op = batch.node_op && services.is_none();
+            let node_op =
+                batch.node_op && services.as_ref().and_then(|ns| ns.node.as_ref()).is_none();
             let again = Batch {
                 scope: batch.scope,
                 ops: rest,
@@ -1004,7 +1014,7 @@ impl Engine {
         }
     }
 
-    // -- wave 3: Parameter Store ----------------------------------------------------
+    // -- waves 3 and 4: config deletions, Parameter Store ----------------------------------------------------
 
     fn wave3(&mut self, i: usize) {
         let Some(op) = self.op(i).cloned() else {
@@ -1120,4 +1130,57 @@ fn node_write_hint(node: &str) -> String {
     format!(
         " (registering node \"{node}\" the first time needs node write: add node \"{node}\" {{ policy = \"write\" }} to the token's policy, or register the node once by hand)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ConsulScope;
+
+    fn scope(body: &str) -> ConsulScope {
+        ConsulScope {
+            datacenter: Some("dc1".into()),
+            partition: None,
+            node_services: serde_json::from_str(body).unwrap(),
+            service_defaults: None,
+        }
+    }
+
+    #[test]
+    fn each_step_of_a_service_is_in_a_later_wave_than_the_one_before() {
+        use OperationKind::*;
+        // The planner's per-service orders (plan.rs): create, delete, extension data.
+        for order in [
+            [UpsertConfigEntry, RegisterService, PutExtensionData],
+            [DeregisterService, DeleteConfigEntry, DeleteExtensionData],
+        ] {
+            for pair in order.windows(2) {
+                assert!(
+                    Execution::wave_of(pair[0]) < Execution::wave_of(pair[1]),
+                    "{pair:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_null_node_in_node_services_is_a_missing_node() {
+        // Consul 1.22 answers 200 `{"Node": null, "Services": null}` for an unknown node.
+        let exec = Execution::new(
+            Vec::new(),
+            &[scope(r#"{"Node": null, "Services": null}"#)],
+            "lambdas",
+            "dc1",
+        );
+        assert!(exec.index.nodes.is_empty());
+        let exec = Execution::new(Vec::new(), &[scope("null")], "lambdas", "dc1");
+        assert!(exec.index.nodes.is_empty());
+        let exec = Execution::new(
+            Vec::new(),
+            &[scope(r#"{"Node": {"Node": "lambdas"}, "Services": []}"#)],
+            "lambdas",
+            "dc1",
+        );
+        assert_eq!(exec.index.nodes.len(), 1);
+    }
 }
