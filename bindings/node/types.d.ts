@@ -974,6 +974,8 @@ export interface SyncResult {
   plan?: Plan;
   /** Requests made. */
   requests: RequestCounts;
+  /** The plan's counts (zero when no plan was made). */
+  summary: Summary;
   /** What was reconciled. */
   trigger: Trigger;
   /** How it ended. */

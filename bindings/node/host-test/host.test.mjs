@@ -320,6 +320,7 @@ function hostWith({ consul, aws, env = {}, concurrency }) {
     logger: createLogger({ write: (l) => lines.push(l) }),
     concurrency,
     seed: 1,
+    stdout: { write() {} },
   });
   return { host, lines };
 }
@@ -339,7 +340,7 @@ test('full sync over several GetResources pages registers every function; a seco
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, { invokedFunctionArn: arn('registrator') });
   assert.equal(res.inventory.pages, 3);
-  assert.equal(res.plan.summary.create, 3);
+  assert.equal(res.summary.create, 3);
   assert.deepEqual([...consul.services.keys()].sort(), ['a', 'b', 'c']);
   assert.ok(!aws.calls.includes('GetCallerIdentity'), 'the account comes from the context');
   const again = await host.handler(schedule, {});
@@ -378,7 +379,7 @@ test('absent from the listing but GetFunction finds it: kept (and re-planned wit
   const res = await host.handler(schedule, {});
   assert.equal(res.requests.aws.calls.GetFunction, 1);
   assert.ok(consul.services.has('laggy'));
-  assert.equal(res.plan.summary.delete, 0);
+  assert.equal(res.summary.delete, 0);
 }));
 
 test('absent from the listing and GetFunction says ResourceNotFound: deregistered', () => withConsul(async (consul) => {
@@ -386,7 +387,7 @@ test('absent from the listing and GetFunction says ResourceNotFound: deregistere
   const aws = fakeAws({ pages: [[]], functions: {} });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.plan.summary.delete, 1);
+  assert.equal(res.summary.delete, 1);
   assert.ok(!consul.services.has('gone'));
   assert.ok(!consul.entries.has('gone'));
 }));
@@ -484,11 +485,39 @@ test('a bad tag is logged as a plan error and does not fail the invocation', () 
   const aws = fakeAws({ pages: [[mapping('ok', enabled), mapping('bad', { ...enabled, [P + 'invocation-mode']: 'async' })]] });
   const { host, lines } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.plan.errors.length, 1);
-  assert.equal(res.plan.errors[0].code, 'invalid_invocation_mode');
+  assert.equal(res.summary.errors, 1);
+  const full = await host.run(schedule, {});
+  assert.equal(full.plan.errors.length, 1);
+  assert.equal(full.plan.errors[0].code, 'invalid_invocation_mode');
   const logged = lines.map((l) => JSON.parse(l)).filter((e) => e.level === 'error');
   assert.ok(logged.some((e) => JSON.stringify(e).includes('invalid_invocation_mode')), lines.join('\n'));
   assert.deepEqual([...consul.services.keys()], ['ok']);
+}));
+
+test('the handler prints one CloudWatch EMF line and returns a small result', () => withConsul(async (consul) => {
+  const aws = fakeAws({ pages: [[mapping('a', enabled), mapping('b', enabled)]] });
+  const out = [];
+  const lines = [];
+  const host = createHost({
+    env: { AWS_REGION: REGION, CONSUL_HTTP_ADDR: consul.url },
+    aws,
+    logger: createLogger({ write: (l) => lines.push(l) }),
+    stdout: { write: (s) => out.push(s) },
+    seed: 1,
+  });
+  const res = await host.handler(schedule, {});
+  assert.equal(out.length, 1);
+  const emf = JSON.parse(out[0]);
+  const directive = emf._aws.CloudWatchMetrics[0];
+  assert.equal(directive.Namespace, 'ConsulLambdaSync');
+  assert.ok(emf._aws.Timestamp > 1.6e12, 'a wall-clock timestamp in ms');
+  for (const m of directive.Metrics) assert.equal(typeof emf[m.Name], 'number', m.Name);
+  for (const dims of directive.Dimensions) for (const d of dims) assert.equal(typeof emf[d], 'string', d);
+  assert.equal(emf.ServicesCreated, 2);
+  assert.ok(!out[0].includes('"a"') && !out[0].includes(':function:'), 'no function names');
+  assert.equal(res.plan, undefined);
+  assert.equal(res.outcomes, undefined);
+  assert.equal(res.summary.create, 2);
 }));
 
 test('an ignored event does nothing and reads nothing', () => withConsul(async (consul) => {

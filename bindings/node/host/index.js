@@ -61,6 +61,7 @@ async function bounded(tasks, limit) {
  * @param {object} [deps.logger]  `createLogger(...)`
  * @param {number} [deps.concurrency]  overrides MAX_CONCURRENCY
  * @param {number} [deps.seed]    backoff jitter seed (default random)
+ * @param {{write(s: string): void}} [deps.stdout]  where the handler prints the metrics line
  */
 function createHost(deps = {}) {
   async function run(event, context = {}, options = {}) {
@@ -115,9 +116,13 @@ function createHost(deps = {}) {
     }
   }
 
-  /** The Lambda handler: the result, or a RegistratorError (`sync_failed`) when it is not ok. */
+  /**
+   * The Lambda handler: prints the metrics line (CloudWatch EMF), returns the result without its
+   * plan, outcomes and basis (a response stays small), or throws a RegistratorError (`sync_failed`).
+   */
   async function handler(event, context) {
-    const result = await run(event, context || {});
+    const { plan, outcomes, basis, metrics, ...result } = await run(event, context || {});
+    if (metrics) (deps.stdout || process.stdout).write(`${JSON.stringify({ ...metrics, _aws: { ...metrics._aws, Timestamp: Date.now() } })}\n`);
     if (!result.ok) {
       throw new RegistratorError('sync_failed', result.message, {
         verdict: result.verdict,

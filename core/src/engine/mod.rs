@@ -759,6 +759,7 @@ impl Engine {
             message,
             dry_run: self.dry_run,
             trigger: self.trigger.clone(),
+            summary: summary.clone(),
             plan,
             outcomes,
             operations,

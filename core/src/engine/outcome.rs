@@ -167,6 +167,8 @@ pub struct SyncResult {
     pub dry_run: bool,
     /// What was reconciled.
     pub trigger: Trigger,
+    /// The plan's counts (zero when no plan was made).
+    pub summary: crate::plan::Summary,
     /// The plan, when one was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,

@@ -1133,6 +1133,8 @@ class _SyncResultRequired(TypedDict):
     partial: bool
     # Requests made.
     requests: RequestCounts
+    # The plan's counts (zero when no plan was made).
+    summary: Summary
     # What was reconciled.
     trigger: Trigger
     # How it ended.
