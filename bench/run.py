@@ -35,9 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import benchlib as b
+import cls_support as sup
 
 STATES = ("cold", "steady", "churn")
 LAMBDA_MAX_SECONDS = 900
@@ -61,7 +59,7 @@ def summarize_proxy(stats: dict[str, Any]) -> dict[str, Any]:
 def run_one(
     impl: str,
     n: int,
-    moto: b.MotoSeeded,
+    moto: sup.MotoSeeded,
     consul_bin: str,
     workdir: Path,
     timeout: float,
@@ -69,15 +67,15 @@ def run_one(
 ) -> dict[str, Any]:
     """The three states for one registrator at one size. ``latency``: milliseconds
     the proxies add to every (AWS, Consul) request, to stand for a network."""
-    consul = b.ConsulAgent(consul_bin, workdir / f"consul-{impl}-{n}").start()
-    cproxy = b.Proxy("consul", consul.addr, workdir).start()
-    aproxy = b.Proxy("aws", moto.url, workdir).start()
+    consul = sup.ConsulAgent(consul_bin, workdir / f"consul-{impl}-{n}").start()
+    cproxy = sup.Proxy("consul", consul.addr, workdir).start()
+    aproxy = sup.Proxy("aws", moto.url, workdir).start()
     if latency[0]:
         aproxy.faults([{"match": "", "action": "delay", "delay_ms": latency[0]}])
     if latency[1]:
         cproxy.faults([{"match": "", "action": "delay", "delay_ms": latency[1]}])
-    runtime = b.RuntimeAPI()
-    reg: Optional[b.Registrator] = None
+    runtime = sup.RuntimeAPI()
+    reg: Optional[sup.Registrator] = None
     out: dict[str, Any] = {
         "impl": impl,
         "functions": n,
@@ -89,7 +87,7 @@ def run_one(
         out["seed_seconds"] = seeded["seconds"]
         out["reference_pages"] = moto.reference_pages()
         t0 = time.monotonic()
-        reg = b.Registrator(impl, runtime, cproxy.url, aproxy.url, workdir).start()
+        reg = sup.Registrator(impl, runtime, cproxy.url, aproxy.url, workdir).start()
         out["init_seconds"] = round(time.monotonic() - t0, 3)
         before: dict[str, Any] = {}
         for state in STATES:
@@ -98,9 +96,9 @@ def run_one(
             desired = moto.desired()
             cproxy.reset()
             aproxy.reset()
-            result, cpu = reg.invoke(b.schedule_event(), timeout)
+            result, cpu = reg.invoke(sup.schedule_event(), timeout)
             cstats, astats = cproxy.stats(), aproxy.stats()
-            check = b.compare(consul, desired)
+            check = sup.compare(consul, desired)
             row: dict[str, Any] = {
                 "ok": result.ok,
                 "seconds": round(result.seconds, 3),
@@ -108,7 +106,7 @@ def run_one(
                 "consul": summarize_proxy(cstats),
                 "aws": summarize_proxy(astats),
                 "services": len(desired),
-                "minimal_writes": b.minimal_writes(before, desired),
+                "minimal_writes": sup.minimal_writes(before, desired),
                 "check": check,
             }
             if not result.ok:
@@ -310,7 +308,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     impls = list(args.impl)
-    if "upstream" in impls and b.upstream_binary() is None:
+    if "upstream" in impls and sup.upstream_binary() is None:
         log(
             "upstream registrator binary not found (set UPSTREAM_REGISTRATOR_BIN or run "
             "bench/upstream/build.sh); running ours only"
@@ -318,9 +316,9 @@ def main(argv: list[str]) -> int:
         impls.remove("upstream")
     if not impls:
         return 2
-    consul_bin = b.consul_binary()
-    workdir = b.make_workdir("bench")
-    moto = b.MotoSeeded(workdir).start()
+    consul_bin = sup.consul_binary()
+    workdir = sup.make_workdir("bench")
+    moto = sup.MotoSeeded(workdir).start()
     results = []
     try:
         for n in args.functions:
@@ -343,7 +341,7 @@ def main(argv: list[str]) -> int:
         f"load average {os.getloadavg()[0]:.1f} at the end",
         "moto": moto_pkg.__version__,
         "consul": consul_version,
-        "upstream": b.upstream_binary() if "upstream" in impls else "not run",
+        "upstream": sup.upstream_binary() if "upstream" in impls else "not run",
         "latency_ms": {"aws": args.latency_ms[0], "consul": args.latency_ms[1]},
     }
     doc = {"meta": meta, "results": results}
@@ -355,7 +353,7 @@ def main(argv: list[str]) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(md)
     print(md)
-    b.remove_workdir(workdir)
+    sup.remove_workdir(workdir)
     if args.check:
         failures = checks(results, args.strict_reads)
         for f in failures:

@@ -9,15 +9,11 @@
 #
 # The peer: $UPSTREAM_REGISTRATOR_BIN, or bench/upstream/build.sh (the pinned
 # release through the Go module proxy). Without either, ours runs alone.
-# Installs what it needs (venv, package, Consul) via scripts/test-e2e.sh --setup.
+# Installs what it needs (venv, package, Consul) through scripts/lib.sh.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-venv="${VENV:-$repo/.venv}"
-log() { printf 'bench: %s\n' "$*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bash "$repo/scripts/test-e2e.sh" --setup
-CONSUL_BIN="$("$repo/scripts/install-consul.sh")"
-export CONSUL_BIN
+need package consul
 if upstream="$(bash "$repo/bench/upstream/build.sh")"; then
   export UPSTREAM_REGISTRATOR_BIN="$upstream"
   log "upstream registrator: $upstream"
@@ -31,5 +27,5 @@ if [[ " ${args[*]-} " != *" --functions "* ]]; then
 fi
 out="$repo/target/bench-full"
 mkdir -p "$out"
-unset CONSUL_HTTP_ADDR CONSUL_HTTP_TOKEN AWS_PROFILE AWS_ENDPOINT_URL 2>/dev/null || true
-exec "$venv/bin/python" "$repo/bench/run.py" --out "$out/results.json" --markdown "$out/tables.md" "${args[@]}"
+no_outside_servers
+"$py" "$repo/bench/run.py" --out "$out/results.json" --markdown "$out/tables.md" "${args[@]}"

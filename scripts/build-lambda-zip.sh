@@ -21,8 +21,7 @@
 #                                    [--arch x86_64|arm64] [--wheel FILE]
 # stdout: the path of the zip; stderr: progress and its size.
 set -euo pipefail
-
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out="$repo/target/lambda/consul-lambda-sync.zip"
 pyver="3.12"
 with_boto3=false
@@ -41,7 +40,6 @@ while [[ $# -gt 0 ]]; do
     *) echo "build-lambda-zip: unknown argument $1" >&2; exit 3 ;;
   esac
 done
-log() { printf 'build-lambda-zip: %s\n' "$*" >&2; }
 [[ "$out" = /* ]] || out="$PWD/$out"
 case "$arch" in
   x86_64) rust_target=x86_64-unknown-linux-gnu; platform=manylinux2014_x86_64 ;;
@@ -57,27 +55,24 @@ if [[ -n "$wheel_in" ]]; then
   [[ -f "$wheel_in" ]] || { echo "build-lambda-zip: no wheel $wheel_in" >&2; exit 3; }
 fi
 
-venv="${VENV:-$repo/.venv}"
-[[ -x "$venv/bin/python" ]] || "${PYTHON:-python3}" -m venv "$venv"
-py="$venv/bin/python"
+venv_ensure "$VENV" "${REQ_BUILD[@]}"
 pip() { "$py" -m pip install -q --disable-pip-version-check "$@" >&2; }
-pip "maturin>=1.9,<2"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+at_exit 'rm -rf "$work"'
 if [[ -n "$wheel_in" ]]; then
   mkdir -p "$work/wheels"
   cp "$wheel_in" "$work/wheels/"
 elif $native; then
   log "building the wheel (native toolchain)"
   (cd "$repo/bindings/python" \
-    && "$venv/bin/maturin" build --release --interpreter "$py" --out "$work/wheels" >&2)
+    && "$VENV/bin/maturin" build --release --interpreter "$py" --out "$work/wheels" >&2)
 else
-  pip "ziglang>=0.13"
-  rustup target list --installed | grep -qx "$rust_target" || rustup target add "$rust_target" >&2
+  pip "${REQ_ZIG[@]}"
+  rust_targets "$rust_target"
   log "building the manylinux2014 $arch wheel with zig"
   (cd "$repo/bindings/python" \
-    && PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release --zig \
+    && PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --zig \
       --compatibility manylinux2014 --target "$rust_target" \
       --interpreter "$py" --out "$work/wheels" >&2)
 fi

@@ -24,11 +24,8 @@
 #        zips need the wheels, and build them when dist/ has none)
 # Environment: DIST (default <repo>/dist), PYTHON (python3 for the tools venv).
 set -euo pipefail
-
-log() { printf 'build-packages: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root="$repo"
 cd "$root"
 dist="${DIST:-$root/dist}"
 mkdir -p "$dist"
@@ -52,37 +49,21 @@ timing=()
 mark() { timing+=("$1 $((SECONDS - ${2}))s"); }
 
 # --- Tools -------------------------------------------------------------------
-venv="$root/target/packaging/venv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  log "tools venv $venv"
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
+venv="$PACKAGING_VENV"
+venv_ensure --clean "$venv" "${REQ_BUILD[@]}" "${REQ_ZIG[@]}" "${REQ_AUDIT[@]}" 'boto3>=1.28'
 py="$venv/bin/python"
-"$py" -m pip install -q --disable-pip-version-check \
-  'maturin>=1.9,<2' 'ziglang>=0.13,<0.18' 'cargo-zigbuild>=0.24,<0.25' 'auditwheel>=6,<7' \
-  'boto3>=1.28' >&2
 # zig for cargo-zigbuild and maturin: the ziglang package's `python -m ziglang`,
 # found through the venv's python3 on PATH; cargo zigbuild through PATH too.
 export PATH="$venv/bin:$PATH"
 
-for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu; do
-  if ! rustup target list --installed | grep -qx "$t"; then
-    log "adding the $t target"
-    rustup target add "$t" >&2
-  fi
-done
+rust_targets x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
 
 # --- npm -----------------------------------------------------------------------
 if $want_npm; then
   t0=$SECONDS
   node_dir="$root/bindings/node"
-  if [[ ! -x "$node_dir/node_modules/.bin/napi" || ! -x "$node_dir/node_modules/.bin/wasm-opt" ]]; then
-    log "npm ci (bindings/node devDependencies: napi-rs CLI, binaryen)"
-    npm ci --prefix "$node_dir" --no-audit --no-fund >&2
-  fi
-
-  log "WebAssembly build"
-  bash "$root/scripts/build-wasm.sh" >&2
+  # bindings/node's devDependencies (napi-rs CLI, binaryen) and the wasm fallback.
+  need npm wasm
 
   stage="$root/target/packaging/npm"
   rm -rf "$stage"
@@ -164,6 +145,7 @@ if $want_zips; then
 fi
 
 (cd "$dist" && sha256sum -- *.tgz *.whl *.zip 2>/dev/null >SHA256SUMS || true)
+if $want_npm && $want_wheels && $want_zips; then provided packages; fi
 log "done in $((SECONDS - start))s (${timing[*]})"
 printf '%-80s %10s\n' artefact bytes
 for f in "$dist"/*.tgz "$dist"/*.whl "$dist"/*.zip; do

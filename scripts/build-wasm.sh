@@ -10,17 +10,12 @@
 # Cargo.lock (cargo install, cached in ~/.cargo/bin, redone only when the
 # version differs). Works from any directory.
 set -euo pipefail
-
-log() { printf 'build-wasm: %s\n' "$*" >&2; }
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root="$repo"
 cd "$root"
 
 # 1. The Rust target.
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-  log "adding the wasm32-unknown-unknown target"
-  rustup target add wasm32-unknown-unknown
-fi
+rust_targets wasm32-unknown-unknown
 
 # 2. wasm-bindgen-cli matching the crate (the two must agree exactly).
 want="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
@@ -41,12 +36,8 @@ if [[ "$have" != "$want" ]]; then
 fi
 
 # 3. wasm-opt from the binaryen npm package.
-node_dir="$root/bindings/node"
-wasm_opt="$node_dir/node_modules/.bin/wasm-opt"
-if [[ ! -x "$wasm_opt" ]]; then
-  log "installing bindings/node's npm devDependencies (binaryen's wasm-opt)"
-  npm ci --prefix "$node_dir" --no-audit --no-fund >&2
-fi
+need npm # bindings/node's devDependencies: binaryen's wasm-opt
+wasm_opt="$root/bindings/node/node_modules/.bin/wasm-opt"
 
 # 4. Build, bind, optimise.
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
@@ -59,7 +50,7 @@ features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-e
   --enable-mutable-globals --enable-reference-types --enable-multivalue)
 
 # Unchanged module, script and wasm-bindgen since the packages were last made
-# (test-node.sh and build-packages.sh both call this): keep them.
+# (need wasm in scripts/lib.sh, in another run): keep them.
 stamp_file="$target_dir/wasm32-unknown-unknown/wasm-release/pkg.stamp"
 stamp="$(cat "$raw" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $want"
 fresh=true
@@ -76,7 +67,7 @@ else
 fi
 
 unoptimised="$(mktemp)"
-trap 'rm -f "$unoptimised"' EXIT
+at_exit 'rm -f "$unoptimised"'
 for kind in "${kinds[@]}"; do
   out="$root/wasm/pkg-$kind"
   rm -rf "$out"

@@ -15,27 +15,25 @@
 #      network), and the bad-tag variant fails with exactly one error naming the
 #      function, the tag and the fix.
 #
-# Installs what it needs: npm ci in bindings/node (when its lock changed),
-# the native addon (npm run build) and the WebAssembly build
-# (scripts/build-wasm.sh) when missing or older than the Rust sources, moto[server]
-# in ${VENV:-<repo>/.venv}, consul via scripts/install-consul.sh, and the example
+# Installs what it needs (scripts/lib.sh `need`): npm ci in bindings/node (when
+# its lock changed), the native addon (npm run build) and the WebAssembly build
+# (scripts/build-wasm.sh), the venv ${VENV:-<repo>/.venv} with moto[server] and
+# cls_support, whose `python -m cls_support serve` runs the servers
+# (host-test/servers.mjs), consul via scripts/install-consul.sh, and the example
 # app's packages (npm ci, from the npm cache when it can).
 # Needs node (>= 20), npm, python3, cargo, go (first consul build only).
 # Works from any directory. Ends with one line "node-host: N passed, N failed".
 set -euo pipefail
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root="$repo"
 node_dir="$root/bindings/node"
 example_dir="$root/examples/cdk-app"
-venv="${VENV:-$root/.venv}"
-export VENV="$venv"
 # No update checks, telemetry or notices from npm and the CDK CLI.
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 export CDK_DISABLE_CLI_TELEMETRY=true
 # The AWS SDK warns once per process that its 2027 releases need Node.js 22.
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 
-log() { printf 'test-node-host: %s\n' "$*" >&2; }
 started=$SECONDS
 stage_start=$SECONDS
 stage() {
@@ -45,88 +43,20 @@ stage() {
 }
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+at_exit 'rm -rf "$work"'
 
-passed=0
-failed=0
-status=0
-failures=()
-pass() {
-  passed=$((passed + 1))
-  log "ok: $*"
-}
-fail() {
-  failed=$((failed + 1))
-  status=1
-  failures+=("$*")
-  log "FAILED: $*"
-}
-
-# Newest modification time (seconds) of the files under the given paths.
-newest() { find "$@" -type f -printf '%T@\n' 2>/dev/null | sort -n | tail -1 | cut -d. -f1; }
-mtime() { stat -c %Y "$1" 2>/dev/null || echo 0; }
-
-printf '==> %s\n' "bindings/node packages" >&2
+printf '==> %s\n' "bindings/node packages, native addon, WebAssembly build" >&2
+need npm addon wasm
+stage "the servers: a venv with moto and cls_support (tests/support), consul"
+need venv consul
+log "moto $("$py" -c 'import moto; print(moto.__version__)'), $("$CONSUL_BIN" version | head -1)"
 cd "$node_dir"
-lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
-stamp="node_modules/.consul-lambda-sync-lock.sha256"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" && -d node_modules/aws-cdk-lib && -d node_modules/@aws-sdk/client-lambda ]]; then
-  log "node_modules matches package-lock.json"
-else
-  log "npm ci (cached in ~/.npm)"
-  npm ci --prefer-offline --no-audit --no-fund >&2
-  echo "$lock_sum" >"$stamp"
-fi
-
-stage "native addon"
-rust_inputs=("$root/core/src" "$root/bindings/node/src" "$root/bindings/node/Cargo.toml" "$root/core/Cargo.toml" "$root/Cargo.lock")
-rust_newest="$(newest "${rust_inputs[@]}")"
-platform="$(node -p 'process.platform + "-" + process.arch')"
-addon="$(find "$node_dir" -maxdepth 1 -name "consul-lambda-sync.$platform*.node" | head -1)"
-if [[ -z "$addon" || "$(mtime "$addon")" -lt "$rust_newest" ]]; then
-  log "building the addon (npm run build)"
-  npm run --silent build >&2
-else
-  log "up to date: $(basename "$addon")"
-fi
-
-stage "WebAssembly build"
-wasm_js="$root/wasm/pkg-node/consul_lambda_sync_wasm.js"
-wasm_newest="$(newest "${rust_inputs[@]}" "$root/wasm/src" "$root/wasm/Cargo.toml")"
-have_wasm=false
-if [[ -f "$wasm_js" && "$(mtime "$wasm_js")" -ge "$wasm_newest" ]]; then
-  log "up to date: wasm/pkg-node"
-  have_wasm=true
-elif [[ -f "$root/scripts/build-wasm.sh" ]]; then
-  log "building it (scripts/build-wasm.sh)"
-  if bash "$root/scripts/build-wasm.sh" >&2; then
-    have_wasm=true
-  else
-    fail "scripts/build-wasm.sh"
-  fi
-else
-  fail "no WebAssembly build and no scripts/build-wasm.sh to make one"
-fi
-
-stage "moto server in $venv"
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import moto.server, flask, flask_cors' 2>/dev/null; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >&2
-fi
-log "moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)')"
-
-stage "consul"
-CONSUL_BIN="$(bash "$root/scripts/install-consul.sh")"
-export CONSUL_BIN
-log "$("$CONSUL_BIN" version | head -1) at $CONSUL_BIN"
 
 stage "tsc --noEmit --strict cdk-test/typed-usage.ts"
 if npx --no-install tsc --noEmit --strict -p cdk-test/tsconfig.json >&2; then
-  pass "tsc --strict on cdk-test/typed-usage.ts (host and cdk declarations)"
+  ok "tsc --strict on cdk-test/typed-usage.ts (host and cdk declarations)"
 else
-  fail "tsc --strict on cdk-test/typed-usage.ts"
+  not_ok "tsc --strict on cdk-test/typed-usage.ts"
 fi
 log "($((SECONDS - stage_start)) s) done"
 
@@ -139,28 +69,20 @@ suite() {
   printf '\n==> %s\n' "node --test $name" >&2
   node --test --test-reporter=tap "$@" >"$tap" 2>&1 || rc=$?
   local p f
-  p="$(awk '$1 == "#" && $2 == "pass" { n = $3 } END { print n + 0 }' "$tap")"
-  f="$(awk '$1 == "#" && $2 == "fail" { n = $3 } END { print n + 0 }' "$tap")"
+  read -r p f < <(tap_counts "$tap")
   if [[ "$rc" -ne 0 || "$f" -ne 0 || "$p" -eq 0 ]]; then
     # The failing tests, with their diagnostics.
     grep -n -B2 -A40 '^ *not ok ' "$tap" | head -300 >&2 || tail -60 "$tap" >&2
-    failures+=("suite $name: $f failed (exit $rc)")
-    status=1
-    [[ "$f" -eq 0 ]] && f=1
   fi
-  log "suite $name: $p passed, $f failed ($((SECONDS - stage_start)) s)"
+  count "suite $name ($((SECONDS - stage_start)) s)" "$p" "$f" "$rc"
   stage_start=$SECONDS
-  passed=$((passed + p))
-  failed=$((failed + f))
 }
 
 stage_start=$SECONDS
 suite cdk cdk-test/construct.test.mjs cdk-test/aspect.test.mjs
 suite host-unit host-test/host.test.mjs
 CONSUL_LAMBDA_SYNC_BACKEND=native suite e2e-native host-test/e2e.test.mjs
-if [[ "$have_wasm" == true ]]; then
-  CONSUL_LAMBDA_SYNC_BACKEND=wasm suite e2e-wasm host-test/e2e.test.mjs
-fi
+CONSUL_LAMBDA_SYNC_BACKEND=wasm suite e2e-wasm host-test/e2e.test.mjs
 
 printf '\n==> %s\n' "examples/cdk-app" >&2
 cd "$example_dir"
@@ -178,10 +100,10 @@ rm -rf cdk.out
 synth_rc=0
 npx --no-install cdk synth --no-notices -q >"$work/synth.out" 2>"$work/synth.err" || synth_rc=$?
 if [[ "$synth_rc" -eq 0 ]]; then
-  pass "examples/cdk-app: cdk synth"
+  ok "examples/cdk-app: cdk synth"
 else
   cat "$work/synth.err" >&2
-  fail "examples/cdk-app: cdk synth exited $synth_rc"
+  not_ok "examples/cdk-app: cdk synth exited $synth_rc"
 fi
 if [[ "$synth_rc" -eq 0 ]] && node - "$example_dir/cdk.out" <<'EOF' >&2; then
 // The synthesised example: env-agnostic, the registrator and its parts, and no annotation.
@@ -214,9 +136,9 @@ if (problems.length) {
 }
 console.error('example template: env-agnostic; registrator, 2 rules, dead-letter queue, no annotation');
 EOF
-  pass "examples/cdk-app: the synthesised template"
+  ok "examples/cdk-app: the synthesised template"
 else
-  fail "examples/cdk-app: the synthesised template"
+  not_ok "examples/cdk-app: the synthesised template"
 fi
 
 bad_rc=0
@@ -230,19 +152,14 @@ if [[ "$bad_rc" -ne 0 && "$errors" -eq 1 ]] \
   && [[ "$line" == *'tag serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode="async"'* ]] \
   && [[ "$line" == *"[invalid_invocation_mode]"* ]] \
   && [[ "$line" == *"Fix: set serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode to SYNCHRONOUS"* ]]; then
-  pass "examples/cdk-app: bad-tag.mjs fails synth with one error naming the function, the tag and the fix"
+  ok "examples/cdk-app: bad-tag.mjs fails synth with one error naming the function, the tag and the fix"
   log "  $line"
 else
   cat "$work/bad.msgs" >&2
-  fail "examples/cdk-app: bad-tag.mjs (exit $bad_rc, $errors error lines; want a failure with exactly one)"
+  not_ok "examples/cdk-app: bad-tag.mjs (exit $bad_rc, $errors error lines; want a failure with exactly one)"
 fi
 rm -rf cdk.out
 log "($((SECONDS - stage_start)) s) done"
 
-if [[ ${#failures[@]} -gt 0 ]]; then
-  log "failures:"
-  for f in "${failures[@]}"; do log "  - $f"; done
-fi
 log "total $((SECONDS - started)) s"
-echo "node-host: $passed passed, $failed failed"
-exit "$status"
+report node-host

@@ -18,47 +18,28 @@
 #            runtime it is built for) with boto3 beside it, as Lambda has
 #
 # Usage: scripts/test-packages.sh [npm] [wheels] [zips]   (default: all)
-# Environment: DIST (default <repo>/dist). Needs node >= 18, npm, python3,
+# Environment: DIST (default <repo>/dist, built first by scripts/build-packages.sh
+# when unset: it only repacks what is current). Needs node >= 18, npm, python3,
 # readelf; Python 3.9 and 3.12 from pyenv (or python3.9/python3.12 on PATH).
 # Ends with one line "packages: N passed, N failed".
 set -euo pipefail
-
-log() { printf 'test-packages: %s\n' "$*" >&2; }
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root="$repo"
 dist="${DIST:-$root/dist}"
 version="$(awk -F'"' '/^version = / { print $2; exit }' "$root/Cargo.toml")"
 [[ $# -eq 0 ]] && set -- npm wheels zips arm64
+# The artefacts from this tree (scripts/build-packages.sh; only repacks when they are
+# current), unless DIST names artefacts built elsewhere.
+if [[ -z "${DIST:-}" ]]; then need packages; fi
 
 work="$(mktemp -d)"
 if [[ -n "${KEEP_WORK:-}" ]]; then
   log "keeping $work"
 else
-  trap 'rm -rf "$work"' EXIT
+  at_exit 'rm -rf "$work"'
 fi
-passed=0
-failed=0
-failures=()
 start=$SECONDS
 
-ok() { passed=$((passed + 1)); log "ok: $*"; }
-not_ok() { failed=$((failed + 1)); failures+=("$*"); log "FAILED: $*"; }
-# check NAME COMMAND...: one check that passes when the command does.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
-# Adds a runner's counts to the totals; a run that executed nothing fails.
-count() {
-  local name="$1" p="$2" f="$3" status="$4"
-  log "$name: $p passed, $f failed"
-  passed=$((passed + p))
-  failed=$((failed + f))
-  if [[ "$p" -eq 0 ]]; then not_ok "$name ran no test"; fi
-  if [[ "$status" -ne 0 && "$f" -eq 0 ]]; then not_ok "$name exited $status"; fi
-  if [[ "$f" -ne 0 ]]; then failures+=("$name: $f failed"); fi
-}
 # pytest_suite NAME PYTHON [pytest args...]: counts from pytest's summary line.
 pytest_suite() {
   local name="$1" python="$2"
@@ -97,14 +78,13 @@ newest_python() {
 venv_with() {
   local dir="$1" python="$2"
   shift 2
-  "$python" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2
+  venv_ensure --clean --python "$python" "$dir" "$@"
 }
 artefact() {
   local f
   f="$(ls "$dist"/$1 2>/dev/null | head -n 1)"
   if [[ -z "$f" ]]; then
-    log "no $1 in $dist: run scripts/build-packages.sh first"
+    log "no $1 in $dist (DIST): build it with scripts/build-packages.sh"
     exit 1
   fi
   printf '%s\n' "$f"
@@ -121,13 +101,11 @@ check_so() {
   [[ "$m" == "$want" ]] && version_le "$g" 2.17 \
     && [[ -z "$(tr ' ' '\n' <<<"$n" | grep -vE '^(libc\.so\.6|libpthread\.so\.0|libdl\.so\.2|libm\.so\.6|libgcc_s\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])?$')" ]]
 }
-tools_venv="$root/target/packaging/venv"
 auditwheel_bin() {
-  if [[ ! -x "$tools_venv/bin/auditwheel" ]]; then
-    [[ -x "$tools_venv/bin/python" ]] || python3 -m venv "$tools_venv"
-    "$tools_venv/bin/python" -m pip install -q --disable-pip-version-check 'auditwheel>=6,<7' >&2
+  if [[ ! -x "$PACKAGING_VENV/bin/auditwheel" ]]; then
+    venv_ensure --clean "$PACKAGING_VENV" "${REQ_AUDIT[@]}"
   fi
-  printf '%s\n' "$tools_venv/bin/auditwheel"
+  printf '%s\n' "$PACKAGING_VENV/bin/auditwheel"
 }
 
 # npm_project: the tarball installed into a clean project ($proj) with the
@@ -216,14 +194,13 @@ for what in "$@"; do
         grep -E '^# (tests|pass|fail)' "$tap" >&2 || true
         # The first failures with their details.
         grep -E -A 24 '^ *not ok' "$tap" | head -n 150 >&2 || true
-        count "npm: node suite, backend $backend" \
-          "$(awk '$1 == "#" && $2 == "pass" { n = $3 } END { print n + 0 }' "$tap")" \
-          "$(awk '$1 == "#" && $2 == "fail" { n = $3 } END { print n + 0 }' "$tap")" "$status"
+        # shellcheck disable=SC2046
+        count "npm: node suite, backend $backend" $(tap_counts "$tap") "$status"
       done
 
       # The types as installed: the typed usage file against the package's index.d.ts.
       tsc="$root/bindings/node/node_modules/.bin/tsc"
-      if [[ ! -x "$tsc" ]]; then npm ci --prefix "$root/bindings/node" --no-audit --no-fund >&2; fi
+      need npm
       cat >"$proj/test/tsconfig.json" <<'JSON'
 {
   "compilerOptions": {
@@ -381,8 +358,8 @@ assert callable(h.handler)' "$zip_dir"
           (cd "$proj" && CONSUL_LAMBDA_SYNC_BACKEND="$backend" CONSUL_LAMBDA_SYNC_REPO="$root" \
             CONSUL_LAMBDA_SYNC_TEST_NODE="$launcher" "$anode" "$file") >"$tap" 2>&1 || status=$?
           grep -E -A 24 '^ *not ok' "$tap" | head -n 60 >&2 || true
-          p=$((p + $(awk '$1 == "#" && $2 == "pass" { n = $3 } END { print n + 0 }' "$tap")))
-          f=$((f + $(awk '$1 == "#" && $2 == "fail" { n = $3 } END { print n + 0 }' "$tap")))
+          read -r tp tf < <(tap_counts "$tap")
+          p=$((p + tp)) f=$((f + tf))
         done
         count "arm64: npm package on emulated Node $("$anode" --version), backend $backend" "$p" "$f" "$status"
       done
@@ -394,6 +371,4 @@ assert callable(h.handler)' "$zip_dir"
 done
 
 log "done in $((SECONDS - start))s"
-for f in "${failures[@]}"; do log "failed: $f"; done
-echo "packages: $passed passed, $failed failed"
-[[ "$failed" -eq 0 ]]
+report packages

@@ -8,41 +8,24 @@
 # Environment: VENV (default: <repo>/.venv), PYTHON (default: python3),
 # PYTEST_ARGS (extra pytest arguments).
 set -euo pipefail
-
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pkg="$repo/bindings/python"
-venv="${VENV:-$repo/.venv}"
-python="${PYTHON:-python3}"
-wheels="$repo/target/wheels"
 
-stage() { printf '\n==> %s\n' "$*"; }
-
-stage "venv $venv"
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
-fi
-py="$venv/bin/python"
+stage "venv $VENV, the wheel (maturin build --release)"
+need package lint
 "$py" --version
-"$py" -m pip install --quiet --disable-pip-version-check --upgrade \
-  'maturin>=1.9,<2' 'pytest>=9,<10' 'mypy>=2,<3' 'ruff>=0.17,<0.18'
-
-stage "maturin build --release (wheel)"
-mkdir -p "$wheels"
-rm -f "$wheels"/consul_lambda_sync-*.whl
-(cd "$pkg" && "$venv/bin/maturin" build --release --interpreter "$py" --out "$wheels")
-wheel=$(ls "$wheels"/consul_lambda_sync-*.whl)
+wheel="$(ls "$repo"/target/wheels/consul_lambda_sync-*.whl | head -n1)"
 size=$(wc -c <"$wheel")
 printf 'wheel: %s (%s bytes, %s KiB)\n' "$(basename "$wheel")" "$size" "$((size / 1024))"
-"$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 
 # The host (python/consul_lambda_sync/host) is checked by its own suite.
 cd "$pkg"
 stage "ruff check"
-"$venv/bin/ruff" check python/consul_lambda_sync tests bench \
+"$VENV/bin/ruff" check python/consul_lambda_sync tests bench \
   --extend-exclude python/consul_lambda_sync/host
 
 stage "mypy --strict"
-"$venv/bin/mypy" --strict python/consul_lambda_sync tests/typed_usage.py \
+"$VENV/bin/mypy" --strict python/consul_lambda_sync tests/typed_usage.py \
   --exclude 'consul_lambda_sync/host/'
 
 stage "stubtest consul_lambda_sync._native (against the installed wheel)"

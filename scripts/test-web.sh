@@ -2,21 +2,21 @@
 # Browser tests of the plan preview (web/): Debian's headless Chromium driven by playwright-core.
 # Works from any directory on a fresh machine: installs chromium with apt when it is missing
 # (never downloads a browser build), installs web/'s npm dependencies, builds the wasm core
-# when wasm/pkg-web is missing (scripts/build-wasm.sh), copies it into web/vendor/, runs the tests.
+# (need wasm: scripts/build-wasm.sh, which keeps a current build), copies it into web/vendor/
+# (web/build.sh), runs the tests.
 #
 # Environment: CHROMIUM_PATH (default /usr/bin/chromium); WEB_REBUILD_WASM=1 rebuilds the wasm
 # package even when it exists.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-web="$root/web"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+web="$repo/web"
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 
 if [[ ! -x $chromium ]]; then
   if [[ $chromium != /usr/bin/chromium ]]; then
-    echo "test-web: CHROMIUM_PATH=$chromium is not an executable" >&2
-    exit 1
+    die "CHROMIUM_PATH=$chromium is not an executable"
   fi
-  echo "test-web: installing Debian's chromium (apt)" >&2
+  log "installing Debian's chromium (apt)"
   sudo_cmd=()
   if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
   "${sudo_cmd[@]}" apt-get update -qq
@@ -31,6 +31,7 @@ if [[ ! -d node_modules/playwright-core ]] || [[ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+need wasm
 bash "$web/build.sh"
 
 export CHROMIUM_PATH="$chromium"

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties,
-# generated TypeScript and Python types current),
-# Python binding, Node binding on the native addon and on wasm, and the
-# end-to-end suite against a real Consul agent and moto. Installs what it needs.
+# the engine; generated TypeScript and Python types current),
+# Python binding, Node binding on the native addon and on wasm, the packages
+# (built, installed, tested; arm64 under qemu), the browser page, and the
+# end-to-end, fault-injection and Node host suites against real servers.
+# Installs what it needs.
+#
+# Each suite declares what it needs (`need venv package consul`, `need npm addon
+# wasm`, `need packages`: scripts/lib.sh), made once per run whichever suite asks
+# first; so the order below is only the order of the report, and any suite also
+# runs alone (bash scripts/test-web.sh).
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 export CARGO_TERM_COLOR=never
-
-stage() { printf '\n==> %s\n' "$*"; }
+need_init # one run: the suites below share what each makes
 
 stage "Rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -25,9 +31,7 @@ cargo test --workspace
 stage "generated types are current (cargo run -p gen-types -- --check)"
 cargo run -q -p gen-types -- --check
 
-# Order matters: test-node runs npm ci and builds the wasm package that build-packages
-# packs and test-web serves.
-for suite in test-python test-node build-packages test-packages test-web test-e2e test-faults test-node-host; do
+for suite in test-python test-node test-packages test-web test-e2e test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"
 done

@@ -1,31 +1,30 @@
-"""Fixtures: real Consul dev agents (plain, ACL, HTTPS) and a moto server.
+"""Fixtures: real Consul dev agents (plain, ACL, HTTPS) and a moto server, from
+cls_support (tests/support).
 
 Servers are started once per session on free loopback ports and stopped at the
-end; every test starts from an empty moto and an empty registrator node.
+end; every test starts from an empty moto and an empty registrator node. A
+missing binary is an install problem: the fixtures fail, they never skip.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import (
-    REPO,
+from cls_support import (
     ConsulAgent,
-    Harness,
     MotoServer,
     consul_binary,
     make_workdir,
     remove_workdir,
 )
+from cls_support import acl_policy as documented_acl_policy
+
+from harness import Harness
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 TOKEN_PARAM = "/consul-lambda-sync/e2e/acl-token"
 CA_PARAM = "/consul-lambda-sync/e2e/ca-cert"
@@ -33,7 +32,7 @@ CA_PARAM = "/consul-lambda-sync/e2e/ca-cert"
 
 @pytest.fixture(scope="session")
 def workroot() -> Iterator[Path]:
-    path = make_workdir("session")
+    path = make_workdir("e2e-session")
     yield path
     remove_workdir(path)
 
@@ -52,7 +51,7 @@ def moto_server(workroot: Path) -> Iterator[MotoServer]:
 
 
 def _agent(consul_bin: str, workroot: Path, name: str, **kw: bool) -> Iterator[ConsulAgent]:
-    agent = ConsulAgent(consul_bin, workroot / name, **kw).start()
+    agent = ConsulAgent(consul_bin, workroot / name, node_name="cls-e2e", **kw).start()
     yield agent
     agent.stop()
 
@@ -87,7 +86,7 @@ def h(
 
 @pytest.fixture(scope="session")
 def acl_policy() -> str:
-    return (REPO / "docs" / "acl-policy.hcl").read_text()
+    return documented_acl_policy()
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import zipfile
 from typing import TYPE_CHECKING
 
 import pytest
+from cls_support import run_script
 
-from harness import MANAGED_TAG, REPO, Harness
+from harness import MANAGED_TAG, Harness
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,14 +35,7 @@ print(json.dumps(h.handler(json.load(sys.stdin), None)))
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     zip_path = os.environ.get("CLS_LAMBDA_ZIP")
     if not zip_path:
-        out = subprocess.run(
-            ["bash", str(REPO / "scripts" / "build-lambda-zip.sh")],
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=1800,
-        )
-        zip_path = out.stdout.strip().splitlines()[-1]
+        zip_path = run_script("build-lambda-zip.sh", timeout=1800)
     target = tmp_path_factory.mktemp("lambda-package")
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(target)

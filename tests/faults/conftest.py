@@ -1,67 +1,62 @@
 """Fault-injection fixtures: a real Consul dev agent and a moto server, each behind
-the recording, fault-injecting proxy of bench/proxy. The registrator (our Lambda
-handler, called in-process, or through the local Lambda Runtime API) only ever
-talks to the proxies; the tests set up and inspect state directly.
+the recording, fault-injecting proxy of tests/support/proxy (all from cls_support).
+The registrator (our Lambda handler, called in-process, or through the local Lambda
+Runtime API) only ever talks to the proxies; the tests set up and inspect state directly.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import sys
 import types
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import cls_support as sup
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
 from consul_lambda_sync.host import handler as handler_module
 from consul_lambda_sync.host.log import JsonLogger
 
-import benchlib as b
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-# Functions seeded for each test (bench/moto_seeded.py: 0-3 aliases each).
+# Functions seeded for each test (cls_support.MotoSeeded: 0-3 aliases each).
 FUNCTIONS = 30
 
 
 @pytest.fixture(scope="session")
 def workroot() -> Iterator[Path]:
-    path = b.make_workdir("faults")
+    path = sup.make_workdir("faults")
     yield path
-    b.remove_workdir(path)
+    sup.remove_workdir(path)
 
 
 @pytest.fixture(scope="session")
-def moto(workroot: Path) -> Iterator[b.MotoSeeded]:
-    server = b.MotoSeeded(workroot).start()
+def moto(workroot: Path) -> Iterator[sup.MotoSeeded]:
+    server = sup.MotoSeeded(workroot).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def consul(workroot: Path) -> Iterator[b.ConsulAgent]:
-    agent = b.ConsulAgent(b.consul_binary(), workroot / "consul").start()
+def consul(workroot: Path) -> Iterator[sup.ConsulAgent]:
+    agent = sup.ConsulAgent(sup.consul_binary(), workroot / "consul").start()
     yield agent
     agent.stop()
 
 
 @pytest.fixture(scope="session")
-def consul_proxy(consul: b.ConsulAgent, workroot: Path) -> Iterator[b.Proxy]:
-    proxy = b.Proxy("consul", consul.addr, workroot).start()
+def consul_proxy(consul: sup.ConsulAgent, workroot: Path) -> Iterator[sup.Proxy]:
+    proxy = sup.Proxy("consul", consul.addr, workroot).start()
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture(scope="session")
-def aws_proxy(moto: b.MotoSeeded, workroot: Path) -> Iterator[b.Proxy]:
-    proxy = b.Proxy("aws", moto.url, workroot).start()
+def aws_proxy(moto: sup.MotoSeeded, workroot: Path) -> Iterator[sup.Proxy]:
+    proxy = sup.Proxy("aws", moto.url, workroot).start()
     yield proxy
     proxy.stop()
 
@@ -71,10 +66,10 @@ class Rig:
 
     def __init__(
         self,
-        moto: b.MotoSeeded,
-        consul: b.ConsulAgent,
-        consul_proxy: b.Proxy,
-        aws_proxy: b.Proxy,
+        moto: sup.MotoSeeded,
+        consul: sup.ConsulAgent,
+        consul_proxy: sup.Proxy,
+        aws_proxy: sup.Proxy,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         self.moto = moto
@@ -83,12 +78,9 @@ class Rig:
         self.aws_proxy = aws_proxy
         self.env = {
             "AWS_ENDPOINT_URL": aws_proxy.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": b.REGION,
-            "AWS_DEFAULT_REGION": b.REGION,
+            **sup.AWS_TEST_ENV,
             "CONSUL_HTTP_ADDR": consul_proxy.url,
-            "NODE_NAME": b.NODE,
+            "NODE_NAME": sup.NODE,
             "LOG_LEVEL": "info",
         }
         for k in (
@@ -109,7 +101,7 @@ class Rig:
         self.lam = boto3.client(
             "lambda",
             endpoint_url=moto.url,
-            region_name=b.REGION,
+            region_name=sup.REGION,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
@@ -123,10 +115,10 @@ class Rig:
         self.logs.seek(0)
         self.logs.truncate()
         context = types.SimpleNamespace(
-            invoked_function_arn=b.FUNCTION_ARN, aws_request_id=str(uuid.uuid4())
+            invoked_function_arn=sup.FUNCTION_ARN, aws_request_id=str(uuid.uuid4())
         )
         log = JsonLogger("info", stream=self.logs)
-        return dict(handler_module.handler(b.schedule_event(), context, log=log))
+        return dict(handler_module.handler(sup.schedule_event(), context, log=log))
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]
@@ -156,13 +148,13 @@ class Rig:
         return self.moto.desired()
 
     def check(self) -> dict[str, Any]:
-        return b.compare(self.consul, self.desired())
+        return sup.compare(self.consul, self.desired())
 
     def registered(self) -> set[str]:
-        return set(self.consul.services())
+        return set(self.consul.managed_services())
 
     def arn(self, i: int) -> str:
-        return f"arn:aws:lambda:{b.REGION}:{b.ACCOUNT}:function:fn-{i:05d}"
+        return f"arn:aws:lambda:{sup.REGION}:{sup.ACCOUNT}:function:fn-{i:05d}"
 
     def services_of(self, i: int) -> set[str]:
         name = f"fn-{i:05d}"
@@ -171,10 +163,10 @@ class Rig:
 
 @pytest.fixture
 def rig(
-    moto: b.MotoSeeded,
-    consul: b.ConsulAgent,
-    consul_proxy: b.Proxy,
-    aws_proxy: b.Proxy,
+    moto: sup.MotoSeeded,
+    consul: sup.ConsulAgent,
+    consul_proxy: sup.Proxy,
+    aws_proxy: sup.Proxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Rig]:
     consul_proxy.clear_faults()

@@ -1,6 +1,6 @@
 """Faults injected between the registrator and real servers (Consul dev agent, moto).
 
-The proxies of bench/proxy answer 5xx or 429 instead of the server, reset the
+The proxies of tests/support/proxy answer 5xx or 429 instead of the server, reset the
 connection (before forwarding, or after the server applied the request), or add
 latency. Each test checks, on the real servers:
 
@@ -12,15 +12,12 @@ latency. Each test checks, on the real servers:
 
 from __future__ import annotations
 
-import io
-import zipfile
 from typing import TYPE_CHECKING, Any
 
+import cls_support as sup
 import pytest
 from consul_lambda_sync.host.consul import ConsulError
 from consul_lambda_sync.host.sync import SyncFailed
-
-import benchlib as b
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,15 +42,12 @@ def injected(rig: Rig) -> tuple[int, int]:
 
 
 def create_function(rig: Rig, name: str, tags: dict[str, str]) -> None:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("index.py", "def handler(e, c):\n    return 1\n")
     rig.lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
-        Role=f"arn:aws:iam::{b.ACCOUNT}:role/bench-fn",
+        Role=f"arn:aws:iam::{sup.ACCOUNT}:role/bench-fn",
         Handler="index.handler",
-        Code={"ZipFile": buf.getvalue()},
+        Code={"ZipFile": sup.function_zip()},
         Tags=tags,
     )
 
@@ -83,7 +77,7 @@ def test_consul_5xx_on_writes_is_retried(rig: Rig) -> None:
     consul_faults, _ = injected(rig)
     assert consul_faults == 15
     # Each injected 503 cost exactly one more attempt, nothing else was repeated.
-    assert rig.counts()["consul"]["writes"] == b.minimal_writes({}, rig.desired()) + 15
+    assert rig.counts()["consul"]["writes"] == sup.minimal_writes({}, rig.desired()) + 15
 
 
 def test_throttling_429_from_consul_and_aws_is_retried(rig: Rig) -> None:
@@ -267,18 +261,18 @@ def test_aws_throttled_throughout_raises_and_changes_nothing(rig: Rig) -> None:
 def test_failure_reaches_the_runtime_api_as_an_error(rig: Rig, workroot: Path) -> None:
     """Lambda records an invocation error when the handler raises; for EventBridge's
     asynchronous invocation that means a retry. Checked at the Runtime API itself."""
-    runtime = b.RuntimeAPI()
-    reg = b.Registrator("ours", runtime, rig.consul_proxy.url, rig.aws_proxy.url, workroot)
+    runtime = sup.RuntimeAPI()
+    reg = sup.Registrator("ours", runtime, rig.consul_proxy.url, rig.aws_proxy.url, workroot)
     try:
         reg.start()
         rig.faults(consul=[{"match": "^PUT /v1/config$", "action": "status", "status": 500}])
-        result, _ = reg.invoke(b.schedule_event(), timeout=300)
+        result, _ = reg.invoke(sup.schedule_event(), timeout=300)
         assert not result.ok
         assert result.error is not None
         assert result.error["errorType"] == "SyncFailed"
         assert "operation(s) failed" in result.error["errorMessage"]
         rig.clear_faults()
-        result, _ = reg.invoke(b.schedule_event(), timeout=300)
+        result, _ = reg.invoke(sup.schedule_event(), timeout=300)
         assert result.ok, result.error
         assert result.response["ok"] is True
         assert rig.check()["converged"]
@@ -287,16 +281,16 @@ def test_failure_reaches_the_runtime_api_as_an_error(rig: Rig, workroot: Path) -
         runtime.close()
 
 
-@pytest.mark.skipif(b.upstream_binary() is None, reason="no upstream registrator binary")
+@pytest.mark.skipif(sup.upstream_binary() is None, reason="no upstream registrator binary")
 def test_upstream_contrast_transient_getfunction_failure(rig: Rig, workroot: Path) -> None:
     """For RELIABILITY.md: the same kind of fault makes upstream deregister a live
     function (its ListFunctions drops a function whose GetFunction failed), while
     ours, with a failing listing page, removes nothing."""
-    runtime = b.RuntimeAPI()
-    reg = b.Registrator("upstream", runtime, rig.consul_proxy.url, rig.aws_proxy.url, workroot)
+    runtime = sup.RuntimeAPI()
+    reg = sup.Registrator("upstream", runtime, rig.consul_proxy.url, rig.aws_proxy.url, workroot)
     try:
         reg.start()
-        result, _ = reg.invoke(b.schedule_event(), timeout=300)
+        result, _ = reg.invoke(sup.schedule_event(), timeout=300)
         assert result.ok, result.error
         before = rig.registered()
         assert before == set(rig.desired())
@@ -312,7 +306,7 @@ def test_upstream_contrast_transient_getfunction_failure(rig: Rig, workroot: Pat
                 }
             ]
         )
-        result, _ = reg.invoke(b.schedule_event(), timeout=300)
+        result, _ = reg.invoke(sup.schedule_event(), timeout=300)
         lost = before - rig.registered()
         assert result.ok  # upstream reports success...
         assert lost  # ...after deregistering a live function's services

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { REPO, startConsul, startMoto, tinyZip } from './servers.mjs';
+import { REPO, startServers, tinyZip } from './servers.mjs';
 
 const require = createRequire(import.meta.url);
 const TAG_PREFIX = 'serverless.consul.hashicorp.com/v1alpha1/lambda/';
@@ -21,6 +21,7 @@ const TOKEN_PARAM = '/e2e/consul/registrator-token';
 const SCENARIO_DIR = path.join(REPO, 'tests', 'e2e', 'scenarios');
 const scenarioFiles = fs.readdirSync(SCENARIO_DIR).filter((f) => f.endsWith('.json')).sort();
 
+let servers;
 let consul;
 let moto;
 let sdk;
@@ -50,7 +51,8 @@ function clients() {
 }
 
 before(async () => {
-  [consul, moto] = await Promise.all([startConsul(), startMoto()]);
+  servers = await startServers('consul-acl', 'moto');
+  ({ consul, moto } = servers);
   Object.assign(process.env, {
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_REGION: REGION,
@@ -77,7 +79,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([consul?.stop(), moto?.stop()]);
+  await servers?.stop();
 });
 
 function hostEnv(extra = {}) {

@@ -1,52 +1,17 @@
-// Real servers for the Node host's end-to-end tests: a `consul agent -dev`
-// (ACLs on, default deny) and a moto server, on free loopback ports.
-// Both are children of the test process and are stopped by `stop()`.
+// Real servers for the Node host's end-to-end tests, from the same code as the
+// Python suites: `python -m cls_support serve SERVER... --json` (tests/support)
+// starts them on free loopback ports and prints one JSON line with their
+// addresses and tokens; it stops them when its stdin closes (`stop()`).
+// The Python is ${VENV:-<repo>/.venv}/bin/python, which has cls_support on its
+// path (scripts/lib.sh venv_ensure; scripts/test-node-host.sh makes it).
 
-import { spawn, execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, check, timeoutMs, child) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what}: process exited with ${child.exitCode}`);
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${what} not ready after ${timeoutMs} ms${last ? `: ${last.message}` : ''}`);
-}
-
-function consulBinary() {
-  if (process.env.CONSUL_BIN) return process.env.CONSUL_BIN;
-  return execFileSync('bash', [path.join(REPO, 'scripts', 'install-consul.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
-}
 
 function pythonBinary() {
   const venv = process.env.VENV || path.join(REPO, '.venv');
@@ -54,32 +19,9 @@ function pythonBinary() {
   return fs.existsSync(py) ? py : 'python3';
 }
 
-/** The ACL policy the registrator needs (least privilege, as documented by the host). */
-export const REGISTRATOR_POLICY = `
-agent_prefix "" { policy = "read" }
-node "lambdas" { policy = "write" }
-node_prefix "" { policy = "read" }
-service_prefix "" { policy = "write" }
-`;
-
-export async function startConsul() {
-  const bin = consulBinary();
-  const ports = {};
-  for (const k of ['http', 'serf_lan', 'serf_wan', 'server']) ports[k] = await freePort();
-  const managementToken = randomUUID();
-  const hcl = [
-    `ports { http = ${ports.http} serf_lan = ${ports.serf_lan} serf_wan = ${ports.serf_wan} server = ${ports.server} dns = -1 grpc = -1 grpc_tls = -1 }`,
-    `acl { enabled = true default_policy = "deny" tokens { initial_management = "${managementToken}" } }`,
-  ];
-  const args = ['agent', '-dev', '-node', 'e2e-agent', '-bind', '127.0.0.1', '-client', '127.0.0.1', '-log-level', 'warn'];
-  for (const h of hcl) args.push('-hcl', h);
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const address = `http://127.0.0.1:${ports.http}`;
-  const api = async (method, p, body, token = managementToken) => {
+/** Calls the Consul HTTP API; `token` defaults to the management token. */
+function consulApi(address, managementToken) {
+  return async (method, p, body, token = managementToken) => {
     const res = await fetch(address + p, {
       method,
       headers: { 'x-consul-token': token, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -94,65 +36,50 @@ export async function startConsul() {
     }
     return { status: res.status, body: json };
   };
-  try {
-    await waitFor('consul leader', async () => {
-      const r = await api('GET', '/v1/status/leader');
-      return r.status === 200 && typeof r.body === 'string' && r.body.length > 0;
-    }, 60000, child);
-    await waitFor('consul connect CA', async () => {
-      const r = await api('GET', '/v1/agent/connect/ca/roots');
-      return r.status === 200 && Array.isArray(r.body?.Roots) && r.body.Roots.length > 0;
-    }, 30000, child);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`${e.message}\nconsul stderr: ${stderr}`);
-  }
-  // A least-privilege token for the registrator.
-  const pol = await api('PUT', '/v1/acl/policy', { Name: 'lambda-registrator', Rules: REGISTRATOR_POLICY });
-  if (pol.status !== 200) throw new Error(`creating the policy: ${pol.status} ${JSON.stringify(pol.body)}`);
-  const tok = await api('PUT', '/v1/acl/token', { Description: 'e2e registrator', Policies: [{ Name: 'lambda-registrator' }] });
-  if (tok.status !== 200) throw new Error(`creating the token: ${tok.status} ${JSON.stringify(tok.body)}`);
-  return {
-    address,
-    managementToken,
-    registratorToken: tok.body.SecretID,
-    api,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-    },
-  };
 }
 
-export async function startMoto() {
-  const port = await freePort();
-  const child = spawn(pythonBinary(), ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+/**
+ * Starts the named servers (`consul-acl`, `moto`, ... as `python -m cls_support
+ * serve` takes them). Returns `{ consul, moto, info, stop() }`: `consul` (for
+ * consul-acl) has address, managementToken, registratorToken (least privilege,
+ * docs/acl-policy.hcl) and api(method, path, body, token); `moto` has endpoint.
+ */
+export async function startServers(...kinds) {
+  const child = spawn(pythonBinary(), ['-m', 'cls_support', 'serve', ...kinds, '--json'], {
+    cwd: REPO,
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
-  const endpoint = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor('moto', async () => (await fetch(`${endpoint}/moto-api/`)).status === 200, 60000, child);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`${e.message}\nmoto stderr: ${stderr} (install it with: ${pythonBinary()} -m pip install 'moto[server]')`);
-  }
-  return {
-    endpoint,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-    },
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const line = await new Promise((resolve) => {
+    const rl = readline.createInterface({ input: child.stdout });
+    rl.once('line', (l) => {
+      resolve(l); // before close(), whose 'close' event would resolve null
+      rl.close();
+    });
+    rl.once('close', () => resolve(null));
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
+      await exited;
+      clearTimeout(timer);
+    }
   };
+  if (!line) {
+    await stop();
+    throw new Error(`python -m cls_support serve ${kinds.join(' ')} printed nothing (exit ${child.exitCode}):\n${stderr}`);
+  }
+  const info = JSON.parse(line);
+  const out = { info, stop };
+  const c = info['consul-acl'] || info.consul;
+  if (c) out.consul = { ...c, api: consulApi(c.address, c.managementToken) };
+  if (info.moto) out.moto = info.moto;
+  return out;
 }
 
 /** A zip archive with one stored file (enough for Lambda CreateFunction). */

@@ -18,7 +18,7 @@ enabled; function i has ``i % 4`` aliases (0-3) from prod/staging/dev;
 ``payload-passthrough=true`` when i % 5 == 0; ``invocation-mode=ASYNCHRONOUS``
 (upper case, which both registrators accept) when i % 7 == 0.
 
-Usage: python bench/moto_seeded.py --port PORT
+Usage: python -m cls_support.moto_seeded --port PORT
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ exception to ``.../error``. Used by the benchmark to invoke
 registrator is invoked (through ``AWS_LAMBDA_RUNTIME_API``), so both are timed
 from the same place.
 
-Usage: AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT python bench/runtime_client.py module.function
+Usage: AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT python -m cls_support.runtime_client module.function
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or "." not in argv[0]:
-        sys.stderr.write("usage: runtime_client.py module.function\n")
+        sys.stderr.write("usage: python -m cls_support.runtime_client module.function\n")
         return 2
     module_name, func_name = argv[0].rsplit(".", 1)
     api = os.environ["AWS_LAMBDA_RUNTIME_API"]

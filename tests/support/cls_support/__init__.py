@@ -1,0 +1,93 @@
+"""Real servers for the tests and the benchmark, started on free 127.0.0.1 ports
+and stopped by their owner. One package for tests/e2e, tests/faults, bench/ and
+(through ``python -m cls_support serve``) the Node host's tests.
+
+It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
+``cls_support.pth`` naming tests/support); elsewhere: ``PYTHONPATH=tests/support``.
+
+- :class:`ConsulAgent`: ``consul agent -dev``, plain, ``acl=True`` (default deny,
+  management token; :meth:`ConsulClient.create_token` with :func:`acl_policy` makes
+  the registrator's least-privilege token) or ``tls=True`` (HTTPS only, its own CA).
+- :class:`ConsulCluster`: three servers with data dirs; ``kill``/``stop_server``,
+  ``restart``, ``leader``/``wait_leader``.
+- :class:`MotoServer`, :class:`MotoSeeded`: moto's server; the seeded one creates
+  thousands of functions at once (``seed``, ``churn``, ``desired``).
+- :class:`Proxy`: the recording, fault-injecting proxy (tests/support/proxy, Go).
+- :class:`RuntimeAPI`, :class:`Registrator`: a Lambda Runtime API emulator and a
+  registrator process (ours or upstream's) polling it.
+- :func:`compare`, :func:`minimal_writes`: Consul against what the tags ask for.
+"""
+
+from .constants import (
+    ACCOUNT,
+    AWS_TEST_ENV,
+    ENABLED,
+    FUNCTION_ARN,
+    MANAGED_TAG,
+    NODE,
+    PREFIX,
+    REGION,
+)
+from .consul import (
+    ClusterServer,
+    ConsulAgent,
+    ConsulClient,
+    ConsulCluster,
+    acl_policy,
+    consul_binary,
+)
+from .convergence import compare, lambda_args, minimal_writes
+from .events import function_zip, schedule_event
+from .lambda_runtime import InvokeResult, Registrator, RuntimeAPI, upstream_binary
+from .moto import MotoSeeded, MotoServer
+from .procs import (
+    REPO,
+    cache_dir,
+    free_port,
+    make_workdir,
+    remove_workdir,
+    run_script,
+    stop_process,
+    tail,
+    wait_for,
+)
+from .proxy import Proxy, proxy_binary
+
+__all__ = [
+    "ACCOUNT",
+    "AWS_TEST_ENV",
+    "ENABLED",
+    "FUNCTION_ARN",
+    "MANAGED_TAG",
+    "NODE",
+    "PREFIX",
+    "REGION",
+    "REPO",
+    "ClusterServer",
+    "ConsulAgent",
+    "ConsulClient",
+    "ConsulCluster",
+    "InvokeResult",
+    "MotoSeeded",
+    "MotoServer",
+    "Proxy",
+    "Registrator",
+    "RuntimeAPI",
+    "acl_policy",
+    "cache_dir",
+    "compare",
+    "consul_binary",
+    "free_port",
+    "function_zip",
+    "lambda_args",
+    "make_workdir",
+    "minimal_writes",
+    "proxy_binary",
+    "remove_workdir",
+    "run_script",
+    "schedule_event",
+    "stop_process",
+    "tail",
+    "upstream_binary",
+    "wait_for",
+]

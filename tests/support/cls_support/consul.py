@@ -1,0 +1,376 @@
+"""Real Consul: a single ``consul agent -dev`` (plain, ACL default-deny, or HTTPS
+only) and a three-server cluster, all on 127.0.0.1. The binary comes from
+``$CONSUL_BIN`` or scripts/install-consul.sh (built once, cached)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import requests
+
+from .constants import MANAGED_TAG, NODE
+from .procs import REPO, free_port, run_script, spawn, stop_process, wait_for
+
+
+def consul_binary() -> str:
+    """``$CONSUL_BIN``, else the binary scripts/install-consul.sh builds and caches."""
+    explicit = os.environ.get("CONSUL_BIN")
+    if explicit:
+        return explicit
+    path = run_script("install-consul.sh")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"scripts/install-consul.sh printed {path!r}, which is not executable")
+    return path
+
+
+def acl_policy() -> str:
+    """The registrator's least-privilege policy, as documented (docs/acl-policy.hcl)."""
+    return (REPO / "docs" / "acl-policy.hcl").read_text()
+
+
+class ConsulClient:
+    """HTTP calls to one Consul address, with the management token when ACLs are on.
+    Inspection and setup only: never counted as the registrator's requests."""
+
+    addr: str
+    management_token: Optional[str] = None
+    ca_file: Optional[str] = None
+
+    @property
+    def verify(self) -> Any:
+        # Per request: REQUESTS_CA_BUNDLE would override a session's verify.
+        return self.ca_file or True
+
+    def _session(self) -> requests.Session:
+        s: Optional[requests.Session] = getattr(self, "_http", None)
+        if s is None:
+            s = self._http = requests.Session()
+            if self.management_token:
+                s.headers["X-Consul-Token"] = self.management_token
+        return s
+
+    def get(self, path: str, **params: str) -> Any:
+        r = self._session().get(self.addr + path, params=params, timeout=60, verify=self.verify)
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def put(self, path: str, body: Any = None, **params: str) -> Any:
+        r = self._session().put(
+            self.addr + path,
+            params=params,
+            data=None if body is None else json.dumps(body),
+            timeout=60,
+            verify=self.verify,
+        )
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def delete(self, path: str, **params: str) -> Any:
+        r = self._session().delete(self.addr + path, params=params, timeout=60, verify=self.verify)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def clean(self) -> None:
+        """Removes the registrator's node and every service-defaults entry."""
+        self.put("/v1/catalog/deregister", {"Node": NODE})
+        for name in self.entries():
+            self.delete(f"/v1/config/service-defaults/{name}")
+
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Every service on the registrator's node, by name."""
+        ns = self.get(f"/v1/catalog/node-services/{NODE}")
+        return {s["Service"]: s for s in (ns or {}).get("Services") or []}
+
+    def managed_services(self) -> dict[str, dict[str, Any]]:
+        """The registrator node's services that carry the managed-by tag."""
+        return {n: s for n, s in self.services().items() if MANAGED_TAG in (s.get("Tags") or [])}
+
+    def node(self) -> Optional[dict[str, Any]]:
+        ns = self.get(f"/v1/catalog/node-services/{NODE}")
+        return (ns or {}).get("Node")
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        return {e["Name"]: e for e in self.get("/v1/config/service-defaults") or []}
+
+    def create_token(self, rules: str, name: str = "consul-lambda-sync") -> str:
+        """A token with one new policy made of ``rules``; returns its SecretID."""
+        unique = f"{name}-{uuid.uuid4().hex[:6]}"
+        policy = self.put("/v1/acl/policy", {"Name": unique, "Rules": rules})
+        token = self.put("/v1/acl/token", {"Description": name, "Policies": [{"ID": policy["ID"]}]})
+        return str(token["SecretID"])
+
+    def ready(self) -> bool:
+        """A leader is known and the Connect CA has a root."""
+        if not self.get("/v1/status/leader"):
+            return False
+        roots = self.get("/v1/agent/connect/ca/roots")
+        return bool(roots and roots.get("Roots"))
+
+
+class ConsulAgent(ConsulClient):
+    """``consul agent -dev`` (in memory: an empty catalog on every start), with
+    optional ACLs (default deny; ``management_token`` is the initial management
+    token) or HTTPS only (a CA made with ``consul tls`` at start: ``ca_file``,
+    ``ca_pem``)."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        acl: bool = False,
+        tls: bool = False,
+        node_name: str = "cls-test",
+        port: Optional[int] = None,
+    ) -> None:
+        self.binary = binary
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.acl = acl
+        self.tls = tls
+        self.node_name = node_name
+        self.port = port or free_port()
+        self.scheme = "https" if tls else "http"
+        self.addr = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.management_token = str(uuid.uuid4()) if acl else None
+        self.ca_file: Optional[str] = None
+        self.ca_pem: Optional[str] = None
+        self.log = self.dir / "consul.log"
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    def _tls_files(self) -> dict[str, str]:
+        for args in (("ca", "create"), ("cert", "create", "-server", "-dc", "dc1")):
+            subprocess.run(
+                [self.binary, "tls", *args],
+                cwd=self.dir,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=60,
+            )
+        self.ca_file = str(self.dir / "consul-agent-ca.pem")
+        self.ca_pem = Path(self.ca_file).read_text()
+        return {
+            "ca": self.ca_file,
+            "cert": str(self.dir / "dc1-server-consul-0.pem"),
+            "key": str(self.dir / "dc1-server-consul-0-key.pem"),
+        }
+
+    def config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "datacenter": "dc1",
+            "node_name": self.node_name,
+            "bind_addr": "127.0.0.1",
+            "client_addr": "127.0.0.1",
+            "advertise_addr": "127.0.0.1",
+            "ports": {
+                "dns": -1,
+                "grpc": -1,
+                "grpc_tls": -1,
+                "serf_wan": -1,
+                "serf_lan": free_port(),
+                "server": free_port(),
+                "http": -1 if self.tls else self.port,
+                "https": self.port if self.tls else -1,
+            },
+            "log_level": "warn",
+            "connect": {"enabled": True},
+        }
+        if self.acl:
+            conf["acl"] = {
+                "enabled": True,
+                "default_policy": "deny",
+                "enable_token_persistence": False,
+                "tokens": {
+                    "initial_management": self.management_token,
+                    "agent": self.management_token,
+                },
+            }
+        if self.tls:
+            files = self._tls_files()
+            conf["tls"] = {
+                "defaults": {
+                    "ca_file": files["ca"],
+                    "cert_file": files["cert"],
+                    "key_file": files["key"],
+                    "verify_incoming": False,
+                    "verify_outgoing": True,
+                },
+                "internal_rpc": {"verify_server_hostname": False},
+            }
+        return conf
+
+    def start(self) -> ConsulAgent:
+        cfg = self.dir / "agent.json"
+        cfg.write_text(json.dumps(self.config()))
+        self.proc = spawn(
+            [self.binary, "agent", "-dev", "-config-file", str(cfg)], self.log, cwd=self.dir
+        )
+        try:
+            wait_for(f"consul agent ({self.addr})", self.ready, 90, self.proc, self.log)
+        except BaseException:
+            self.stop()  # the caller never gets the agent: nothing else would stop it
+            raise
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGINT)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``python -m cls_support serve`` prints for this agent."""
+        out: dict[str, Any] = {"address": self.addr}
+        if self.management_token:
+            out["managementToken"] = self.management_token
+        if self.ca_file:
+            out["caFile"] = self.ca_file
+            out["caPem"] = self.ca_pem
+        return out
+
+
+class ClusterServer(ConsulClient):
+    """One server of a :class:`ConsulCluster`: its own ports and data dir."""
+
+    def __init__(self, index: int, workdir: Path) -> None:
+        self.index = index
+        self.name = f"server-{index}"
+        self.dir = workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.serf_lan_port = free_port()
+        self.rpc_port = free_port()
+        self.addr = f"http://127.0.0.1:{self.http_port}"
+        self.rpc_addr = f"127.0.0.1:{self.rpc_port}"
+        self.log = self.dir / "consul.log"
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class ConsulCluster:
+    """Three (``size``) Consul servers on 127.0.0.1, Raft on disk: a server can be
+    killed or stopped and restarted with its state, and the leader found."""
+
+    def __init__(self, binary: str, workdir: Path, size: int = 3) -> None:
+        self.binary = binary
+        self.dir = workdir
+        self.servers = [ClusterServer(i, workdir) for i in range(size)]
+
+    @property
+    def addr(self) -> str:
+        """The HTTP address of the first running server."""
+        return next(s.addr for s in self.servers if s.running)
+
+    def _config(self, server: ClusterServer) -> dict[str, Any]:
+        return {
+            "datacenter": "dc1",
+            "node_name": server.name,
+            "server": True,
+            "bootstrap_expect": len(self.servers),
+            "data_dir": str(server.dir / "data"),
+            "bind_addr": "127.0.0.1",
+            "client_addr": "127.0.0.1",
+            "advertise_addr": "127.0.0.1",
+            "retry_join": [f"127.0.0.1:{s.serf_lan_port}" for s in self.servers if s is not server],
+            "retry_interval": "1s",
+            "ports": {
+                "dns": -1,
+                "grpc": -1,
+                "grpc_tls": -1,
+                "serf_wan": -1,
+                "https": -1,
+                "http": server.http_port,
+                "serf_lan": server.serf_lan_port,
+                "server": server.rpc_port,
+            },
+            "performance": {"raft_multiplier": 1},
+            "connect": {"enabled": True},
+            "log_level": "warn",
+            "ui_config": {"enabled": False},
+        }
+
+    def _launch(self, server: ClusterServer) -> None:
+        cfg = server.dir / "server.json"
+        cfg.write_text(json.dumps(self._config(server)))
+        server.proc = spawn(
+            [self.binary, "agent", "-config-file", str(cfg)], server.log, cwd=server.dir
+        )
+
+    def start(self, timeout: float = 120) -> ConsulCluster:
+        try:
+            for s in self.servers:
+                self._launch(s)
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def leader(self) -> Optional[ClusterServer]:
+        """The server every running server names as leader, if they agree on one."""
+        seen = set()
+        for s in self.servers:
+            if not s.running:
+                continue
+            try:
+                seen.add(s.get("/v1/status/leader") or "")
+            except requests.RequestException:
+                return None
+        if len(seen) != 1:
+            return None
+        rpc = seen.pop()
+        return next((s for s in self.servers if s.rpc_addr == rpc and s.running), None)
+
+    def wait_leader(self, timeout: float = 60) -> ClusterServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.2)
+        logs = "\n".join(
+            f"{s.name}: {s.log.read_text(errors='replace')[-800:]}" for s in self.servers
+        )
+        raise RuntimeError(f"no leader among the running servers after {timeout}s\n{logs}")
+
+    def wait_ready(self, timeout: float = 120) -> ClusterServer:
+        """A leader agreed on by every running server, and the Connect CA ready."""
+        leader = self.wait_leader(timeout)
+        wait_for("consul cluster connect CA", leader.ready, timeout, leader.proc, leader.log)
+        return leader
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one server (a crash); its data dir stays for :meth:`restart`."""
+        server = self.servers[index]
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+
+    def stop_server(self, index: int) -> None:
+        """Stops one server gracefully (SIGINT: it leaves the cluster)."""
+        stop_process(self.servers[index].proc, signal.SIGINT)
+
+    def restart(self, index: int, timeout: float = 120) -> ClusterServer:
+        """Starts a stopped or killed server again on its ports and data dir."""
+        server = self.servers[index]
+        if server.running:
+            raise RuntimeError(f"{server.name} is running")
+        self._launch(server)
+        return self.wait_ready(timeout)
+
+    def stop(self) -> None:
+        for s in self.servers:
+            stop_process(s.proc, signal.SIGINT)
+
+    def describe(self) -> dict[str, Any]:
+        return {"address": self.addr, "addresses": [s.addr for s in self.servers]}

@@ -1,0 +1,61 @@
+"""Consul, read directly, against what the functions' tags ask for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .consul import ConsulClient
+
+
+def lambda_args(entry: dict[str, Any]) -> Optional[dict[str, Any]]:
+    for ext in entry.get("EnvoyExtensions") or []:
+        if ext.get("Name") == "builtin/aws/lambda":
+            return {str(k).lower(): v for k, v in (ext.get("Arguments") or {}).items()}
+    return None
+
+
+def compare(consul: ConsulClient, desired: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Consul (read directly) against what the tags ask for. Invocation mode is
+    compared case-insensitively (upstream writes it upper-case, we lower-case)."""
+    services = consul.managed_services()
+    entries = consul.entries()
+    missing = sorted(n for n in desired if n not in services or n not in entries)
+    extra = sorted(n for n in services if n not in desired)
+    stale_entries = sorted(
+        n for n, e in entries.items() if n not in desired and lambda_args(e) is not None
+    )
+    drifted = []
+    for name, want in desired.items():
+        e = entries.get(name)
+        args = lambda_args(e) if e else None
+        if args is None:
+            continue
+        if (
+            args.get("arn") != want["arn"]
+            or bool(args.get("payloadpassthrough")) != want["payloadPassthrough"]
+            or str(args.get("invocationmode", "")).lower() != want["invocationMode"]
+        ):
+            drifted.append(name)
+    return {
+        "converged": not (missing or extra or drifted or stale_entries),
+        "desired": len(desired),
+        "missing": len(missing),
+        "extra": len(extra),
+        "stale_entries": len(stale_entries),
+        "drifted": len(drifted),
+        "examples": (missing[:3] + extra[:3] + drifted[:3] + stale_entries[:3]),
+    }
+
+
+def minimal_writes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> int:
+    """Fewest Consul writes that take ``before`` to ``after``: a new service is a
+    config entry + a registration, a gone one a deregistration + a config delete,
+    a changed one a config entry write."""
+    writes = 0
+    for name in before.keys() | after.keys():
+        if name not in before or name not in after:
+            writes += 2
+        elif before[name] != after[name]:
+            writes += 1
+    return writes

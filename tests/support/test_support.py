@@ -1,0 +1,77 @@
+"""Checks of cls_support itself: the serve command the Node tests use, and the
+three-server Consul cluster (a leader, losing it, getting a server back)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+
+from cls_support import ConsulCluster, consul_binary, make_workdir, remove_workdir
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture
+def serve() -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cls_support", "serve", "consul-acl", "moto", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_prints_one_json_line_and_stops_when_stdin_closes(
+    serve: subprocess.Popen[str],
+) -> None:
+    assert serve.stdout is not None
+    assert serve.stdin is not None
+    info = json.loads(serve.stdout.readline())
+    assert sorted(info) == ["consul-acl", "moto"]
+    consul, moto = info["consul-acl"], info["moto"]
+    assert requests.get(moto["endpoint"] + "/moto-api/", timeout=10).ok
+    # Default deny: nothing without a token; the registrator's token reads its node.
+    services = consul["address"] + "/v1/catalog/node-services/lambdas"
+    assert requests.get(consul["address"] + "/v1/acl/tokens", timeout=10).status_code == 403
+    for token in (consul["registratorToken"], consul["managementToken"]):
+        r = requests.get(services, headers={"X-Consul-Token": token}, timeout=10)
+        assert r.status_code in (200, 404), r.text
+    r = requests.get(
+        consul["address"] + "/v1/acl/tokens",
+        headers={"X-Consul-Token": consul["registratorToken"]},
+        timeout=10,
+    )
+    assert r.status_code == 403  # least privilege: no ACL read
+    serve.stdin.close()
+    assert serve.wait(timeout=60) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(moto["endpoint"] + "/moto-api/", timeout=5)
+
+
+def test_cluster_elects_a_new_leader_and_takes_a_server_back() -> None:
+    workdir = make_workdir("cluster-test")
+    cluster = ConsulCluster(consul_binary(), workdir).start()
+    try:
+        leader = cluster.wait_leader()
+        cluster.servers[(leader.index + 1) % 3].put("/v1/kv/probe", "before")
+        cluster.kill(leader.index)
+        survivor = cluster.wait_ready()
+        assert survivor.index != leader.index
+        assert survivor.get("/v1/kv/probe")[0]["Key"] == "probe"
+        cluster.restart(leader.index)
+        back = cluster.servers[leader.index]
+        assert back.running
+        assert len(back.get("/v1/status/peers")) == 3
+    finally:
+        cluster.stop()
+        remove_workdir(workdir)
