@@ -129,6 +129,8 @@ pub struct Engine {
     config_input: ConfigInput,
     trigger: Trigger,
     account: Option<String>,
+    /// A function given by name before the account is known: resolved once STS answers.
+    unresolved_function: Option<String>,
     region: String,
     dry_run: bool,
     concurrency: u32,
@@ -234,6 +236,7 @@ impl Engine {
             config_input,
             trigger: Trigger::FullSync,
             account: start.account_id.clone().filter(|a| !a.is_empty()),
+            unresolved_function: None,
             region: start.region.clone(),
             dry_run: start.dry_run.or(dry_run).unwrap_or(false),
             concurrency,
@@ -294,7 +297,13 @@ impl Engine {
             )
             .into()),
             (Some(event), None) => classify_event(event).map_err(Failure::from),
-            (None, Some(f)) => self.function_trigger(f),
+            (None, Some(f)) => {
+                // A bare name needs the account, which STS tells when the host did not.
+                if self.account.is_none() && !f.starts_with("arn:") {
+                    self.unresolved_function = Some(f.clone());
+                }
+                self.function_trigger(f)
+            }
             (None, None) => Ok(Trigger::FullSync),
         };
         match trigger {
@@ -306,7 +315,7 @@ impl Engine {
         }
     }
 
-    fn function_trigger(&self, function: &str) -> Result<Trigger, Failure> {
+    pub(crate) fn function_trigger(&self, function: &str) -> Result<Trigger, Failure> {
         let account = self.account.as_deref().unwrap_or("000000000000");
         let arn = crate::arn::resolve_function_name(function, account, &self.region)?;
         Ok(Trigger::Function {
@@ -566,7 +575,17 @@ impl Engine {
             wire::Verdict::Failed {
                 message,
                 unreachable,
-            } => self.handle(p, Err((message, unreachable)), answer),
+            } => {
+                // No credentials, no region: a setup failure, whatever the request was for.
+                if answer.error.as_ref().is_some_and(|e| e.code == "config") {
+                    self.stop_with(
+                        Verdict::Setup,
+                        format!("{}: {message}", describe(&p.call)),
+                        None,
+                    );
+                }
+                self.handle(p, Err((message, unreachable)), answer)
+            }
         }
     }
 
@@ -845,4 +864,71 @@ pub(crate) fn describe(call: &Call) -> String {
 /// `true` when the string is `true` (Consul's answer to a check-and-set write).
 pub(crate) fn body_is_true(answer: &Answer) -> bool {
     answer.body.as_deref().map(str::trim) == Some("true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn engine(start: Value) -> Engine {
+        Engine::new(serde_json::from_value(start).unwrap())
+    }
+
+    fn answer(id: u64, ok: Option<Value>, error: Option<(&str, &str)>) -> Answer {
+        Answer {
+            id,
+            ok,
+            error: error.map(|(code, message)| wire::AnswerError {
+                code: code.into(),
+                message: message.into(),
+                status: None,
+            }),
+            ..Answer::default()
+        }
+    }
+
+    #[test]
+    fn a_function_name_is_resolved_with_the_account_sts_tells() {
+        let mut e = engine(json!({"region": "us-east-1", "function": "orders"}));
+        let step = e.next(0, None);
+        let sts = &step.send.unwrap()[0];
+        assert_eq!(sts.aws.as_ref().unwrap().operation, "GetCallerIdentity");
+        e.feed(vec![answer(
+            sts.id,
+            Some(json!({"Account": "123456789012"})),
+            None,
+        )])
+        .unwrap();
+        match &e.trigger {
+            Trigger::Function { arn, .. } => {
+                assert_eq!(arn, "arn:aws:lambda:us-east-1:123456789012:function:orders")
+            }
+            t => panic!("unexpected trigger {t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_answer_ends_with_verdict_setup() {
+        let mut e = engine(json!({"region": "us-east-1"}));
+        let step = e.next(0, None);
+        let sts = &step.send.unwrap()[0];
+        e.feed(vec![answer(
+            sts.id,
+            None,
+            Some(("config", "Unable to locate credentials")),
+        )])
+        .unwrap();
+        let mut now = 1;
+        let done = loop {
+            let step = e.next(now, None);
+            if let Some(done) = step.done {
+                break done;
+            }
+            assert!(step.send.is_none(), "nothing is sent after a setup failure");
+            now += step.sleep.unwrap_or(1);
+        };
+        assert_eq!(done.verdict, Verdict::Setup);
+        assert_eq!(done.exit_code, 3);
+    }
 }
