@@ -144,7 +144,10 @@ impl Execution {
                 index.entries.insert(key, e.modify_index);
             }
             if let Some(ns) = &scope.node_services {
-                index.nodes.insert((dc.clone(), norm(part)));
+                // Consul answers 200 `{"Node": null}` for a node that does not exist.
+                if ns.node.is_some() {
+                    index.nodes.insert((dc.clone(), norm(part)));
+                }
                 for s in ns.services.iter() {
                     let key = (
                         dc.clone(),
@@ -943,11 +946,17 @@ impl Engine {
             .as_deref()
             .and_then(|b| serde_json::from_str(b).ok())
             .flatten();
-        let mut present: BTreeMap<String, bool> = BTreeMap::new();
+        let mut present: BTreeMap<String, (bool, Option<u64>)> = BTreeMap::new();
         if let Some(ns) = &services {
             for s in ns.services.iter() {
                 let managed = s.tags.iter().flatten().any(|t| t == MANAGED_TAG);
-                present.insert(s.id.clone(), managed);
+                present.insert(s.id.clone(), (managed, s.modify_index));
+            }
+        }
+        let node_present = services.as_ref().is_some_and(|s| s.node.is_some());
+        if node_present {
+            if let Some(exec) = self.exec.as_mut() {
+                exec.index.nodes.insert(batch.scope.clone());
             }
         }
         let mut rest = Vec::new();
@@ -956,7 +965,21 @@ impl Engine {
                 continue;
             };
             let done = match op.kind {
-                OperationKind::RegisterService => present.get(&op.service.name) == Some(&true),
+                OperationKind::RegisterService => {
+                    // Applied when the service is there and changed since it was observed
+                    // (an update whose answer was lost leaves the old ModifyIndex otherwise).
+                    let observed = self.exec.as_ref().and_then(|e| {
+                        e.index
+                            .services
+                            .get(&e.key_of(&op.service, &op.service.name))
+                            .copied()
+                            .flatten()
+                    });
+                    match present.get(&op.service.name) {
+                        Some((true, now)) => observed.is_none() || *now != observed,
+                        _ => false,
+                    }
+                }
                 _ => {
                     let id = match &op.request {
                         Request::Consul(r) => r
@@ -977,7 +1000,7 @@ impl Engine {
             }
         }
         if !rest.is_empty() {
-            let node_op = batch.node_op && services.is_none();
+            let node_op = batch.node_op && !node_present;
             let again = Batch {
                 scope: batch.scope,
                 ops: rest,
@@ -1107,4 +1130,38 @@ fn node_write_hint(node: &str) -> String {
     format!(
         " (registering node \"{node}\" the first time needs node write: add node \"{node}\" {{ policy = \"write\" }} to the token's policy, or register the node once by hand)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::{NodeInfo, NodeServices};
+    use crate::plan::ConsulScope;
+
+    fn scope(node: Option<NodeInfo>) -> ConsulScope {
+        ConsulScope {
+            datacenter: Some("dc1".into()),
+            partition: None,
+            node_services: Some(NodeServices {
+                node,
+                ..NodeServices::default()
+            }),
+            service_defaults: Some(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_null_node_is_a_missing_node() {
+        // GET /v1/catalog/node-services/lambdas of a missing node: 200 {"Node": null}.
+        let missing = Execution::new(Vec::new(), &[scope(None)], "lambdas", "dc1");
+        assert!(missing.index.nodes.is_empty());
+        let node = NodeInfo {
+            node: "lambdas".into(),
+        };
+        let present = Execution::new(Vec::new(), &[scope(Some(node))], "lambdas", "dc1");
+        assert!(present
+            .index
+            .nodes
+            .contains(&("dc1".to_owned(), String::new())));
+    }
 }
