@@ -1,11 +1,12 @@
-//! Execution of the plan in three waves, each a batch of concurrent requests:
+//! Execution of the plan in four waves, each a batch of concurrent requests:
 //!
 //! 1. service-defaults entries (`PUT /v1/config?cas=N`: Consul cannot put config
 //!    entries in a transaction);
 //! 2. catalog registrations and deregistrations through `PUT /v1/txn`, at most
 //!    [`TXN_MAX_OPS`] operations a transaction, check-and-set verbs, the node
 //!    created in the same transaction when it does not exist yet;
-//! 3. service-defaults deletions (`DELETE …?cas=N`) and Parameter Store writes.
+//! 3. service-defaults deletions (`DELETE …?cas=N`);
+//! 4. Parameter Store writes and deletions.
 //!
 //! A service's step runs only when its earlier steps succeeded. A check-and-set
 //! miss leaves the service as it is (status `conflict`, re-observed next sync). A
@@ -228,9 +229,10 @@ impl Execution {
         match kind {
             OperationKind::UpsertConfigEntry => 1,
             OperationKind::RegisterService | OperationKind::DeregisterService => 2,
-            OperationKind::PutExtensionData
-            | OperationKind::DeleteConfigEntry
-            | OperationKind::DeleteExtensionData => 3,
+            OperationKind::DeleteConfigEntry => 3,
+            // After wave 3: a service's parameter is deleted once its config entry is
+            // (in one wave, the delete would see its predecessor still in flight).
+            OperationKind::PutExtensionData | OperationKind::DeleteExtensionData => 4,
         }
     }
 }
@@ -312,7 +314,7 @@ impl Engine {
         }
         loop {
             let wave = match self.exec.as_mut() {
-                Some(exec) if exec.wave < 3 => {
+                Some(exec) if exec.wave < 4 => {
                     exec.wave += 1;
                     exec.wave
                 }
@@ -672,6 +674,9 @@ impl Engine {
                 let id = body.get("ServiceID")?.as_str()?;
                 let mut svc = serde_json::Map::new();
                 svc.insert("ID".into(), Value::from(id));
+                // Consul rejects a delete without the name ("Must provide service name
+                // (Service.Service) when service ID is provided").
+                svc.insert("Service".into(), Value::from(op.service.name.clone()));
                 enterprise(&mut svc);
                 let verb = match exec.index.services.get(&exec.key_of(&op.service, id)) {
                     Some(Some(idx)) => {
@@ -1015,7 +1020,7 @@ impl Engine {
         }
     }
 
-    // -- wave 3: Parameter Store ----------------------------------------------------
+    // -- waves 3 and 4: config deletions, Parameter Store ----------------------------------------------------
 
     fn wave3(&mut self, i: usize) {
         let Some(op) = self.op(i).cloned() else {
@@ -1148,6 +1153,13 @@ mod tests {
             }),
             service_defaults: Some(Vec::new()),
         }
+    }
+
+    #[test]
+    fn a_parameter_is_deleted_in_a_later_wave_than_its_config_entry() {
+        let config = Execution::wave_of(OperationKind::DeleteConfigEntry);
+        assert!(Execution::wave_of(OperationKind::DeleteExtensionData) > config);
+        assert!(Execution::wave_of(OperationKind::PutExtensionData) > config);
     }
 
     #[test]

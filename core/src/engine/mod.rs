@@ -10,8 +10,8 @@
 //! Phases: set-up (account, Consul credentials) → observation (Consul topology,
 //! then per-scope state, the Lambda inventory, extension data) → plan
 //! ([`crate::plan`]) → confirmations and leaves, each followed by a re-plan →
-//! execution in three waves (config entries; catalog transactions; config
-//! deletions and Parameter Store) → result.
+//! execution in four waves (config entries; catalog transactions; config
+//! deletions; Parameter Store) → result.
 
 mod execute;
 mod observe;
