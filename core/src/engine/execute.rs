@@ -82,6 +82,9 @@ pub(crate) struct Execution {
     index: CasIndex,
     txn: bool,
     partial: bool,
+    /// Batches held until the transaction that creates their scope's node has ended
+    /// (sent together, they would fail with "Missing node registration").
+    waiting: Vec<Batch>,
     node: String,
     local_dc: String,
 }
@@ -170,6 +173,7 @@ impl Execution {
             index,
             txn: true,
             partial: false,
+            waiting: Vec::new(),
             node: node.to_owned(),
             local_dc: local_dc.to_owned(),
         }
@@ -313,6 +317,13 @@ impl Engine {
             ));
         }
         loop {
+            // Batches still held (their node transaction ended without a release): send.
+            if self.exec.as_ref().is_some_and(|e| !e.waiting.is_empty()) {
+                self.release_waiting();
+                if !self.queue.is_empty() {
+                    return false;
+                }
+            }
             let wave = match self.exec.as_mut() {
                 Some(exec) if exec.wave < 4 => {
                     exec.wave += 1;
@@ -691,7 +702,55 @@ impl Engine {
         }
     }
 
+    /// Whether a transaction that creates `scope`'s node is queued, in flight or delayed.
+    fn node_batch_pending(&self, scope: &Scope) -> bool {
+        let creates = |p: &Pending| {
+            matches!(&p.purpose, Purpose::Exec(ExecPurpose::Txn(b) | ExecPurpose::TxnVerify(b))
+                if b.node_op && &b.scope == scope)
+        };
+        self.queue.iter().any(creates)
+            || self.inflight.values().any(creates)
+            || self.delayed.iter().any(|(_, _, p)| creates(p))
+    }
+
+    /// Sends the held batches of every scope whose node transaction has ended; the
+    /// first of them creates the node when it still does not exist.
+    fn release_waiting(&mut self) {
+        let Some(exec) = self.exec.as_mut() else {
+            return;
+        };
+        let held = std::mem::take(&mut exec.waiting);
+        let mut keep = Vec::new();
+        for mut batch in held {
+            if self.node_batch_pending(&batch.scope) {
+                keep.push(batch);
+                continue;
+            }
+            let known = self
+                .exec
+                .as_ref()
+                .is_some_and(|e| e.index.nodes.contains(&batch.scope));
+            batch.node_op = !known;
+            self.send_txn(batch);
+        }
+        if let Some(exec) = self.exec.as_mut() {
+            exec.waiting.extend(keep);
+        }
+    }
+
     fn send_txn(&mut self, batch: Batch) {
+        let Some(exec) = self.exec.as_ref() else {
+            return;
+        };
+        if !batch.node_op
+            && !exec.index.nodes.contains(&batch.scope)
+            && self.node_batch_pending(&batch.scope)
+        {
+            if let Some(exec) = self.exec.as_mut() {
+                exec.waiting.push(batch);
+            }
+            return;
+        }
         let Some(exec) = self.exec.as_ref() else {
             return;
         };
@@ -1106,8 +1165,14 @@ impl Engine {
                 self.on_config_write(&p, op, ambiguous, outcome, &answer)
             }
             ExecPurpose::ConfigVerify { op } => self.on_config_verify(op, outcome, &answer),
-            ExecPurpose::Txn(batch) => self.on_txn(&p, batch, outcome, &answer),
-            ExecPurpose::TxnVerify(batch) => self.on_txn_verify(&p, batch, outcome, &answer),
+            ExecPurpose::Txn(batch) => {
+                self.on_txn(&p, batch, outcome, &answer);
+                self.release_waiting();
+            }
+            ExecPurpose::TxnVerify(batch) => {
+                self.on_txn_verify(&p, batch, outcome, &answer);
+                self.release_waiting();
+            }
             ExecPurpose::Single { op } => match outcome {
                 Ok(()) if answer.status == Some(200) => self.set_status(op, OpStatus::Ok, None),
                 Ok(()) => {

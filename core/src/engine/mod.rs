@@ -909,6 +909,76 @@ mod tests {
     }
 
     #[test]
+    fn the_transaction_that_creates_the_node_goes_alone() {
+        let mut e = engine(json!({
+            "region": "us-east-1",
+            "accountId": "123456789012",
+            "env": {"DATACENTER": "dc1"}
+        }));
+        let functions: Vec<Value> = (0..200)
+            .map(|i| {
+                json!({
+                    "ResourceARN": format!("arn:aws:lambda:us-east-1:123456789012:function:f{i}"),
+                    "Tags": [{"Key": "serverless.consul.hashicorp.com/v1alpha1/lambda/enabled", "Value": "true"}]
+                })
+            })
+            .collect();
+        let (mut now, mut txns) = (0, 0);
+        let done = loop {
+            now += 1;
+            let step = e.next(now, None);
+            if let Some(done) = step.done {
+                break done;
+            }
+            let Some(send) = step.send else { continue };
+            let in_step: Vec<&WireRequest> = send
+                .iter()
+                .filter(|r| r.consul.as_ref().is_some_and(|c| c.path == "/v1/txn"))
+                .collect();
+            let creates = |r: &WireRequest| {
+                r.consul
+                    .as_ref()
+                    .and_then(|c| c.body.as_ref())
+                    .is_some_and(|b| {
+                        b.as_array()
+                            .is_some_and(|ops| ops.iter().any(|op| op.get("Node").is_some()))
+                    })
+            };
+            if in_step.iter().any(|r| creates(r)) {
+                assert_eq!(in_step.len(), 1, "a node transaction goes alone");
+            }
+            txns += in_step.len();
+            let answers = send
+                .iter()
+                .map(|r| match (&r.consul, &r.aws) {
+                    (Some(c), _) => {
+                        let body = match (c.method.as_str(), c.path.as_str()) {
+                            ("GET", "/v1/config/service-defaults") => "[]",
+                            ("GET", _) => "{\"Node\": null, \"Services\": null}",
+                            ("PUT", "/v1/txn") => "{\"Results\": [], \"Errors\": null}",
+                            _ => "true",
+                        };
+                        Answer {
+                            id: r.id,
+                            status: Some(200),
+                            body: Some(body.into()),
+                            ..Answer::default()
+                        }
+                    }
+                    (None, _) => answer(
+                        r.id,
+                        Some(json!({"ResourceTagMappingList": functions, "PaginationToken": ""})),
+                        None,
+                    ),
+                })
+                .collect();
+            e.feed(answers).unwrap();
+        };
+        assert_eq!(done.verdict, Verdict::Ok, "{}", done.message);
+        assert_eq!(txns, 2); // 200 registrations + the node: ceil(201 / 128)
+    }
+
+    #[test]
     fn a_config_answer_ends_with_verdict_setup() {
         let mut e = engine(json!({"region": "us-east-1"}));
         let step = e.next(0, None);
