@@ -29,8 +29,7 @@ __all__ = ["SyncFailed", "handler", "run", "start_env", "summary"]
 
 # Reused across warm invocations (boto3 clients are expensive to build).
 _AWS: dict[str, Aws] = {}
-# Never handed to the engine.
-_SECRETS = ("CONSUL_HTTP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_SECRETS = ("CONSUL_HTTP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # not for the engine
 
 
 class SyncFailed(Exception):

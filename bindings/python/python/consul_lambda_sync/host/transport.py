@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import select
 import socket
 import ssl
 import threading
@@ -104,7 +105,9 @@ class Consul:
                 self._conns.append(conn)
             self._local.conn = conn
         conn.timeout = timeout
-        if conn.sock is not None:
+        if conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()  # the server closed the idle connection: reconnect, not fail
+        elif conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn
 
