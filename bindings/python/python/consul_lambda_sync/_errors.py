@@ -115,6 +115,9 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "inventory_incomplete": PlanError,
     "function_load_failed": PlanError,
     "leaf_missing": PlanError,
+    # the sync engine (Consul refused or filtered a read)
+    "acl_denied": PlanError,
+    "acl_filtered": PlanError,
 }
 
 
