@@ -13,26 +13,29 @@ import os
 import sys
 
 import consul_lambda_sync as core
-from consul_lambda_sync.host.aws import AwsClients
-from consul_lambda_sync.host.consul import ConsulClient
+from consul_lambda_sync.host.handler import carrier, run, start_env
 from consul_lambda_sync.host.log import JsonLogger
-from consul_lambda_sync.host.sync import Syncer, load_secrets
+from consul_lambda_sync.host.transport import Aws
 
 
 def main() -> int:
     env = dict(os.environ)
-    config = dict(core.config_from_env(env))
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     log = JsonLogger("warn", stream=sys.stderr)
-    aws = AwsClients()
-    token, ca_file = load_secrets(config, aws, env, log)
-    consul = ConsulClient.from_config(config, token=token, ca_file=ca_file)
-    syncer = Syncer(config, aws, consul, log, account_id=aws.account_id(), region=aws.region)
-
-    result = syncer.run({"kind": "fullSync"}, dry_run=True)
-    sys.stdout.write(core.format_plan(result.plan))
-    counts = result.summary()["requests"]
+    # The engine decides what to read (and, without dryRun, what to write); the host
+    # carries its requests.
+    start: core.Start = {"env": start_env(env), "region": region, "dryRun": True}
+    result = run(start, carrier(env, Aws(region), log), log)
+    if not result["ok"]:
+        print(result["message"], file=sys.stderr)
+        return int(result["exitCode"])
+    plan = result.get("plan")
+    if plan is None:
+        return 1
+    sys.stdout.write(core.format_plan(plan))
+    counts = result["requests"]
     print(f"reads: Consul {counts['consul']['reads']}, AWS {counts['aws']['calls']}")
-    return 1 if result.plan["errors"] else 0
+    return 1 if plan["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from consul_lambda_sync.host.sync import SyncFailed
+from consul_lambda_sync.host.handler import SyncFailed
 
 from conftest import TOKEN_PARAM
 from harness import ENABLED, MANAGED_TAG, Harness
@@ -76,7 +76,7 @@ def test_handler_raises_when_an_operation_is_denied(
     assert summary["operations"]["failed"] == 1
     assert summary["operations"]["ok"] == 2
     (failure,) = [f for f in summary["failures"] if f["status"] == "failed"]
-    assert failure["service"] == "denied"
+    assert failure["service"]["name"] == "denied"
     assert "403" in failure["error"]
     assert summary["operations"]["skipped"] == 1
     # The register after the failed config entry write was not attempted.

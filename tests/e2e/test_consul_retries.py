@@ -1,24 +1,43 @@
-"""The Consul client's retries, against a local HTTP server that fails on purpose.
+"""Retries of Consul requests, decided by the engine and carried by the host, against a
+local HTTP server that fails on purpose.
 
-Consul itself cannot be made to answer 429 or 503 on demand, so a small server
-stands in for it: it answers the first requests of each path with an error, then
-200. Retries must cover reads and the plan's (idempotent) writes, honour
-Retry-After, and give up with a clear error.
+Consul itself cannot be made to answer 429 or 503 on demand, so a small server stands in
+for it: it answers the first requests of each path with an error, then a plausible Consul
+answer. AWS is stubbed in-process (one tagged function). Retries must cover reads and
+writes, honour Retry-After, and give up with a clear error; 4xx answers are final.
+The engine counts every attempt it sends (a retry is a request on the wire).
 """
 
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
-from consul_lambda_sync.host.consul import ConsulClient, ConsulError
+from consul_lambda_sync.host.handler import run
+from consul_lambda_sync.host.log import JsonLogger
+from consul_lambda_sync.host.transport import Aws, Carrier, Consul
+
+from harness import ENABLED
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from consul_lambda_sync import Answer, Start, SyncResult
+    from consul_lambda_sync._types import AwsCall
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+# What Consul answers once the planned failures are used up.
+ANSWERS = {
+    "/v1/catalog/node-services/lambdas": (404, b""),
+    "/v1/config/service-defaults": (200, b"[]"),
+    "/v1/config": (200, b"true"),
+    "/v1/txn": (200, b'{"Results": [], "Errors": null}'),
+}
 
 
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
@@ -40,8 +59,8 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Retry-After", "1")
             body = b"try again"
         else:
-            self.send_response(200)
-            body = json.dumps(True).encode()
+            status, body = ANSWERS.get(path, (404, b""))
+            self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -52,6 +71,19 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class StubAws(Aws):
+    """Lists one tagged function."""
+
+    def __init__(self) -> None:
+        super().__init__("us-east-1", session=object())
+
+    def call(self, rid: int, req: AwsCall) -> Answer:
+        assert req["operation"] == "GetResources", req
+        tags = [{"Key": ENABLED, "Value": "true"}]
+        page = {"ResourceTagMappingList": [{"ResourceARN": ARN, "Tags": tags}]}
+        return {"id": rid, "ok": page}
 
 
 @pytest.fixture
@@ -66,49 +98,53 @@ def flaky() -> Iterator[str]:
     server.server_close()
 
 
+def sync(address: str) -> SyncResult:
+    env = {"CONSUL_HTTP_ADDR": address, "DATACENTER": "dc1", "NODE_NAME": "lambdas"}
+    start: Start = {"env": env, "region": "us-east-1", "accountId": "123456789012", "seed": 7}
+    log = JsonLogger(stream=io.StringIO())
+    return run(start, Carrier(Consul({"consulHttpAddr": address}), StubAws(), log), log)
+
+
 def test_reads_and_writes_are_retried_on_5xx(flaky: str) -> None:
-    FlakyHandler.plan = {"/v1/config": [503, 502], "/v1/catalog/datacenters": [500]}
-    client = ConsulClient(flaky, retries=4, backoff=0.01)
-    assert client.send({"method": "PUT", "path": "/v1/config", "body": {"Kind": "x"}}) is True
-    assert client.request("GET", "/v1/catalog/datacenters") is True
-    puts = [s for s in FlakyHandler.seen if s[0] == "PUT"]
+    FlakyHandler.plan = {"/v1/config": [503, 502], "/v1/config/service-defaults": [500]}
+    result = sync(flaky)
+    assert result["ok"], result["message"]
+    assert result["operations"]["ok"] == 2
+    puts = [s for s in FlakyHandler.seen if s[0] == "PUT" and s[1] == "/v1/config"]
     assert len(puts) == 3
-    # The host counts one logical request each.
-    assert client.reads == 1
-    assert client.writes == 1
+    # Every attempt is counted: 2 reads + 1 retried read; 3 config PUTs + 1 transaction.
+    assert result["requests"]["consul"] == {"reads": 3, "writes": 4, "transactions": 1}
 
 
 def test_429_honours_retry_after(flaky: str) -> None:
-    FlakyHandler.plan = {"/v1/catalog/register": [429]}
-    client = ConsulClient(flaky, retries=2, backoff=0.01)
-    client.send({"method": "PUT", "path": "/v1/catalog/register", "body": {}})
-    (first, second) = [t for _, p, t in FlakyHandler.seen if p == "/v1/catalog/register"]
+    FlakyHandler.plan = {"/v1/txn": [429]}
+    assert sync(flaky)["ok"]
+    (first, second) = [t for _, p, t in FlakyHandler.seen if p == "/v1/txn"]
     assert second - first >= 0.9
 
 
 def test_gives_up_with_the_status(flaky: str) -> None:
     FlakyHandler.plan = {"/v1/config": [503] * 10}
-    client = ConsulClient(flaky, retries=2, backoff=0.01)
-    with pytest.raises(ConsulError) as err:
-        client.send({"method": "PUT", "path": "/v1/config", "body": {}})
-    assert err.value.status == 503
-    assert not err.value.unreachable
-    assert "PUT /v1/config returned 503: try again" in str(err.value)
-    assert len(FlakyHandler.seen) == 3
+    result = sync(flaky)
+    assert not result["ok"]
+    assert result["verdict"] == "failed"
+    (failed,) = [o for o in result["outcomes"] if o["status"] == "failed"]
+    assert "503" in failed.get("error", "")
+    assert "try again" in failed.get("error", "")
+    assert len([s for s in FlakyHandler.seen if s[1] == "/v1/config"]) == 5
 
 
 def test_client_errors_are_not_retried(flaky: str) -> None:
     FlakyHandler.plan = {"/v1/config": [403]}
-    client = ConsulClient(flaky, retries=3, backoff=0.01)
-    with pytest.raises(ConsulError) as err:
-        client.send({"method": "PUT", "path": "/v1/config", "body": {}})
-    assert err.value.status == 403
-    assert len(FlakyHandler.seen) == 1
+    result = sync(flaky)
+    assert result["operations"]["failed"] == 1
+    assert len([s for s in FlakyHandler.seen if s[1] == "/v1/config"]) == 1
 
 
 def test_connection_refused_is_retried_then_unreachable() -> None:
-    client = ConsulClient("http://127.0.0.1:9", retries=2, backoff=0.01, timeout=1)
-    with pytest.raises(ConsulError) as err:
-        client.request("GET", "/v1/agent/self")
-    assert err.value.unreachable
-    assert "Connection refused" in str(err.value)
+    result = sync("http://127.0.0.1:9")
+    assert result["verdict"] == "unreachable"
+    assert result["exitCode"] == 4
+    assert "Connection refused" in result["message"]
+    assert result["requests"]["consul"]["writes"] == 0
+    assert json.dumps(result)  # JSON-safe

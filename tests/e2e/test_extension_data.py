@@ -42,7 +42,7 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
     # Steady state: no writes; one agent-cached leaf read per service, roots, one SSM page.
     again = h.sync()
     assert again["plan"]["operations"] == 0
-    assert again["requests"]["consul"] == {"reads": 4 + 1 + 3, "writes": 0}
+    assert again["requests"]["consul"] == {"reads": 4 + 1 + 3, "writes": 0, "transactions": 0}
     assert again["requests"]["aws"]["calls"] == {"GetResources": 1, "GetParametersByPath": 1}
     print(f"\nsteady full sync with extension data, 3 services: {again['requests']}")
 

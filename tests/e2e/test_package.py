@@ -60,7 +60,8 @@ def test_the_zip_handler_syncs(h: Harness, package_dir: Path) -> None:
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"]
     assert summary["plan"]["create"] == 2
-    assert summary["requests"]["aws"]["calls"] == {"GetResources": 1}
+    # No Lambda context here: the engine asks STS for the account (and counts the call).
+    assert summary["requests"]["aws"]["calls"] == {"GetCallerIdentity": 1, "GetResources": 1}
     services = h.consul.services()
     assert sorted(services) == ["zipped", "zipped-live"]
     assert all(s["Tags"] == [MANAGED_TAG] for s in services.values())

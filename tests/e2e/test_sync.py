@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 from typing import Any
 
-import consul_lambda_sync as core
 import pytest
-import requests
 from botocore.exceptions import ClientError
-from consul_lambda_sync.host.aws import AwsClients
-from consul_lambda_sync.host.consul import ConsulError
-from consul_lambda_sync.host.sync import SyncFailed
+from consul_lambda_sync.host.handler import SyncFailed
+from consul_lambda_sync.host.transport import Aws
 
 from harness import ENABLED, MANAGED_TAG, PREFIX, Harness
 
@@ -71,14 +69,17 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
 
     # Count every HTTP request the host sends to Consul, independently of its own counters.
     seen: collections.Counter[str] = collections.Counter()
-    real = requests.Session.request
+    real = http.client.HTTPConnection.request
+    consul_port = int(h.consul.addr.rsplit(":", 1)[1])
 
-    def counting(self: requests.Session, method: str, url: str, *a: Any, **kw: Any) -> Any:
-        if url.startswith(h.consul.addr):
+    def counting(
+        self: http.client.HTTPConnection, method: str, url: str, *a: Any, **kw: Any
+    ) -> Any:
+        if self.port == consul_port:
             seen[method.upper()] += 1
         return real(self, method, url, *a, **kw)
 
-    monkeypatch.setattr(requests.Session, "request", counting)
+    monkeypatch.setattr(http.client.HTTPConnection, "request", counting)
     again = h.sync()
 
     assert again["plan"]["operations"] == 0
@@ -87,7 +88,7 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
     assert seen["DELETE"] == 0
     # agent/self, catalog/datacenters, node-services, service-defaults.
     assert seen["GET"] == 4
-    assert again["requests"]["consul"] == {"reads": 4, "writes": 0}
+    assert again["requests"]["consul"] == {"reads": 4, "writes": 0, "transactions": 0}
     # One GetResources page for up to 100 functions, nothing else (the account comes
     # from the Lambda context, so no STS call).
     calls = again["requests"]["aws"]["calls"]
@@ -219,8 +220,8 @@ def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
     h.sync()
     h.delete_function("gone")
 
-    def factory(region: str | None) -> AwsClients:
-        aws = AwsClients(region=region)
+    def factory(region: str | None) -> Aws:
+        aws = Aws(region)
 
         def hide_young(parsed: dict[str, Any], **_: Any) -> None:
             parsed["ResourceTagMappingList"] = [
@@ -229,7 +230,7 @@ def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
                 if not m["ResourceARN"].endswith(":young")
             ]
 
-        aws.tagging.meta.events.register(
+        aws.client("resourcegroupstaggingapi").meta.events.register(
             "after-call.resource-groups-tagging-api.GetResources", hide_young
         )
         return aws
@@ -257,8 +258,8 @@ def test_transient_aws_failure_deletes_nothing(h: Harness) -> None:
     h.sync()
     h.delete_function("doomed")
 
-    def failing(region: str | None) -> AwsClients:
-        aws = AwsClients(region=region)
+    def failing(region: str | None) -> Aws:
+        aws = Aws(region)
 
         def throttle(**_: Any) -> None:
             raise ClientError(
@@ -266,7 +267,7 @@ def test_transient_aws_failure_deletes_nothing(h: Harness) -> None:
                 "GetResources",
             )
 
-        aws.tagging.meta.events.register(
+        aws.client("resourcegroupstaggingapi").meta.events.register(
             "before-call.resource-groups-tagging-api.GetResources", throttle
         )
         return aws
@@ -337,29 +338,36 @@ def test_dry_run_changes_nothing(h: Harness, capsys: pytest.CaptureFixture[str])
     out = h.sync()
     assert out["dryRun"] is True
     assert out["plan"]["create"] == 1
-    assert out["operations"] == {"ok": 0, "failed": 0, "skipped": 0}
+    assert out["operations"]["ok"] == out["operations"]["failed"] == 0
+    assert out["operations"]["skipped"] == 0
     assert out["requests"]["consul"]["writes"] == 0
     assert h.consul.services() == {}
-    assert "dry run: nothing changed" in capsys.readouterr().out
+    assert "dry run, nothing changed" in capsys.readouterr().out
 
 
-def test_unsupported_event_raises_with_one_log_line(
+def test_unsupported_event_raises_and_logs_errors_only(
     h: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(core.ConsulLambdaSyncError) as err:
+    # The engine classifies the event: it stops before any request ("sync stopped",
+    # "sync finished"), and the handler raises SyncFailed carrying the core's failure.
+    with pytest.raises(SyncFailed) as err:
         h.handle({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})
-    assert err.value.code == "unsupported_event"
-    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert line["level"] == "error"
-    assert line["msg"] == "unsupported event"
+    assert err.value.summary["failure"]["code"] == "unsupported_event"
+    assert err.value.summary["requests"]["consul"]["reads"] == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines
+    assert all(line["level"] == "error" for line in lines)
+    assert lines[-1]["msg"] == "sync finished"
 
 
 def test_unreachable_consul_raises_and_logs(h: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     h.enabled("x")
     h.setenv(CONSUL_HTTP_ADDR="http://127.0.0.1:9", CONSUL_TIMEOUT_MS="500")
-    with pytest.raises(ConsulError) as err:
+    with pytest.raises(SyncFailed) as err:
         h.sync()
-    assert err.value.unreachable
+    assert err.value.summary["verdict"] == "unreachable"
+    assert err.value.summary["requests"]["consul"]["writes"] == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert lines[-1]["msg"] == "sync failed"
-    assert "unreachable" in lines[-1]["error"]
+    assert lines[-1]["msg"] == "sync finished"
+    assert lines[-1]["verdict"] == "unreachable"
+    assert "Connection refused" in lines[-1]["message"]

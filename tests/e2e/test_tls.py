@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from consul_lambda_sync.host.consul import ConsulError
+from consul_lambda_sync.host.handler import SyncFailed
 
 if TYPE_CHECKING:
     from harness import Harness
@@ -26,9 +26,9 @@ def test_https_without_the_ca_fails_clearly(h_tls: Harness) -> None:
     h = h_tls
     h.delenv("CONSUL_CACERT_PATH")
     h.enabled("secure")
-    with pytest.raises(ConsulError) as err:
+    with pytest.raises(SyncFailed) as err:
         h.sync()
-    assert err.value.unreachable
+    assert err.value.summary["verdict"] == "unreachable"
     assert "TLS" in str(err.value)
     assert h.consul.services() == {}
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import cls_support as sup
 import pytest
-from consul_lambda_sync.host.consul import ConsulError
-from consul_lambda_sync.host.sync import SyncFailed
+from consul_lambda_sync.host.handler import SyncFailed
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,8 +75,9 @@ def test_consul_5xx_on_writes_is_retried(rig: Rig) -> None:
     assert rig.check()["converged"]
     consul_faults, _ = injected(rig)
     assert consul_faults == 15
-    # Each injected 503 cost exactly one more attempt, nothing else was repeated.
-    assert rig.counts()["consul"]["writes"] == sup.minimal_writes({}, rig.desired()) + 15
+    # Each injected 503 cost exactly one more attempt, nothing else was repeated
+    # (catalog writes go through /v1/txn: ceil(services/128) transactions).
+    assert rig.counts()["consul"]["writes"] == sup.minimal_txn_writes({}, rig.desired()) + 15
 
 
 def test_throttling_429_from_consul_and_aws_is_retried(rig: Rig) -> None:
@@ -105,9 +105,16 @@ def test_connection_resets_are_retried(rig: Rig) -> None:
 
 
 def test_lost_responses_of_applied_writes_are_harmless(rig: Rig) -> None:
-    # The server applies the registration, the client never sees the answer:
-    # the retry must be idempotent (same service, nothing doubled).
-    rig.faults(consul=[{"match": "^PUT /v1/catalog/register$", "action": "drop", "times": 5}])
+    # The server applies the write, the client never sees the answer: the engine
+    # reads back before it writes again (same service, nothing doubled). Catalog
+    # registrations go through /v1/txn, config entries carry ?cas=.
+    rig.faults(
+        consul=[
+            # One transaction carries every registration here; its answer is lost.
+            {"match": "^PUT /v1/txn$", "action": "drop", "times": 1},
+            {"match": "^PUT /v1/config$", "action": "drop", "times": 4},
+        ]
+    )
     out = rig.sync()
     assert out["ok"], out
     assert rig.check()["converged"]
@@ -163,8 +170,8 @@ def test_failed_consul_writes_are_reported_and_raise(rig: Rig) -> None:
     summary = err.value.summary
     assert summary["ok"] is False
     failures = summary["failures"]
-    failed = {f["service"] for f in failures if f["status"] == "failed"}
-    skipped = {f["service"] for f in failures if f["status"] == "skipped"}
+    failed = {f["service"]["name"] for f in failures if f["status"] == "failed"}
+    skipped = {f["service"]["name"] for f in failures if f["status"] == "skipped"}
     # Every write that could not be made is reported, with the server's answer...
     assert failed == updated | created
     assert all("500" in f["error"] for f in failures if f["status"] == "failed")
@@ -237,9 +244,9 @@ def test_consul_unreachable_raises_and_changes_nothing(rig: Rig) -> None:
     before = cold(rig)
     rig.lam.tag_resource(Resource=rig.arn(1), Tags={PREFIX + "enabled": "false"})
     rig.faults(consul=[{"match": "", "action": "reset"}])
-    with pytest.raises(ConsulError) as err:
+    with pytest.raises(SyncFailed) as err:
         rig.sync()
-    assert err.value.unreachable
+    assert err.value.summary["verdict"] == "unreachable"
     assert rig.registered() == before
     converges_after(rig)
 

@@ -139,6 +139,9 @@ pub(crate) struct Execution {
     index: CasIndex,
     txn: bool,
     partial: bool,
+    /// Batches held until the transaction that creates their scope's node has ended
+    /// (sent together, they would fail with "Missing node registration").
+    waiting: Vec<Batch>,
     node: String,
     local_dc: String,
 }
@@ -196,6 +199,7 @@ impl Execution {
             index,
             txn: true,
             partial: false,
+            waiting: Vec::new(),
             node: node.to_owned(),
             local_dc: local_dc.to_owned(),
         }
@@ -326,6 +330,13 @@ impl Engine {
             ));
         }
         loop {
+            // Batches still held (their node transaction ended without a release): send.
+            if self.exec.as_ref().is_some_and(|e| !e.waiting.is_empty()) {
+                self.release_waiting();
+                if !self.queue.is_empty() {
+                    return false;
+                }
+            }
             let wave = match self.exec.as_mut() {
                 Some(exec) if exec.wave < 4 => {
                     exec.wave += 1;
@@ -704,7 +715,55 @@ impl Engine {
         }
     }
 
+    /// Whether a transaction that creates `scope`'s node is queued, in flight or delayed.
+    fn node_batch_pending(&self, scope: &Scope) -> bool {
+        let creates = |p: &Pending| {
+            matches!(&p.purpose, Purpose::Exec(ExecPurpose::Txn(b) | ExecPurpose::TxnVerify(b))
+                if b.node_op && &b.scope == scope)
+        };
+        self.queue.iter().any(creates)
+            || self.inflight.values().any(creates)
+            || self.delayed.iter().any(|(_, _, p)| creates(p))
+    }
+
+    /// Sends the held batches of every scope whose node transaction has ended; the
+    /// first of them creates the node when it still does not exist.
+    fn release_waiting(&mut self) {
+        let Some(exec) = self.exec.as_mut() else {
+            return;
+        };
+        let held = std::mem::take(&mut exec.waiting);
+        let mut keep = Vec::new();
+        for mut batch in held {
+            if self.node_batch_pending(&batch.scope) {
+                keep.push(batch);
+                continue;
+            }
+            let known = self
+                .exec
+                .as_ref()
+                .is_some_and(|e| e.index.nodes.contains(&batch.scope));
+            batch.node_op = !known;
+            self.send_txn(batch);
+        }
+        if let Some(exec) = self.exec.as_mut() {
+            exec.waiting.extend(keep);
+        }
+    }
+
     fn send_txn(&mut self, batch: Batch) {
+        let Some(exec) = self.exec.as_ref() else {
+            return;
+        };
+        if !batch.node_op
+            && !exec.index.nodes.contains(&batch.scope)
+            && self.node_batch_pending(&batch.scope)
+        {
+            if let Some(exec) = self.exec.as_mut() {
+                exec.waiting.push(batch);
+            }
+            return;
+        }
         let Some(exec) = self.exec.as_ref() else {
             return;
         };
@@ -964,11 +1023,17 @@ impl Engine {
             .as_deref()
             .and_then(|b| serde_json::from_str(b).ok())
             .flatten();
-        let mut present: BTreeMap<String, bool> = BTreeMap::new();
+        let mut present: BTreeMap<String, (bool, Option<u64>)> = BTreeMap::new();
         if let Some(ns) = &services {
             for s in ns.services.iter() {
                 let managed = s.tags.iter().flatten().any(|t| t == MANAGED_TAG);
-                present.insert(s.id.clone(), managed);
+                present.insert(s.id.clone(), (managed, s.modify_index));
+            }
+        }
+        let node_present = services.as_ref().is_some_and(|s| s.node.is_some());
+        if node_present {
+            if let Some(exec) = self.exec.as_mut() {
+                exec.index.nodes.insert(batch.scope.clone());
             }
         }
         let mut rest = Vec::new();
@@ -977,7 +1042,21 @@ impl Engine {
                 continue;
             };
             let done = match op.kind {
-                OperationKind::RegisterService => present.get(&op.service.name) == Some(&true),
+                OperationKind::RegisterService => {
+                    // Applied when the service is there and changed since it was observed
+                    // (an update whose answer was lost leaves the old ModifyIndex otherwise).
+                    let observed = self.exec.as_ref().and_then(|e| {
+                        e.index
+                            .services
+                            .get(&e.key_of(&op.service, &op.service.name))
+                            .copied()
+                            .flatten()
+                    });
+                    match present.get(&op.service.name) {
+                        Some((true, now)) => observed.is_none() || *now != observed,
+                        _ => false,
+                    }
+                }
                 _ => {
                     let id = match &op.request {
                         Request::Consul(r) => r
@@ -998,8 +1077,7 @@ impl Engine {
             }
         }
         if !rest.is_empty() {
-            let node_op =
-                batch.node_op && services.as_ref().and_then(|ns| ns.node.as_ref()).is_none();
+            let node_op = batch.node_op && !node_present;
             let again = Batch {
                 scope: batch.scope,
                 ops: rest,
@@ -1101,8 +1179,14 @@ impl Engine {
                 self.on_config_write(&p, op, ambiguous, outcome, &answer)
             }
             ExecPurpose::ConfigVerify { op } => self.on_config_verify(op, outcome, &answer),
-            ExecPurpose::Txn(batch) => self.on_txn(&p, batch, outcome, &answer),
-            ExecPurpose::TxnVerify(batch) => self.on_txn_verify(&p, batch, outcome, &answer),
+            ExecPurpose::Txn(batch) => {
+                self.on_txn(&p, batch, outcome, &answer);
+                self.release_waiting();
+            }
+            ExecPurpose::TxnVerify(batch) => {
+                self.on_txn_verify(&p, batch, outcome, &answer);
+                self.release_waiting();
+            }
             ExecPurpose::Single { op } => match outcome {
                 Ok(()) if answer.status == Some(200) => self.set_status(op, OpStatus::Ok, None),
                 Ok(()) => {

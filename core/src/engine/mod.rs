@@ -140,6 +140,8 @@ pub struct Engine {
     reviewed: Option<review::ReviewedPlan>,
     trigger: Trigger,
     account: Option<String>,
+    /// A function given by name before the account is known: resolved once STS answers.
+    unresolved_function: Option<String>,
     region: String,
     dry_run: bool,
     concurrency: u32,
@@ -247,6 +249,7 @@ impl Engine {
             reviewed: start.reviewed.clone(),
             trigger: Trigger::FullSync,
             account: start.account_id.clone().filter(|a| !a.is_empty()),
+            unresolved_function: None,
             region: start.region.clone(),
             dry_run: start.dry_run.or(dry_run).unwrap_or(false),
             concurrency,
@@ -307,7 +310,13 @@ impl Engine {
             )
             .into()),
             (Some(event), None) => classify_event(event).map_err(Failure::from),
-            (None, Some(f)) => self.function_trigger(f),
+            (None, Some(f)) => {
+                // A bare name needs the account, which STS tells when the host did not.
+                if self.account.is_none() && !f.starts_with("arn:") {
+                    self.unresolved_function = Some(f.clone());
+                }
+                self.function_trigger(f)
+            }
             (None, None) => Ok(Trigger::FullSync),
         };
         let trigger = match trigger {
@@ -328,7 +337,7 @@ impl Engine {
         }
     }
 
-    fn function_trigger(&self, function: &str) -> Result<Trigger, Failure> {
+    pub(crate) fn function_trigger(&self, function: &str) -> Result<Trigger, Failure> {
         let account = self.account.as_deref().unwrap_or("000000000000");
         let arn = crate::arn::resolve_function_name(function, account, &self.region)?;
         Ok(Trigger::Function {
@@ -588,7 +597,17 @@ impl Engine {
             wire::Verdict::Failed {
                 message,
                 unreachable,
-            } => self.handle(p, Err((message, unreachable)), answer),
+            } => {
+                // No credentials, no region: a setup failure, whatever the request was for.
+                if answer.error.as_ref().is_some_and(|e| e.code == "config") {
+                    self.stop_with(
+                        Verdict::Setup,
+                        format!("{}: {message}", describe(&p.call)),
+                        None,
+                    );
+                }
+                self.handle(p, Err((message, unreachable)), answer)
+            }
         }
     }
 
@@ -890,4 +909,141 @@ pub(crate) fn describe(call: &Call) -> String {
 /// `true` when the string is `true` (Consul's answer to a check-and-set write).
 pub(crate) fn body_is_true(answer: &Answer) -> bool {
     answer.body.as_deref().map(str::trim) == Some("true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn engine(start: Value) -> Engine {
+        Engine::new(serde_json::from_value(start).unwrap())
+    }
+
+    fn answer(id: u64, ok: Option<Value>, error: Option<(&str, &str)>) -> Answer {
+        Answer {
+            id,
+            ok,
+            error: error.map(|(code, message)| wire::AnswerError {
+                code: code.into(),
+                message: message.into(),
+                status: None,
+            }),
+            ..Answer::default()
+        }
+    }
+
+    #[test]
+    fn a_function_name_is_resolved_with_the_account_sts_tells() {
+        let mut e = engine(json!({"region": "us-east-1", "function": "orders"}));
+        let step = e.next(0, None);
+        let sts = &step.send.unwrap()[0];
+        assert_eq!(sts.aws.as_ref().unwrap().operation, "GetCallerIdentity");
+        e.feed(vec![answer(
+            sts.id,
+            Some(json!({"Account": "123456789012"})),
+            None,
+        )])
+        .unwrap();
+        match &e.trigger {
+            Trigger::Function { arn, .. } => {
+                assert_eq!(arn, "arn:aws:lambda:us-east-1:123456789012:function:orders")
+            }
+            t => panic!("unexpected trigger {t:?}"),
+        }
+    }
+
+    #[test]
+    fn the_transaction_that_creates_the_node_goes_alone() {
+        let mut e = engine(json!({
+            "region": "us-east-1",
+            "accountId": "123456789012",
+            "env": {"DATACENTER": "dc1"}
+        }));
+        let functions: Vec<Value> = (0..200)
+            .map(|i| {
+                json!({
+                    "ResourceARN": format!("arn:aws:lambda:us-east-1:123456789012:function:f{i}"),
+                    "Tags": [{"Key": "serverless.consul.hashicorp.com/v1alpha1/lambda/enabled", "Value": "true"}]
+                })
+            })
+            .collect();
+        let (mut now, mut txns) = (0, 0);
+        let done = loop {
+            now += 1;
+            let step = e.next(now, None);
+            if let Some(done) = step.done {
+                break done;
+            }
+            let Some(send) = step.send else { continue };
+            let in_step: Vec<&WireRequest> = send
+                .iter()
+                .filter(|r| r.consul.as_ref().is_some_and(|c| c.path == "/v1/txn"))
+                .collect();
+            let creates = |r: &WireRequest| {
+                r.consul
+                    .as_ref()
+                    .and_then(|c| c.body.as_ref())
+                    .is_some_and(|b| {
+                        b.as_array()
+                            .is_some_and(|ops| ops.iter().any(|op| op.get("Node").is_some()))
+                    })
+            };
+            if in_step.iter().any(|r| creates(r)) {
+                assert_eq!(in_step.len(), 1, "a node transaction goes alone");
+            }
+            txns += in_step.len();
+            let answers = send
+                .iter()
+                .map(|r| match (&r.consul, &r.aws) {
+                    (Some(c), _) => {
+                        let body = match (c.method.as_str(), c.path.as_str()) {
+                            ("GET", "/v1/config/service-defaults") => "[]",
+                            ("GET", _) => "{\"Node\": null, \"Services\": null}",
+                            ("PUT", "/v1/txn") => "{\"Results\": [], \"Errors\": null}",
+                            _ => "true",
+                        };
+                        Answer {
+                            id: r.id,
+                            status: Some(200),
+                            body: Some(body.into()),
+                            ..Answer::default()
+                        }
+                    }
+                    (None, _) => answer(
+                        r.id,
+                        Some(json!({"ResourceTagMappingList": functions, "PaginationToken": ""})),
+                        None,
+                    ),
+                })
+                .collect();
+            e.feed(answers).unwrap();
+        };
+        assert_eq!(done.verdict, Verdict::Ok, "{}", done.message);
+        assert_eq!(txns, 2); // 200 registrations + the node: ceil(201 / 128)
+    }
+
+    #[test]
+    fn a_config_answer_ends_with_verdict_setup() {
+        let mut e = engine(json!({"region": "us-east-1"}));
+        let step = e.next(0, None);
+        let sts = &step.send.unwrap()[0];
+        e.feed(vec![answer(
+            sts.id,
+            None,
+            Some(("config", "Unable to locate credentials")),
+        )])
+        .unwrap();
+        let mut now = 1;
+        let done = loop {
+            let step = e.next(now, None);
+            if let Some(done) = step.done {
+                break done;
+            }
+            assert!(step.send.is_none(), "nothing is sent after a setup failure");
+            now += step.sleep.unwrap_or(1);
+        };
+        assert_eq!(done.verdict, Verdict::Setup);
+        assert_eq!(done.exit_code, 3);
+    }
 }

@@ -407,6 +407,12 @@ impl Engine {
             Some(a) => self.account = Some(a.to_owned()),
             None => return Err("no Account in GetCallerIdentity".into()),
         }
+        if let Some(function) = self.unresolved_function.take() {
+            match self.function_trigger(&function) {
+                Ok(trigger) => self.trigger = trigger,
+                Err(f) => self.stop_with(Verdict::Failed, f.message.clone(), Some(f)),
+            }
+        }
         Ok(())
     }
 

@@ -15,7 +15,7 @@ It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
 - :class:`Proxy`: the recording, fault-injecting proxy (tests/support/proxy, Go).
 - :class:`RuntimeAPI`, :class:`Registrator`: a Lambda Runtime API emulator and a
   registrator process (ours or upstream's) polling it.
-- :func:`compare`, :func:`minimal_writes`: Consul against what the tags ask for.
+- :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`: Consul against what the tags ask for.
 """
 
 from .constants import (
@@ -36,7 +36,7 @@ from .consul import (
     acl_policy,
     consul_binary,
 )
-from .convergence import compare, lambda_args, minimal_writes
+from .convergence import TXN_MAX_OPS, compare, lambda_args, minimal_txn_writes, minimal_writes
 from .events import function_zip, schedule_event
 from .lambda_runtime import InvokeResult, Registrator, RuntimeAPI, upstream_binary
 from .moto import MotoSeeded, MotoServer
@@ -54,6 +54,7 @@ from .procs import (
 from .proxy import Proxy, proxy_binary
 
 __all__ = [
+    "TXN_MAX_OPS",
     "ACCOUNT",
     "AWS_TEST_ENV",
     "ENABLED",
@@ -81,6 +82,7 @@ __all__ = [
     "function_zip",
     "lambda_args",
     "make_workdir",
+    "minimal_txn_writes",
     "minimal_writes",
     "proxy_binary",
     "remove_workdir",

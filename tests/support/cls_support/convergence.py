@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -59,3 +60,24 @@ def minimal_writes(before: dict[str, dict[str, Any]], after: dict[str, dict[str,
         elif before[name] != after[name]:
             writes += 1
     return writes
+
+
+# Consul's default limit of operations in one /v1/txn request.
+TXN_MAX_OPS = 128
+
+
+def minimal_txn_writes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> int:
+    """Fewest Consul writes when catalog changes go through ``/v1/txn`` (ours): one
+    config entry write (or delete) per new, changed or gone service, plus
+    ceil(catalog operations / 128) transactions; the first transaction of a cold sync
+    also creates the node (one more operation)."""
+    config = catalog = 0
+    for name in before.keys() | after.keys():
+        if name not in before or name not in after:
+            config += 1
+            catalog += 1
+        elif before[name] != after[name]:
+            config += 1
+    if catalog and not before:
+        catalog += 1  # the node
+    return config + math.ceil(catalog / TXN_MAX_OPS)

@@ -33,9 +33,6 @@ from ._errors import (
 )
 from ._types import (
     Answer,
-    Start,
-    Step,
-    SyncResult,
     Change,
     Config,
     ConfigInput,
@@ -69,7 +66,10 @@ from ._types import (
     ServiceTarget,
     Skip,
     SsmRequest,
+    Start,
+    Step,
     Summary,
+    SyncResult,
     TagOptions,
     TagReport,
     TagSettings,
@@ -83,12 +83,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
-    "Answer",
-    "Engine",
-    "Start",
-    "Step",
-    "SyncResult",
     "ERROR_CODES",
+    "Answer",
     "Change",
     "Config",
     "ConfigError",
@@ -97,6 +93,7 @@ __all__ = [
     "ConsulLambdaSyncError",
     "ConsulRequest",
     "Diagnostic",
+    "Engine",
     "ErrorCode",
     "ErrorCodeInfo",
     "EventError",
@@ -128,7 +125,10 @@ __all__ = [
     "ServiceTarget",
     "Skip",
     "SsmRequest",
+    "Start",
+    "Step",
     "Summary",
+    "SyncResult",
     "TagError",
     "TagOptions",
     "TagReport",
@@ -193,7 +193,7 @@ class Engine:
             raise _error_from_native(exc) from None
 
     def next(self, now_ms: float, remaining_ms: Optional[float] = None) -> Step:
-        """The next step; ``now_ms`` from a monotonic clock, ``remaining_ms`` the Lambda time left."""
+        """The next step; ``now_ms``: a monotonic clock; ``remaining_ms``: the Lambda time left."""
         return cast("Step", _loads(self._native.next(now_ms, remaining_ms)))
 
     def feed(self, answers: list[Answer]) -> None:

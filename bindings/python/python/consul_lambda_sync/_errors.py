@@ -119,6 +119,10 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "foreign_function": PlanError,
     "tls_verification_disabled": ConfigError,
     "invalid_kms_key_id": ConfigError,
+    # the sync engine (Consul refused or filtered a read)
+    "acl_denied": PlanError,
+    "acl_filtered": PlanError,
+    "plan_stale": PlanError,
 }
 
 

@@ -1,5 +1,7 @@
 """The extension module (Rust, pyo3): the core's JSON API, unchanged."""
 
+from typing import final
+
 __all__ = ["CoreFailure", "Engine", "__version__", "call"]
 
 __version__: str
@@ -10,10 +12,11 @@ class CoreFailure(ValueError):
 def call(function: str, input: str, /) -> str:
     """Calls the core: JSON text in, JSON text out; raises CoreFailure."""
 
+@final
 class Engine:
     """The sync engine: JSON text in and out (see ``consul_lambda_sync.Engine``)."""
 
-    def __init__(self, start: str, /) -> None: ...
+    def __new__(cls, start: str) -> Engine: ...
     def next(self, now_ms: float, remaining_ms: float | None = None, /) -> str:
         """The next step as JSON."""
     def feed(self, answers: str, /) -> None:

@@ -1,7 +1,7 @@
-"""The registrator host: reads AWS and Consul, asks the core for a plan, executes it.
+"""The registrator host: carries the requests of the core's sync engine (docs/engine.md).
 
 - Lambda handler: ``consul_lambda_sync.host.handler.handler``
 - CLI: ``consul-lambda-sync`` (or ``python -m consul_lambda_sync.host``)
 
-Needs ``boto3`` and ``requests`` (the ``host`` extra); the core binding alone does not.
+Needs ``boto3`` (the ``host`` extra); Consul is reached with the standard library.
 """

@@ -17,19 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn, Optional, cast
 
 import consul_lambda_sync as core
+from consul_lambda_sync._errors import failure_error
 
-from .aws import AwsClients, AwsConfigError, AwsError
-from .consul import ConsulClient, ConsulError
 from .demo import run_demo
+from .handler import carrier, run, start_env, summary
 from .log import JsonLogger
-from .sync import Syncer, SyncResult, load_secrets
+from .transport import Aws
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+    from consul_lambda_sync import Start, SyncResult
+    from consul_lambda_sync._types import AwsCall
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -92,20 +96,35 @@ def _print_failure(err: Any) -> None:
     _fail(str(err))  # "[code] message (hint)"
 
 
-class Progress:
-    """A one-line progress bar on stderr (no extra dependency)."""
+class Progress(JsonLogger):
+    """Log lines on stderr, and a one-line progress bar counting the ``operation`` records.
 
-    def __init__(self, enabled: bool, width: int = 30) -> None:
-        self.enabled = enabled
-        self.width = width
+    Unless ``--log-level`` is given, the records that repeat the outcome the CLI prints
+    itself ("sync stopped", "sync finished") are left out.
+    """
+
+    def __init__(self, level: Optional[str], bar: bool, width: int = 30) -> None:
+        super().__init__(level or "warn", stream=sys.stderr)
+        self.quiet_outcome = level is None
+        self.bar, self.width = bar, width
+        self.total = self.done = 0
         self.shown = False
 
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
+    def log(self, level: str, msg: str, **fields: Any) -> None:
+        if msg == "plan":
+            self.total = int(fields.get("operations") or 0)
+        elif msg == "operation":
+            self.done += 1
+            self.draw()
+        if not (self.quiet_outcome and msg in ("sync stopped", "sync finished")):
+            super().log(level, msg, **fields)
+
+    def draw(self) -> None:
+        if not self.bar or self.total <= 0:
             return
-        filled = int(self.width * done / total)
+        filled = int(self.width * min(self.done, self.total) / self.total)
         bar = "#" * filled + "-" * (self.width - filled)
-        sys.stderr.write(f"\r[{bar}] {done}/{total} operations")
+        sys.stderr.write(f"\r[{bar}] {min(self.done, self.total)}/{self.total} operations")
         sys.stderr.flush()
         self.shown = True
 
@@ -123,58 +142,53 @@ def _partition_of(region: str) -> str:
     return "aws"
 
 
-def _trigger(args: argparse.Namespace, account: str, region: str) -> dict[str, Any]:
-    if getattr(args, "event", None):
-        try:
-            with open(args.event, encoding="utf-8") as f:
-                event = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read event file {args.event}: {e}") from e
-        return cast("dict[str, Any]", core.classify_event(event))
-    fn = getattr(args, "function", None)
-    if fn:
-        if fn.startswith("arn:"):
-            arn = fn
-            name = fn.split(":")[6] if len(fn.split(":")) > 6 else fn
-        else:
-            name = fn
-            arn = f"arn:{_partition_of(region)}:lambda:{region}:{account}:function:{fn}"
-        return {"kind": "function", "arn": arn, "name": name}
-    return {"kind": "fullSync"}
-
-
 def _region(env: dict[str, str]) -> Optional[str]:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
-def _setup(
-    args: argparse.Namespace, env: dict[str, str], progress: Optional[Progress] = None
-) -> tuple[Syncer, str, str]:
-    """Config, clients and a Syncer."""
-    config = _config(env)
-    log = JsonLogger(args.log_level or "warn", stream=sys.stderr)
-    aws = AwsClients(region=_region(env))
-    account = aws.account_id()
-    token, ca_file = load_secrets(config, aws, env, log)
-    consul = ConsulClient.from_config(config, token=token, ca_file=ca_file)
-    syncer = Syncer(
-        config,
-        aws,
-        consul,
-        log,
-        account_id=account,
-        region=aws.region,
-        concurrency=getattr(args, "concurrency", 8),
-        progress=progress,
-    )
-    return syncer, account, aws.region
+def _run(
+    args: argparse.Namespace, env: dict[str, str], dry_run: bool, bar: bool = False
+) -> SyncResult:
+    """Runs the engine once (``plan``: a dry run) with the CLI's options."""
+    engine_env = start_env(env)
+    if args.log_level:
+        engine_env["LOG_LEVEL"] = args.log_level
+    start: Start = {"env": engine_env, "region": _region(env) or "", "seed": random.getrandbits(62)}
+    if dry_run:
+        start["dryRun"] = True
+    if args.concurrency is not None:
+        start["concurrency"] = args.concurrency
+    if args.function:
+        start["function"] = args.function
+    elif args.event:
+        try:
+            with open(args.event, encoding="utf-8") as f:
+                start["event"] = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read event file {args.event}: {e}") from e
+    log = Progress(args.log_level, bar)
+    try:
+        return run(start, carrier(env, Aws(_region(env)), log), log)
+    finally:
+        log.close()
 
 
-def _inventory_unreachable(result: SyncResult) -> Optional[str]:
-    inv = result.inventory
-    if inv.get("unreachable") and not inv.get("pages"):
-        return str(inv.get("error") or "AWS is unreachable")
-    return None
+def _outcome(result: SyncResult) -> int:
+    """Prints why a sync did not succeed (one line, or one per configuration problem)."""
+    if result["ok"]:
+        return EXIT_OK
+    failure = result.get("failure")
+    if result["verdict"] == "invalid_config" and failure:
+        _print_failure(failure_error(failure))
+    elif result["verdict"] == "unreachable":
+        what = "Consul" if "Consul" in result["message"] else "AWS"
+        _fail(f"cannot reach {what}: {result['message']}")
+    elif result["verdict"] == "setup":
+        hint = f" ({failure['hint']})" if failure and failure.get("hint") else ""
+        _fail(f"AWS setup: {result['message']}{hint}")
+    else:
+        _fail(result["message"])
+    return int(result["exitCode"])
 
 
 def evaluate(fn: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -233,11 +247,18 @@ def cmd_validate(args: argparse.Namespace, env: dict[str, str]) -> int:
             _print_config(config)
         return EXIT_OK
     if args.function:
-        aws = AwsClients(region=_region(env))
-        fn = aws.get_function(args.function)
-        if fn is None:
-            _fail(f"function {args.function} does not exist in {aws.region}")
+        call = {"service": "lambda", "operation": "GetFunction", "input": {}}
+        call["input"] = {"FunctionName": args.function}
+        answer = Aws(_region(env)).call(0, cast("AwsCall", call))
+        error = answer.get("error")
+        if error and error.get("code") == "ResourceNotFoundException":
+            _fail(f"function {args.function} does not exist in {_region(env)}")
             return EXIT_ERRORS
+        if error:
+            code = error.get("code")
+            _fail(f"lambda GetFunction {args.function}: {code}: {error.get('message')}")
+            return {"transport": EXIT_UNREACHABLE, "config": EXIT_USAGE}.get(str(code), 1)
+        fn = cast("dict[str, Any]", core.parse_get_function(answer.get("ok") or {}))
     else:
         fn = _function_from_tags(args, env)
     report = evaluate(fn, config)
@@ -249,49 +270,41 @@ def cmd_validate(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, env: dict[str, str]) -> int:
-    syncer, account, region = _setup(args, env)
-    trigger = _trigger(args, account, region)
-    result = syncer.run(trigger, dry_run=True)
-    unreachable = _inventory_unreachable(result)
-    if unreachable:
-        _fail(f"cannot reach AWS: {unreachable}")
-        return EXIT_UNREACHABLE
+    result = _run(args, env, dry_run=True)
+    plan: Mapping[str, Any] = result.get("plan") or {}
+    if not result["ok"] and not plan:
+        return _outcome(result)
     if args.json:
-        print(json.dumps({"plan": result.plan, "summary": result.summary()}, indent=2))
+        print(json.dumps({"plan": plan, "summary": summary(result)}, indent=2))
     else:
-        sys.stdout.write(core.format_plan(result.plan))
-    if result.plan.get("errors") or not result.inventory.get("complete", True):
+        sys.stdout.write(core.format_plan(plan))
+    if not result["ok"]:
+        return _outcome(result)
+    if plan.get("errors"):
         return EXIT_ERRORS
-    if args.detailed_exitcode and result.changes:
+    if args.detailed_exitcode and plan.get("operations"):
         return EXIT_CHANGES
     return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = Progress(bool(show) and not args.json)
-    syncer, account, region = _setup(args, env, progress)
-    trigger = _trigger(args, account, region)
-    try:
-        result = syncer.run(trigger)
-    finally:
-        progress.close()
-    unreachable = _inventory_unreachable(result)
-    if unreachable:
-        _fail(f"cannot reach AWS: {unreachable}")
-        return EXIT_UNREACHABLE
-    summary = result.summary()
+    result = _run(args, env, dry_run=False, bar=bool(show) and not args.json)
+    plan: Mapping[str, Any] = result.get("plan") or {}
+    if not result["ok"] and not plan:
+        return _outcome(result)
+    out = summary(result)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(out, indent=2))
     else:
-        sys.stdout.write(core.format_plan(result.plan))
-        ops = summary["operations"]
+        sys.stdout.write(core.format_plan(plan))
+        ops = out["operations"]
         print(f"Applied: {ops['ok']} ok, {ops['failed']} failed, {ops['skipped']} skipped.")
-        for f in summary["failures"]:
-            print(f"  {f['status']}: {f['service']}: {f['request']}: {f['error']}")
-    if not result.ok or result.plan.get("errors"):
-        return EXIT_ERRORS
-    return EXIT_OK
+        for f in out["failures"]:
+            print(f"  {f['status']}: {f['service']['name']}: {f['request']}: {f.get('error')}")
+    if not result["ok"]:
+        return _outcome(result)
+    return EXIT_ERRORS if plan.get("errors") else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -335,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         target.add_argument("--function", help="only this function (name or ARN)")
         target.add_argument("--event", help="act on an EventBridge event read from this JSON file")
         s.add_argument("--json", action="store_true", help="print JSON")
-        s.add_argument("--concurrency", type=int, default=8, help="parallel services (default 8)")
+        s.add_argument(
+            "--concurrency", type=int, help="requests in flight (default: MAX_CONCURRENCY or 8)"
+        )
         if name == "plan":
             s.add_argument(
                 "--detailed-exitcode",
@@ -385,21 +400,6 @@ def main(argv: Optional[Sequence[str]] = None, env: Optional[dict[str, str]] = N
     except core.ConsulLambdaSyncError as e:
         _print_failure(e)
         return EXIT_USAGE if getattr(e, "code", "") in USAGE_CODES else EXIT_ERRORS
-    except Exception as e:
-        return _map_host_error(e)
-
-
-def _map_host_error(e: Exception) -> int:
-    if isinstance(e, ConsulError):
-        _fail(("cannot reach Consul: " if e.unreachable else "Consul error: ") + str(e))
-        return EXIT_UNREACHABLE if e.unreachable else EXIT_ERRORS
-    if isinstance(e, AwsConfigError):
-        _fail(f"AWS setup: {e}")
-        return EXIT_USAGE
-    if isinstance(e, AwsError):
-        _fail(("cannot reach AWS: " if e.unreachable else "AWS error: ") + str(e))
-        return EXIT_UNREACHABLE if e.unreachable else EXIT_ERRORS
-    raise e
 
 
 if __name__ == "__main__":

@@ -15,16 +15,19 @@ import sys
 import textwrap
 import uuid
 import zipfile
-from typing import Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 from urllib.parse import urlparse
+
+import boto3
 
 import consul_lambda_sync as core
 
-from .aws import AwsClients
-from .consul import ConsulClient
-from .handler import handler
+from .handler import carrier, handler, run, start_env, summary
 from .log import JsonLogger
-from .sync import Syncer, SyncResult, load_secrets
+from .transport import Aws, Consul
+
+if TYPE_CHECKING:
+    from consul_lambda_sync import Start
 
 PREFIX = "serverless.consul.hashicorp.com/v1alpha1/lambda/"
 ROLE = "consul-lambda-sync-demo"
@@ -104,9 +107,16 @@ def _indent(text: str) -> str:
     return textwrap.indent(text.rstrip("\n"), "   ") + "\n"
 
 
-def _show_consul(consul: ConsulClient, node: str, changed: frozenset[str] = frozenset()) -> None:
+def _get(consul: Consul, path: str) -> Any:
+    answer = consul.call(0, {"method": "GET", "path": path}, 10.0)
+    if answer.get("status") != 200:
+        return None
+    return json.loads(answer.get("body") or "null")
+
+
+def _show_consul(consul: Consul, node: str, changed: frozenset[str] = frozenset()) -> None:
     """The registrator's node, its services and their service-defaults, as tables."""
-    ns = consul.node_services(node) or {}
+    ns = _get(consul, f"/v1/catalog/node-services/{node}") or {}
     services = sorted(ns.get("Services") or [], key=lambda s: str(s.get("Service", "")))
     if not services:
         print(f"   node {node}: no services")
@@ -116,7 +126,7 @@ def _show_consul(consul: ConsulClient, node: str, changed: frozenset[str] = froz
     print(f"   node {node} ({meta_text})")
     entries = {
         str(e.get("Name")): e
-        for e in consul.service_defaults()
+        for e in _get(consul, "/v1/config/service-defaults") or []
         if any(x.get("Name") == EXTENSION for x in e.get("EnvoyExtensions") or [])
     }
     rows = [("SERVICE", "TAGS", "LAMBDA ARN (service-defaults)", "MODE", "PASSTHROUGH")]
@@ -147,14 +157,14 @@ def _show_consul(consul: ConsulClient, node: str, changed: frozenset[str] = froz
         print(f"   (* changed by the events{gone})")
 
 
-def _create_samples(aws: AwsClients) -> dict[str, str]:
+def _create_samples(session: Any) -> dict[str, str]:
     """Creates (or re-tags) the sample functions; returns their ARNs by name."""
-    iam = aws.client("iam")
+    iam = session.client("iam")
     try:
         role = iam.get_role(RoleName=ROLE)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
         role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    lam = aws.lambda_
+    lam = session.client("lambda")
     code = _zip()
     arns: dict[str, str] = {}
     for name, tags, shows in SAMPLES:
@@ -188,8 +198,7 @@ def _requests(summary: dict[str, Any]) -> str:
     return f"Consul: {consul['reads']} reads, {consul['writes']} writes; AWS: {aws}"
 
 
-def _applied(result: SyncResult) -> str:
-    s = result.summary()
+def _applied(s: dict[str, Any]) -> str:
     ops = s["operations"]
     return (
         f"   applied {ops['ok']} operations ({ops['failed']} failed) in {s['durationMs']} ms\n"
@@ -198,7 +207,7 @@ def _applied(result: SyncResult) -> str:
 
 
 def _events(
-    aws: AwsClients, arns: dict[str, str], account: str, env: dict[str, str]
+    session: Any, arns: dict[str, str], account: str, env: dict[str, str]
 ) -> frozenset[str]:
     """Tags two functions, hands the CloudTrail events to the handler; returns changed services."""
     changes = [
@@ -207,13 +216,13 @@ def _events(
     ]
     changed: set[str] = set()
     for fname, new_tags in changes:
-        aws.lambda_.tag_resource(Resource=arns[fname], Tags=new_tags)
+        session.client("lambda").tag_resource(Resource=arns[fname], Tags=new_tags)
         text = " ".join(f"{_short(k)}={v}" for k, v in new_tags.items())
         print(f"\n   $ aws lambda tag-resource {fname} {text}")
         event = cloudtrail_event(
             "TagResource20170331v2",
             account,
-            aws.region,
+            session.region_name,
             {"resource": arns[fname], "tags": new_tags},
         )
         print("   EventBridge -> handler: TagResource20170331v2 (only this function is read)")
@@ -228,7 +237,7 @@ def _events(
         for service, ops in by_service.items():
             changed.add(service)
             sign = {"create": "+", "update": "~", "delete": "-"}.get(str(ops[0].get("change")), " ")
-            print(f"     {sign} {service}: {ops[0].get('reason')}")
+            print(f"     {sign} {service}: {ops[0].get('change')}")
             for rec in ops:
                 print(f"         {rec['request']}  {rec['status']}")
         plan = out["plan"]
@@ -249,31 +258,40 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
         )
         return 3
     config = cast("dict[str, Any]", core.config_from_env(env))
-    # The demo prints its own account of what happens; JSON logs are for Lambda.
-    quiet = JsonLogger("error", stream=io.StringIO())
-    aws = AwsClients(region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1")
-    account = aws.account_id()
-    token, ca_file = load_secrets(config, aws, env, quiet)
-    consul = ConsulClient.from_config(config, token=token, ca_file=ca_file)
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    session = boto3.session.Session(region_name=region)
+    account = str(session.client("sts").get_caller_identity()["Account"])
+    consul = Consul(config, env.get("CONSUL_HTTP_TOKEN") or None)
     node = str(config.get("nodeName") or "lambdas")
-    syncer = Syncer(config, aws, consul, quiet, account_id=account, region=aws.region)
+    aws = Aws(region, session)
+
+    def sync(dry_run: bool = False) -> dict[str, Any]:
+        # The demo prints its own account of what happens; JSON logs are for Lambda.
+        quiet = JsonLogger("error", stream=io.StringIO())
+        start: Start = {"env": start_env(env), "region": region, "accountId": account}
+        if dry_run:
+            start["dryRun"] = True
+        result = run(start, carrier(env, aws, quiet), quiet)
+        out = summary(result)
+        out["fullPlan"] = result.get("plan") or {}
+        return out
 
     print("consul-lambda-sync demo")
     print(f"   Consul  {consul.base}")
-    print(f"   AWS     {endpoint} (moto, region {aws.region}, account {account})")
+    print(f"   AWS     {endpoint} (moto, region {region}, account {account})")
 
     _title(1, "Sample Lambda functions, created in moto")
-    arns = _create_samples(aws)
+    arns = _create_samples(session)
 
     _title(2, "Plan: what a full sync would change (consul-lambda-sync plan)")
-    sys.stdout.write(_indent(core.format_plan(syncer.run({"kind": "fullSync"}, dry_run=True).plan)))
+    sys.stdout.write(_indent(core.format_plan(sync(dry_run=True)["fullPlan"])))
     _note(
         "Nothing has changed yet. demo-typo's error concerns demo-typo only: every other "
         "function is synced."
     )
 
     _title(3, "Sync (consul-lambda-sync sync; the Lambda does this every 10 minutes)")
-    print(_applied(syncer.run({"kind": "fullSync"})))
+    print(_applied(sync()))
 
     _title(4, "The Consul catalog now")
     _show_consul(consul, node)
@@ -283,11 +301,11 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
     )
 
     _title(5, "Steady state: a second full sync")
-    again = syncer.run({"kind": "fullSync"})
-    print(f"   {again.changes} operations; {_requests(again.summary())}")
+    again = sync()
+    print(f"   {again['plan']['operations']} operations; {_requests(again)}")
 
     _title(6, "Tag changes, delivered as CloudTrail events to the Lambda handler")
-    changed = _events(aws, arns, account, env)
+    changed = _events(session, arns, account, env)
 
     _title(7, "The Consul catalog after the events")
     _show_consul(consul, node, changed)
@@ -296,9 +314,9 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
     if not keep_functions:
         _title(step, "Cleaning up: the sample functions are deleted, a full sync follows")
         for name in arns:
-            aws.lambda_.delete_function(FunctionName=name)
-        done = syncer.run({"kind": "fullSync"})
-        deleted = (done.plan.get("summary") or {}).get("delete", 0)
+            session.client("lambda").delete_function(FunctionName=name)
+        done = sync()
+        deleted = done["plan"].get("delete", 0)
         print(f"   deleted {deleted} services (each deletion confirmed by GetFunction first)")
         print(_applied(done))
         _show_consul(consul, node)

@@ -1,73 +1,112 @@
-"""The Lambda entry point: ``consul_lambda_sync.host.handler.handler``.
+"""The Lambda entry point (``consul_lambda_sync.host.handler.handler``) and the loop that
+carries the engine's steps (docs/engine.md); the CLI uses the same loop.
 
-Configuration comes from the environment (upstream's names, see docs/contract.md §2); the
-ACL token and CA certificate from Parameter Store (``CONSUL_HTTP_TOKEN_PATH``,
-``CONSUL_CACERT_PATH``). Each invocation classifies its EventBridge event (a
-schedule means a full sync, a Lambda CloudTrail call means one function), plans
-and executes, writes JSON log lines (one per operation; never a token or key)
-and returns a summary. It raises :class:`SyncFailed` when an operation failed,
-the inventory was incomplete, or a safety stop tripped, so that the failure is
-visible (errors metric) and EventBridge retries; a bad tag on one function is
-logged and does not fail the invocation.
+The engine decides everything (what to read and write, retries, the verdict, what to log);
+this module only tells it the time, prints its log records, sleeps when told and carries
+its requests. The handler raises :class:`SyncFailed` when the result is not ok, so that the
+failure is visible (errors metric) and EventBridge retries.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, cast
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import consul_lambda_sync as core
 
-from .aws import AwsClients, AwsError
-from .consul import ConsulClient, ConsulError
-from .executor import DEFAULT_CONCURRENCY
-from .log import JsonLogger, clip
-from .sync import Syncer, SyncFailed, load_secrets
+from .log import JsonLogger
+from .transport import Aws, Carrier, Consul
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["SyncFailed", "handler"]
+    from consul_lambda_sync import Start, SyncResult
+
+__all__ = ["SyncFailed", "handler", "run", "start_env", "summary"]
 
 # Reused across warm invocations (boto3 clients are expensive to build).
-_AWS: dict[str, AwsClients] = {}
+_AWS: dict[str, Aws] = {}
+_SECRETS = ("CONSUL_HTTP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # not for the engine
 
 
-def _aws_clients(region: str) -> AwsClients:
-    clients = _AWS.get(region)
-    if clients is None:
-        clients = AwsClients(region=region)
-        _AWS.clear()
-        _AWS[region] = clients
-    return clients
+class SyncFailed(Exception):
+    """The sync did not fully succeed; ``summary`` says what happened."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
-def _account_and_region(
-    context: Any, env: Mapping[str, str], aws_factory: Any
-) -> tuple[str, str, AwsClients]:
-    arn = str(getattr(context, "invoked_function_arn", "") or "")
-    parts = arn.split(":")
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
-    account = ""
-    if len(parts) >= 7 and parts[2] == "lambda":
-        region = region or parts[3]
-        account = parts[4]
-    aws: AwsClients = aws_factory(region or None)
-    if not account:
-        account = aws.account_id()
-    return account, aws.region, aws
+def start_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the engine: ``CONSUL_HTTP_TOKEN`` becomes ``"set"``."""
+    out = {k: v for k, v in env.items() if k not in _SECRETS}
+    if env.get("CONSUL_HTTP_TOKEN"):
+        out["CONSUL_HTTP_TOKEN"] = "set"
+    return out
 
 
-def _flag(value: Optional[str]) -> bool:
-    return str(value or "").strip().lower() in {"1", "t", "true", "yes"}
-
-
-def _number(value: Optional[str], default: float) -> float:
+def carrier(env: Mapping[str, str], aws: Aws, log: JsonLogger) -> Carrier:
+    """The transport for one invocation (Consul settings from the core's configuration)."""
     try:
-        n = float(str(value))
-    except ValueError:
-        return default
-    return n if n > 0 else default
+        config: Mapping[str, Any] = core.config_from_env(env)
+    except core.ConsulLambdaSyncError:
+        config = {}  # the engine ends with invalid_config before any Consul request
+    return Carrier(Consul(config, env.get("CONSUL_HTTP_TOKEN") or None), aws, log)
+
+
+def run(
+    start: Start,
+    transport: Carrier,
+    log: JsonLogger,
+    remaining_ms: Optional[Callable[[], Optional[float]]] = None,
+) -> SyncResult:
+    """Runs one engine to its result."""
+    engine = core.Engine(start)
+    pool: Optional[ThreadPoolExecutor] = None
+    workers = 0
+    try:
+        while True:
+            left = remaining_ms() if remaining_ms is not None else None
+            step = engine.next(time.monotonic() * 1000, left)
+            for rec in step["logs"]:
+                log.log(rec["level"], rec["msg"], **rec.get("fields", {}))
+            if step.get("done") is not None:
+                return step["done"]
+            if "sleep" in step:
+                time.sleep(step["sleep"] / 1000)
+                continue
+            timeout = step.get("timeoutMs", 10_000) / 1000
+            if pool is None or workers != step.get("concurrency", 8):
+                if pool is not None:
+                    pool.shutdown()
+                workers = max(1, step.get("concurrency", 8))
+                pool = ThreadPoolExecutor(workers, thread_name_prefix="cls-io")
+            requests = step.get("send") or []
+            engine.feed(list(pool.map(transport.carry, requests, [timeout] * len(requests))))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        transport.consul.close_all()
+
+
+def summary(result: SyncResult) -> dict[str, Any]:
+    """The handler's return value: the result, with the plan's summary and errors."""
+    out: dict[str, Any] = {k: v for k, v in result.items() if k not in ("plan", "outcomes")}
+    plan: Mapping[str, Any] = result.get("plan") or {}
+    out["plan"] = plan.get("summary") or {}
+    out["errors"] = plan.get("errors") or []
+    out["failures"] = [o for o in result["outcomes"] if o["status"] not in ("ok", "planned")]
+    return out
+
+
+def _aws(region: Optional[str]) -> Aws:
+    if (region or "") not in _AWS:
+        _AWS.clear()
+        _AWS[region or ""] = Aws(region)
+    return _AWS[region or ""]
 
 
 def handler(
@@ -75,92 +114,23 @@ def handler(
     context: Any = None,
     *,
     env: Optional[Mapping[str, str]] = None,
-    aws_factory: Any = None,
+    aws_factory: Optional[Callable[[Optional[str]], Aws]] = None,
     log: Optional[JsonLogger] = None,
 ) -> dict[str, Any]:
-    """Handles one EventBridge event. ``env``/``aws_factory``/``log`` are for tests.
-
-    Besides upstream's variables, like the Node host: ``DRY_RUN=true`` plans and
-    logs the plan without changing anything, ``MAX_CONCURRENCY`` bounds the
-    services written in parallel (default 8), ``CONSUL_TIMEOUT_MS`` is the timeout
-    of one Consul request (default 10000).
-    """
+    """Handles one EventBridge event. ``env``/``aws_factory``/``log`` are for tests."""
     environ = dict(os.environ if env is None else env)
-    log = log or JsonLogger(environ.get("LOG_LEVEL", "info"))
-    try:
-        config = cast("dict[str, Any]", core.config_from_env(environ))
-    except core.ConsulLambdaSyncError as e:
-        log.error(
-            "invalid configuration",
-            code=e.code,
-            detail=e.message,
-            errors=[
-                {k: d.get(k) for k in ("code", "key", "message", "hint") if d.get(k)}
-                for d in getattr(e, "errors", None) or []
-            ],
-        )
-        raise
-    log.set_level(str(config.get("logLevel") or "info"))
-    try:
-        trigger = cast("dict[str, Any]", core.classify_event(dict(event)))
-    except core.ConsulLambdaSyncError as e:
-        log.error("unsupported event", code=e.code, detail=e.message, hint=e.hint)
-        raise
-    if trigger.get("kind") == "ignore":
-        log.info("event ignored", reason=trigger.get("reason"), eventName=trigger.get("eventName"))
-        return {"ok": True, "trigger": trigger}
-    dry_run = _flag(environ.get("DRY_RUN"))
-    log.info(
-        "sync start",
-        trigger=trigger.get("kind"),
-        function=trigger.get("arn"),
-        eventName=trigger.get("eventName"),
-        dryRun=dry_run or None,
-    )
-    try:
-        account, region, aws = _account_and_region(context, environ, aws_factory or _aws_clients)
-        token, ca_file = load_secrets(config, aws, environ, log)
-        consul = ConsulClient.from_config(
-            config,
-            token=token,
-            ca_file=ca_file,
-            timeout=_number(environ.get("CONSUL_TIMEOUT_MS"), 10_000) / 1000,
-        )
-        syncer = Syncer(
-            config,
-            aws,
-            consul,
-            log,
-            account_id=account,
-            region=region,
-            concurrency=int(_number(environ.get("MAX_CONCURRENCY"), DEFAULT_CONCURRENCY)),
-        )
-        result = syncer.run(trigger, dry_run=dry_run)
-    except (AwsError, ConsulError) as e:
-        # One clear line (the exception still propagates so that Lambda records an
-        # error and EventBridge retries); nothing was changed before observation ended.
-        log.error("sync failed", error=clip(e), unreachable=e.unreachable)
-        raise
-    summary = result.summary()
-    if dry_run:
-        log.info("dry run: nothing changed", plan=core.format_plan(result.plan))
-    log.info("sync done", **summary)
-    if not result.ok:
-        raise SyncFailed(
-            "sync incomplete: "
-            + ", ".join(
-                part
-                for part in (
-                    f"{len(result.failed)} operation(s) failed" if result.failed else "",
-                    f"{len(result.skipped)} operation(s) skipped" if result.skipped else "",
-                    "the Lambda inventory was incomplete"
-                    if not result.inventory.get("complete", True)
-                    else "",
-                    "functions could not be loaded" if result.inventory.get("failed") else "",
-                    "; ".join(e.get("message", "") for e in result.fatal_errors),
-                )
-                if part
-            ),
-            summary,
-        )
-    return summary
+    log = log or JsonLogger()
+    arn = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+    if len(arn) >= 7 and arn[2] == "lambda":
+        region = region or arn[3]
+    start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
+    start["seed"] = random.getrandbits(62)
+    if len(arn) >= 7 and arn[2] == "lambda":
+        start["accountId"] = arn[4]
+    transport = carrier(environ, (aws_factory or _aws)(region or None), log)
+    result = run(start, transport, log, getattr(context, "get_remaining_time_in_millis", None))
+    out = summary(result)
+    if not result["ok"]:
+        raise SyncFailed(result["message"], out)
+    return out

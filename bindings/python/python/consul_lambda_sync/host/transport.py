@@ -1,0 +1,222 @@
+"""Carries the engine's requests (docs/engine.md): Consul over keep-alive ``http.client``
+connections (one per thread), AWS over boto3 with its retries off (the engine retries).
+
+The ACL token and the CA certificate stay here: from ``CONSUL_HTTP_TOKEN`` / ``CONSUL_CACERT``,
+or from the answers to the engine's ``secret`` requests, which are fed back with ``""``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import select
+import socket
+import ssl
+import threading
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import urlencode, urlsplit
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from consul_lambda_sync import Answer
+    from consul_lambda_sync._types import AwsCall, ConsulCall, WireRequest
+
+    from .log import JsonLogger
+
+# The engine's AWS service names, as boto3 spells them.
+SERVICES = {"tagging": "resourcegroupstaggingapi", "lambda": "lambda", "ssm": "ssm", "sts": "sts"}
+
+
+def failure(rid: int, code: str, message: str, status: Optional[int] = None) -> Answer:
+    return {"id": rid, "error": {"code": code, "message": message, "status": status}}
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    """HTTPS that checks the certificate against ``server_name`` (``CONSUL_TLS_SERVER_NAME``)."""
+
+    def __init__(self, host: str, port: int, ctx: ssl.SSLContext, name: Optional[str]) -> None:
+        super().__init__(host, port, context=ctx)
+        self.tls, self.server_name = ctx, name or host
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
+class Consul:
+    """Consul's HTTP API; ``config`` is the core's (``config_from_env``)."""
+
+    def __init__(self, config: Mapping[str, Any], token: Optional[str] = None) -> None:
+        address = str(config.get("consulHttpAddr") or "http://127.0.0.1:8500")
+        if config.get("consulHttpSsl") and address.startswith("http://"):
+            address = "https://" + address[len("http://") :]
+        url = urlsplit(address)
+        self.base, self.https = address, url.scheme == "https"
+        self.host, self.prefix = url.hostname or "127.0.0.1", url.path.rstrip("/")
+        self.port = url.port or (443 if self.https else 80)
+        self.config, self.token = config, token
+        self.ca_pem: Optional[str] = None
+        self._ctx: Optional[ssl.SSLContext] = None
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def set_ca(self, pem: str) -> None:
+        with self._lock:
+            self.ca_pem, self._ctx = pem, None
+            self.close_all()
+
+    def _context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._ctx is None:
+                cfg = self.config
+                cafile = None if self.ca_pem else cfg.get("consulCacert")
+                ctx = ssl.create_default_context(cafile=cafile, cadata=self.ca_pem or None)
+                if cfg.get("consulHttpSslVerify") is False:
+                    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                if cfg.get("consulClientCert") and cfg.get("consulClientKey"):
+                    ctx.load_cert_chain(cfg["consulClientCert"], cfg["consulClientKey"])
+                self._ctx = ctx
+            return self._ctx
+
+    def _conn(self, timeout: float) -> http.client.HTTPConnection:
+        conn: Optional[http.client.HTTPConnection] = getattr(self._local, "conn", None)
+        if conn is None or conn not in self._conns:
+            if self.https:
+                name = self.config.get("consulTlsServerName")
+                conn = _TLSConnection(self.host, self.port, self._context(), name)
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port)
+            with self._lock:
+                self._conns.append(conn)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()  # the server closed the idle connection: reconnect, not fail
+        elif conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def call(self, rid: int, req: ConsulCall, timeout: float) -> Answer:
+        path = self.prefix + req["path"]  # already percent-encoded: sent as is
+        if req.get("query"):
+            path += "?" + urlencode(req["query"])
+        headers = {"User-Agent": "consul-lambda-sync"}
+        body = None
+        if "body" in req:
+            body = json.dumps(req["body"], separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["X-Consul-Token"] = self.token
+        conn = None
+        try:
+            conn = self._conn(timeout)
+            conn.request(req["method"], path, body=body, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as e:
+            if conn is not None:
+                conn.close()  # the next request opens a new connection
+            return failure(rid, "transport", f"Consul at {self.base}: {_reason(e)}")
+        heads = {k.lower(): v for k, v in resp.getheaders()}
+        return {"id": rid, "status": resp.status, "headers": heads, "body": text}
+
+    def close_all(self) -> None:
+        for conn in self._conns:
+            conn.close()
+        self._conns = []
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, ssl.SSLError):
+        return f"TLS failed ({getattr(e, 'reason', None) or e})"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "timed out"
+    m = re.search(r"\[Errno -?\d+\][^'\")]*", str(e))
+    return m.group(0).strip() if m else (str(e) or type(e).__name__)
+
+
+def _snake(operation: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", operation).lower()
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+class Aws:
+    """boto3 clients by service, with boto3's own retries off."""
+
+    def __init__(self, region: Optional[str] = None, session: Any = None) -> None:
+        self.session: Any = session or boto3.session.Session(region_name=region or None)
+        self.timeout = 10.0
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                cfg = BotoConfig(
+                    retries={"mode": "standard", "max_attempts": 1},
+                    connect_timeout=min(self.timeout, 5.0),
+                    read_timeout=self.timeout,
+                    user_agent_extra="consul-lambda-sync",
+                )
+                self._clients[service] = self.session.client(service, config=cfg)
+            return self._clients[service]
+
+    def call(self, rid: int, req: AwsCall) -> Answer:
+        try:
+            method = getattr(self.client(SERVICES[req["service"]]), _snake(req["operation"]))
+            out = dict(method(**(req.get("input") or {})))
+        except ClientError as e:
+            err, meta = e.response.get("Error", {}), e.response.get("ResponseMetadata", {})
+            code, message = str(err.get("Code", "")), str(err.get("Message", ""))
+            return failure(rid, code, message, meta.get("HTTPStatusCode"))
+        except (NoCredentialsError, PartialCredentialsError, NoRegionError) as e:
+            return failure(rid, "config", str(e))
+        except (BotoConnectionError, HTTPClientError) as e:
+            return failure(rid, "transport", str(e))
+        except (BotoCoreError, KeyError, AttributeError, TypeError, ValueError) as e:
+            return failure(rid, type(e).__name__, str(e))
+        out.pop("ResponseMetadata", None)
+        return {"id": rid, "ok": _json_safe(out)}
+
+
+class Carrier:
+    """Carries one request of a step; keeps the Consul credentials the engine asks for."""
+
+    def __init__(self, consul: Consul, aws: Aws, log: JsonLogger) -> None:
+        self.consul, self.aws, self.log = consul, aws, log
+        log.add_secret(consul.token)
+
+    def carry(self, req: WireRequest, timeout: float) -> Answer:
+        rid = req["id"]
+        if "consul" in req:
+            return self.consul.call(rid, req["consul"], timeout)
+        self.aws.timeout = timeout
+        answer = self.aws.call(rid, req["aws"])
+        secret = req.get("secret")
+        parameter = (answer.get("ok") or {}).get("Parameter")
+        if secret and isinstance(parameter, dict):
+            value, parameter["Value"] = parameter.get("Value") or "", ""
+            if secret == "consulToken":
+                self.consul.token = str(value).strip()
+                self.log.add_secret(self.consul.token)
+            else:
+                self.consul.set_ca(str(value))
+        return answer
