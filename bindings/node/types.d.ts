@@ -856,6 +856,25 @@ export interface PlanBasis {
   objects: ObservedObject[];
 }
 
+/** What became of one operation. */
+export type OpStatus = 'planned' | 'ok' | 'failed' | 'skipped' | 'conflict';
+
+/** One operation's outcome. */
+export interface Outcome {
+  /** The service's change. */
+  change: Change;
+  /** Why it failed, was skipped or conflicted. */
+  error?: string;
+  /** What the operation does. */
+  kind: OperationKind;
+  /** `PUT /v1/config`, `ssm PutParameter /name`: safe to print. */
+  request: string;
+  /** The service. */
+  service: ServiceKey;
+  /** What became of it. */
+  status: OpStatus;
+}
+
 /** What the Lambda inventory held. */
 export interface InventoryReport {
   /** Whether every page was read. */
@@ -882,25 +901,6 @@ export interface OpCounts {
   planned: number;
   /** Skipped. */
   skipped: number;
-}
-
-/** What became of one operation. */
-export type OpStatus = 'planned' | 'ok' | 'failed' | 'skipped' | 'conflict';
-
-/** One operation's outcome. */
-export interface Outcome {
-  /** The service's change. */
-  change: Change;
-  /** Why it failed, was skipped or conflicted. */
-  error?: string;
-  /** What the operation does. */
-  kind: OperationKind;
-  /** `PUT /v1/config`, `ssm PutParameter /name`: safe to print. */
-  request: string;
-  /** The service. */
-  service: ServiceKey;
-  /** What became of it. */
-  status: OpStatus;
 }
 
 /** AWS calls. */
@@ -949,10 +949,14 @@ export interface SyncResult {
   dryRun: boolean;
   /** Milliseconds from the first step to the last (by the host's clock). */
   durationMs: number;
+  /** The plan's errors (per function, and plan-wide). */
+  errors: Diagnostic[];
   /** The command line's exit code. */
   exitCode: number;
   /** The failure behind `invalid_config` or another stop, with every problem. */
   failure?: Failure;
+  /** The outcomes that are not `ok` or `planned`: failed, skipped, conflicts. */
+  failures: Outcome[];
   /** The Lambda inventory. */
   inventory: InventoryReport;
   /** One line that says what happened. */

@@ -24,7 +24,7 @@ def test_least_privilege_token_syncs_everything(
     out = h.sync()
 
     assert out["ok"], out
-    assert out["plan"]["create"] == 3
+    assert out["summary"]["create"] == 3
     assert sorted(h.consul.services()) == ["orders", "orders-prod", "payments"]
     assert all(s["Tags"] == [MANAGED_TAG] for s in h.consul.services().values())
     assert sorted(h.consul.entries()) == ["orders", "orders-prod", "payments"]
@@ -36,12 +36,12 @@ def test_least_privilege_token_syncs_everything(
     ]
     # Steady state with the same token.
     again = h.sync()
-    assert again["plan"]["operations"] == 0
+    assert again["summary"]["operations"] == 0
 
     # Deregistration (catalog deregister + config entry delete + parameter delete).
     h.untag("payments", [ENABLED])
     out = h.handle(h.untag_event("payments", [ENABLED]))
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert out["operations"]["failed"] == 0
     assert "payments" not in h.consul.services()
     assert "payments" not in h.consul.entries()

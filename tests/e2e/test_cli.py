@@ -104,7 +104,7 @@ def test_sync_one_event_from_a_file(h: Harness, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["trigger"]["kind"] == "function"
-    assert summary["plan"]["create"] == 1
+    assert summary["summary"]["create"] == 1
     assert "evented" in h.consul.services()
     one = h.cli("plan", "--function", "evented", "--detailed-exitcode")
     assert one.returncode == 0, one.stdout + one.stderr

@@ -41,7 +41,7 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
 
     # Steady state: no writes; one agent-cached leaf read per service, roots, one SSM page.
     again = h.sync()
-    assert again["plan"]["operations"] == 0
+    assert again["summary"]["operations"] == 0
     assert again["requests"]["consul"] == {"reads": 4 + 1 + 3, "writes": 0, "transactions": 0}
     assert again["requests"]["aws"]["calls"] == {"GetResources": 1, "GetParametersByPath": 1}
     print(f"\nsteady full sync with extension data, 3 services: {again['requests']}")
@@ -50,14 +50,14 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
     stale = dict(data, certPEM="-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n")
     h.put_secret(param("mesh"), json.dumps(stale))
     out = h.sync()
-    assert out["plan"]["update"] == 1
+    assert out["summary"]["update"] == 1
     assert out["requests"]["aws"]["writes"] == 1
     assert json.loads(h.parameters(PREFIX)[param("mesh")])["certPEM"] == leaf["CertPEM"]
 
     # Deregistration deletes the parameters.
     h.untag("mesh", [ENABLED])
     out = h.handle(h.untag_event("mesh", [ENABLED]))
-    assert out["plan"]["delete"] == 2
+    assert out["summary"]["delete"] == 2
     assert sorted(h.parameters(PREFIX)) == [param("other")]
 
     logs = capsys.readouterr().out
@@ -71,14 +71,14 @@ def test_missing_parameter_is_recreated_and_delete_of_missing_is_fine(h: Harness
     h.sync()
     h.ssm.delete_parameter(Name=param("solo"))
     out = h.sync()
-    assert out["plan"]["update"] == 1
+    assert out["summary"]["update"] == 1
     assert param("solo") in h.parameters(PREFIX)
     # Deleted by hand before the function goes away: the deregistration still succeeds.
     h.ssm.delete_parameter(Name=param("solo"))
     h.delete_function("solo")
     out = h.handle(h.delete_event("solo"))
     assert out["ok"]
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert h.consul.services() == {}
 
 
@@ -113,7 +113,7 @@ def test_rewritten_when_consul_rotates_the_ca(h: Harness) -> None:
 
     out = h.sync()
     assert out["ok"], out
-    assert out["plan"]["update"] == 1
+    assert out["summary"]["update"] == 1
     assert out["requests"]["aws"]["writes"] == 1
     after = json.loads(h.parameters(PREFIX)[param("rotating")])
     current = h.consul.get("/v1/agent/connect/ca/leaf/rotating")
@@ -121,4 +121,4 @@ def test_rewritten_when_consul_rotates_the_ca(h: Harness) -> None:
     roots = h.consul.get("/v1/agent/connect/ca/roots")
     active = next(r for r in roots["Roots"] if r["Active"])
     assert after["rootCertPEM"] == active["RootCert"] != before["rootCertPEM"]
-    assert h.sync()["plan"]["operations"] == 0
+    assert h.sync()["summary"]["operations"] == 0

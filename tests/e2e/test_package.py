@@ -59,7 +59,7 @@ def test_the_zip_handler_syncs(h: Harness, package_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr + proc.stdout
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"]
-    assert summary["plan"]["create"] == 2
+    assert summary["summary"]["create"] == 2
     # No Lambda context here: the engine asks STS for the account (and counts the call).
     assert summary["requests"]["aws"]["calls"] == {"GetCallerIdentity": 1, "GetResources": 1}
     services = h.consul.services()

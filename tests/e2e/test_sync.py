@@ -31,7 +31,7 @@ def test_full_sync_registers_tagged_functions(h: Harness) -> None:
     out = h.sync()
 
     assert out["ok"]
-    assert out["plan"]["create"] == 4
+    assert out["summary"]["create"] == 4
     assert out["operations"]["failed"] == 0
     services = h.consul.services()
     assert sorted(services) == ["orders", "orders-prod", "orders-staging", "payments"]
@@ -61,11 +61,32 @@ def test_full_sync_registers_tagged_functions(h: Harness) -> None:
     assert entries["orders"]["EnvoyExtensions"][0]["Required"] is False
 
 
+def test_the_handler_prints_one_emf_metrics_line(h: Harness) -> None:
+    h.enabled("metered", aliases="live")
+    h.enabled("broken", invocation_mode="async")
+    lines: list[str] = []
+    out = h.sync(stdout=lines.append)
+    assert len(lines) == 1 and lines[0].endswith("\n")
+    emf = json.loads(lines[0])
+    directive = emf["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "ConsulLambdaSync"
+    assert emf["_aws"]["Timestamp"] > 1.6e12  # wall clock, ms
+    for metric in directive["Metrics"]:
+        assert isinstance(emf[metric["Name"]], int), metric
+    for dims in directive["Dimensions"]:
+        for d in dims:
+            assert isinstance(emf[d], str), d
+    assert emf["ServicesCreated"] == 2
+    assert emf["FunctionsInvalid"] == 1
+    assert "metered" not in lines[0] and "broken" not in lines[0]  # no function names
+    assert "plan" not in out and "outcomes" not in out  # a Lambda response stays small
+
+
 def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(5):
         h.enabled(f"fn{i}", aliases="live")
     first = h.sync()
-    assert first["plan"]["create"] == 10
+    assert first["summary"]["create"] == 10
 
     # Count every HTTP request the host sends to Consul, independently of its own counters.
     seen: collections.Counter[str] = collections.Counter()
@@ -82,8 +103,8 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(http.client.HTTPConnection, "request", counting)
     again = h.sync()
 
-    assert again["plan"]["operations"] == 0
-    assert again["plan"]["unchanged"] == 10
+    assert again["summary"]["operations"] == 0
+    assert again["summary"]["unchanged"] == 10
     assert seen["PUT"] == 0
     assert seen["DELETE"] == 0
     # agent/self, catalog/datacenters, node-services, service-defaults.
@@ -102,13 +123,13 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
 def test_tag_untag_and_delete_events(h: Harness) -> None:
     h.create_function("svc", {"team": "x"})
     h.create_function("other")
-    assert h.sync()["plan"]["create"] == 0
+    assert h.sync()["summary"]["create"] == 0
 
     # Tagging: the event names one function; only that function is read and synced.
     h.tag("svc", {ENABLED: "true"})
     out = h.handle(h.tag_event("svc", {ENABLED: "true"}))
     assert out["trigger"]["kind"] == "function"
-    assert out["plan"]["create"] == 1
+    assert out["summary"]["create"] == 1
     assert out["requests"]["aws"]["calls"].get("GetFunction") == 1
     assert "GetResources" not in out["requests"]["aws"]["calls"]
     assert "svc" in h.consul.services()
@@ -117,17 +138,17 @@ def test_tag_untag_and_delete_events(h: Harness) -> None:
     # Untagging the enabled key deregisters it and deletes its config entry.
     h.untag("svc", [ENABLED])
     out = h.handle(h.untag_event("svc", [ENABLED]))
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert "svc" not in h.consul.services()
     assert "svc" not in h.consul.entries()
 
     # CreateFunction with tags registers; DeleteFunction (FIX) deregisters.
     h.enabled("born")
-    assert h.handle(h.create_event("born"))["plan"]["create"] == 1
+    assert h.handle(h.create_event("born"))["summary"]["create"] == 1
     assert "born" in h.consul.services()
     h.delete_function("born")
     out = h.handle(h.delete_event("born"))
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert "born" not in h.consul.services()
     assert "born" not in h.consul.entries()
 
@@ -154,8 +175,8 @@ def test_drift_is_repaired_by_full_sync(h: Harness) -> None:
     h.consul.put("/v1/catalog/deregister", {"Node": "lambdas", "ServiceID": "steady"})
 
     out = h.sync()
-    assert out["plan"]["update"] == 2
-    assert out["plan"]["create"] == 0
+    assert out["summary"]["update"] == 2
+    assert out["summary"]["create"] == 0
     assert out["requests"]["consul"]["writes"] == 2
     assert lambda_args(h.consul.entries()["drifty"]) == {
         "arn": h.arn("drifty"),
@@ -163,7 +184,7 @@ def test_drift_is_repaired_by_full_sync(h: Harness) -> None:
         "payloadPassthrough": False,
     }
     assert "steady" in h.consul.services()
-    assert h.sync()["plan"]["operations"] == 0
+    assert h.sync()["summary"]["operations"] == 0
 
 
 def test_key_case_alone_is_not_drift(h: Harness) -> None:
@@ -177,7 +198,7 @@ def test_key_case_alone_is_not_drift(h: Harness) -> None:
         "PayloadPassthrough": False,
     }
     h.consul.put("/v1/config", entry)
-    assert h.sync()["plan"]["operations"] == 0
+    assert h.sync()["summary"]["operations"] == 0
 
 
 def test_alias_removed_deregisters_its_service(h: Harness) -> None:
@@ -186,7 +207,7 @@ def test_alias_removed_deregisters_its_service(h: Harness) -> None:
     assert sorted(h.consul.services()) == ["f", "f-a", "f-b"]
     h.tag("f", {PREFIX + "aliases": "b"})
     out = h.handle(h.tag_event("f", {PREFIX + "aliases": "b"}))
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert sorted(h.consul.services()) == ["f", "f-b"]
     assert sorted(h.consul.entries()) == ["f", "f-b"]
 
@@ -238,7 +259,7 @@ def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
     out = h.sync(aws_factory=factory)
     # Both are missing from the listing; GetFunction finds "young" and confirms "gone".
     assert out["requests"]["aws"]["calls"]["GetFunction"] == 2
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert sorted(h.consul.services()) == ["young"]
 
 
@@ -247,7 +268,7 @@ def test_untagged_function_is_deregistered_after_confirmation(h: Harness) -> Non
     h.sync()
     h.untag("shy", [ENABLED])  # no tags left: GetResources no longer lists it
     out = h.sync()
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert out["requests"]["aws"]["calls"]["GetFunction"] == 1
     assert h.consul.services() == {}
 
@@ -276,13 +297,13 @@ def test_transient_aws_failure_deletes_nothing(h: Harness) -> None:
         h.sync(aws_factory=failing)
     summary = err.value.summary
     assert summary["inventory"]["complete"] is False
-    assert summary["plan"]["delete"] == 0
+    assert summary["summary"]["delete"] == 0
     assert summary["requests"]["consul"]["writes"] == 0
     assert sorted(h.consul.services()) == ["alive", "doomed"]
 
     # The next complete sync applies the deletion.
     out = h.sync()
-    assert out["plan"]["delete"] == 1
+    assert out["summary"]["delete"] == 1
     assert sorted(h.consul.services()) == ["alive"]
 
 
@@ -318,7 +339,7 @@ def test_mass_deregistration_is_blocked(h: Harness) -> None:
     assert any(e["code"] == "mass_deregistration_blocked" for e in err.value.summary["errors"])
     assert len(h.consul.services()) == 12
     h.setenv(ALLOW_MASS_DEREGISTRATION="true")
-    assert h.sync()["plan"]["delete"] == 7
+    assert h.sync()["summary"]["delete"] == 7
     assert len(h.consul.services()) == 5
 
 
@@ -337,7 +358,7 @@ def test_dry_run_changes_nothing(h: Harness, capsys: pytest.CaptureFixture[str])
     h.setenv(DRY_RUN="true")
     out = h.sync()
     assert out["dryRun"] is True
-    assert out["plan"]["create"] == 1
+    assert out["summary"]["create"] == 1
     assert out["operations"]["ok"] == out["operations"]["failed"] == 0
     assert out["operations"]["skipped"] == 0
     assert out["requests"]["consul"]["writes"] == 0

@@ -17,9 +17,9 @@ def test_https_with_ca_from_parameter_store(h_tls: Harness) -> None:
     h.enabled("secure", aliases="v1")
     out = h.sync()
     assert out["ok"]
-    assert out["plan"]["create"] == 2
+    assert out["summary"]["create"] == 2
     assert sorted(h.consul.services()) == ["secure", "secure-v1"]
-    assert h.sync()["plan"]["operations"] == 0
+    assert h.sync()["summary"]["operations"] == 0
 
 
 def test_https_without_the_ca_fails_clearly(h_tls: Harness) -> None:

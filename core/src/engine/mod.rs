@@ -779,6 +779,12 @@ impl Engine {
             dry_run: self.dry_run,
             trigger: self.trigger.clone(),
             summary: summary.clone(),
+            errors: plan.as_ref().map(|p| p.errors.clone()).unwrap_or_default(),
+            failures: outcomes
+                .iter()
+                .filter(|o| !matches!(o.status, outcome::OpStatus::Ok | outcome::OpStatus::Planned))
+                .cloned()
+                .collect(),
             plan,
             outcomes,
             operations,

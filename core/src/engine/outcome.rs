@@ -174,6 +174,10 @@ pub struct SyncResult {
     pub plan: Option<Plan>,
     /// One entry per operation of the plan.
     pub outcomes: Vec<Outcome>,
+    /// The plan's errors (per function, and plan-wide).
+    pub errors: Vec<crate::error::Diagnostic>,
+    /// The outcomes that are not `ok` or `planned`: failed, skipped, conflicts.
+    pub failures: Vec<Outcome>,
     /// Counts of `outcomes`.
     pub operations: OpCounts,
     /// The Lambda inventory.

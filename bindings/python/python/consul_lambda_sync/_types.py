@@ -1017,6 +1017,30 @@ class PlanBasis(TypedDict):
     objects: list[ObservedObject]
 
 
+# What became of one operation.
+OpStatus = Literal["planned", "ok", "failed", "skipped", "conflict"]
+
+
+class _OutcomeRequired(TypedDict):
+    # The service's change.
+    change: Change
+    # What the operation does.
+    kind: OperationKind
+    # `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
+    request: str
+    # The service.
+    service: ServiceKey
+    # What became of it.
+    status: OpStatus
+
+
+class Outcome(_OutcomeRequired, total=False):
+    """One operation's outcome."""
+
+    # Why it failed, was skipped or conflicted.
+    error: str
+
+
 class _InventoryReportRequired(TypedDict):
     # Whether every page was read.
     complete: bool
@@ -1048,30 +1072,6 @@ class OpCounts(TypedDict):
     planned: int
     # Skipped.
     skipped: int
-
-
-# What became of one operation.
-OpStatus = Literal["planned", "ok", "failed", "skipped", "conflict"]
-
-
-class _OutcomeRequired(TypedDict):
-    # The service's change.
-    change: Change
-    # What the operation does.
-    kind: OperationKind
-    # `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
-    request: str
-    # The service.
-    service: ServiceKey
-    # What became of it.
-    status: OpStatus
-
-
-class Outcome(_OutcomeRequired, total=False):
-    """One operation's outcome."""
-
-    # Why it failed, was skipped or conflicted.
-    error: str
 
 
 class AwsCounts(TypedDict):
@@ -1114,8 +1114,12 @@ class _SyncResultRequired(TypedDict):
     dryRun: bool
     # Milliseconds from the first step to the last (by the host's clock).
     durationMs: int
+    # The plan's errors (per function, and plan-wide).
+    errors: list[Diagnostic]
     # The command line's exit code.
     exitCode: int
+    # The outcomes that are not `ok` or `planned`: failed, skipped, conflicts.
+    failures: list[Outcome]
     # The Lambda inventory.
     inventory: InventoryReport
     # One line that says what happened.

@@ -9,8 +9,10 @@ failure is visible (errors metric) and EventBridge retries.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from consul_lambda_sync import Start, SyncResult
 
-__all__ = ["SyncFailed", "handler", "run", "start_env", "summary"]
+__all__ = ["SyncFailed", "handler", "print_metrics", "run", "start_env", "summary"]
 
 # Reused across warm invocations (boto3 clients are expensive to build).
 _AWS: dict[str, Aws] = {}
@@ -93,13 +95,16 @@ def run(
 
 
 def summary(result: SyncResult) -> dict[str, Any]:
-    """The handler's return value: the result, with the plan's summary and errors."""
-    out: dict[str, Any] = {k: v for k, v in result.items() if k not in ("plan", "outcomes")}
-    plan: Mapping[str, Any] = result.get("plan") or {}
-    out["plan"] = plan.get("summary") or {}
-    out["errors"] = plan.get("errors") or []
-    out["failures"] = [o for o in result["outcomes"] if o["status"] not in ("ok", "planned")]
-    return out
+    """The handler's return value: the result without its plan, outcomes, basis and
+    metrics (a Lambda response stays small); ``summary`` has the plan's counts."""
+    return {k: v for k, v in result.items() if k not in ("plan", "outcomes", "basis", "metrics")}
+
+
+def print_metrics(result: SyncResult, write: Callable[[str], Any]) -> None:
+    """Prints the result's CloudWatch EMF document as one line, stamped with the wall clock."""
+    metrics = dict(result["metrics"])
+    metrics["_aws"] = {**metrics["_aws"], "Timestamp": int(time.time() * 1000)}
+    write(json.dumps(metrics, separators=(",", ":")) + "\n")
 
 
 def _aws(region: Optional[str]) -> Aws:
@@ -116,8 +121,10 @@ def handler(
     env: Optional[Mapping[str, str]] = None,
     aws_factory: Optional[Callable[[Optional[str]], Aws]] = None,
     log: Optional[JsonLogger] = None,
+    stdout: Optional[Callable[[str], Any]] = None,
 ) -> dict[str, Any]:
-    """Handles one EventBridge event. ``env``/``aws_factory``/``log`` are for tests."""
+    """Handles one EventBridge event; prints the metrics line (CloudWatch EMF).
+    ``env``/``aws_factory``/``log``/``stdout`` are for tests."""
     environ = dict(os.environ if env is None else env)
     log = log or JsonLogger()
     arn = str(getattr(context, "invoked_function_arn", "") or "").split(":")
@@ -130,6 +137,7 @@ def handler(
         start["accountId"] = arn[4]
     transport = carrier(environ, (aws_factory or _aws)(region or None), log)
     result = run(start, transport, log, getattr(context, "get_remaining_time_in_millis", None))
+    print_metrics(result, stdout or sys.stdout.write)
     out = summary(result)
     if not result["ok"]:
         raise SyncFailed(result["message"], out)
