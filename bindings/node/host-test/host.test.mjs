@@ -344,7 +344,7 @@ test('full sync over several GetResources pages registers every function; a seco
   assert.deepEqual([...consul.services.keys()].sort(), ['a', 'b', 'c']);
   assert.ok(!aws.calls.includes('GetCallerIdentity'), 'the account comes from the context');
   const again = await host.handler(schedule, {});
-  assert.equal(again.plan.summary.operations, 0);
+  assert.equal(again.summary.operations, 0);
   assert.ok(aws.calls.includes('GetCallerIdentity'), 'STS when the context has no ARN');
 }));
 
@@ -422,7 +422,7 @@ test('a failed operation (after the engine retries it) stops that service only, 
   await assert.rejects(host.handler(schedule, {}), (e) => {
     assert.equal(e.code, 'sync_failed');
     assert.match(e.message, /1 operation\(s\) failed/);
-    const bad = e.result.outcomes.filter((o) => o.status !== 'ok').map((o) => `${o.kind} ${o.service.name} ${o.status}`);
+    const bad = e.result.failures.map((o) => `${o.kind} ${o.service.name} ${o.status}`);
     assert.deepEqual(bad, ['upsertConfigEntry b failed', 'registerService b skipped']);
     return true;
   });
