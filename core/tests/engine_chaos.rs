@@ -97,7 +97,7 @@ fn answer(r: &WireRequest, reply: &Reply) -> Answer {
         }
         (Reply::AwsOk(i), false) => a.ok = Some(aws_ok(*i)),
         (Reply::AwsError(i), false) => a.error = Some(aws_error(*i)),
-        (Reply::Http(..) | Reply::AwsOk(_) | Reply::AwsError(_), true) => {
+        (Reply::AwsOk(_) | Reply::AwsError(_), true) => {
             a.status = Some(200);
             a.body = Some("{".into());
         }
