@@ -32,6 +32,13 @@ agent_prefix "" {
   policy = "read"
 }
 
+# Compared with upstream's documented policy (service_prefix "" write only): the node
+# rule lets the registrator read its node (without node:read Consul filters the list,
+# and the registrator stops with acl_filtered rather than act on it) and create the
+# node the first time; the agent rule is only for an unset DATACENTER.
+# Later opt-in features need more: terminating-gateway / exported-services wiring
+# needs mesh = "write".
+#
 # Not needed: GET /v1/catalog/datacenters and /v1/agent/connect/ca/roots need no ACL.
 #
 # Consul Enterprise: grant the same rules inside every managed partition and

@@ -105,33 +105,12 @@ function isFailure(value) {
  * input; returns the parsed output or throws a ConsulLambdaSyncError.
  */
 function call(name, input) {
-  let json;
-  try {
-    json = JSON.stringify(input);
-  } catch (e) {
-    throw inputFailure(
-      `${name} input is not JSON-serialisable: ${e && e.message ? e.message : String(e)}`,
-      'pass plain objects, arrays, strings, numbers, booleans and null (no cycles, no BigInt)',
-    );
-  }
-  if (json === undefined) {
-    throw inputFailure(
-      `${name} input is not a JSON value (${typeof input})`,
-      'pass plain objects, arrays, strings, numbers, booleans and null',
-    );
-  }
+  const json = toJson(`${name} input`, input);
   let out;
   try {
     out = binding.call(name, json);
   } catch (e) {
-    let failure;
-    try {
-      failure = JSON.parse(e && typeof e.message === 'string' ? e.message : '');
-    } catch {
-      throw e;
-    }
-    if (!isFailure(failure)) throw e;
-    throw new ConsulLambdaSyncError(failure);
+    rethrow(e);
   }
   return JSON.parse(out);
 }
@@ -146,7 +125,12 @@ function toJson(what, value) {
       'pass plain objects, arrays, strings, numbers, booleans and null (no cycles, no BigInt)',
     );
   }
-  if (json === undefined) throw inputFailure(`${what} is not a JSON value`, 'pass a plain object');
+  if (json === undefined) {
+    throw inputFailure(
+      `${what} is not a JSON value (${typeof value})`,
+      'pass plain objects, arrays, strings, numbers, booleans and null',
+    );
+  }
   return json;
 }
 

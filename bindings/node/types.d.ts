@@ -1006,15 +1006,15 @@ export interface AwsCall {
   service: string;
 }
 
-/** A Consul HTTP request: `path` is already percent-encoded. */
-export interface ConsulCall {
+/** An HTTP request to Consul's API. */
+export interface HttpRequest {
   /** The JSON body. */
   body?: unknown;
   /** `GET`, `PUT` or `DELETE`. */
   method: string;
-  /** The path. */
+  /** The path, e.g. `/v1/catalog/register`. */
   path: string;
-  /** Query parameters (values not yet URL-encoded). */
+  /** Query parameters (`dc`, `ns`, `partition`). */
   query?: Record<string, string>;
 }
 
@@ -1026,7 +1026,7 @@ export interface WireRequest {
   /** An AWS API call. */
   aws?: AwsCall;
   /** A Consul HTTP request. */
-  consul?: ConsulCall;
+  consul?: HttpRequest;
   /** Identifies the answer. */
   id: number;
   /**

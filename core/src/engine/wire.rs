@@ -39,22 +39,9 @@ pub enum SecretKind {
     ConsulCaCert,
 }
 
-/// A Consul HTTP request: `path` is already percent-encoded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ConsulCall {
-    /// `GET`, `PUT` or `DELETE`.
-    pub method: String,
-    /// The path.
-    pub path: String,
-    /// Query parameters (values not yet URL-encoded).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
-    /// The JSON body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
-}
+/// A Consul HTTP request (the plan's request type): `path` is already
+/// percent-encoded; query values are not yet URL-encoded.
+pub use crate::consul::HttpRequest as ConsulCall;
 
 /// An AWS API call, as both SDKs take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

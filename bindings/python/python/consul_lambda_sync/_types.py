@@ -1181,19 +1181,19 @@ class AwsCall(TypedDict):
     service: str
 
 
-class _ConsulCallRequired(TypedDict):
+class _HttpRequestRequired(TypedDict):
     # `GET`, `PUT` or `DELETE`.
     method: str
-    # The path.
+    # The path, e.g. `/v1/catalog/register`.
     path: str
 
 
-class ConsulCall(_ConsulCallRequired, total=False):
-    """A Consul HTTP request: `path` is already percent-encoded."""
+class HttpRequest(_HttpRequestRequired, total=False):
+    """An HTTP request to Consul's API."""
 
     # The JSON body.
     body: Any
-    # Query parameters (values not yet URL-encoded).
+    # Query parameters (`dc`, `ns`, `partition`).
     query: dict[str, str]
 
 
@@ -1212,7 +1212,7 @@ class WireRequest(_WireRequestRequired, total=False):
     # An AWS API call.
     aws: AwsCall
     # A Consul HTTP request.
-    consul: ConsulCall
+    consul: HttpRequest
     # The answer's `Parameter.Value` is a Consul credential the host keeps (`consulToken` or
     # `consulCaCert`) and feeds back as `""`.
     secret: SecretKind
