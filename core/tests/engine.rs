@@ -641,7 +641,10 @@ fn metrics_are_one_emf_document_without_function_names() {
     }
     for dims in cw["Dimensions"].as_array().unwrap() {
         for d in dims.as_array().unwrap() {
-            assert!(m[d.as_str().unwrap()].is_string(), "dimension {d} has a value");
+            assert!(
+                m[d.as_str().unwrap()].is_string(),
+                "dimension {d} has a value"
+            );
         }
     }
     assert_eq!(m["ServicesCreated"], 3);
