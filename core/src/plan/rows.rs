@@ -14,6 +14,7 @@ use std::borrow::Cow;
 /// Why a service changes; the common sentences are written out only when the
 /// plan is.
 pub(super) enum Reason<'a> {
+    /// A text of its own.
     Text(Cow<'a, str>),
     /// `function NAME is enabled and not registered`.
     NotRegistered(&'a str),
@@ -23,28 +24,35 @@ pub(super) enum Reason<'a> {
     Gone(&'a str),
 }
 
-impl std::fmt::Display for Reason<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Reason<'_> {
+    /// The text as a fixed start, the part that varies, and a fixed end: the one
+    /// place the common sentences are spelled (the fixed parts need no JSON escapes).
+    pub(super) fn parts(&self) -> (&'static str, &str, &'static str) {
         match self {
-            Reason::Text(t) => f.write_str(t),
-            Reason::NotRegistered(name) => {
-                write!(f, "function {name} is enabled and not registered")
-            }
-            Reason::Unwanted(name) => write!(f, "function {name} no longer wants this service (disabled, untagged, alias removed, or moved)"),
-            Reason::Gone(name) => write!(f, "function {name} no longer exists"),
+            Reason::Text(t) => ("", t, ""),
+            Reason::NotRegistered(name) => ("function ", name, " is enabled and not registered"),
+            Reason::Unwanted(name) => (
+                "function ",
+                name,
+                " no longer wants this service (disabled, untagged, alias removed, or moved)",
+            ),
+            Reason::Gone(name) => ("function ", name, " no longer exists"),
         }
+    }
+
+    /// The length of the text (without escapes).
+    pub(super) fn len(&self) -> usize {
+        let (before, part, after) = self.parts();
+        before.len() + part.len() + after.len()
     }
 }
 
-impl Reason<'_> {
-    /// The length of the text (without escapes).
-    pub(super) fn len(&self) -> usize {
-        match self {
-            Reason::Text(t) => t.len(),
-            Reason::NotRegistered(name) => 39 + name.len(),
-            Reason::Unwanted(name) => 97 + name.len(),
-            Reason::Gone(name) => 26 + name.len(),
-        }
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (before, part, after) = self.parts();
+        f.write_str(before)?;
+        f.write_str(part)?;
+        f.write_str(after)
     }
 }
 

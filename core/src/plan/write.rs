@@ -53,21 +53,12 @@ impl Key<'_> {
 impl Reason<'_> {
     /// Writes the reason as a JSON string.
     fn write(&self, out: &mut JsonOut) {
-        let (before, name, after) = match self {
-            Reason::Text(t) => return out.string(t),
-            Reason::NotRegistered(name) => {
-                ("\"function ", name, " is enabled and not registered\"")
-            }
-            Reason::Unwanted(name) => (
-                "\"function ",
-                name,
-                " no longer wants this service (disabled, untagged, alias removed, or moved)\"",
-            ),
-            Reason::Gone(name) => ("\"function ", name, " no longer exists\""),
-        };
+        let (before, part, after) = self.parts();
+        out.raw("\"");
         out.raw(before);
-        out.string_content(name);
+        out.string_content(part);
         out.raw(after);
+        out.raw("\"");
     }
 }
 
