@@ -12,16 +12,13 @@ impl Key<'_> {
     /// Writes the key as [`ServiceKey`] serialises.
     fn write(&self, out: &mut JsonOut) {
         out.raw("{");
-        for (field, value) in [
+        let members = [
             ("\"datacenter\":", self.datacenter),
             ("\"partition\":", self.partition),
             ("\"namespace\":", self.namespace),
-        ] {
-            if let Some(value) = value {
-                out.raw(field);
-                out.string(value);
-                out.raw(",");
-            }
+        ];
+        if write_present(out, "", ",", &members) {
+            out.raw(",");
         }
         out.raw("\"name\":");
         out.string(self.name);
@@ -31,23 +28,37 @@ impl Key<'_> {
     /// Writes the `query` member of a request, if any (as [`ServiceKey::query`]'s
     /// sorted map serialises: `dc`, `ns`, `partition`).
     fn write_query(&self, out: &mut JsonOut) {
-        let mut sep = ",\"query\":{";
-        for (field, value) in [
+        let members = [
             ("\"dc\":", self.datacenter),
             ("\"ns\":", self.namespace),
             ("\"partition\":", self.partition),
-        ] {
-            if let Some(value) = value {
-                out.raw(sep);
-                out.raw(field);
-                out.string(value);
-                sep = ",";
-            }
-        }
-        if sep == "," {
+        ];
+        if write_present(out, ",\"query\":{", ",", &members) {
             out.raw("}");
         }
     }
+}
+
+/// Writes the members whose value is present: each its `"name":` and the value as
+/// a JSON string, after `first` (the first one) or `sep` (the others). Returns
+/// whether any was written.
+#[inline]
+fn write_present(
+    out: &mut JsonOut,
+    first: &str,
+    sep: &str,
+    members: &[(&str, Option<&str>)],
+) -> bool {
+    let mut written = false;
+    for &(field, value) in members {
+        if let Some(value) = value {
+            out.raw(if written { sep } else { first });
+            out.raw(field);
+            out.string(value);
+            written = true;
+        }
+    }
+    written
 }
 
 impl Reason<'_> {
@@ -102,22 +113,16 @@ impl Row<'_> {
         out.raw(self.change.as_str());
         out.raw("\",\"reason\":");
         self.reason.write(out);
-        for (field, value) in [
-            (",\"function\":", self.function.as_deref()),
-            (",\"confirmAbsent\":", self.confirm.as_deref()),
-            (
-                ",\"leafSerial\":",
-                match step {
-                    Step::Put(p) => Some(p.serial),
-                    _ => None,
-                },
-            ),
-        ] {
-            if let Some(value) = value {
-                out.raw(field);
-                out.string(value);
-            }
-        }
+        let leaf_serial = match step {
+            Step::Put(p) => Some(p.serial),
+            _ => None,
+        };
+        let members = [
+            ("\"function\":", self.function.as_deref()),
+            ("\"confirmAbsent\":", self.confirm.as_deref()),
+            ("\"leafSerial\":", leaf_serial),
+        ];
+        write_present(out, ",", ",", &members);
         out.raw(",\"request\":");
         self.write_request(out, step, node);
         out.raw("}");
@@ -130,10 +135,12 @@ impl Row<'_> {
         out.raw(",\"change\":\"");
         out.raw(self.change.as_str());
         out.raw("\"");
-        if let Some(function) = self.function.as_deref() {
-            out.raw(",\"function\":");
-            out.string(function);
-        }
+        write_present(
+            out,
+            ",",
+            ",",
+            &[("\"function\":", self.function.as_deref())],
+        );
         out.raw(",\"reason\":");
         self.reason.write(out);
         out.raw("}");
