@@ -1,0 +1,190 @@
+//! The planner proper: the steps of a plan put together, over the evaluated
+//! functions.
+//!
+//! The planner borrows names from its input and from the function reports instead
+//! of copying them, keeps one row per service (with its steps) rather than building
+//! every request up front, and writes the plan JSON from the rows directly
+//! (`write.rs`); [`super::plan`] turns the same rows into an owned [`Plan`].
+
+use super::conflicts::conflicts;
+use super::context::Ctx;
+use super::extension::ExtensionPlanner;
+use super::functions::Roster;
+use super::observed::observe_consul;
+use super::rows::{Row, Rows, Step};
+use super::safety::{confirmations, mass_deregistration};
+use super::trigger::Reach;
+use super::wanted::{claims, groups, AliasServices};
+use super::{Change, Operation, Plan, PlanInput, ServiceChange, Summary};
+use crate::error::Diagnostic;
+use crate::tags::Evaluation;
+
+/// A plan before it is written out: the rows (in service order) and everything
+/// else of the [`Plan`] (whose `operations` and `services` are left empty).
+pub(super) struct Draft<'a> {
+    pub(super) rows: Rows<'a>,
+    pub(super) rest: Plan,
+    pub(super) node: &'a str,
+}
+
+/// What deciding a service's row reads, once conflicts are settled.
+pub(super) struct Planner<'p, 'a> {
+    pub(super) ctx: &'a Ctx<'a>,
+    pub(super) roster: &'p Roster<'a>,
+    pub(super) reach: Reach<'a>,
+    /// Whether the Lambda inventory is complete.
+    pub(super) complete: bool,
+    pub(super) ext: &'p ExtensionPlanner<'a>,
+}
+
+/// The planner proper, over the evaluated functions.
+pub(super) fn draft<'a>(
+    ctx: &'a Ctx<'a>,
+    input: &'a PlanInput,
+    reports: &'a [Evaluation<'a>],
+    aliases: &'a AliasServices,
+) -> Draft<'a> {
+    let inv = &input.inventory;
+    let mut out = Plan::default();
+    let node = ctx.config.node_name.as_str();
+
+    // Settings that weaken security are said in every plan.
+    out.warnings.extend(ctx.config.warnings.iter().cloned());
+
+    // 1. Consul: what we manage, what we must not touch.
+    let observed = observe_consul(ctx, &input.consul, &mut out);
+
+    // 2. Lambda: functions by name; frozen ones keep their Consul state exactly as it is.
+    let mut roster = Roster::new(ctx, inv, reports, &mut out);
+
+    // 3. Desired services, in service order (claimants of one name in ARN order);
+    // two sources of one name conflict and both freeze.
+    let claims = claims(ctx, reports, aliases);
+    let groups = groups(ctx, &claims, &observed);
+    let conflicts = conflicts(ctx, &groups, &mut roster);
+    out.errors.extend(conflicts);
+
+    // 4. What this trigger may touch.
+    let Some(reach) = Reach::of(ctx, &input.trigger, &mut out) else {
+        finish(&mut out, &[]);
+        return Draft {
+            rows: Rows::default(),
+            rest: out,
+            node,
+        };
+    };
+    let ext = ExtensionPlanner::new(ctx, input.extension_data.as_ref(), &mut out);
+    let planner = Planner {
+        ctx,
+        roster: &roster,
+        reach,
+        complete: inv.complete,
+        ext: &ext,
+    };
+
+    // 5. Register and repair what is wanted (in service order).
+    let mut rows: Vec<Row<'a>> = Vec::with_capacity(claims.len());
+    let mut registrations = 0usize;
+    for g in &groups {
+        if let Some(row) = planner.wanted_row(g, &mut out) {
+            registrations += usize::from(row.registers());
+            rows.push(row);
+        }
+    }
+
+    // 6. Deregister what no function wants.
+    let mut deletions = planner.unwanted_rows(&observed, &mut out);
+    // Managed services once this plan's registrations are done: counting them keeps the
+    // guard's decision the same when the plan is applied and planned again.
+    let managed_count =
+        observed.iter().filter(|(_, o)| o.catalog.is_some()).count() + registrations;
+    if let Some(stop) = mass_deregistration(ctx, reach, managed_count, deletions.len()) {
+        out.errors.push(stop);
+        deletions.clear();
+    } else {
+        ext.delete_parameters(&groups, &mut deletions);
+    }
+    deletions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let draft_rows = Rows::new(rows, deletions);
+
+    out.confirmations = confirmations(&draft_rows.rows);
+    finish(&mut out, &draft_rows.rows);
+    Draft {
+        rows: draft_rows,
+        rest: out,
+        node,
+    }
+}
+
+/// Sorts the diagnostics, skips and ignored objects, and counts.
+fn finish(out: &mut Plan, rows: &[Row<'_>]) {
+    let order = |a: &Diagnostic, b: &Diagnostic| {
+        (&a.function, &a.key, a.code, &a.message, &a.value, &a.hint).cmp(&(
+            &b.function,
+            &b.key,
+            b.code,
+            &b.message,
+            &b.value,
+            &b.hint,
+        ))
+    };
+    out.errors.sort_by(order);
+    out.warnings.sort_by(order);
+    out.skips.sort_by(|a, b| a.function.cmp(&b.function));
+    out.ignored
+        .sort_by(|a, b| (&a.service, &a.reason).cmp(&(&b.service, &b.reason)));
+    let mut summary = Summary {
+        errors: out.errors.len(),
+        warnings: out.warnings.len(),
+        skipped: out.skips.len(),
+        ..Summary::default()
+    };
+    for r in rows {
+        *match r.change {
+            Change::Create => &mut summary.create,
+            Change::Update => &mut summary.update,
+            Change::Delete => &mut summary.delete,
+            Change::Unchanged => &mut summary.unchanged,
+        } += 1;
+        summary.operations += r.steps().count();
+    }
+    out.summary = summary;
+}
+
+impl Draft<'_> {
+    /// The owned [`Plan`].
+    pub(super) fn to_plan(&self) -> Plan {
+        let mut plan = self.rest.clone();
+        let mut operations = Vec::with_capacity(plan.summary.operations);
+        let mut services = Vec::with_capacity(self.rows.rows.len());
+        for row in self.rows.ordered() {
+            let service = row.key.owned();
+            let function = row.function.as_deref().map(str::to_owned);
+            let reason = row.reason.to_string();
+            for step in row.steps() {
+                operations.push(Operation {
+                    kind: step.kind(),
+                    service: service.clone(),
+                    change: row.change,
+                    reason: reason.clone(),
+                    function: function.clone(),
+                    confirm_absent: row.confirm.clone(),
+                    leaf_serial: match step {
+                        Step::Put(p) => Some(p.serial.to_owned()),
+                        _ => None,
+                    },
+                    request: row.owned_request(step, &service, self.node),
+                });
+            }
+            services.push(ServiceChange {
+                service,
+                change: row.change,
+                function,
+                reason,
+            });
+        }
+        plan.operations = operations;
+        plan.services = services;
+        plan
+    }
+}
