@@ -1,10 +1,7 @@
 """The Lambda entry point (``consul_lambda_sync.host.handler.handler``) and the loop that
-carries the engine's steps (docs/engine.md); the CLI uses the same loop.
-
-The engine decides everything (what to read and write, retries, the verdict, what to log);
-this module only tells it the time, prints its log records, sleeps when told and carries
-its requests. The handler raises :class:`SyncFailed` when the result is not ok, so that the
-failure is visible (errors metric) and EventBridge retries.
+carries the engine's steps (docs/engine.md), also used by the CLI. The engine decides
+everything; this module tells it the time, prints its logs, sleeps when told and carries its
+requests. The handler raises :class:`SyncFailed` when the result is not ok (EventBridge retries).
 """
 
 from __future__ import annotations
@@ -29,8 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SyncFailed", "handler", "print_metrics", "run", "start_env", "summary"]
 
-# Reused across warm invocations (boto3 clients are expensive to build).
-_AWS: dict[str, Aws] = {}
+_AWS: dict[str, Aws] = {}  # reused across warm invocations (boto3 clients are expensive)
 _SECRETS = ("CONSUL_HTTP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # not for the engine
 
 
@@ -45,9 +41,7 @@ class SyncFailed(Exception):
 def start_env(env: Mapping[str, str]) -> dict[str, str]:
     """The environment for the engine: ``CONSUL_HTTP_TOKEN`` becomes ``"set"``."""
     out = {k: v for k, v in env.items() if k not in _SECRETS}
-    if env.get("CONSUL_HTTP_TOKEN"):
-        out["CONSUL_HTTP_TOKEN"] = "set"
-    return out
+    return {**out, "CONSUL_HTTP_TOKEN": "set"} if env.get("CONSUL_HTTP_TOKEN") else out
 
 
 def carrier(env: Mapping[str, str], aws: Aws, log: JsonLogger) -> Carrier:
@@ -123,17 +117,15 @@ def handler(
     log: Optional[JsonLogger] = None,
     stdout: Optional[Callable[[str], Any]] = None,
 ) -> dict[str, Any]:
-    """Handles one EventBridge event; prints the metrics line (CloudWatch EMF).
-    ``env``/``aws_factory``/``log``/``stdout`` are for tests."""
+    """Handles one EventBridge event; prints the metrics line. The keywords are for tests."""
     environ = dict(os.environ if env is None else env)
     log = log or JsonLogger()
     arn = str(getattr(context, "invoked_function_arn", "") or "").split(":")
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
-    if len(arn) >= 7 and arn[2] == "lambda":
-        region = region or arn[3]
+    lam = len(arn) >= 7 and arn[2] == "lambda"
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or (arn[3] if lam else "")
     start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
     start["seed"] = random.getrandbits(62)
-    if len(arn) >= 7 and arn[2] == "lambda":
+    if lam:
         start["accountId"] = arn[4]
     transport = carrier(environ, (aws_factory or _aws)(region or None), log)
     result = run(start, transport, log, getattr(context, "get_remaining_time_in_millis", None))
