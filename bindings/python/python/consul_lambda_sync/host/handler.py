@@ -89,8 +89,7 @@ def run(
 
 
 def summary(result: SyncResult) -> dict[str, Any]:
-    """The handler's return value: the result without its plan, outcomes, basis and
-    metrics (a Lambda response stays small); ``summary`` has the plan's counts."""
+    """The handler's return value: the result without plan, outcomes, basis and metrics."""
     return {k: v for k, v in result.items() if k not in ("plan", "outcomes", "basis", "metrics")}
 
 
@@ -122,7 +121,8 @@ def handler(
     log = log or JsonLogger()
     arn = str(getattr(context, "invoked_function_arn", "") or "").split(":")
     lam = len(arn) >= 7 and arn[2] == "lambda"
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or (arn[3] if lam else "")
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+    region = region or (arn[3] if lam else "")
     start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
     start["seed"] = random.getrandbits(62)
     if lam:
