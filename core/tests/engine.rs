@@ -42,6 +42,8 @@ struct World {
     filtered: bool,
     /// Runs before each config write is applied (a concurrent writer).
     race_entry: Option<String>,
+    /// GetResources answers this token forever (a pagination loop).
+    loop_token: Option<String>,
 }
 
 impl World {
@@ -300,7 +302,7 @@ impl World {
             "GetResources" => {
                 let start: usize = input["PaginationToken"]
                     .as_str()
-                    .map_or(0, |t| t.parse().unwrap());
+                    .map_or(0, |t| t.parse().unwrap_or(0));
                 let all: Vec<(&String, &BTreeMap<String, String>)> =
                     self.functions.iter().collect();
                 let page: Vec<Value> = all
@@ -311,7 +313,9 @@ impl World {
                         json!({"ResourceARN": a, "Tags": tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>()})
                     })
                     .collect();
-                let next = if start + 100 < all.len() {
+                let next = if let Some(t) = &self.loop_token {
+                    t.clone()
+                } else if start + 100 < all.len() {
                     (start + 100).to_string()
                 } else {
                     String::new()
@@ -741,4 +745,26 @@ fn prune_removes_what_the_registrator_manages_and_nothing_else() {
     );
     assert_eq!(w.services.keys().collect::<Vec<_>>(), vec!["web"]);
     assert_eq!(w.entries.keys().collect::<Vec<_>>(), vec!["human"]);
+}
+
+#[test]
+fn a_repeating_pagination_token_makes_the_inventory_incomplete_and_deletes_nothing() {
+    let mut w = world_with(150);
+    run(&mut w, start());
+    w.functions.remove(&arn("f0001"));
+    w.loop_token = Some("7".into());
+    w.seen.clear();
+    let (r, _) = run(&mut w, start());
+    assert!(!r.ok);
+    assert!(!r.inventory.complete);
+    assert!(r.inventory.error.as_deref().unwrap().contains("repeats"));
+    assert!(
+        w.services.contains_key("f0001"),
+        "nothing deleted on an incomplete listing"
+    );
+    assert_eq!(
+        r.requests.aws.calls.get("GetResources"),
+        Some(&2),
+        "stops at the first repeat"
+    );
 }
