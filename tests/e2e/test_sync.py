@@ -66,7 +66,8 @@ def test_the_handler_prints_one_emf_metrics_line(h: Harness) -> None:
     h.enabled("broken", invocation_mode="async")
     lines: list[str] = []
     out = h.sync(stdout=lines.append)
-    assert len(lines) == 1 and lines[0].endswith("\n")
+    assert len(lines) == 1
+    assert lines[0].endswith("\n")
     emf = json.loads(lines[0])
     directive = emf["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "ConsulLambdaSync"
@@ -78,8 +79,10 @@ def test_the_handler_prints_one_emf_metrics_line(h: Harness) -> None:
             assert isinstance(emf[d], str), d
     assert emf["ServicesCreated"] == 2
     assert emf["FunctionsInvalid"] == 1
-    assert "metered" not in lines[0] and "broken" not in lines[0]  # no function names
-    assert "plan" not in out and "outcomes" not in out  # a Lambda response stays small
+    assert "metered" not in lines[0]
+    assert "broken" not in lines[0]  # no function names
+    assert "plan" not in out  # a Lambda response stays small
+    assert "outcomes" not in out
 
 
 def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
