@@ -177,11 +177,28 @@ class Harness:
         return self.handle(self.schedule(), **kwargs)
 
     def cli(
-        self, *args: str, env: Optional[dict[str, str]] = None, timeout: float = 120
+        self,
+        *args: str,
+        env: Optional[dict[str, str]] = None,
+        timeout: float = 120,
+        log_level: Optional[str] = None,
+        prelude: Optional[str] = None,
     ) -> subprocess.CompletedProcess[str]:
+        """Runs the CLI at its default level (the environment's ``LOG_LEVEL=info`` is
+        the handler's), or with ``LOG_LEVEL=log_level``; ``prelude``: Python code run
+        before it (in the same process)."""
+        env = dict(env if env is not None else self.env())
+        env.pop("LOG_LEVEL", None)
+        if log_level is not None:
+            env["LOG_LEVEL"] = log_level
+        run = ["-m", "consul_lambda_sync.host"]
+        if prelude is not None:
+            main = "import runpy; runpy.run_module('consul_lambda_sync.host', run_name='__main__')"
+            run = ["-c", f"import sys; sys.argv[1:] = {list(args)!r}\n{prelude}\n{main}"]
+            args = ()
         return subprocess.run(
-            [sys.executable, "-m", "consul_lambda_sync.host", *args],
-            env=env if env is not None else self.env(),
+            [sys.executable, *run, *args],
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Optional
 
 from harness import ENABLED, PREFIX, REPO, Harness
 
@@ -213,3 +213,101 @@ def test_python_example_dry_run(h: Harness) -> None:
     assert "+ example-fn" in proc.stdout
     assert "Plan: 1 to create" in proc.stdout
     assert h.consul.services() == {}
+
+
+def test_log_level_before_or_after_the_command_and_from_LOG_LEVEL(h: Harness) -> None:
+    h.enabled("levels")
+    quiet = h.cli("plan")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    for proc in (
+        h.cli("--log-level", "info", "plan"),
+        h.cli("plan", "--log-level", "info"),
+        h.cli("plan", log_level="info"),
+    ):
+        assert proc.returncode == 0, proc.stderr
+        records = [json.loads(line) for line in proc.stderr.splitlines()]
+        assert "plan" in [r["msg"] for r in records]
+        assert all(r["level"] in ("info", "warn", "error") for r in records)
+    # After the command, it wins over the one before it.
+    late = h.cli("--log-level", "info", "plan", "--log-level", "error")
+    assert late.stderr == ""
+
+
+def test_plan_warnings_are_printed_once(h: Harness) -> None:
+    h.enabled("warned", colour="blue")  # an unknown tag under the prefix: a warning
+    proc = h.cli("plan")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.count("colour") == 1
+    logged = h.cli("plan", log_level="warn")
+    assert [json.loads(line)["msg"] for line in logged.stderr.splitlines()] == ["plan warning"]
+
+
+def test_concurrency_below_one_is_a_usage_error(h: Harness) -> None:
+    for value in ("0", "-3"):
+        for command in ("plan", "sync", "prune"):
+            proc = h.cli(command, "--concurrency", value)
+            assert proc.returncode == 3, proc.stderr
+            assert (
+                proc.stderr
+                == f"consul-lambda-sync: --concurrency must be at least 1, not {value}\n"
+            )
+    assert h.consul.services() == {}
+
+
+def test_failures_under_json_are_one_json_object(h: Harness, tmp_path: Path) -> None:
+    def failure(*args: str, env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        proc = h.cli(*args, "--json", env=env)
+        assert proc.stderr == "", proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["ok"] is False
+        assert isinstance(doc["code"], str)
+        assert isinstance(doc["message"], str)
+        assert doc["exitCode"] == proc.returncode
+        return dict(doc)
+
+    env = h.env()
+    env["CONSUL_HTTP_ADDR"] = "http://127.0.0.1:9"
+    unreachable = failure("plan", env=env)
+    assert unreachable["exitCode"] == 4
+    assert "Consul" in unreachable["message"]
+
+    env = h.env()
+    env["PAGE_SIZE"] = "1000"
+    env["NODE_NAME"] = "not a dns label"
+    config = failure("sync", env=env)
+    assert (config["code"], config["exitCode"]) == ("invalid_config", 3)
+    assert len(config["errors"]) == 2
+
+    usage = failure("plan", "--concurrency", "0")
+    assert (usage["code"], usage["exitCode"]) == ("usage", 3)
+    missing = failure("validate", "--function", "nope")
+    assert missing["exitCode"] == 1
+    assert "does not exist" in missing["message"]
+    absent = failure("sync", "--plan", str(tmp_path / "absent.json"))
+    assert absent["exitCode"] == 3
+
+    h.enabled("fn")
+    env = h.env()
+    env["CONSUL_HTTP_TOKEN_PATH"] = "/no/such/parameter"
+    token = failure("sync", env=env)
+    assert token["exitCode"] == 1
+    assert "ParameterNotFound" in token["message"]
+
+
+NO_BOTO3 = "import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None"
+
+
+def test_without_the_host_extra_one_line_says_what_to_install(h: Harness) -> None:
+    for command in (["plan"], ["sync"], ["prune"], ["validate", "--function", "x"], ["demo"]):
+        proc = h.cli(*command, prelude=NO_BOTO3)
+        assert proc.returncode == 3, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1
+        assert "pip install 'consul-lambda-sync[host]'" in proc.stderr
+    as_json = h.cli("plan", "--json", prelude=NO_BOTO3)
+    assert json.loads(as_json.stdout)["code"] == "missing_extra"
+    # What needs no AWS still works.
+    assert h.cli("validate", prelude=NO_BOTO3).returncode == 0
+    assert h.cli("--version", prelude=NO_BOTO3).returncode == 0

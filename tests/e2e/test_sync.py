@@ -66,7 +66,8 @@ def test_the_handler_prints_one_emf_metrics_line(h: Harness) -> None:
     h.enabled("broken", invocation_mode="async")
     lines: list[str] = []
     out = h.sync(stdout=lines.append)
-    assert len(lines) == 1 and lines[0].endswith("\n")
+    assert len(lines) == 1
+    assert lines[0].endswith("\n")
     emf = json.loads(lines[0])
     directive = emf["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "ConsulLambdaSync"
@@ -78,8 +79,10 @@ def test_the_handler_prints_one_emf_metrics_line(h: Harness) -> None:
             assert isinstance(emf[d], str), d
     assert emf["ServicesCreated"] == 2
     assert emf["FunctionsInvalid"] == 1
-    assert "metered" not in lines[0] and "broken" not in lines[0]  # no function names
-    assert "plan" not in out and "outcomes" not in out  # a Lambda response stays small
+    assert "metered" not in lines[0]
+    assert "broken" not in lines[0]  # no function names
+    assert "plan" not in out  # a Lambda response stays small
+    assert "outcomes" not in out
 
 
 def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -366,6 +369,12 @@ def test_dry_run_changes_nothing(h: Harness, capsys: pytest.CaptureFixture[str])
     assert "dry run, nothing changed" in capsys.readouterr().out
 
 
+def log_records(stdout: str) -> list[dict[str, Any]]:
+    """The handler's log lines (without its one CloudWatch EMF metrics line)."""
+    records = [json.loads(x) for x in stdout.splitlines()]
+    return [r for r in records if "_aws" not in r]
+
+
 def test_unsupported_event_raises_and_logs_errors_only(
     h: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -375,7 +384,7 @@ def test_unsupported_event_raises_and_logs_errors_only(
         h.handle({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})
     assert err.value.summary["failure"]["code"] == "unsupported_event"
     assert err.value.summary["requests"]["consul"]["reads"] == 0
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    lines = log_records(capsys.readouterr().out)
     assert lines
     assert all(line["level"] == "error" for line in lines)
     assert lines[-1]["msg"] == "sync finished"
@@ -388,7 +397,7 @@ def test_unreachable_consul_raises_and_logs(h: Harness, capsys: pytest.CaptureFi
         h.sync()
     assert err.value.summary["verdict"] == "unreachable"
     assert err.value.summary["requests"]["consul"]["writes"] == 0
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    lines = log_records(capsys.readouterr().out)
     assert lines[-1]["msg"] == "sync finished"
     assert lines[-1]["verdict"] == "unreachable"
     assert "Connection refused" in lines[-1]["message"]

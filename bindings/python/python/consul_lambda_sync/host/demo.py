@@ -240,7 +240,7 @@ def _events(
             print(f"     {sign} {service}: {ops[0].get('change')}")
             for rec in ops:
                 print(f"         {rec['request']}  {rec['status']}")
-        plan = out["plan"]
+        plan = out["summary"]
         print(
             f"   handler returned ok={str(out['ok']).lower()}: {plan['create']} to create, "
             f"{plan['update']} to update, {plan['delete']} to delete; {_requests(out)}"
@@ -302,7 +302,7 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
 
     _title(5, "Steady state: a second full sync")
     again = sync()
-    print(f"   {again['plan']['operations']} operations; {_requests(again)}")
+    print(f"   {again['summary']['operations']} operations; {_requests(again)}")
 
     _title(6, "Tag changes, delivered as CloudTrail events to the Lambda handler")
     changed = _events(session, arns, account, env)
@@ -316,7 +316,7 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
         for name in arns:
             session.client("lambda").delete_function(FunctionName=name)
         done = sync()
-        deleted = done["plan"].get("delete", 0)
+        deleted = done["summary"].get("delete", 0)
         print(f"   deleted {deleted} services (each deletion confirmed by GetFunction first)")
         print(_applied(done))
         _show_consul(consul, node)
