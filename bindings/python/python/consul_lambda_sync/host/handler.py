@@ -122,9 +122,11 @@ def handler(
     aws_factory: Optional[Callable[[Optional[str]], Aws]] = None,
     log: Optional[JsonLogger] = None,
     stdout: Optional[Callable[[str], Any]] = None,
+    seed: Optional[int] = None,
 ) -> dict[str, Any]:
     """Handles one EventBridge event; prints the metrics line (CloudWatch EMF).
-    ``env``/``aws_factory``/``log``/``stdout`` are for tests."""
+    ``env``/``aws_factory``/``log``/``stdout``/``seed`` (the backoff jitter's, random
+    when absent; the Node host's ``createHost({seed})``) are for tests."""
     environ = dict(os.environ if env is None else env)
     log = log or JsonLogger()
     arn = str(getattr(context, "invoked_function_arn", "") or "").split(":")
@@ -132,7 +134,7 @@ def handler(
     if len(arn) >= 7 and arn[2] == "lambda":
         region = region or arn[3]
     start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
-    start["seed"] = random.getrandbits(62)
+    start["seed"] = random.getrandbits(62) if seed is None else seed
     if len(arn) >= 7 and arn[2] == "lambda":
         start["accountId"] = arn[4]
     transport = carrier(environ, (aws_factory or _aws)(region or None), log)
