@@ -170,8 +170,10 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
+                # One attempt, no retry (the engine retries): botocore's max_attempts
+                # counts retries, total_max_attempts counts attempts.
                 cfg = BotoConfig(
-                    retries={"mode": "standard", "max_attempts": 1},
+                    retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=min(self.timeout, 5.0),
                     read_timeout=self.timeout,
                     user_agent_extra="consul-lambda-sync",
