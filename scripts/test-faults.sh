@@ -2,8 +2,13 @@
 # CI-sized resilience and scale checks, on a real Consul dev agent and moto:
 #  1. tests/faults: faults injected by the recording proxy (5xx, 429, connection
 #     resets, lost responses, latency, persistent failures); see RELIABILITY.md;
-#     and tests/support: the test-support package itself (the serve command, a
-#     three-server Consul cluster losing its leader).
+#     the transcript tests: every shared e2e scenario and fault runs through the
+#     Python host and the Node host (a fresh node process, the native addon) with
+#     the same seed must send the same requests and reach the same result, and the
+#     service-defaults write race (another writer between our read and our
+#     create-only write) on both hosts; and tests/support: the test-support
+#     package itself (the serve command, a three-server Consul cluster losing its
+#     leader, the proxy's transcript).
 #  2. a 200-function full-sync benchmark of ours that FAILS on a count regression
 #     (cold/churn writes above the minimum, steady writes != 0, steady reads over
 #     the bound, any state not converged after one sync). Never on time.
@@ -13,7 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start=$SECONDS
 
-need package consul
+need package consul npm addon # the Node host of the transcript tests
 cd "$repo"
 no_outside_servers
 

@@ -1,17 +1,20 @@
-"""Checks of cls_support itself: the serve command the Node tests use, and the
-three-server Consul cluster (a leader, losing it, getting a server back)."""
+"""Checks of cls_support itself: the serve command the Node tests use, the
+three-server Consul cluster (a leader, losing it, getting a server back), and the
+proxy's transcript (nothing secret in it)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
-from cls_support import ConsulCluster, consul_binary, make_workdir, remove_workdir
+from cls_support import ConsulCluster, Proxy, consul_binary, make_workdir, remove_workdir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,3 +78,69 @@ def test_cluster_elects_a_new_leader_and_takes_a_server_back() -> None:
     finally:
         cluster.stop()
         remove_workdir(workdir)
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_PUT = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_proxy_transcript_records_requests_and_no_secret() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = f"http://127.0.0.1:{server.server_address[1]}"
+    work = make_workdir("proxy-log")
+    consul, aws = Proxy("consul", target, work).start(), Proxy("aws", target, work).start()
+    try:
+        s = requests.Session()
+        s.put(
+            consul.url + "/v1/config",
+            params={"cas": "0", "dc": "dc 1"},
+            json={"Kind": "service-defaults", "Name": "a"},
+            headers={"X-Consul-Token": "s3cret-token"},
+            timeout=10,
+        ).raise_for_status()
+        s.get(consul.url + "/v1/catalog/node-services/my%2Fnode", timeout=10).raise_for_status()
+        s.post(
+            aws.url + "/",
+            data=json.dumps({"Name": "/p", "Value": "PRIVATE KEY", "Type": "SecureString"}),
+            headers={"X-Amz-Target": "AmazonSSM.PutParameter"},
+            timeout=10,
+        ).raise_for_status()
+        log = consul.transcript()
+        assert log == [
+            {
+                "method": "PUT",
+                "path": "/v1/config",
+                "query": {"cas": "0", "dc": "dc 1"},
+                "body": {"Kind": "service-defaults", "Name": "a"},
+                "op": "PUT /v1/config",
+            },
+            {
+                "method": "GET",
+                "path": "/v1/catalog/node-services/my%2Fnode",
+                "query": {},
+                "body": None,
+                "op": "GET /v1/catalog/node-services/:node",
+            },
+        ]
+        assert "s3cret-token" not in json.dumps(log)
+        (put,) = aws.transcript()
+        assert put["op"] == "PutParameter"
+        assert put["body"] == {"Name": "/p", "Value": "<redacted>", "Type": "SecureString"}
+        consul.clear_transcript()
+        assert consul.transcript() == []
+    finally:
+        consul.stop()
+        aws.stop()
+        server.shutdown()
+        remove_workdir(work)

@@ -15,7 +15,8 @@ It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
 - :class:`Proxy`: the recording, fault-injecting proxy (tests/support/proxy, Go).
 - :class:`RuntimeAPI`, :class:`Registrator`: a Lambda Runtime API emulator and a
   registrator process (ours or upstream's) polling it.
-- :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`: Consul against what the tags ask for.
+- :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`: Consul against
+  what the tags ask for.
 """
 
 from .constants import (
@@ -54,7 +55,6 @@ from .procs import (
 from .proxy import Proxy, proxy_binary
 
 __all__ = [
-    "TXN_MAX_OPS",
     "ACCOUNT",
     "AWS_TEST_ENV",
     "ENABLED",
@@ -64,6 +64,7 @@ __all__ = [
     "PREFIX",
     "REGION",
     "REPO",
+    "TXN_MAX_OPS",
     "ClusterServer",
     "ConsulAgent",
     "ConsulClient",

@@ -85,5 +85,19 @@ class Proxy:
     def clear_faults(self) -> None:
         self.session.delete(self.url + "/_proxy/faults", timeout=30).raise_for_status()
 
+    def transcript(self) -> list[dict[str, Any]]:
+        """Every request since the last :meth:`clear_transcript`, in arrival order:
+        ``{method, path, query, body, op[, fault]}`` (no header; PutParameter values
+        redacted). Fails when the proxy dropped entries past its limit."""
+        resp = self.session.get(self.url + "/_proxy/log", timeout=30)
+        resp.raise_for_status()
+        dropped = int(resp.headers.get("X-Proxy-Log-Dropped") or 0)
+        if dropped:
+            raise RuntimeError(f"the {self.kind} proxy's transcript dropped {dropped} requests")
+        return list(resp.json())
+
+    def clear_transcript(self) -> None:
+        self.session.delete(self.url + "/_proxy/log", timeout=30).raise_for_status()
+
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "target": self.target}

@@ -10,13 +10,21 @@
 //	POST   /_proxy/reset   zero the counts (the fault rules stay)
 //	PUT    /_proxy/faults  replace the fault rules with a JSON list (see Rule)
 //	DELETE /_proxy/faults  remove every fault rule
+//	GET    /_proxy/log     the transcript: every request that reached the proxy, in
+//	                       arrival order, as a JSON list of Entry (see Entry)
+//	DELETE /_proxy/log     clear the transcript
+//
+// The transcript never holds a header (so never X-Consul-Token or an AWS
+// signature) and never a PutParameter value (extension data holds private keys):
+// its Value is recorded as "<redacted>". It keeps at most -log-max entries; the
+// ones past that are counted in the X-Proxy-Log-Dropped header of GET /_proxy/log.
 //
 // Operations: for AWS, the API action (GetResources, GetFunction, ListFunctions,
 // PutParameter...) from X-Amz-Target, the Lambda REST path or the query-protocol
 // Action; for Consul, "METHOD /path" with names replaced by ":name"
 // ("PUT /v1/config", "GET /v1/catalog/node-services/:node").
 //
-// Usage: proxy -kind consul|aws -target http://127.0.0.1:8500 [-listen 127.0.0.1:0]
+// Usage: proxy -kind consul|aws -target http://127.0.0.1:8500 [-listen 127.0.0.1:0] [-log-max 20000]
 // It prints one line, the address it listens on, then serves until killed.
 package main
 
@@ -43,15 +51,25 @@ type Rule struct {
 	// Match is a regular expression on the operation ("GetResources",
 	// "PUT /v1/catalog/register", "^GET "). Empty matches everything.
 	Match string `json:"match"`
+	// URI and Body, when set, are regular expressions the raw request URI
+	// (path?query, as received) and the request body must match as well
+	// ("cas=0", `"Name":"orders"`): a fault on one service's request.
+	URI  string `json:"uri,omitempty"`
+	Body string `json:"body,omitempty"`
 	// Action: "status" (answer with Status, no forwarding), "reset" (close the
 	// connection with a TCP RST before answering), "delay" (wait DelayMs, then
 	// forward), "drop" (forward, then reset instead of answering: the request
-	// may have been applied, the client never learns).
+	// may have been applied, the client never learns), "side" (send Side to the
+	// target first, then forward: another writer acting just before ours).
 	Action string `json:"action"`
 	// Status for "status": 429 answers as a throttling error (AWS: the
 	// protocol's throttling exception), anything else as a server error.
 	Status  int `json:"status,omitempty"`
 	DelayMs int `json:"delay_ms,omitempty"`
+	// Headers are added to a "status" answer ({"Retry-After": "1"}).
+	Headers map[string]string `json:"headers,omitempty"`
+	// Side is the request "side" sends to the target before forwarding.
+	Side *SideRequest `json:"side,omitempty"`
 	// After skips the first After matching requests; Times bounds the number of
 	// injections (0: no bound); Every injects on every Every-th match (default 1).
 	After int `json:"after,omitempty"`
@@ -59,8 +77,35 @@ type Rule struct {
 	Every int `json:"every,omitempty"`
 
 	re       *regexp.Regexp
+	uriRe    *regexp.Regexp
+	bodyRe   *regexp.Regexp
 	seen     int
 	injected int
+}
+
+// SideRequest is a request of another client, sent by a "side" rule straight
+// to the target (its answer is logged on stderr, not returned).
+type SideRequest struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"` // with its query, e.g. "/v1/config"
+	Body    json.RawMessage   `json:"body,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Entry is one request of the transcript.
+type Entry struct {
+	Method string `json:"method"`
+	// Path as received (still percent-encoded), without the query.
+	Path string `json:"path"`
+	// Query: each parameter decoded, a string (a list when repeated).
+	Query map[string]any `json:"query"`
+	// Body: parsed JSON, the decoded form of a form-encoded body, else the text;
+	// null when empty.
+	Body any    `json:"body"`
+	Op   string `json:"op"`
+	// Fault: what a rule did to the request ("status 503", "reset", "drop",
+	// "delay", "side"), absent when it was forwarded untouched.
+	Fault string `json:"fault,omitempty"`
 }
 
 type opStats struct {
@@ -82,6 +127,10 @@ type proxy struct {
 	writes   int
 	injected int
 	rules    []*Rule
+
+	transcript []Entry
+	logMax     int
+	logDropped int
 }
 
 var (
@@ -179,11 +228,64 @@ func consulOp(method, path string) string {
 	return method + " " + out
 }
 
+// formValues flattens decoded query or form values: one value as a string,
+// repeated ones as a list.
+func formValues(v url.Values) map[string]any {
+	out := make(map[string]any, len(v))
+	for k, vs := range v {
+		if len(vs) == 1 {
+			out[k] = vs[0]
+		} else {
+			out[k] = vs
+		}
+	}
+	return out
+}
+
+// entry is the transcript's record of a request (no header, no secret).
+func (p *proxy) entry(r *http.Request, body []byte, op string) Entry {
+	path, rawQuery, _ := strings.Cut(r.RequestURI, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		query = url.Values{"<unparsed>": {rawQuery}}
+	}
+	e := Entry{Method: r.Method, Path: path, Query: formValues(query), Op: op}
+	if len(body) == 0 {
+		return e
+	}
+	var parsed any
+	if json.Unmarshal(body, &parsed) == nil {
+		e.Body = parsed
+	} else if form, err := url.ParseQuery(string(body)); err == nil &&
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		e.Body = formValues(form)
+	} else {
+		e.Body = string(body)
+	}
+	if p.kind == "aws" && op == "PutParameter" {
+		switch b := e.Body.(type) {
+		case map[string]any:
+			if _, ok := b["Value"]; ok {
+				b["Value"] = "<redacted>"
+			}
+		case string:
+			e.Body = "<redacted>" // not JSON: never keep what may be a key
+		}
+	}
+	return e
+}
+
 // pick returns the rule to apply to this request, if any: the first rule that
 // matches and is due to inject.
-func (p *proxy) pick(op string) *Rule {
+func (p *proxy) pick(op, uri string, body []byte) *Rule {
 	for _, rule := range p.rules {
 		if rule.re != nil && !rule.re.MatchString(op) {
+			continue
+		}
+		if rule.uriRe != nil && !rule.uriRe.MatchString(uri) {
+			continue
+		}
+		if rule.bodyRe != nil && !rule.bodyRe.Match(body) {
 			continue
 		}
 		rule.seen++
@@ -222,6 +324,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	op, write := p.operation(r, body)
+	entry := p.entry(r, body, op)
 
 	p.mu.Lock()
 	p.requests++
@@ -236,28 +339,42 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.ops[op] = st
 	}
 	st.Count++
-	rule := p.pick(op)
+	rule := p.pick(op, r.RequestURI, body)
 	var action string
 	var rcopy Rule
 	if rule != nil {
 		rcopy = *rule
 		action = rule.Action
-		if action != "delay" {
+		if action != "delay" && action != "side" {
 			p.injected++
 			st.Injected++
 		}
+		entry.Fault = action
+		if action == "status" {
+			entry.Fault = fmt.Sprint("status ", rule.Status)
+		}
+	}
+	if len(p.transcript) < p.logMax {
+		p.transcript = append(p.transcript, entry)
+	} else {
+		p.logDropped++
 	}
 	p.mu.Unlock()
 
 	switch action {
 	case "delay":
 		time.Sleep(time.Duration(rcopy.DelayMs) * time.Millisecond)
+	case "side":
+		p.side(rcopy.Side)
 	case "reset":
 		p.record(op, "reset")
 		resetConn(w)
 		return
 	case "status":
 		p.record(op, fmt.Sprint(rcopy.Status))
+		for k, v := range rcopy.Headers {
+			w.Header().Set(k, v)
+		}
 		p.fail(w, r, rcopy.Status)
 		return
 	case "drop":
@@ -278,6 +395,37 @@ func (p *proxy) record(op, status string) {
 		st.Status[status]++
 	}
 	p.mu.Unlock()
+}
+
+// side sends another client's request straight to the target and waits for
+// its answer (logged on stderr).
+func (p *proxy) side(s *SideRequest) {
+	if s == nil {
+		return
+	}
+	var body io.Reader
+	if len(s.Body) > 0 {
+		body = bytes.NewReader(s.Body)
+	}
+	req, err := http.NewRequest(s.Method, strings.TrimSuffix(p.target.String(), "/")+s.Path, body)
+	if err != nil {
+		log.Printf("side request: %v", err)
+		return
+	}
+	if len(s.Body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Printf("side request %s %s: %v", s.Method, s.Path, err)
+		return
+	}
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	_ = resp.Body.Close()
+	log.Printf("side request %s %s: %d %s", s.Method, s.Path, resp.StatusCode, bytes.TrimSpace(out))
 }
 
 // fail answers like the real server would for a throttle or a server error.
@@ -368,9 +516,28 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		for _, rule := range rules {
 			switch rule.Action {
 			case "status", "reset", "delay", "drop":
+			case "side":
+				if rule.Side == nil || rule.Side.Method == "" || !strings.HasPrefix(rule.Side.Path, "/") {
+					http.Error(w, "a side rule needs side.method and side.path", http.StatusBadRequest)
+					return
+				}
 			default:
 				http.Error(w, "bad action "+rule.Action, http.StatusBadRequest)
 				return
+			}
+			for _, m := range []struct {
+				expr string
+				re   **regexp.Regexp
+			}{{rule.URI, &rule.uriRe}, {rule.Body, &rule.bodyRe}} {
+				if m.expr == "" {
+					continue
+				}
+				re, err := regexp.Compile(m.expr)
+				if err != nil {
+					http.Error(w, "bad uri/body: "+err.Error(), http.StatusBadRequest)
+					return
+				}
+				*m.re = re
 			}
 			if rule.Action == "status" && rule.Status == 0 {
 				rule.Status = http.StatusInternalServerError
@@ -391,6 +558,22 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodDelete:
 		p.mu.Lock()
 		p.rules = nil
+		p.mu.Unlock()
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	case r.URL.Path == "/_proxy/log" && r.Method == http.MethodGet:
+		p.mu.Lock()
+		data, err := json.Marshal(append([]Entry{}, p.transcript...))
+		dropped := p.logDropped
+		p.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("X-Proxy-Log-Dropped", fmt.Sprint(dropped))
+		_, _ = w.Write(data)
+	case r.URL.Path == "/_proxy/log" && r.Method == http.MethodDelete:
+		p.mu.Lock()
+		p.transcript, p.logDropped = nil, 0
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	default:
@@ -424,6 +607,7 @@ func main() {
 	kind := flag.String("kind", "consul", "consul or aws")
 	target := flag.String("target", "", "the server to forward to, e.g. http://127.0.0.1:8500")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
+	logMax := flag.Int("log-max", 20000, "the most requests the transcript keeps (GET /_proxy/log)")
 	flag.Parse()
 	if *kind != "consul" && *kind != "aws" {
 		log.Fatalf("-kind must be consul or aws")
@@ -436,7 +620,7 @@ func main() {
 	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		log.Fatalf("-listen must be a loopback address: %q", *listen)
 	}
-	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}}
+	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, logMax: *logMax}
 	transport := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        256,

@@ -115,6 +115,7 @@ def handler(
     aws_factory: Optional[Callable[[Optional[str]], Aws]] = None,
     log: Optional[JsonLogger] = None,
     stdout: Optional[Callable[[str], Any]] = None,
+    seed: Optional[int] = None,
 ) -> dict[str, Any]:
     """Handles one EventBridge event; prints the metrics line. The keywords are for tests."""
     environ = dict(os.environ if env is None else env)
@@ -124,7 +125,7 @@ def handler(
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
     region = region or (arn[3] if lam else "")
     start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
-    start["seed"] = random.getrandbits(62)
+    start["seed"] = random.getrandbits(62) if seed is None else seed
     if lam:
         start["accountId"] = arn[4]
     transport = carrier(environ, (aws_factory or _aws)(region or None), log)

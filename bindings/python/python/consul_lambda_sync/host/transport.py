@@ -1,8 +1,6 @@
 """Carries the engine's requests (docs/engine.md): Consul over keep-alive ``http.client``
-connections (one per thread), AWS over boto3 with its retries off (the engine retries).
-
-The ACL token and the CA certificate stay here: from ``CONSUL_HTTP_TOKEN`` / ``CONSUL_CACERT``,
-or from the answers to the engine's ``secret`` requests, which are fed back with ``""``.
+connections (one per thread), AWS over boto3 with its retries off (the engine retries). The
+ACL token and the CA stay here (from the environment, or the engine's ``secret`` requests).
 """
 
 from __future__ import annotations
@@ -170,8 +168,9 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
+                # One attempt (total_max_attempts; max_attempts counts retries): the engine retries.
                 cfg = BotoConfig(
-                    retries={"mode": "standard", "max_attempts": 1},
+                    retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=min(self.timeout, 5.0),
                     read_timeout=self.timeout,
                     user_agent_extra="consul-lambda-sync",
