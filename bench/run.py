@@ -1,24 +1,31 @@
-"""Full-sync benchmark: consul-lambda-sync against the upstream Go registrator.
+"""Full-sync benchmark: consul-lambda-sync's two hosts against the upstream Go registrator.
 
-For each size N and each registrator, on a fresh Consul dev agent and a moto
-server seeded with N functions (0-3 aliases each, see bench/moto_seeded.py):
+For each size N and each registrator (``python``: our Python host, ``node``: our
+Node host, ``upstream``: HashiCorp's Go registrator; ``ours`` is an alias of
+``python``), on a fresh Consul dev agent and a moto server seeded with N
+functions (0-3 aliases each, see cls_support/moto_seeded.py):
 
   cold    the first full sync, Consul empty
   steady  the next full sync, nothing changed
   churn   5% of the functions' tags changed, 2% of the functions deleted, one sync
 
-Each sync is one invocation of the registrator through a local Lambda Runtime
-API (the same event EventBridge's schedule sends). Requests are counted by the
-recording proxies in front of Consul and moto, never by the code under test.
-After each sync Consul is read directly and compared with what the tags ask for.
+Each sync is one invocation of a fresh registrator process (started, invoked
+once, stopped: a cold Lambda environment each time) through a local Lambda
+Runtime API (the same event EventBridge's schedule sends), with its shipped
+defaults. Requests are counted, and the wave of each operation timed, by the
+recording proxies in front of Consul and moto, never by the code under test. The
+process's CPU time (user+system) and peak RSS (VmHWM) come from /proc. After
+each sync Consul is read directly and compared with what the tags ask for.
 
 Usage:
-  python bench/run.py [--functions 1000 10000] [--impl ours upstream]
+  python bench/run.py [--functions 1000 10000] [--impl python node upstream]
+                      [--skip upstream:10000] [--config-floor 2500]
                       [--out results.json] [--markdown tables.md] [--check]
 
---check fails (exit 1) on a count regression of ours: steady writes != 0, steady
-reads over the bound, cold/churn writes over the minimum, any state not
-converged. Never on time.
+--check fails (exit 1) on a count regression of our hosts: Consul writes other
+than exactly the minimum (ceil(catalog operations/128) transactions + one write
+per service-defaults entry), any AWS write, steady reads over the bound, any
+state not converged. Never on time.
 """
 
 from __future__ import annotations
@@ -31,13 +38,19 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 import cls_support as sup
 
 STATES = ("cold", "steady", "churn")
+OURS = ("python", "node")
+ALIASES = {"ours": "python"}
 LAMBDA_MAX_SECONDS = 900
 
 
@@ -47,12 +60,21 @@ def log(msg: str) -> None:
 
 
 def summarize_proxy(stats: dict[str, Any]) -> dict[str, Any]:
-    ops = {op: s["count"] for op, s in sorted((stats.get("ops") or {}).items())}
+    raw = sorted((stats.get("ops") or {}).items())
     return {
         "requests": stats.get("requests", 0),
         "reads": stats.get("reads", 0),
         "writes": stats.get("writes", 0),
-        "ops": ops,
+        "ops": {op: s["count"] for op, s in raw},
+        # Each operation's wave as the proxy saw it: first arrival to last answer.
+        "waves": {
+            op: {
+                "count": s["count"],
+                "seconds": round((s.get("last_ms", 0) - s.get("first_ms", 0)) / 1000, 3),
+                "busy_seconds": round(s.get("busy_ms", 0) / 1000, 3),
+            }
+            for op, s in raw
+        },
     }
 
 
@@ -64,6 +86,7 @@ def run_one(
     workdir: Path,
     timeout: float,
     latency: tuple[int, int] = (0, 0),
+    extra_env: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """The three states for one registrator at one size. ``latency``: milliseconds
     the proxies add to every (AWS, Consul) request, to stand for a network."""
@@ -75,7 +98,6 @@ def run_one(
     if latency[1]:
         cproxy.faults([{"match": "", "action": "delay", "delay_ms": latency[1]}])
     runtime = sup.RuntimeAPI()
-    reg: Optional[sup.Registrator] = None
     out: dict[str, Any] = {
         "impl": impl,
         "functions": n,
@@ -86,9 +108,6 @@ def run_one(
         seeded = moto.seed(n)
         out["seed_seconds"] = seeded["seconds"]
         out["reference_pages"] = moto.reference_pages()
-        t0 = time.monotonic()
-        reg = sup.Registrator(impl, runtime, cproxy.url, aproxy.url, workdir).start()
-        out["init_seconds"] = round(time.monotonic() - t0, 3)
         before: dict[str, Any] = {}
         for state in STATES:
             if state == "churn":
@@ -96,20 +115,30 @@ def run_one(
             desired = moto.desired()
             cproxy.reset()
             aproxy.reset()
-            result, cpu = reg.invoke(sup.schedule_event(), timeout)
+            # A fresh process per invocation (a cold Lambda environment).
+            reg = sup.Registrator(impl, runtime, cproxy.url, aproxy.url, workdir, extra_env).start()
+            try:
+                result, cpu = reg.invoke(sup.schedule_event(), timeout)
+                cpu_total = reg.cpu_seconds()
+                rss = reg.peak_rss_mb()
+            finally:
+                reg.stop()
             cstats, astats = cproxy.stats(), aproxy.stats()
             check = sup.compare(consul, desired)
             row: dict[str, Any] = {
                 "ok": result.ok,
                 "seconds": round(result.seconds, 3),
+                "start_seconds": round(reg.start_seconds, 3),
                 "cpu_seconds": round(cpu, 3),
+                "cpu_total_seconds": round(cpu_total, 3),
+                "peak_rss_mb": round(rss, 1),
                 "consul": summarize_proxy(cstats),
                 "aws": summarize_proxy(astats),
                 "services": len(desired),
                 # Ours writes the catalog through /v1/txn (128 operations a request).
                 "minimal_writes": (
                     sup.minimal_txn_writes(before, desired)
-                    if impl == "ours"
+                    if impl in OURS
                     else sup.minimal_writes(before, desired)
                 ),
                 "check": check,
@@ -120,16 +149,16 @@ def run_one(
             row["writes"] = row["consul"]["writes"] + row["aws"]["writes"]
             out["states"][state] = row
             before = desired
+            cfg = row["consul"]["waves"].get("PUT /v1/config", {})
             log(
                 f"{impl:8} N={n:<6} {state:6} {row['seconds']:9.2f}s "
-                f"cpu {row['cpu_seconds']:8.2f}s "
-                f"reads {row['reads']:6} writes {row['writes']:6} "
-                f"(min {row['minimal_writes']}) converged={check['converged']} ok={result.ok}"
+                f"cpu {row['cpu_seconds']:7.2f}s (+start {cpu_total - cpu:.2f}s) "
+                f"rss {rss:6.0f}MiB reads {row['reads']:6} writes {row['writes']:6} "
+                f"(min {row['minimal_writes']}) config wave {cfg.get('seconds', 0):.2f}s "
+                f"converged={check['converged']} ok={result.ok}"
                 + (f" error={row.get('error', '')[:120]}" if not result.ok else "")
             )
     finally:
-        if reg is not None:
-            reg.stop()
         runtime.close()
         aproxy.stop()
         cproxy.stop()
@@ -142,44 +171,102 @@ def read_bound(n: int, reference_pages: int) -> dict[str, int]:
 
 
 def checks(results: list[dict[str, Any]], strict_reads: bool = False) -> list[str]:
-    """Count regressions of ours (never time). The steady read bound is the
+    """Count regressions of our hosts (never time). Consul writes must be exactly
+    the minimum (ceil(catalog operations/128) transactions + one write per
+    service-defaults entry) and AWS writes zero. The steady read bound is the
     GetResources pages the server needs at 100 functions a page, + 5; with
     ``strict_reads``, ceil(N/100) + 5 (moto needs more pages when functions carry
     several tags, unless the request asks for TagsPerPage=500)."""
     failures = []
     for r in results:
-        if r["impl"] != "ours":
+        if r["impl"] not in OURS:
             continue
         n = r["functions"]
+        who = f"{r['impl']} N={n}"
         st = r["states"]
         bound = read_bound(n, r["reference_pages"])["strict" if strict_reads else "moto"]
         for state in STATES:
             row = st.get(state)
             if row is None:
-                failures.append(f"N={n} {state}: did not run")
+                failures.append(f"{who} {state}: did not run")
                 continue
             if not row["ok"]:
-                failures.append(f"N={n} {state}: the invocation failed: {row.get('error')}")
+                failures.append(f"{who} {state}: the invocation failed: {row.get('error')}")
             if not row["check"]["converged"]:
-                failures.append(f"N={n} {state}: not converged after one sync: {row['check']}")
-            if row["writes"] > row["minimal_writes"]:
+                failures.append(f"{who} {state}: not converged after one sync: {row['check']}")
+            if row["consul"]["writes"] != row["minimal_writes"]:
                 failures.append(
-                    f"N={n} {state}: {row['writes']} writes, the minimum is {row['minimal_writes']}"
+                    f"{who} {state}: {row['consul']['writes']} Consul writes "
+                    f"({row['consul']['ops']}), exactly {row['minimal_writes']} expected"
                 )
+            if row["aws"]["writes"]:
+                failures.append(f"{who} {state}: {row['aws']['writes']} AWS writes (must be 0)")
         steady = st.get("steady")
-        if steady is not None:
-            if steady["writes"] != 0:
-                failures.append(f"N={n} steady: {steady['writes']} writes (must be 0)")
-            if steady["reads"] > bound:
-                failures.append(f"N={n} steady: {steady['reads']} reads > bound {bound}")
+        if steady is not None and steady["reads"] > bound:
+            failures.append(f"{who} steady: {steady['reads']} reads > bound {bound}")
         churn = st.get("churn")
         if churn is not None:
             deleted = int((r.get("churn") or {}).get("deleted", 0))
             if churn["reads"] > bound + deleted:
                 failures.append(
-                    f"N={n} churn: {churn['reads']} reads > bound {bound} + {deleted} confirmations"
+                    f"{who} churn: {churn['reads']} reads > bound {bound} + {deleted} confirmations"
                 )
     return failures
+
+
+def config_floor(consul_bin: str, workdir: Path, entries: int, concurrency: int) -> dict[str, Any]:
+    """The floor of a cold sync's service-defaults wave: ``entries`` entries like
+    ours written one ``PUT /v1/config`` each, ``concurrency`` at once (a keep-alive
+    connection per worker), on a fresh agent, nothing else running against it."""
+    consul = sup.ConsulAgent(consul_bin, workdir / f"consul-floor-{concurrency}").start()
+    try:
+        u = urlsplit(consul.addr if "://" in consul.addr else f"http://{consul.addr}")
+        local = threading.local()
+
+        def put(i: int) -> int:
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
+            name = f"floor-fn-{i}"
+            body = json.dumps(
+                {
+                    "Kind": "service-defaults",
+                    "Name": name,
+                    "Protocol": "http",
+                    "EnvoyExtensions": [
+                        {
+                            "Name": "builtin/aws/lambda",
+                            "Required": False,
+                            "Arguments": {
+                                "ARN": f"arn:aws:lambda:{sup.REGION}:{sup.ACCOUNT}:function:{name}",
+                                "PayloadPassthrough": False,
+                                "InvocationMode": "synchronous",
+                            },
+                        }
+                    ],
+                }
+            )
+            conn.request("PUT", "/v1/config", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(concurrency) as pool:
+            statuses = list(pool.map(put, range(entries)))
+        seconds = time.monotonic() - t0
+    finally:
+        consul.stop()
+    bad = sum(1 for st in statuses if st != 200)
+    log(f"config floor: {entries} PUT /v1/config, {concurrency} at once: {seconds:.2f}s")
+    if bad:
+        log(f"config floor: {bad} of the writes failed")
+    return {
+        "entries": entries,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 3),
+        "failed": bad,
+    }
 
 
 def fmt_s(x: float) -> str:
@@ -193,59 +280,77 @@ def ratio(a: float, b_: float) -> str:
     return f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
 
 
+def converged_cell(row: dict[str, Any]) -> str:
+    c = row["check"]
+    if c["converged"]:
+        return "yes" if row["ok"] else "yes (invocation failed)"
+    parts = [
+        f"{c[k]} {k.replace('_', ' ')}"
+        for k in ("missing", "extra", "drifted", "stale_entries")
+        if c[k]
+    ]
+    return "no: " + ", ".join(parts)
+
+
+def writes_cell(row: dict[str, Any]) -> str:
+    ops = row["consul"]["ops"]
+    txn = ops.get("PUT /v1/txn", 0)
+    cfg = sum(v for k, v in ops.items() if k.startswith(("PUT /v1/config", "DELETE /v1/config")))
+    cat = sum(v for k, v in ops.items() if k.startswith("PUT /v1/catalog/"))
+    other = row["writes"] - txn - cfg - cat
+    parts = [f"{txn} txn"] if txn else []
+    parts += [f"{cat} catalog"] if cat else []
+    parts += [f"{cfg} config"] if cfg else []
+    parts += [f"{other} other"] if other else []
+    return f"{row['writes']}" + (f" ({' + '.join(parts)})" if parts and row["writes"] else "")
+
+
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     by = {(r["impl"], r["functions"], s): row for r in results for s, row in r["states"].items()}
     sizes = sorted({r["functions"] for r in results})
+    impls = [i for i in (*OURS, "upstream") if any(r["impl"] == i for r in results)]
     lines = []
     lines.append(
-        "| N | state | services | ours s | upstream s | speed-up | ours CPU s | upstream CPU s "
-        "| ours reads (AWS+Consul) | upstream reads | ours writes | upstream writes "
-        "| minimal writes | ours converged | upstream converged |"
+        "| N | state | services | registrator | wall s | vs upstream | CPU s | CPU s with start-up "
+        "| peak RSS MiB | reads (AWS+Consul) | writes | minimal writes | config-write wave s "
+        "| converged |"
     )
-    lines.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    lines.append("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         for s in STATES:
-            o = by.get(("ours", n, s))
-            u = by.get(("upstream", n, s))
-            ref = o or u
-            if ref is None:
-                continue
-
-            def cell(row: Optional[dict[str, Any]], key: str) -> str:
+            for impl in impls:
+                row = by.get((impl, n, s))
                 if row is None:
-                    return "–"
-                if key == "reads":
-                    return f"{row['reads']} ({row['aws']['reads']}+{row['consul']['reads']})"
-                if key == "converged":
-                    c = row["check"]
-                    if c["converged"]:
-                        return "yes" if row["ok"] else "yes (invocation failed)"
-                    parts = [
-                        f"{c[k]} {k.replace('_', ' ')}"
-                        for k in ("missing", "extra", "drifted", "stale_entries")
-                        if c[k]
-                    ]
-                    return "no: " + ", ".join(parts)
-                if key in ("seconds", "cpu_seconds"):
-                    return fmt_s(row[key])
-                return str(row[key])
+                    continue
+                up = by.get(("upstream", n, s))
+                speed = ratio(row["seconds"], up["seconds"]) if up and impl != "upstream" else "–"
+                wave = row["consul"]["waves"].get("PUT /v1/config")
+                lines.append(
+                    f"| {n:,} | {s} | {row['services']:,} | {impl} | {fmt_s(row['seconds'])} "
+                    f"| {speed} | {fmt_s(row['cpu_seconds'])} | {fmt_s(row['cpu_total_seconds'])} "
+                    f"| {row['peak_rss_mb']:.0f} "
+                    f"| {row['reads']} ({row['aws']['reads']}+{row['consul']['reads']}) "
+                    f"| {writes_cell(row)} | {row['minimal_writes']} "
+                    f"| {fmt_s(wave['seconds']) if wave else '–'} | {converged_cell(row)} |"
+                )
+    lines.append("")
+    lines += markdown_details(results, meta, by, sizes, impls)
+    return "\n".join(lines) + "\n"
 
-            lines.append(
-                f"| {n:,} | {s} | {ref['services']:,} "
-                f"| {cell(o, 'seconds')} | {cell(u, 'seconds')} "
-                f"| {ratio(o['seconds'], u['seconds']) if o and u else '–'} "
-                f"| {cell(o, 'cpu_seconds')} | {cell(u, 'cpu_seconds')} "
-                f"| {cell(o, 'reads')} | {cell(u, 'reads')} "
-                f"| {cell(o, 'writes')} | {cell(u, 'writes')} "
-                f"| {ref['minimal_writes']} | {cell(o, 'converged')} | {cell(u, 'converged')} |"
-            )
-    lines.append("")
-    lines.append("Requests by operation (steady state):")
-    lines.append("")
+
+def markdown_details(
+    results: list[dict[str, Any]],
+    meta: dict[str, Any],
+    by: dict[tuple[str, int, str], dict[str, Any]],
+    sizes: list[int],
+    impls: list[str],
+) -> list[str]:
+    """The tables under the main one: steady requests, read bound, config floor, notes."""
+    lines = ["Requests by operation (steady state):", ""]
     lines.append("| N | registrator | AWS | Consul |")
     lines.append("|---:|---|---|---|")
     for n in sizes:
-        for impl in ("ours", "upstream"):
+        for impl in impls:
             row = by.get((impl, n, "steady"))
             if row is None:
                 continue
@@ -253,21 +358,33 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             con = ", ".join(f"{k} {v}" for k, v in row["consul"]["ops"].items())
             lines.append(f"| {n:,} | {impl} | {aws or '–'} | {con or '–'} |")
     lines.append("")
-    lines.append("Steady-state read bound (ours):")
+    lines.append("Steady-state read bound (our hosts):")
     lines.append("")
     lines.append(
-        "| N | ours steady reads | ceil(N/100)+5 | tagging pages moto needs at 100/page, +5 |"
+        "| N | registrator | steady reads | ceil(N/100)+5 "
+        "| tagging pages moto needs at 100/page, +5 |"
     )
-    lines.append("|---:|---:|---:|---:|")
+    lines.append("|---:|---|---:|---:|---:|")
     for r in results:
-        if r["impl"] != "ours" or "steady" not in r["states"]:
+        if r["impl"] not in OURS or "steady" not in r["states"]:
             continue
         bd = read_bound(r["functions"], r["reference_pages"])
         lines.append(
-            f"| {r['functions']:,} | {r['states']['steady']['reads']} | {bd['strict']} "
-            f"| {bd['moto']} |"
+            f"| {r['functions']:,} | {r['impl']} | {r['states']['steady']['reads']} "
+            f"| {bd['strict']} | {bd['moto']} |"
         )
     lines.append("")
+    floors = meta.get("config_floor") or []
+    if floors:
+        lines.append(
+            "Floor of the service-defaults wave: N `PUT /v1/config` alone on a fresh agent:"
+        )
+        lines.append("")
+        lines.append("| entries | at once | seconds |")
+        lines.append("|---:|---:|---:|")
+        for f in floors:
+            lines.append(f"| {f['entries']:,} | {f['concurrency']} | {fmt_s(f['seconds'])} |")
+        lines.append("")
     lat = meta.get("latency_ms") or {}
     if lat.get("aws") or lat.get("consul"):
         lines.append(
@@ -275,11 +392,17 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{lat.get('consul')} ms per Consul request."
         )
         lines.append("")
+    if meta.get("skipped"):
+        lines.append(f"Skipped: {', '.join(meta['skipped'])}.")
+        lines.append("")
+    if meta.get("env"):
+        lines.append(f"Registrator environment added: {meta['env']}.")
+        lines.append("")
     lines.append(
-        f"Machine: {meta['machine']}; moto {meta['moto']}; Consul {meta['consul']}; "
+        f"Machine: {meta['machine']}; moto {meta['moto']}; {meta['consul']}; "
         f"upstream: {meta['upstream']}; run {meta['date']}."
     )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -287,12 +410,36 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="full-sync benchmark against the upstream registrator")
     p.add_argument("--functions", type=int, nargs="+", default=[1000, 10000])
-    p.add_argument("--impl", nargs="+", choices=["ours", "upstream"], default=["ours", "upstream"])
+    p.add_argument(
+        "--impl",
+        nargs="+",
+        choices=[*OURS, "upstream", *ALIASES],
+        default=[*OURS, "upstream"],
+        help="registrators to run (ours = python)",
+    )
+    p.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        metavar="IMPL:N",
+        help="leave out one registrator at one size (e.g. upstream:10000)",
+    )
+    p.add_argument(
+        "--env",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the registrators (e.g. MAX_CONCURRENCY=16; default: none)",
+    )
+    p.add_argument(
+        "--config-floor",
+        type=int,
+        metavar="ENTRIES",
+        help="also time ENTRIES PUT /v1/config alone on a fresh agent, 1/8/16/32 at once",
+    )
     p.add_argument("--out", type=Path, help="write the raw results as JSON")
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     p.add_argument("--check", action="store_true", help="fail on count regressions of ours")
@@ -310,27 +457,55 @@ def main(argv: list[str]) -> int:
         default=(0, 0),
         help="add this many ms to every AWS / Consul request at the proxies (a network)",
     )
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    impls = list(args.impl)
+
+def registrators(names: list[str]) -> list[str]:
+    """The registrators to run, aliases resolved; upstream only when its binary exists."""
+    impls = list(dict.fromkeys(ALIASES.get(i, i) for i in names))
     if "upstream" in impls and sup.upstream_binary() is None:
         log(
             "upstream registrator binary not found (set UPSTREAM_REGISTRATOR_BIN or run "
             "bench/upstream/build.sh); running ours only"
         )
         impls.remove("upstream")
+    return impls
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    args = parse_args(argv)
+    impls = registrators(args.impl)
+    skip = {(ALIASES.get(i, i), int(k)) for i, k in (x.split(":", 1) for x in args.skip)}
     if not impls:
         return 2
+    extra_env = dict(e.split("=", 1) for e in args.env)
+    load_start = os.getloadavg()[0]
     consul_bin = sup.consul_binary()
     workdir = sup.make_workdir("bench")
     moto = sup.MotoSeeded(workdir).start()
     results = []
+    floors = []
     try:
+        if args.config_floor:
+            for c in (1, 8, 16, 32):
+                floors.append(config_floor(consul_bin, workdir, args.config_floor, c))
         for n in args.functions:
             for impl in impls:
+                if (impl, n) in skip:
+                    log(f"skipping {impl} at N={n}")
+                    continue
                 results.append(
                     run_one(
-                        impl, n, moto, consul_bin, workdir, args.timeout, tuple(args.latency_ms)
+                        impl,
+                        n,
+                        moto,
+                        consul_bin,
+                        workdir,
+                        args.timeout,
+                        tuple(args.latency_ms),
+                        extra_env,
                     )
                 )
     finally:
@@ -343,11 +518,14 @@ def main(argv: list[str]) -> int:
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f} at the end",
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
         "moto": moto_pkg.__version__,
         "consul": consul_version,
         "upstream": sup.upstream_binary() if "upstream" in impls else "not run",
         "latency_ms": {"aws": args.latency_ms[0], "consul": args.latency_ms[1]},
+        "config_floor": floors,
+        "skipped": [f"{i} at N={k:,}" for i, k in sorted(skip) if i in impls],
+        "env": extra_env,
     }
     doc = {"meta": meta, "results": results}
     if args.out:
@@ -365,7 +543,7 @@ def main(argv: list[str]) -> int:
             log(f"FAIL {f}")
         if failures:
             return 1
-        log(f"count checks passed for N={args.functions}")
+        log(f"count checks passed for {[i for i in impls if i in OURS]} at N={args.functions}")
     return 0
 
 

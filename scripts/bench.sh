@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Full-sync benchmark: consul-lambda-sync beside the upstream Go registrator, on a
-# real Consul dev agent and a moto server, counted by recording proxies
-# (bench/run.py; BENCHMARKS.md "Full sync vs upstream").
+# Full-sync benchmark: consul-lambda-sync's Python and Node hosts beside the
+# upstream Go registrator, on a real Consul dev agent and a moto server, counted
+# by recording proxies (bench/run.py; BENCHMARKS.md "Full sync vs upstream").
 #
-# Usage: scripts/bench.sh [--functions N [N...]] [--impl ours|upstream ...] [--check]
-#   default: --functions 1000 10000, both registrators.
+# Usage: scripts/bench.sh [--functions N [N...]] [--impl python|node|upstream ...]
+#                         [--skip upstream:10000] [--config-floor 2500] [--check]
+#   default: --functions 1000 10000, the three registrators (ours = python).
 # Results: target/bench-full/results.json and tables.md (also printed).
 #
 # The peer: $UPSTREAM_REGISTRATOR_BIN, or bench/upstream/build.sh (the pinned
@@ -13,7 +14,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need package consul
+need package consul addon
 if upstream="$(bash "$repo/bench/upstream/build.sh")"; then
   export UPSTREAM_REGISTRATOR_BIN="$upstream"
   log "upstream registrator: $upstream"

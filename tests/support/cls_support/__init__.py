@@ -14,7 +14,7 @@ It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
   thousands of functions at once (``seed``, ``churn``, ``desired``).
 - :class:`Proxy`: the recording, fault-injecting proxy (tests/support/proxy, Go).
 - :class:`RuntimeAPI`, :class:`Registrator`: a Lambda Runtime API emulator and a
-  registrator process (ours or upstream's) polling it.
+  registrator process (our Python or Node host, or upstream's) polling it.
 - :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`: Consul against
   what the tags ask for.
 """
@@ -39,13 +39,14 @@ from .consul import (
 )
 from .convergence import TXN_MAX_OPS, compare, lambda_args, minimal_txn_writes, minimal_writes
 from .events import function_zip, schedule_event
-from .lambda_runtime import InvokeResult, Registrator, RuntimeAPI, upstream_binary
+from .lambda_runtime import IMPLS, InvokeResult, Registrator, RuntimeAPI, upstream_binary
 from .moto import MotoSeeded, MotoServer
 from .procs import (
     REPO,
     cache_dir,
     free_port,
     make_workdir,
+    peak_rss_mb,
     remove_workdir,
     run_script,
     stop_process,
@@ -59,6 +60,7 @@ __all__ = [
     "AWS_TEST_ENV",
     "ENABLED",
     "FUNCTION_ARN",
+    "IMPLS",
     "MANAGED_TAG",
     "NODE",
     "PREFIX",
@@ -85,6 +87,7 @@ __all__ = [
     "make_workdir",
     "minimal_txn_writes",
     "minimal_writes",
+    "peak_rss_mb",
     "proxy_binary",
     "remove_workdir",
     "run_script",

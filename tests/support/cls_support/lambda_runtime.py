@@ -1,5 +1,6 @@
 """A Lambda Runtime API emulator (:class:`RuntimeAPI`) and a registrator process
-polling it (:class:`Registrator`: ours through :mod:`cls_support.runtime_client`,
+polling it (:class:`Registrator`: our Python host through
+:mod:`cls_support.runtime_client`, our Node host through ``runtime_client.js``,
 upstream's Go binary through aws-lambda-go). ``invoke`` times one invocation from
 the event's delivery to the posted response."""
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -15,13 +18,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from .constants import FUNCTION_ARN, NODE, REGION
-from .procs import cache_dir, cpu_seconds, stop_process, tail, wait_for
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from .procs import REPO, cache_dir, cpu_seconds, peak_rss_mb, stop_process, tail, wait_for
 
 
 @dataclass
@@ -51,6 +52,8 @@ class RuntimeAPI:
         self.pending: queue.Queue[Invocation] = queue.Queue()
         self.by_id: dict[str, Invocation] = {}
         self.polling = threading.Event()
+        self.lock = threading.Lock()
+        self.polls = 0  # GET .../next requests so far
         self.init_error: Optional[dict[str, Any]] = None
         self.deadline_seconds = deadline_seconds
         api = self
@@ -93,25 +96,49 @@ class RuntimeAPI:
                 except ValueError:
                     return raw.decode(errors="replace")
 
+            def _client_gone(self) -> bool:
+                try:
+                    readable, _, _ = select.select([self.connection], [], [], 0)
+                    return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    return True
+
             def do_GET(self) -> None:
                 if self.path != "/2018-06-01/runtime/invocation/next":
                     self._send(404, b'{"errorMessage":"unknown path"}')
                     return
+                with api.lock:
+                    api.polls += 1
                 api.polling.set()
-                inv = api.pending.get()
+                inv = None
+                while inv is None:
+                    try:
+                        inv = api.pending.get(timeout=0.2)
+                    except queue.Empty:
+                        if self._client_gone():
+                            # A stopped registrator's poll: it must not take the next event.
+                            api.polling.clear()
+                            return
                 api.polling.clear()
+                if self._client_gone():
+                    api.pending.put(inv)  # for the next live poll
+                    return
                 inv.delivered_at = time.monotonic()
                 deadline = int((time.time() + api.deadline_seconds) * 1000)
-                self._send(
-                    200,
-                    json.dumps(inv.event).encode(),
-                    {
-                        "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-                        "Lambda-Runtime-Deadline-Ms": str(deadline),
-                        "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
-                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
-                    },
-                )
+                try:
+                    self._send(
+                        200,
+                        json.dumps(inv.event).encode(),
+                        {
+                            "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+                            "Lambda-Runtime-Deadline-Ms": str(deadline),
+                            "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
+                            "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
+                        },
+                    )
+                except OSError:
+                    inv.delivered_at = 0.0
+                    api.pending.put(inv)
 
             def do_POST(self) -> None:
                 parts = self.path.strip("/").split("/")
@@ -139,7 +166,13 @@ class RuntimeAPI:
                     return
                 self._send(404, b'{"errorMessage":"unknown path"}')
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A stopped registrator drops its keep-alive connection: not an error.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -182,8 +215,17 @@ def upstream_binary() -> Optional[str]:
     return str(cached) if os.access(cached, os.X_OK) else None
 
 
+#: The registrators :class:`Registrator` runs; ``ours`` is the Python host's old name.
+IMPLS = ("python", "node", "upstream")
+ALIASES = {"ours": "python"}
+
+NODE_CLIENT = Path(__file__).resolve().parent / "runtime_client.js"
+NODE_HANDLER = REPO / "bindings" / "node" / "host" / "index.js"
+
+
 class Registrator:
-    """A registrator process polling a :class:`RuntimeAPI`."""
+    """A registrator process polling a :class:`RuntimeAPI`: ``python`` (alias
+    ``ours``), ``node`` or ``upstream``."""
 
     def __init__(
         self,
@@ -195,6 +237,7 @@ class Registrator:
         extra_env: Optional[dict[str, str]] = None,
         python: str = sys.executable,
     ) -> None:
+        impl = ALIASES.get(impl, impl)
         self.impl = impl
         self.runtime = runtime
         self.log = workdir / f"registrator-{impl}-{uuid.uuid4().hex[:6]}.log"
@@ -219,13 +262,15 @@ class Registrator:
             }
         )
         env.update(extra_env or {})
-        if impl == "ours":
+        if impl == "python":
             self.argv = [
                 python,
                 "-m",
                 "cls_support.runtime_client",
                 "consul_lambda_sync.host.handler.handler",
             ]
+        elif impl == "node":
+            self.argv = ["node", str(NODE_CLIENT), str(NODE_HANDLER), "handler"]
         elif impl == "upstream":
             binary = upstream_binary()
             if binary is None:
@@ -235,19 +280,25 @@ class Registrator:
             raise ValueError(impl)
         self.env = env
         self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.start_seconds = 0.0
 
     def start(self) -> Registrator:
+        """Starts the process and waits until it polls for an event;
+        ``start_seconds`` is how long that took."""
+        t0 = time.monotonic()
+        polls = self.runtime.polls
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         wait_for(
             f"{self.impl} registrator polling the runtime API",
-            self.runtime.polling.is_set,
+            lambda: self.runtime.polls > polls,
             120,
             self.proc,
             self.log,
         )
+        self.start_seconds = time.monotonic() - t0
         return self
 
     def invoke(self, event: Any, timeout: float) -> tuple[InvokeResult, float]:
@@ -263,6 +314,14 @@ class Registrator:
 
         result = self.runtime.invoke(event, timeout, alive)
         return result, cpu_seconds(self.proc.pid) - before
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (start-up included)."""
+        return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident set so far (VmHWM), in MiB."""
+        return peak_rss_mb(self.proc.pid) if self.proc is not None else 0.0
 
     def stop(self) -> None:
         stop_process(self.proc)

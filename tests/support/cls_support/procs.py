@@ -102,6 +102,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a live process (VmHWM of /proc/PID/status), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def make_workdir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"cls-{name}-"))
 

@@ -6,8 +6,9 @@
 //
 // Standard library only. Control endpoints (never forwarded):
 //
-//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, ops: {op: {...}}}
-//	POST   /_proxy/reset   zero the counts (the fault rules stay)
+//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, ops: {op: {...}}};
+//	                       each op also has first_ms, last_ms, busy_ms (since the reset)
+//	POST   /_proxy/reset   zero the counts and the clock (the fault rules stay)
 //	PUT    /_proxy/faults  replace the fault rules with a JSON list (see Rule)
 //	DELETE /_proxy/faults  remove every fault rule
 //	GET    /_proxy/log     the transcript: every request that reached the proxy, in
@@ -113,6 +114,12 @@ type opStats struct {
 	Write    bool           `json:"write"`
 	Status   map[string]int `json:"status"`
 	Injected int            `json:"injected"`
+	// Times in ms since the last reset: the first request's arrival, the last
+	// answer's end, and the sum of the requests' durations (the wave of one
+	// operation: LastMs - FirstMs).
+	FirstMs float64 `json:"first_ms"`
+	LastMs  float64 `json:"last_ms"`
+	BusyMs  float64 `json:"busy_ms"`
 }
 
 type proxy struct {
@@ -131,6 +138,7 @@ type proxy struct {
 	transcript []Entry
 	logMax     int
 	logDropped int
+	since      time.Time // the last reset
 }
 
 var (
@@ -325,6 +333,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	op, write := p.operation(r, body)
 	entry := p.entry(r, body, op)
+	start := time.Now()
 
 	p.mu.Lock()
 	p.requests++
@@ -335,7 +344,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := p.ops[op]
 	if st == nil {
-		st = &opStats{Write: write, Status: map[string]int{}}
+		st = &opStats{Write: write, Status: map[string]int{}, FirstMs: ms(start.Sub(p.since))}
 		p.ops[op] = st
 	}
 	st.Count++
@@ -367,11 +376,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "side":
 		p.side(rcopy.Side)
 	case "reset":
-		p.record(op, "reset")
+		p.record(op, "reset", start)
 		resetConn(w)
 		return
 	case "status":
-		p.record(op, fmt.Sprint(rcopy.Status))
+		p.record(op, fmt.Sprint(rcopy.Status), start)
 		for k, v := range rcopy.Headers {
 			w.Header().Set(k, v)
 		}
@@ -380,19 +389,24 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "drop":
 		rec := &discard{header: http.Header{}}
 		p.rp.ServeHTTP(rec, r)
-		p.record(op, "drop")
+		p.record(op, "drop", start)
 		resetConn(w)
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	p.rp.ServeHTTP(sw, r)
-	p.record(op, fmt.Sprint(sw.status))
+	p.record(op, fmt.Sprint(sw.status), start)
 }
 
-func (p *proxy) record(op, status string) {
+func (p *proxy) record(op, status string, start time.Time) {
+	end := time.Now()
 	p.mu.Lock()
 	if st := p.ops[op]; st != nil {
 		st.Status[status]++
+		st.BusyMs += ms(end.Sub(start))
+		if last := ms(end.Sub(p.since)); last > st.LastMs {
+			st.LastMs = last
+		}
 	}
 	p.mu.Unlock()
 }
@@ -427,6 +441,7 @@ func (p *proxy) side(s *SideRequest) {
 	_ = resp.Body.Close()
 	log.Printf("side request %s %s: %d %s", s.Method, s.Path, resp.StatusCode, bytes.TrimSpace(out))
 }
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fail answers like the real server would for a throttle or a server error.
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
@@ -505,6 +520,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.ops = map[string]*opStats{}
 		p.requests, p.reads, p.writes, p.injected = 0, 0, 0, 0
+		p.since = time.Now()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodPut:
@@ -620,7 +636,7 @@ func main() {
 	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		log.Fatalf("-listen must be a loopback address: %q", *listen)
 	}
-	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, logMax: *logMax}
+	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, logMax: *logMax, since: time.Now()}
 	transport := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        256,
