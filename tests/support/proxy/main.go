@@ -6,10 +6,15 @@
 //
 // Standard library only. Control endpoints (never forwarded):
 //
-//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, ops: {op: {...}}}
+//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, held, holding, ops: {op: {...}}}
 //	POST   /_proxy/reset   zero the counts (the fault rules stay)
 //	PUT    /_proxy/faults  replace the fault rules with a JSON list (see Rule)
 //	DELETE /_proxy/faults  remove every fault rule
+//
+// Replacing or removing the rules releases every request a "hold" rule holds.
+//
+// A request the server gives no answer to (refused, reset) ends with a reset of
+// the client's connection too, counted with status "unreachable".
 //
 // Operations: for AWS, the API action (GetResources, GetFunction, ListFunctions,
 // PutParameter...) from X-Amz-Target, the Lambda REST path or the query-protocol
@@ -46,7 +51,10 @@ type Rule struct {
 	// Action: "status" (answer with Status, no forwarding), "reset" (close the
 	// connection with a TCP RST before answering), "delay" (wait DelayMs, then
 	// forward), "drop" (forward, then reset instead of answering: the request
-	// may have been applied, the client never learns).
+	// may have been applied, the client never learns), "hold" (wait until the
+	// rules are replaced or removed, then forward: a test acts while the
+	// client's next requests wait, e.g. kills a server after exactly After
+	// writes; "holding" in the stats counts the requests waiting).
 	Action string `json:"action"`
 	// Status for "status": 429 answers as a throttling error (AWS: the
 	// protocol's throttling exception), anything else as a server error.
@@ -81,8 +89,15 @@ type proxy struct {
 	reads    int
 	writes   int
 	injected int
+	held     int // requests held by a "hold" rule, ever (until a reset)
+	holding  int // requests held now
 	rules    []*Rule
+	// release is closed when the rules are replaced or removed.
+	release chan struct{}
 }
+
+// maxHold bounds a hold, should a test never release it.
+const maxHold = 5 * time.Minute
 
 var (
 	lambdaFunctions = regexp.MustCompile(`^/20[0-9-]+/functions/?$`)
@@ -239,10 +254,16 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule := p.pick(op)
 	var action string
 	var rcopy Rule
+	release := p.release
 	if rule != nil {
 		rcopy = *rule
 		action = rule.Action
-		if action != "delay" {
+		switch action {
+		case "delay":
+		case "hold":
+			p.held++
+			p.holding++
+		default:
 			p.injected++
 			st.Injected++
 		}
@@ -252,6 +273,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case "delay":
 		time.Sleep(time.Duration(rcopy.DelayMs) * time.Millisecond)
+	case "hold":
+		select {
+		case <-release:
+		case <-time.After(maxHold):
+		}
+		p.mu.Lock()
+		p.holding--
+		p.mu.Unlock()
 	case "reset":
 		p.record(op, "reset")
 		resetConn(w)
@@ -269,6 +298,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	p.rp.ServeHTTP(sw, r)
+	if sw.unreachable {
+		p.record(op, "unreachable")
+		return
+	}
 	p.record(op, fmt.Sprint(sw.status))
 }
 
@@ -344,7 +377,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		out := map[string]any{
 			"kind": p.kind, "requests": p.requests, "reads": p.reads, "writes": p.writes,
-			"injected": p.injected, "ops": p.ops,
+			"injected": p.injected, "held": p.held, "holding": p.holding, "ops": p.ops,
 		}
 		data, err := json.Marshal(out)
 		p.mu.Unlock()
@@ -356,7 +389,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/_proxy/reset" && r.Method == http.MethodPost:
 		p.mu.Lock()
 		p.ops = map[string]*opStats{}
-		p.requests, p.reads, p.writes, p.injected = 0, 0, 0, 0
+		p.requests, p.reads, p.writes, p.injected, p.held = 0, 0, 0, 0, 0
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodPut:
@@ -367,7 +400,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, rule := range rules {
 			switch rule.Action {
-			case "status", "reset", "delay", "drop":
+			case "status", "reset", "delay", "drop", "hold":
 			default:
 				http.Error(w, "bad action "+rule.Action, http.StatusBadRequest)
 				return
@@ -386,11 +419,15 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.Lock()
 		p.rules = rules
+		close(p.release)
+		p.release = make(chan struct{})
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodDelete:
 		p.mu.Lock()
 		p.rules = nil
+		close(p.release)
+		p.release = make(chan struct{})
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	default:
@@ -400,7 +437,8 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status      int
+	unreachable bool // the server gave no answer: the client's connection was reset
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -436,7 +474,7 @@ func main() {
 	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		log.Fatalf("-listen must be a loopback address: %q", *listen)
 	}
-	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}}
+	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, release: make(chan struct{})}
 	transport := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        256,
@@ -451,7 +489,14 @@ func main() {
 		},
 		Transport: transport,
 		ErrorLog:  log.New(io.Discard, "", 0),
+		// The server gave no answer (refused, reset, closed): without the proxy the
+		// client would have had no answer either, so it gets a reset, not a 502.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if sw, ok := w.(*statusWriter); ok {
+				sw.unreachable = true
+				resetConn(sw.ResponseWriter)
+				return
+			}
 			http.Error(w, "bench proxy: upstream unreachable: "+err.Error(), http.StatusBadGateway)
 		},
 	}
