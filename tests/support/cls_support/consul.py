@@ -74,6 +74,17 @@ class ConsulClient:
         r.raise_for_status()
         return r.json() if r.content else None
 
+    def post(self, path: str, body: Any = None, **params: str) -> Any:
+        r = self._session().post(
+            self.addr + path,
+            params=params,
+            data=None if body is None else json.dumps(body),
+            timeout=60,
+            verify=self.verify,
+        )
+        r.raise_for_status()
+        return r.json() if r.content else None
+
     def delete(self, path: str, **params: str) -> Any:
         r = self._session().delete(self.addr + path, params=params, timeout=60, verify=self.verify)
         r.raise_for_status()
@@ -375,6 +386,47 @@ class ConsulCluster:
         for node in [leader, *(c for c in self.clients if c.running)]:
             wait_for(f"consul {node.name} ready", node.ready, timeout, node.proc, node.log)
         return leader
+
+    def transfer_leader(self, to: ClusterServer, timeout: float = 60) -> ClusterServer:
+        """Makes ``to`` the leader (``/v1/operator/raft/transfer-leader``); returns it."""
+        leader = self.wait_leader(timeout)
+        if leader is to:
+            return to
+        peers = leader.get("/v1/operator/raft/configuration")["Servers"]
+        node_id = next(p["ID"] for p in peers if p["Node"] == to.name)
+        leader.post("/v1/operator/raft/transfer-leader", id=node_id)
+        deadline = time.monotonic() + timeout
+        while self.leader() is not to:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{to.name} did not become the leader in {timeout}s")
+            time.sleep(0.2)
+        return self.wait_ready(timeout)
+
+    def rpc_servers(self, which: int | ClusterNode) -> list[ClusterServer]:
+        """The servers an agent holds an established RPC connection to (Linux: its
+        sockets in /proc): for a client agent, the server its requests go through."""
+        node = self._node(which)
+        if node.proc is None:
+            return []
+        inodes = set()
+        fds = Path(f"/proc/{node.proc.pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{node.proc.pid}/net/{table}")
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines()[1:]:
+                f = line.split()
+                if len(f) > 9 and f[3] == "01" and f[9] in inodes:  # 01: ESTABLISHED
+                    ports.add(int(f[2].rsplit(":", 1)[1], 16))
+        return [s for s in self.servers if s.rpc_port in ports and s is not node]
 
     def kill(self, which: int | ClusterNode) -> None:
         """SIGKILL one agent (a crash); its data dir stays for :meth:`restart`."""
