@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # CI-sized resilience and scale checks, on a real Consul dev agent and moto:
 #  1. tests/faults: faults injected by the recording proxy (5xx, 429, connection
-#     resets, lost responses, latency, persistent failures); see RELIABILITY.md;
+#     resets, lost responses, latency, persistent failures); cluster faults
+#     (test_cluster.py: a three-server cluster and a client agent, all with data
+#     dirs, 500 functions; the leader killed, a server and the agent restarted
+#     mid-sync, timed by the proxy's write counts); see RELIABILITY.md;
 #     and tests/support: the test-support package itself (the serve command, a
 #     three-server Consul cluster losing its leader).
 #  2. a 200-function full-sync benchmark of ours that FAILS on a count regression
@@ -26,7 +29,7 @@ if [[ "${SKIP_LINT:-}" != 1 ]]; then
   (cd tests/support/proxy && GOTOOLCHAIN=local go vet . >&2)
 fi
 
-log "fault tests, test-support tests"
+log "fault tests (dev agent; cluster), test-support tests"
 "$py" -m pytest tests/faults tests/support -q -p no:cacheprovider
 log "200-function benchmark with count checks"
 "$py" bench/run.py --functions 200 --impl ours --check >/dev/null
