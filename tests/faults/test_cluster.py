@@ -310,16 +310,18 @@ def test_follower_restarted_mid_sync(
     desired = crig.desired()
     # The server the agent forwards through, made a follower if it leads: the one
     # restarted, so that the registrator's requests meet the restart. A fresh agent
-    # holds one server connection (after a failure it may hold several).
+    # holds one server connection (after a failure it may hold several; then any
+    # follower among them).
     cluster.stop_server(agent)
     cluster.restart(agent)
     via = cluster.rpc_servers(agent)
-    assert len(via) == 1, [s.name for s in via]
-    follower = via[0]
-    if cluster.wait_leader() is follower:
-        cluster.transfer_leader(next(s for s in cluster.servers if s is not follower))
-    leader = cluster.wait_leader()
-    assert leader is not follower
+    assert via, "the agent holds no server connection"
+    for _ in range(3):
+        leader = cluster.wait_leader()
+        if any(s is not leader for s in via):
+            break
+        cluster.transfer_leader()
+    follower = next(s for s in via if s is not leader)
     f = during_sync(
         crig,
         [
@@ -327,8 +329,8 @@ def test_follower_restarted_mid_sync(
             (2 * K, lambda: cluster.restart(follower.index, wait=False)),
         ],
     )
-    # Not asserted: the agent moves the held writes to another server by itself (so far
-    # no request was visibly affected; RELIABILITY.md has the counts).
+    # The effect is not asserted: the agent moves the writes to another server by
+    # itself (0-3 answers of 500 in the runs RELIABILITY.md reports).
     crig.consul = cluster.wait_ready()
     assert follower.running
     state = judge(crig, f, desired)

@@ -387,20 +387,19 @@ class ConsulCluster:
             wait_for(f"consul {node.name} ready", node.ready, timeout, node.proc, node.log)
         return leader
 
-    def transfer_leader(self, to: ClusterServer, timeout: float = 60) -> ClusterServer:
-        """Makes ``to`` the leader (``/v1/operator/raft/transfer-leader``); returns it."""
-        leader = self.wait_leader(timeout)
-        if leader is to:
-            return to
-        peers = leader.get("/v1/operator/raft/configuration")["Servers"]
-        node_id = next(p["ID"] for p in peers if p["Node"] == to.name)
-        leader.post("/v1/operator/raft/transfer-leader", id=node_id)
+    def transfer_leader(self, timeout: float = 60) -> ClusterServer:
+        """Moves the leadership to another server (``/v1/operator/raft/transfer-leader``,
+        Raft picks which); returns the new leader."""
+        old = self.wait_leader(timeout)
+        old.post("/v1/operator/raft/transfer-leader")
         deadline = time.monotonic() + timeout
-        while self.leader() is not to:
+        while True:
+            leader = self.leader()
+            if leader is not None and leader is not old:
+                return self.wait_ready(timeout)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{to.name} did not become the leader in {timeout}s")
+                raise RuntimeError(f"{old.name} still leads {timeout}s after a transfer")
             time.sleep(0.2)
-        return self.wait_ready(timeout)
 
     def rpc_servers(self, which: int | ClusterNode) -> list[ClusterServer]:
         """The servers an agent holds an established RPC connection to (Linux: its
