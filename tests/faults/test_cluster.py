@@ -191,7 +191,10 @@ def during_sync(rig: Rig, faults: list[tuple[Trigger, Callable[[], object]]]) ->
             assert thread.is_alive(), f"the sync ended before fault {n + 1} ({when}): {crash}"
             assert time.monotonic() < deadline, f"fault {n + 1} ({when}) never due"
             time.sleep(0.02)
-        f.at_fault.append(config_writes(proxy) - int(proxy.stats()["holding"]))
+        stats = proxy.stats()
+        through = config_writes_in(stats) - int(stats["holding"])
+        assert not isinstance(when, int) or through >= when, (when, through)
+        f.at_fault.append(through)
         action()
         later = faults[n + 1][0] if n + 1 < len(faults) else None
         if isinstance(later, int):

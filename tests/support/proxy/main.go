@@ -90,10 +90,12 @@ type proxy struct {
 	writes   int
 	injected int
 	held     int // requests held by a "hold" rule, ever (until a reset)
-	holding  int // requests held now
+	holding  int // requests held by the current rules (0 once they are replaced)
 	rules    []*Rule
-	// release is closed when the rules are replaced or removed.
-	release chan struct{}
+	// release is closed when the rules are replaced or removed; generation counts
+	// the replacements (a request let go by one no longer counts as holding).
+	release    chan struct{}
+	generation int
 }
 
 // maxHold bounds a hold, should a test never release it.
@@ -254,7 +256,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule := p.pick(op)
 	var action string
 	var rcopy Rule
-	release := p.release
+	release, generation := p.release, p.generation
 	if rule != nil {
 		rcopy = *rule
 		action = rule.Action
@@ -279,7 +281,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(maxHold):
 		}
 		p.mu.Lock()
-		p.holding--
+		if p.generation == generation {
+			p.holding-- // not let go: held past maxHold
+		}
 		p.mu.Unlock()
 	case "reset":
 		p.record(op, "reset")
@@ -354,6 +358,14 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
 	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>%s</Code><Message>injected by the bench proxy</Message></Error><RequestId>bench</RequestId></ErrorResponse>`, code)
 }
 
+// letGo releases every held request (p.mu held).
+func (p *proxy) letGo() {
+	close(p.release)
+	p.release = make(chan struct{})
+	p.generation++
+	p.holding = 0
+}
+
 // resetConn closes the client connection with a TCP RST, no HTTP answer.
 func resetConn(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
@@ -419,15 +431,13 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.Lock()
 		p.rules = rules
-		close(p.release)
-		p.release = make(chan struct{})
+		p.letGo()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodDelete:
 		p.mu.Lock()
 		p.rules = nil
-		close(p.release)
-		p.release = make(chan struct{})
+		p.letGo()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	default:
