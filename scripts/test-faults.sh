@@ -30,7 +30,7 @@ if [[ "${SKIP_LINT:-}" != 1 ]]; then
 fi
 
 log "fault tests (dev agent; cluster), test-support tests"
-"$py" -m pytest tests/faults tests/support -q -p no:cacheprovider
+"$py" -m pytest tests/faults tests/support -q -p no:cacheprovider --durations=5
 log "200-function benchmark with count checks"
 "$py" bench/run.py --functions 200 --impl ours --check >/dev/null
 log "done in $((SECONDS - start))s"
