@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # CI-sized resilience and scale checks, on a real Consul dev agent and moto:
 #  1. tests/faults: faults injected by the recording proxy (5xx, 429, connection
-#     resets, lost responses, latency, persistent failures); see RELIABILITY.md;
+#     resets, lost responses, latency, persistent failures); cluster faults
+#     (test_cluster.py: a three-server cluster and a client agent, all with data
+#     dirs, 500 functions; the leader killed, a server and the agent restarted
+#     mid-sync, timed by the proxy's write counts); see RELIABILITY.md;
 #     the transcript tests: every shared e2e scenario and fault runs through the
 #     Python host and the Node host (a fresh node process, the native addon) with
 #     the same seed must send the same requests and reach the same result, and the
@@ -33,8 +36,8 @@ if [[ "${SKIP_LINT:-}" != 1 ]]; then
   (cd tests/support/proxy && GOTOOLCHAIN=local go vet . >&2)
 fi
 
-log "fault tests, test-support tests"
-"$py" -m pytest tests/faults tests/support -q -p no:cacheprovider
+log "fault tests (dev agent; cluster; transcripts), test-support tests"
+"$py" -m pytest tests/faults tests/support -q -p no:cacheprovider --durations=5
 log "200-function benchmark with count checks (Python and Node hosts)"
 "$py" bench/run.py --functions 200 --impl python node --check >/dev/null
 log "done in $((SECONDS - start))s"

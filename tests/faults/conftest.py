@@ -62,15 +62,18 @@ def aws_proxy(moto: sup.MotoSeeded, workroot: Path) -> Iterator[sup.Proxy]:
 
 
 class Rig:
-    """One test's view: the servers, the proxies, and the registrator's handler."""
+    """One test's view: the servers, the proxies, and the registrator's handler.
+    ``consul`` is where the test reads Consul directly (never through the proxy)."""
 
     def __init__(
         self,
         moto: sup.MotoSeeded,
-        consul: sup.ConsulAgent,
+        consul: sup.ConsulClient,
         consul_proxy: sup.Proxy,
         aws_proxy: sup.Proxy,
         monkeypatch: pytest.MonkeyPatch,
+        *,
+        log_level: str = "info",
     ) -> None:
         self.moto = moto
         self.consul = consul
@@ -81,7 +84,7 @@ class Rig:
             **sup.AWS_TEST_ENV,
             "CONSUL_HTTP_ADDR": consul_proxy.url,
             "NODE_NAME": sup.NODE,
-            "LOG_LEVEL": "info",
+            "LOG_LEVEL": log_level,
         }
         for k in (
             "AWS_PROFILE",
@@ -105,6 +108,7 @@ class Rig:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+        self.log_level = log_level
         self.logs = io.StringIO()
         handler_module._AWS.clear()
 
@@ -117,7 +121,7 @@ class Rig:
         context = types.SimpleNamespace(
             invoked_function_arn=sup.FUNCTION_ARN, aws_request_id=str(uuid.uuid4())
         )
-        log = JsonLogger("info", stream=self.logs)
+        log = JsonLogger(self.log_level, stream=self.logs)
         return dict(handler_module.handler(sup.schedule_event(), context, log=log))
 
     def log_lines(self) -> list[dict[str, Any]]:

@@ -8,15 +8,15 @@ It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
 - :class:`ConsulAgent`: ``consul agent -dev``, plain, ``acl=True`` (default deny,
   management token; :meth:`ConsulClient.create_token` with :func:`acl_policy` makes
   the registrator's least-privilege token) or ``tls=True`` (HTTPS only, its own CA).
-- :class:`ConsulCluster`: three servers with data dirs; ``kill``/``stop_server``,
-  ``restart``, ``leader``/``wait_leader``.
+- :class:`ConsulCluster`: three servers and optional client agents, all with data
+  dirs; ``kill``/``stop_server``, ``restart``, ``leader``/``wait_leader``.
 - :class:`MotoServer`, :class:`MotoSeeded`: moto's server; the seeded one creates
   thousands of functions at once (``seed``, ``churn``, ``desired``).
 - :class:`Proxy`: the recording, fault-injecting proxy (tests/support/proxy, Go).
 - :class:`RuntimeAPI`, :class:`Registrator`: a Lambda Runtime API emulator and a
   registrator process (our Python or Node host, or upstream's) polling it.
-- :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`: Consul against
-  what the tags ask for.
+- :func:`compare`, :func:`minimal_writes`, :func:`minimal_txn_writes`, :func:`observed`:
+  Consul against what the tags ask for.
 """
 
 from .constants import (
@@ -30,6 +30,8 @@ from .constants import (
     REGION,
 )
 from .consul import (
+    ClusterClientAgent,
+    ClusterNode,
     ClusterServer,
     ConsulAgent,
     ConsulClient,
@@ -37,7 +39,14 @@ from .consul import (
     acl_policy,
     consul_binary,
 )
-from .convergence import TXN_MAX_OPS, compare, lambda_args, minimal_txn_writes, minimal_writes
+from .convergence import (
+    TXN_MAX_OPS,
+    compare,
+    lambda_args,
+    minimal_txn_writes,
+    minimal_writes,
+    observed,
+)
 from .events import function_zip, schedule_event
 from .lambda_runtime import IMPLS, InvokeResult, Registrator, RuntimeAPI, upstream_binary
 from .moto import MotoSeeded, MotoServer
@@ -67,6 +76,8 @@ __all__ = [
     "REGION",
     "REPO",
     "TXN_MAX_OPS",
+    "ClusterClientAgent",
+    "ClusterNode",
     "ClusterServer",
     "ConsulAgent",
     "ConsulClient",
@@ -88,6 +99,7 @@ __all__ = [
     "minimal_txn_writes",
     "minimal_writes",
     "peak_rss_mb",
+    "observed",
     "proxy_binary",
     "remove_workdir",
     "run_script",

@@ -74,6 +74,17 @@ class ConsulClient:
         r.raise_for_status()
         return r.json() if r.content else None
 
+    def post(self, path: str, body: Any = None, **params: str) -> Any:
+        r = self._session().post(
+            self.addr + path,
+            params=params,
+            data=None if body is None else json.dumps(body),
+            timeout=60,
+            verify=self.verify,
+        )
+        r.raise_for_status()
+        return r.json() if r.content else None
+
     def delete(self, path: str, **params: str) -> Any:
         r = self._session().delete(self.addr + path, params=params, timeout=60, verify=self.verify)
         r.raise_for_status()
@@ -236,12 +247,15 @@ class ConsulAgent(ConsulClient):
         return out
 
 
-class ClusterServer(ConsulClient):
-    """One server of a :class:`ConsulCluster`: its own ports and data dir."""
+class ClusterNode(ConsulClient):
+    """One agent of a :class:`ConsulCluster`: its own ports and data dir."""
+
+    server = True
+    kind = "server"
 
     def __init__(self, index: int, workdir: Path) -> None:
         self.index = index
-        self.name = f"server-{index}"
+        self.name = f"{self.kind}-{index}"
         self.dir = workdir / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
@@ -257,31 +271,52 @@ class ClusterServer(ConsulClient):
         return self.proc is not None and self.proc.poll() is None
 
 
-class ConsulCluster:
-    """Three (``size``) Consul servers on 127.0.0.1, Raft on disk: a server can be
-    killed or stopped and restarted with its state, and the leader found."""
+class ClusterServer(ClusterNode):
+    """A server of a :class:`ConsulCluster` (Raft on disk)."""
 
-    def __init__(self, binary: str, workdir: Path, size: int = 3) -> None:
+
+class ClusterClientAgent(ClusterNode):
+    """A client agent (not a server) of a :class:`ConsulCluster`, with a data dir: what
+    a registrator is usually pointed at. Its HTTP API forwards to the servers."""
+
+    server = False
+    kind = "client"
+
+
+class ConsulCluster:
+    """Three (``size``) Consul servers on 127.0.0.1, Raft on disk, and ``clients``
+    client agents (data dirs too): an agent can be killed or stopped and restarted
+    with its state, and the leader found. ``kill``, ``stop_server`` and ``restart``
+    take a server's index or any agent (``cluster.clients[0]``)."""
+
+    def __init__(self, binary: str, workdir: Path, size: int = 3, clients: int = 0) -> None:
         self.binary = binary
         self.dir = workdir
         self.servers = [ClusterServer(i, workdir) for i in range(size)]
+        self.clients = [ClusterClientAgent(i, workdir) for i in range(clients)]
+
+    @property
+    def agents(self) -> list[ClusterNode]:
+        return [*self.servers, *self.clients]
 
     @property
     def addr(self) -> str:
         """The HTTP address of the first running server."""
         return next(s.addr for s in self.servers if s.running)
 
-    def _config(self, server: ClusterServer) -> dict[str, Any]:
-        return {
+    def _node(self, which: int | ClusterNode) -> ClusterNode:
+        return self.servers[which] if isinstance(which, int) else which
+
+    def _config(self, node: ClusterNode) -> dict[str, Any]:
+        conf: dict[str, Any] = {
             "datacenter": "dc1",
-            "node_name": server.name,
-            "server": True,
-            "bootstrap_expect": len(self.servers),
-            "data_dir": str(server.dir / "data"),
+            "node_name": node.name,
+            "server": node.server,
+            "data_dir": str(node.dir / "data"),
             "bind_addr": "127.0.0.1",
             "client_addr": "127.0.0.1",
             "advertise_addr": "127.0.0.1",
-            "retry_join": [f"127.0.0.1:{s.serf_lan_port}" for s in self.servers if s is not server],
+            "retry_join": [f"127.0.0.1:{s.serf_lan_port}" for s in self.servers if s is not node],
             "retry_interval": "1s",
             "ports": {
                 "dns": -1,
@@ -289,26 +324,27 @@ class ConsulCluster:
                 "grpc_tls": -1,
                 "serf_wan": -1,
                 "https": -1,
-                "http": server.http_port,
-                "serf_lan": server.serf_lan_port,
-                "server": server.rpc_port,
+                "http": node.http_port,
+                "serf_lan": node.serf_lan_port,
+                "server": node.rpc_port,
             },
             "performance": {"raft_multiplier": 1},
             "connect": {"enabled": True},
             "log_level": "warn",
             "ui_config": {"enabled": False},
         }
+        if node.server:
+            conf["bootstrap_expect"] = len(self.servers)
+        return conf
 
-    def _launch(self, server: ClusterServer) -> None:
-        cfg = server.dir / "server.json"
-        cfg.write_text(json.dumps(self._config(server)))
-        server.proc = spawn(
-            [self.binary, "agent", "-config-file", str(cfg)], server.log, cwd=server.dir
-        )
+    def _launch(self, node: ClusterNode) -> None:
+        cfg = node.dir / "agent.json"
+        cfg.write_text(json.dumps(self._config(node)))
+        node.proc = spawn([self.binary, "agent", "-config-file", str(cfg)], node.log, cwd=node.dir)
 
     def start(self, timeout: float = 120) -> ConsulCluster:
         try:
-            for s in self.servers:
+            for s in self.agents:
                 self._launch(s)
             self.wait_ready(timeout)
         except BaseException:
@@ -344,32 +380,78 @@ class ConsulCluster:
         raise RuntimeError(f"no leader among the running servers after {timeout}s\n{logs}")
 
     def wait_ready(self, timeout: float = 120) -> ClusterServer:
-        """A leader agreed on by every running server, and the Connect CA ready."""
+        """A leader agreed on by every running server, the Connect CA ready, and every
+        running client agent knowing the leader."""
         leader = self.wait_leader(timeout)
-        wait_for("consul cluster connect CA", leader.ready, timeout, leader.proc, leader.log)
+        for node in [leader, *(c for c in self.clients if c.running)]:
+            wait_for(f"consul {node.name} ready", node.ready, timeout, node.proc, node.log)
         return leader
 
-    def kill(self, index: int) -> None:
-        """SIGKILL one server (a crash); its data dir stays for :meth:`restart`."""
-        server = self.servers[index]
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait(timeout=10)
+    def transfer_leader(self, timeout: float = 60) -> ClusterServer:
+        """Moves the leadership to another server (``/v1/operator/raft/transfer-leader``,
+        Raft picks which); returns the new leader."""
+        old = self.wait_leader(timeout)
+        old.post("/v1/operator/raft/transfer-leader")
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = self.leader()
+            if leader is not None and leader is not old:
+                return self.wait_ready(timeout)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{old.name} still leads {timeout}s after a transfer")
+            time.sleep(0.2)
 
-    def stop_server(self, index: int) -> None:
-        """Stops one server gracefully (SIGINT: it leaves the cluster)."""
-        stop_process(self.servers[index].proc, signal.SIGINT)
+    def rpc_servers(self, which: int | ClusterNode) -> list[ClusterServer]:
+        """The servers an agent holds an established RPC connection to (Linux: its
+        sockets in /proc): for a client agent, the server its requests go through."""
+        node = self._node(which)
+        if node.proc is None:
+            return []
+        inodes = set()
+        fds = Path(f"/proc/{node.proc.pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{node.proc.pid}/net/{table}")
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines()[1:]:
+                f = line.split()
+                if len(f) > 9 and f[3] == "01" and f[9] in inodes:  # 01: ESTABLISHED
+                    ports.add(int(f[2].rsplit(":", 1)[1], 16))
+        return [s for s in self.servers if s.rpc_port in ports and s is not node]
 
-    def restart(self, index: int, timeout: float = 120) -> ClusterServer:
-        """Starts a stopped or killed server again on its ports and data dir."""
-        server = self.servers[index]
-        if server.running:
-            raise RuntimeError(f"{server.name} is running")
-        self._launch(server)
-        return self.wait_ready(timeout)
+    def kill(self, which: int | ClusterNode) -> None:
+        """SIGKILL one agent (a crash); its data dir stays for :meth:`restart`."""
+        node = self._node(which)
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait(timeout=10)
+
+    def stop_server(self, which: int | ClusterNode) -> None:
+        """Stops one agent gracefully (SIGINT: it leaves the cluster)."""
+        stop_process(self._node(which).proc, signal.SIGINT)
+
+    def restart(
+        self, which: int | ClusterNode, timeout: float = 120, wait: bool = True
+    ) -> Optional[ClusterServer]:
+        """Starts a stopped or killed agent again on its ports and data dir. Unless
+        ``wait`` is false, waits until the cluster is ready again (:meth:`wait_ready`)
+        and returns the leader."""
+        node = self._node(which)
+        if node.running:
+            raise RuntimeError(f"{node.name} is running")
+        self._launch(node)
+        return self.wait_ready(timeout) if wait else None
 
     def stop(self) -> None:
-        for s in self.servers:
+        for s in [*self.clients, *self.servers]:
             stop_process(s.proc, signal.SIGINT)
 
     def describe(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .consul import ConsulClient
 
 
@@ -66,18 +68,50 @@ def minimal_writes(before: dict[str, dict[str, Any]], after: dict[str, dict[str,
 TXN_MAX_OPS = 128
 
 
-def minimal_txn_writes(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> int:
+def minimal_txn_writes(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    *,
+    registered: Optional[Iterable[str]] = None,
+    node: Optional[bool] = None,
+) -> int:
     """Fewest Consul writes when catalog changes go through ``/v1/txn`` (ours): one
     config entry write (or delete) per new, changed or gone service, plus
     ceil(catalog operations / 128) transactions; the first transaction of a cold sync
-    also creates the node (one more operation)."""
-    config = catalog = 0
-    for name in before.keys() | after.keys():
-        if name not in before or name not in after:
-            config += 1
-            catalog += 1
-        elif before[name] != after[name]:
-            config += 1
-    if catalog and not before:
+    also creates the node (one more operation).
+
+    ``before`` is the config entries' Lambda arguments by service (the shape of
+    ``after``). By default a service in ``before`` is also registered and the node
+    exists when ``before`` is not empty; a state left half-way by an interrupted sync
+    (an entry written, its registration not) passes what is registered and whether
+    the node exists (:func:`observed`)."""
+    catalog_before = set(before) if registered is None else set(registered)
+    has_node = bool(catalog_before) if node is None else node
+    config = sum(1 for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    catalog = len(catalog_before ^ set(after))
+    if catalog and not has_node:
         catalog += 1  # the node
     return config + math.ceil(catalog / TXN_MAX_OPS)
+
+
+def observed(consul: ConsulClient) -> dict[str, Any]:
+    """What the registrator left in Consul, read directly: ``entries`` (the Lambda
+    arguments of each service-defaults entry, in the shape of ``desired()``),
+    ``registered`` (the managed services on its node) and ``node`` (whether the node
+    exists). ``minimal_txn_writes(o["entries"], desired, registered=o["registered"],
+    node=o["node"])`` is then what one sync must write."""
+    entries: dict[str, dict[str, Any]] = {}
+    for name, entry in consul.entries().items():
+        args = lambda_args(entry)
+        if args is None:
+            continue
+        entries[name] = {
+            "arn": args.get("arn"),
+            "payloadPassthrough": bool(args.get("payloadpassthrough")),
+            "invocationMode": str(args.get("invocationmode", "")).lower(),
+        }
+    return {
+        "entries": entries,
+        "registered": set(consul.managed_services()),
+        "node": consul.node() is not None,
+    }

@@ -6,7 +6,7 @@
 //
 // Standard library only. Control endpoints (never forwarded):
 //
-//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, ops: {op: {...}}};
+//	GET    /_proxy/stats   counts: {requests, reads, writes, injected, held, holding, ops: {op: {...}}};
 //	                       each op also has first_ms, last_ms, busy_ms (since the reset)
 //	POST   /_proxy/reset   zero the counts and the clock (the fault rules stay)
 //	PUT    /_proxy/faults  replace the fault rules with a JSON list (see Rule)
@@ -19,6 +19,11 @@
 // signature) and never a PutParameter value (extension data holds private keys):
 // its Value is recorded as "<redacted>". It keeps at most -log-max entries; the
 // ones past that are counted in the X-Proxy-Log-Dropped header of GET /_proxy/log.
+//
+// Replacing or removing the rules releases every request a "hold" rule holds.
+//
+// A request the server gives no answer to (refused, reset) ends with a reset of
+// the client's connection too, counted with status "unreachable".
 //
 // Operations: for AWS, the API action (GetResources, GetFunction, ListFunctions,
 // PutParameter...) from X-Amz-Target, the Lambda REST path or the query-protocol
@@ -61,7 +66,10 @@ type Rule struct {
 	// connection with a TCP RST before answering), "delay" (wait DelayMs, then
 	// forward), "drop" (forward, then reset instead of answering: the request
 	// may have been applied, the client never learns), "side" (send Side to the
-	// target first, then forward: another writer acting just before ours).
+	// target first, then forward: another writer acting just before ours), "hold"
+	// (wait until the rules are replaced or removed, then forward: a test acts
+	// while the client's next requests wait, e.g. kills a server after exactly
+	// After writes; "holding" in the stats counts the requests waiting).
 	Action string `json:"action"`
 	// Status for "status": 429 answers as a throttling error (AWS: the
 	// protocol's throttling exception), anything else as a server error.
@@ -133,13 +141,22 @@ type proxy struct {
 	reads    int
 	writes   int
 	injected int
+	held     int // requests held by a "hold" rule, ever (until a reset)
+	holding  int // requests held by the current rules (0 once they are replaced)
 	rules    []*Rule
 
 	transcript []Entry
 	logMax     int
 	logDropped int
 	since      time.Time // the last reset
+	// release is closed when the rules are replaced or removed; generation counts
+	// the replacements (a request let go by one no longer counts as holding).
+	release    chan struct{}
+	generation int
 }
+
+// maxHold bounds a hold, should a test never release it.
+const maxHold = 5 * time.Minute
 
 var (
 	lambdaFunctions = regexp.MustCompile(`^/20[0-9-]+/functions/?$`)
@@ -351,10 +368,16 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rule := p.pick(op, r.RequestURI, body)
 	var action string
 	var rcopy Rule
+	release, generation := p.release, p.generation
 	if rule != nil {
 		rcopy = *rule
 		action = rule.Action
-		if action != "delay" && action != "side" {
+		switch action {
+		case "delay", "side":
+		case "hold":
+			p.held++
+			p.holding++
+		default:
 			p.injected++
 			st.Injected++
 		}
@@ -375,6 +398,16 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Duration(rcopy.DelayMs) * time.Millisecond)
 	case "side":
 		p.side(rcopy.Side)
+	case "hold":
+		select {
+		case <-release:
+		case <-time.After(maxHold):
+		}
+		p.mu.Lock()
+		if p.generation == generation {
+			p.holding-- // not let go: held past maxHold
+		}
+		p.mu.Unlock()
 	case "reset":
 		p.record(op, "reset", start)
 		resetConn(w)
@@ -395,6 +428,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	p.rp.ServeHTTP(sw, r)
+	if sw.unreachable {
+		p.record(op, "unreachable", start)
+		return
+	}
 	p.record(op, fmt.Sprint(sw.status), start)
 }
 
@@ -484,6 +521,14 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
 	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>%s</Code><Message>injected by the bench proxy</Message></Error><RequestId>bench</RequestId></ErrorResponse>`, code)
 }
 
+// letGo releases every held request (p.mu held).
+func (p *proxy) letGo() {
+	close(p.release)
+	p.release = make(chan struct{})
+	p.generation++
+	p.holding = 0
+}
+
 // resetConn closes the client connection with a TCP RST, no HTTP answer.
 func resetConn(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
@@ -507,7 +552,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		out := map[string]any{
 			"kind": p.kind, "requests": p.requests, "reads": p.reads, "writes": p.writes,
-			"injected": p.injected, "ops": p.ops,
+			"injected": p.injected, "held": p.held, "holding": p.holding, "ops": p.ops,
 		}
 		data, err := json.Marshal(out)
 		p.mu.Unlock()
@@ -519,7 +564,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/_proxy/reset" && r.Method == http.MethodPost:
 		p.mu.Lock()
 		p.ops = map[string]*opStats{}
-		p.requests, p.reads, p.writes, p.injected = 0, 0, 0, 0
+		p.requests, p.reads, p.writes, p.injected, p.held = 0, 0, 0, 0, 0
 		p.since = time.Now()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
@@ -531,7 +576,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, rule := range rules {
 			switch rule.Action {
-			case "status", "reset", "delay", "drop":
+			case "status", "reset", "delay", "drop", "hold":
 			case "side":
 				if rule.Side == nil || rule.Side.Method == "" || !strings.HasPrefix(rule.Side.Path, "/") {
 					http.Error(w, "a side rule needs side.method and side.path", http.StatusBadRequest)
@@ -569,11 +614,13 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.Lock()
 		p.rules = rules
+		p.letGo()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/faults" && r.Method == http.MethodDelete:
 		p.mu.Lock()
 		p.rules = nil
+		p.letGo()
 		p.mu.Unlock()
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	case r.URL.Path == "/_proxy/log" && r.Method == http.MethodGet:
@@ -599,7 +646,8 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status      int
+	unreachable bool // the server gave no answer: the client's connection was reset
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -636,7 +684,7 @@ func main() {
 	if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		log.Fatalf("-listen must be a loopback address: %q", *listen)
 	}
-	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, logMax: *logMax, since: time.Now()}
+	p := &proxy{kind: *kind, target: u, ops: map[string]*opStats{}, logMax: *logMax, since: time.Now(), release: make(chan struct{})}
 	transport := &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        256,
@@ -651,7 +699,14 @@ func main() {
 		},
 		Transport: transport,
 		ErrorLog:  log.New(io.Discard, "", 0),
+		// The server gave no answer (refused, reset, closed): without the proxy the
+		// client would have had no answer either, so it gets a reset, not a 502.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if sw, ok := w.(*statusWriter); ok {
+				sw.unreachable = true
+				resetConn(sw.ResponseWriter)
+				return
+			}
 			http.Error(w, "bench proxy: upstream unreachable: "+err.Error(), http.StatusBadGateway)
 		},
 	}
