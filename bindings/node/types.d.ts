@@ -802,6 +802,11 @@ export interface PutParameter {
 export interface Start {
   /** The registrator's account, when the host knows it. */
   accountId?: string | null;
+  /**
+   * Leaves the plan, the outcomes and the basis out of the result (a Lambda handler returns a small
+   * result; the counts, errors and failures stay).
+   */
+  compact?: boolean | null;
   /** Overrides `MAX_CONCURRENCY`. */
   concurrency?: number | null;
   /** Overrides `DRY_RUN`. */

@@ -85,6 +85,7 @@ function createHost(deps = {}) {
       ...(accountOf(context) ? { accountId: accountOf(context) } : {}),
       region,
       ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}),
+      ...(options.compact ? { compact: true } : {}),
       ...((options.concurrency ?? deps.concurrency) ? { concurrency: options.concurrency ?? deps.concurrency } : {}),
       seed: deps.seed ?? Math.floor(Math.random() * 2 ** 32),
     });
@@ -121,7 +122,7 @@ function createHost(deps = {}) {
    * plan, outcomes and basis (a response stays small), or throws a RegistratorError (`sync_failed`).
    */
   async function handler(event, context) {
-    const { plan, outcomes, basis, metrics, ...result } = await run(event, context || {});
+    const { plan, outcomes, basis, metrics, ...result } = await run(event, context || {}, { compact: true });
     if (metrics) (deps.stdout || process.stdout).write(`${JSON.stringify({ ...metrics, _aws: { ...metrics._aws, Timestamp: Date.now() } })}\n`);
     if (!result.ok) {
       throw new RegistratorError('sync_failed', result.message, {

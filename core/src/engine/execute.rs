@@ -219,6 +219,11 @@ impl Execution {
         )
     }
 
+    /// The plan's operations, given back.
+    pub(crate) fn take_operations(&mut self) -> Vec<Operation> {
+        std::mem::take(&mut self.ops)
+    }
+
     pub(crate) fn outcomes(&self) -> (Vec<Outcome>, OpCounts, bool) {
         let mut counts = OpCounts::default();
         let outcomes = self
@@ -320,10 +325,14 @@ impl Engine {
             return true;
         }
         if self.exec.is_none() {
-            let Some(plan) = &self.plan else { return true };
             let local = self.local_datacenter();
+            // The operations move into the execution; `finish` puts them back.
+            let Some(plan) = self.plan.as_mut() else {
+                return true;
+            };
+            let ops = std::mem::take(&mut plan.operations);
             self.exec = Some(Execution::new(
-                plan.operations.clone(),
+                ops,
                 &self.obs.scopes,
                 &self.config.node_name,
                 &local,

@@ -35,6 +35,8 @@ use wire::{Answer, AwsCall, ConsulCall, Jitter, Log, SecretKind, Step, WireReque
 pub const DEFAULT_CONCURRENCY: u32 = 8;
 /// Default timeout of one request.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// The most requests one step carries (bounds the host's memory; the rest follow).
+pub const MAX_STEP_REQUESTS: usize = 1024;
 /// No new write starts with less Lambda time left than this.
 pub const TIME_RESERVE_MS: u64 = 5_000;
 
@@ -69,6 +71,10 @@ pub struct Start {
     /// Plans the removal of everything the registrator manages (`prune`).
     #[serde(default)]
     pub prune: Option<bool>,
+    /// Leaves the plan, the outcomes and the basis out of the result (a Lambda
+    /// handler returns a small result; the counts, errors and failures stay).
+    #[serde(default)]
+    pub compact: Option<bool>,
     /// Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out`
     /// wrote), or refuses if what it touches moved.
     #[serde(default)]
@@ -137,6 +143,7 @@ pub struct Engine {
     config: Config,
     config_input: ConfigInput,
     prune: bool,
+    compact: bool,
     reviewed: Option<review::ReviewedPlan>,
     trigger: Trigger,
     account: Option<String>,
@@ -246,6 +253,7 @@ impl Engine {
             config,
             config_input,
             prune: start.prune.unwrap_or(false),
+            compact: start.compact.unwrap_or(false),
             reviewed: start.reviewed.clone(),
             trigger: Trigger::FullSync,
             account: start.account_id.clone().filter(|a| !a.is_empty()),
@@ -459,8 +467,14 @@ impl Engine {
     }
 
     fn send_queue(&mut self) -> Step {
-        let mut send = Vec::with_capacity(self.queue.len());
-        for p in std::mem::take(&mut self.queue) {
+        let rest = if self.queue.len() > MAX_STEP_REQUESTS {
+            self.queue.split_off(MAX_STEP_REQUESTS)
+        } else {
+            Vec::new()
+        };
+        let batch = std::mem::replace(&mut self.queue, rest);
+        let mut send = Vec::with_capacity(batch.len());
+        for p in batch {
             let id = self.next_id;
             self.next_id += 1;
             send.push(self.wire(id, &p));
@@ -720,12 +734,16 @@ impl Engine {
 
     /// Builds the result and ends.
     fn finish(&mut self) {
-        let plan = self.plan.clone();
+        let basis = match &self.plan {
+            Some(p) if self.dry_run && !self.compact => Some(self.basis(p)),
+            _ => None,
+        };
         let (outcomes, operations, partial) = match &self.exec {
             Some(exec) => exec.outcomes(),
             None => {
-                let planned = plan.as_ref().map_or(0, |p| p.operations.len());
-                let outcomes = plan
+                let planned = self.plan.as_ref().map_or(0, |p| p.operations.len());
+                let outcomes = self
+                    .plan
                     .as_ref()
                     .map(|p| execute::planned_outcomes(&p.operations))
                     .unwrap_or_default();
@@ -741,6 +759,12 @@ impl Engine {
         };
         let inventory = self.obs.report();
         let (verdict, message, failure) = self.verdict(&operations, &inventory, partial);
+        // The plan moves into the result (the engine is done with it), with the
+        // operations the execution held.
+        let mut plan = self.plan.take();
+        if let (Some(p), Some(exec)) = (plan.as_mut(), self.exec.as_mut()) {
+            p.operations = exec.take_operations();
+        }
         let duration_ms = self.now.saturating_sub(self.started.unwrap_or(self.now));
         let ok = matches!(verdict, Verdict::Ok | Verdict::Ignored);
         let summary = plan.as_ref().map(|p| p.summary.clone()).unwrap_or_default();
@@ -793,17 +817,15 @@ impl Engine {
             partial,
             duration_ms,
             failure,
-            basis: None,
+            basis,
             metrics: Value::Null,
         });
-        if self.dry_run {
-            let basis = self.plan.as_ref().map(|p| self.basis(p));
-            if let Some(r) = self.result.as_mut() {
-                r.basis = basis;
-            }
-        }
         if let Some(r) = self.result.as_mut() {
             r.metrics = outcome::metrics_document(r);
+            if self.compact {
+                r.plan = None;
+                r.outcomes = Vec::new();
+            }
         }
         self.phase = Phase::Done;
     }

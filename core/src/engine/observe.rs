@@ -658,12 +658,15 @@ impl Engine {
         Ok(())
     }
 
-    fn plan_input(&self) -> PlanInput {
+    /// The planner's input. The observation's large parts (functions, scopes,
+    /// leaves, parameters) move into it, and [`Engine::restore`] moves them back:
+    /// planning 10,000 functions copies none of them.
+    fn plan_input(&mut self) -> PlanInput {
         let extension_data = if self.extension_enabled() {
             Some(ExtensionDataState {
                 roots: self.obs.roots.clone(),
-                leaves: self.obs.leaves.clone(),
-                parameters: self.obs.parameters.clone(),
+                leaves: std::mem::take(&mut self.obs.leaves),
+                parameters: std::mem::take(&mut self.obs.parameters),
             })
         } else {
             None
@@ -681,15 +684,25 @@ impl Engine {
                 account_id: self.account.clone().unwrap_or_default(),
                 region: self.region.clone(),
                 complete: self.obs.incomplete.is_none(),
-                functions: self.obs.functions.clone(),
+                functions: std::mem::take(&mut self.obs.functions),
                 failed: self.obs.failed.clone(),
                 confirmed_absent,
             },
             consul: ConsulState {
                 local_datacenter: self.obs.local_dc.clone(),
-                scopes: self.obs.scopes.clone(),
+                scopes: std::mem::take(&mut self.obs.scopes),
             },
             extension_data,
+        }
+    }
+
+    /// Moves the observation's parts back out of a planner input.
+    fn restore(&mut self, input: PlanInput) {
+        self.obs.functions = input.inventory.functions;
+        self.obs.scopes = input.consul.scopes;
+        if let Some(ext) = input.extension_data {
+            self.obs.leaves = ext.leaves;
+            self.obs.parameters = ext.parameters;
         }
     }
 
@@ -700,7 +713,9 @@ impl Engine {
             return true;
         }
         let input = self.plan_input();
-        let made = match plan(&input) {
+        let planned = plan(&input);
+        self.restore(input);
+        let made = match planned {
             Ok(p) => p,
             Err(f) => {
                 let message = f.message.clone();

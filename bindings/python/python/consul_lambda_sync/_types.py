@@ -960,6 +960,9 @@ class Start(_StartRequired, total=False):
 
     # The registrator's account, when the host knows it.
     accountId: Optional[str]
+    # Leaves the plan, the outcomes and the basis out of the result (a Lambda handler returns a
+    # small result; the counts, errors and failures stay).
+    compact: Optional[bool]
     # Overrides `MAX_CONCURRENCY`.
     concurrency: Optional[int]
     # Overrides `DRY_RUN`.

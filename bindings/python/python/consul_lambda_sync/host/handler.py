@@ -76,12 +76,11 @@ def run(
                 continue
             timeout = step.get("timeoutMs", 10_000) / 1000
             if pool is None or workers != step.get("concurrency", 8):
-                if pool is not None:
-                    pool.shutdown()
+                pool and pool.shutdown()
                 workers = max(1, step.get("concurrency", 8))
                 pool = ThreadPoolExecutor(workers, thread_name_prefix="cls-io")
-            requests = step.get("send") or []
-            engine.feed(list(pool.map(transport.carry, requests, [timeout] * len(requests))))
+            reqs = step.get("send") or []
+            engine.feed(list(pool.map(transport.carry, reqs, [timeout] * len(reqs))))
     finally:
         if pool is not None:
             pool.shutdown()
@@ -125,6 +124,7 @@ def handler(
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
     region = region or (arn[3] if lam else "")
     start: Start = {"env": start_env(environ), "event": dict(event), "region": region}
+    start["compact"] = True  # the handler returns no plan
     start["seed"] = random.getrandbits(62) if seed is None else seed
     if lam:
         start["accountId"] = arn[4]
