@@ -62,7 +62,6 @@ def run(
     """Runs one engine to its result."""
     engine = core.Engine(start)
     pool: Optional[ThreadPoolExecutor] = None
-    workers = 0
     try:
         while True:
             left = remaining_ms() if remaining_ms is not None else None
@@ -75,10 +74,10 @@ def run(
                 time.sleep(step["sleep"] / 1000)
                 continue
             timeout = step.get("timeoutMs", 10_000) / 1000
-            if pool is None or workers != step.get("concurrency", 8):
-                pool and pool.shutdown()
-                workers = max(1, step.get("concurrency", 8))
-                pool = ThreadPoolExecutor(workers, thread_name_prefix="cls-io")
+            if pool is None:  # the engine's concurrency is fixed for the invocation
+                pool = ThreadPoolExecutor(
+                    max(1, step.get("concurrency", 8)), thread_name_prefix="cls-io"
+                )
             reqs = step.get("send") or []
             engine.feed(list(pool.map(transport.carry, reqs, [timeout] * len(reqs))))
     finally:
