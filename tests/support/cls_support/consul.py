@@ -64,18 +64,14 @@ class ConsulClient:
         return r.json() if r.content else None
 
     def put(self, path: str, body: Any = None, **params: str) -> Any:
-        r = self._session().put(
-            self.addr + path,
-            params=params,
-            data=None if body is None else json.dumps(body),
-            timeout=60,
-            verify=self.verify,
-        )
-        r.raise_for_status()
-        return r.json() if r.content else None
+        return self._write("PUT", path, body, params)
 
     def post(self, path: str, body: Any = None, **params: str) -> Any:
-        r = self._session().post(
+        return self._write("POST", path, body, params)
+
+    def _write(self, method: str, path: str, body: Any, params: dict[str, str]) -> Any:
+        r = self._session().request(
+            method,
             self.addr + path,
             params=params,
             data=None if body is None else json.dumps(body),
