@@ -225,6 +225,18 @@ test('IAM: least privilege, SSM and KMS scoped to the parameters used', () => {
   }
 });
 
+test('a customer KMS key for extension data: the variable, and the key in the KMS statement', () => {
+  const keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
+  const { template } = synth({ ...BASE, consulExtensionDataPrefix: '/consul/extension-data', consulExtensionDataKmsKeyId: keyId });
+  const fns = Object.values(template.findResources('AWS::Lambda::Function'));
+  const env = fns.map((f) => f.Properties.Environment?.Variables || {}).find((v) => v.CONSUL_EXTENSION_DATA_PREFIX);
+  assert.equal(env.CONSUL_EXTENSION_DATA_KMS_KEY_ID, keyId);
+  const byId = Object.fromEntries(statements(template).filter((s) => s.Sid).map((s) => [s.Sid, s]));
+  assert.equal(byId.EncryptExtensionData.Resource, `arn:aws:kms:eu-west-1:111122223333:key/${keyId}`);
+  const bad = () => synth({ ...BASE, consulExtensionDataPrefix: '/x', consulExtensionDataKmsKeyId: 'not a key' });
+  assert.throws(bad, (e) => e.code === 'invalid_config' && JSON.stringify(e.errors).includes('invalid_kms_key_id'));
+});
+
 test('IAM without token, CA or extension data: only the inventory reads', () => {
   const { template } = synth({ consulHttpAddr: 'http://10.0.0.10:8500' });
   const sids = statements(template).map((s) => s.Sid).filter(Boolean).sort();

@@ -44,6 +44,11 @@ export interface ConsulLambdaRegistratorProps {
   /** Parameter Store prefix for extension data; enables extension data. */
   readonly consulExtensionDataPrefix?: string;
   readonly consulExtensionDataTier?: Tier;
+  /**
+   * A customer KMS key for extension data (CONSUL_EXTENSION_DATA_KMS_KEY_ID): key ID, key ARN, alias name or
+   * alias ARN. A key ID or ARN also scopes the function's kms:Encrypt/Decrypt/GenerateDataKey to that key.
+   */
+  readonly consulExtensionDataKmsKeyId?: string;
   readonly pageSize?: number;
   readonly logLevel?: LogLevel;
   readonly consulHttpSsl?: boolean;

@@ -55,6 +55,7 @@ const CONFIG_PROPS = {
   consulHttpTokenPath: ['consulHttpTokenPath', 'CONSUL_HTTP_TOKEN_PATH'],
   consulExtensionDataPrefix: ['consulExtensionDataPrefix', 'CONSUL_EXTENSION_DATA_PREFIX'],
   consulExtensionDataTier: ['consulExtensionDataTier', 'CONSUL_EXTENSION_DATA_TIER'],
+  consulExtensionDataKmsKeyId: ['consulExtensionDataKmsKeyId', 'CONSUL_EXTENSION_DATA_KMS_KEY_ID'],
   pageSize: ['pageSize', 'PAGE_SIZE'],
   logLevel: ['logLevel', 'LOG_LEVEL'],
   consulHttpSsl: ['consulHttpSsl', 'CONSUL_HTTP_SSL'],
@@ -70,6 +71,17 @@ for (const [prop, [, envName]] of Object.entries(CONFIG_PROPS)) {
   if (envName) KEY_TO_PROP[envName] = prop;
 }
 KEY_TO_PROP.sync_frequency_in_minutes = 'syncFrequencyInMinutes';
+
+/**
+ * The key ARN IAM needs for CONSUL_EXTENSION_DATA_KMS_KEY_ID: a key ARN as is, a key ID in this
+ * stack's account and region; undefined for an alias (IAM cannot name a key by its alias).
+ */
+function extensionDataKeyArn(stack, keyId) {
+  if (typeof keyId !== 'string' || keyId === '') return undefined;
+  if (/^arn:[^:]+:kms:[^:]*:[^:]*:key\//.test(keyId)) return keyId;
+  if (keyId.startsWith('arn:') || keyId.startsWith('alias/')) return undefined;
+  return stack.formatArn({ service: 'kms', resource: 'key', resourceName: keyId });
+}
 
 function warn(scope, id, message) {
   const a = cdk.Annotations.of(scope);
@@ -346,7 +358,7 @@ class ConsulLambdaRegistrator extends Construct {
         new iam.PolicyStatement({
           sid: 'EncryptExtensionData',
           actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
-          resources: [props.kmsKeyArn || '*'],
+          resources: [extensionDataKeyArn(stack, props.consulExtensionDataKmsKeyId) || props.kmsKeyArn || '*'],
           conditions: { StringEquals: viaSsm, StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': under } },
         }),
       );
