@@ -768,3 +768,18 @@ fn a_repeating_pagination_token_makes_the_inventory_incomplete_and_deletes_nothi
         "stops at the first repeat"
     );
 }
+
+#[test]
+fn verdict_names_in_logs_are_the_json_names() {
+    for v in [
+        Verdict::Ok,
+        Verdict::Ignored,
+        Verdict::Failed,
+        Verdict::Partial,
+        Verdict::Unreachable,
+        Verdict::InvalidConfig,
+        Verdict::Setup,
+    ] {
+        assert_eq!(serde_json::to_value(v).unwrap(), json!(v.as_str()));
+    }
+}

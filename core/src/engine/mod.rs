@@ -656,10 +656,7 @@ impl Engine {
                 LogLevel::Error,
                 "sync stopped",
                 &[
-                    (
-                        "verdict",
-                        Value::from(format!("{verdict:?}").to_lowercase()),
-                    ),
+                    ("verdict", Value::from(verdict.as_str())),
                     ("error", Value::from(message.clone())),
                 ],
             );
@@ -772,10 +769,7 @@ impl Engine {
             if ok { LogLevel::Info } else { LogLevel::Error },
             "sync finished",
             &[
-                (
-                    "verdict",
-                    Value::from(format!("{verdict:?}").to_lowercase()),
-                ),
+                ("verdict", Value::from(verdict.as_str())),
                 ("message", Value::from(message.clone())),
                 ("dryRun", Value::from(self.dry_run)),
                 ("create", Value::from(summary.create)),

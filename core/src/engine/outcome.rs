@@ -29,6 +29,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The JSON name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Ignored => "ignored",
+            Verdict::Failed => "failed",
+            Verdict::Partial => "partial",
+            Verdict::Unreachable => "unreachable",
+            Verdict::InvalidConfig => "invalid_config",
+            Verdict::Setup => "setup",
+        }
+    }
+
     /// The command line's exit code for it.
     pub fn exit_code(self) -> i32 {
         match self {
