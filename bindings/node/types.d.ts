@@ -48,6 +48,8 @@ export type ErrorCode =
   | 'foreign_function'
   | 'tls_verification_disabled'
   | 'invalid_kms_key_id'
+  | 'exported_partitions_require_enterprise'
+  | 'mesh_entry_unchanged'
   | 'plan_stale';
 
 /** One entry of `errorCodes`. */
@@ -145,6 +147,13 @@ export interface ConfigInput {
   datacenter?: string | null;
   /** `ENTERPRISE`. */
   enterprise?: boolean | null;
+  /**
+   * `EXPORTED_SERVICES_PARTITIONS`: admin partitions to export the managed services to
+   * (Enterprise).
+   */
+  exportedServicesPartitions?: string[] | null;
+  /** `EXPORTED_SERVICES_PEERS`: cluster peers to export the managed services to. */
+  exportedServicesPeers?: string[] | null;
   /** `LOG_LEVEL`. */
   logLevel?: string | null;
   /** Deployment: the registrator's function name. */
@@ -157,6 +166,13 @@ export interface ConfigInput {
   partitions?: string[] | null;
   /** Deployment: minutes between full syncs. */
   syncFrequencyInMinutes?: number | null;
+  /** `TERMINATING_GATEWAY_CREATE`: create that entry when it does not exist. */
+  terminatingGatewayCreate?: boolean | null;
+  /**
+   * `TERMINATING_GATEWAY_NAME`: the terminating gateway whose config entry lists the managed
+   * services (docs/mesh.md); unset: off.
+   */
+  terminatingGatewayName?: string | null;
   /** Deployment: the registrator's timeout in seconds. */
   timeout?: number | null;
   /**
@@ -211,6 +227,10 @@ export interface Config {
   datacenter: string | null;
   /** Whether Consul is Enterprise (namespaces and partitions). */
   enterprise: boolean;
+  /** Admin partitions the managed services are exported to (Enterprise). */
+  exportedServicesPartitions?: string[];
+  /** Cluster peers the managed services are exported to (`exported-services`). */
+  exportedServicesPeers?: string[];
   /** Log verbosity. */
   logLevel: LogLevel;
   /** The registrator's function name. */
@@ -223,6 +243,13 @@ export interface Config {
   partitions: string[];
   /** Minutes between full syncs. */
   syncFrequencyInMinutes: number;
+  /** Whether to create that entry when it does not exist. */
+  terminatingGatewayCreate?: boolean;
+  /**
+   * The terminating gateway whose `terminating-gateway` config entry lists the managed services;
+   * `None`: off.
+   */
+  terminatingGatewayName?: string;
   /** The registrator's timeout in seconds. */
   timeout: number;
   /**
@@ -566,6 +593,19 @@ export interface Inventory {
   region: string;
 }
 
+/** The kind of a mesh config entry. */
+export type MeshEntryKind = 'terminatingGateway' | 'exportedServices';
+
+/** A mesh config entry as observed. */
+export interface ObservedMeshEntry {
+  /** `GET /v1/config/:kind/:name` as Consul answered it; `null`: not found (404). */
+  entry?: unknown;
+  /** The entry's kind. */
+  kind: MeshEntryKind;
+  /** The partition it was read in (Enterprise). */
+  partition?: string | null;
+}
+
 /** Reconcile every function (a scheduled event). */
 export interface FullSyncTriggerInput {
   kind: 'fullSync';
@@ -607,6 +647,8 @@ export interface PlanInput {
   extensionData?: ExtensionDataState | null;
   /** The observed Lambda functions. */
   inventory: Inventory;
+  /** The observed mesh config entries, when mesh wiring is enabled (docs/mesh.md). */
+  mesh?: ObservedMeshEntry[];
   /** What to reconcile (default: a full sync). */
   trigger?: TriggerInput;
 }
@@ -639,8 +681,34 @@ export interface Ignored {
   service?: ServiceKey;
 }
 
+/** A service an entry item names. */
+export interface MeshItem {
+  /** The service name. */
+  name: string;
+  /** The service's namespace (Enterprise; `None`: `default`). */
+  namespace?: string;
+}
+
 /** The kind of change a service undergoes. */
 export type Change = 'create' | 'update' | 'delete' | 'unchanged';
+
+/** A change to a mesh config entry: the plan's row for it. */
+export interface MeshChange {
+  /** Managed services listed (for exported services: or given a configured consumer). */
+  add: MeshItem[];
+  /** `create` or `update`. */
+  change: Change;
+  /** The entry's kind. */
+  kind: MeshEntryKind;
+  /** The entry's name (the gateway; the partition for exported services). */
+  name: string;
+  /** The partition (Enterprise). */
+  partition?: string;
+  /** Why. */
+  reason: string;
+  /** Deregistered services taken out. */
+  remove: MeshItem[];
+}
 
 /** What one operation does. */
 export type OperationKind =
@@ -649,7 +717,38 @@ export type OperationKind =
   | 'putExtensionData'
   | 'deregisterService'
   | 'deleteConfigEntry'
-  | 'deleteExtensionData';
+  | 'deleteExtensionData'
+  | 'updateTerminatingGateway'
+  | 'updateExportedServices';
+
+/** A consumer of exported services: a cluster peer or an admin partition. */
+export interface MeshConsumer {
+  /** An admin partition (Enterprise). */
+  partition?: string;
+  /** A cluster peer name. */
+  peer?: string;
+}
+
+/**
+ * What the registrator changes in one mesh entry: the items it adds (or, for exported services,
+ * completes with the configured consumers) and the items it removes. Applied by `merge`.
+ */
+export interface MeshEdit {
+  /** Managed services to list. */
+  add?: MeshItem[];
+  /** For exported services: the consumers every added service is exported to. */
+  consumers?: MeshConsumer[];
+  /** Whether the entry may be created when it does not exist. */
+  create: boolean;
+  /** Whether to write the `Namespace` of each item (Enterprise). */
+  enterprise: boolean;
+  /** The entry's kind. */
+  kind: MeshEntryKind;
+  /** The entry's name. */
+  name: string;
+  /** Managed services to take out (deregistered). */
+  remove?: MeshItem[];
+}
 
 /** An HTTP request to Consul. */
 export interface ConsulRequest {
@@ -695,6 +794,11 @@ export interface Operation {
   kind: OperationKind;
   /** For extension data: the serial of the leaf certificate to store. */
   leafSerial?: string;
+  /**
+   * For a mesh entry: the items the registrator adds and removes, merged into the entry as read
+   * again at write time.
+   */
+  mesh?: MeshEdit;
   /** Why. */
   reason: string;
   /** The request. */
@@ -753,6 +857,8 @@ export interface Plan {
   errors: Diagnostic[];
   /** Observed objects left alone, with reasons. */
   ignored: Ignored[];
+  /** Changes to mesh config entries (terminating gateway, exported services). */
+  mesh?: MeshChange[];
   /** The steps, in execution order. */
   operations: Operation[];
   /** One row per service considered. */

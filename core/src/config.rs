@@ -119,6 +119,20 @@ pub struct ConfigInput {
     pub timeout: Option<i64>,
     /// `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services.
     pub allow_mass_deregistration: Option<bool>,
+    /// `TERMINATING_GATEWAY_NAME`: the terminating gateway whose config entry lists the
+    /// managed services (docs/mesh.md); unset: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating_gateway_name: Option<String>,
+    /// `TERMINATING_GATEWAY_CREATE`: create that entry when it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating_gateway_create: Option<bool>,
+    /// `EXPORTED_SERVICES_PEERS`: cluster peers to export the managed services to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_services_peers: Option<Vec<String>>,
+    /// `EXPORTED_SERVICES_PARTITIONS`: admin partitions to export the managed services to
+    /// (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_services_partitions: Option<Vec<String>>,
     /// Ignored: accepted so that a [`Config`] (which lists its warnings) can be passed
     /// back as input; the warnings are worked out again.
     #[serde(default, skip_serializing)]
@@ -179,6 +193,19 @@ pub struct Config {
     pub timeout: u32,
     /// Whether a full sync may deregister more than half of the managed services.
     pub allow_mass_deregistration: bool,
+    /// The terminating gateway whose `terminating-gateway` config entry lists the
+    /// managed services; `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating_gateway_name: Option<String>,
+    /// Whether to create that entry when it does not exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating_gateway_create: bool,
+    /// Cluster peers the managed services are exported to (`exported-services`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exported_services_peers: Vec<String>,
+    /// Admin partitions the managed services are exported to (Enterprise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exported_services_partitions: Vec<String>,
     /// Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`):
     /// hosts log them on every invocation; the planner repeats them in the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -211,6 +238,10 @@ impl Default for Config {
             sync_frequency_in_minutes: DEFAULT_SYNC_FREQUENCY,
             timeout: DEFAULT_TIMEOUT,
             allow_mass_deregistration: false,
+            terminating_gateway_name: None,
+            terminating_gateway_create: false,
+            exported_services_peers: Vec::new(),
+            exported_services_partitions: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -241,6 +272,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("CONSUL_TLS_SERVER_NAME", "consulTlsServerName"),
     ("CONSUL_HTTP_TOKEN", "consulHttpTokenSet"),
     ("ALLOW_MASS_DEREGISTRATION", "allowMassDeregistration"),
+    ("TERMINATING_GATEWAY_NAME", "terminatingGatewayName"),
+    ("TERMINATING_GATEWAY_CREATE", "terminatingGatewayCreate"),
+    ("EXPORTED_SERVICES_PEERS", "exportedServicesPeers"),
+    ("EXPORTED_SERVICES_PARTITIONS", "exportedServicesPartitions"),
 ];
 
 /// Parses a boolean the way upstream's Go code does (`strconv.ParseBool`).
@@ -317,6 +352,11 @@ impl ConfigInput {
         input.consul_tls_server_name = text("CONSUL_TLS_SERVER_NAME");
         input.consul_http_token_set = Some(get("CONSUL_HTTP_TOKEN").is_some());
         input.allow_mass_deregistration = boolean("ALLOW_MASS_DEREGISTRATION", &mut errors);
+        input.terminating_gateway_name = text("TERMINATING_GATEWAY_NAME");
+        input.terminating_gateway_create = boolean("TERMINATING_GATEWAY_CREATE", &mut errors);
+        let list = |k: &str| get(k).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+        input.exported_services_peers = list("EXPORTED_SERVICES_PEERS");
+        input.exported_services_partitions = list("EXPORTED_SERVICES_PARTITIONS");
         (input, errors)
     }
 
@@ -364,6 +404,7 @@ impl ConfigInput {
                 .value(&partitions.join(",")),
             );
         }
+        let mesh = self.validate_mesh(enterprise, &mut errors);
         let consul_http_addr = self.consul_http_addr.clone().unwrap_or(d.consul_http_addr);
         if let Err(why) = validate_url(&consul_http_addr) {
             errors.push(bad(
@@ -538,6 +579,10 @@ impl ConfigInput {
             sync_frequency_in_minutes,
             timeout,
             allow_mass_deregistration: self.allow_mass_deregistration.unwrap_or(false),
+            terminating_gateway_name: mesh.0,
+            terminating_gateway_create: mesh.1,
+            exported_services_peers: mesh.2,
+            exported_services_partitions: mesh.3,
             warnings,
         })
     }
@@ -601,6 +646,51 @@ fn range(
         return default;
     }
     u32::try_from(v).unwrap_or(default)
+}
+
+/// The mesh settings (docs/mesh.md): gateway name, create, peers, partitions.
+type MeshSettings = (Option<String>, bool, Vec<String>, Vec<String>);
+
+impl ConfigInput {
+    fn validate_mesh(&self, enterprise: bool, errors: &mut Vec<Diagnostic>) -> MeshSettings {
+        let name = self.terminating_gateway_name.clone();
+        if let Some(n) = &name {
+            if let Err(e) = validate_consul_name("TERMINATING_GATEWAY_NAME", n) {
+                errors.push(e);
+            }
+        }
+        let create = self.terminating_gateway_create.unwrap_or(false);
+        if create && name.is_none() {
+            errors.push(
+                Diagnostic::new(
+                    Code::InconsistentSettings,
+                    "TERMINATING_GATEWAY_CREATE is true but TERMINATING_GATEWAY_NAME names no gateway",
+                    "set TERMINATING_GATEWAY_NAME to the terminating gateway's service name, or remove TERMINATING_GATEWAY_CREATE",
+                )
+                .key("TERMINATING_GATEWAY_CREATE")
+                .value("true"),
+            );
+        }
+        let peers = self.exported_services_peers.clone().unwrap_or_default();
+        check_list("EXPORTED_SERVICES_PEERS", &peers, errors);
+        let partitions = self
+            .exported_services_partitions
+            .clone()
+            .unwrap_or_default();
+        check_list("EXPORTED_SERVICES_PARTITIONS", &partitions, errors);
+        if !enterprise && !partitions.is_empty() {
+            errors.push(
+                Diagnostic::new(
+                    Code::ExportedPartitionsRequireEnterprise,
+                    "EXPORTED_SERVICES_PARTITIONS is set but ENTERPRISE is not enabled; exporting to admin partitions needs Consul Enterprise",
+                    "on open-source Consul export to cluster peers with EXPORTED_SERVICES_PEERS; or set ENTERPRISE=true and PARTITIONS",
+                )
+                .key("EXPORTED_SERVICES_PARTITIONS")
+                .value(&partitions.join(",")),
+            );
+        }
+        (name, create, peers, partitions)
+    }
 }
 
 fn check_list(key: &str, items: &[String], errors: &mut Vec<Diagnostic>) {

@@ -118,6 +118,10 @@ codes! {
     TlsVerificationDisabled => "tls_verification_disabled",
     /// CONSUL_EXTENSION_DATA_KMS_KEY_ID is not a KMS key ID, key ARN, alias name or alias ARN.
     InvalidKmsKeyId => "invalid_kms_key_id",
+    /// EXPORTED_SERVICES_PARTITIONS is set while ENTERPRISE is not enabled (admin partitions are Consul Enterprise only).
+    ExportedPartitionsRequireEnterprise => "exported_partitions_require_enterprise",
+    /// The terminating gateway's config entry does not exist and TERMINATING_GATEWAY_CREATE is not true, or a mesh config entry cannot be merged safely; it is left alone (a warning).
+    MeshEntryUnchanged => "mesh_entry_unchanged",
     /// A reviewed plan no longer matches Consul or Lambda: an object or function it touches changed.
     PlanStale => "plan_stale",
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 mod json;
+pub mod mesh;
 pub mod plan;
 pub mod render;
 #[cfg(feature = "schema")]

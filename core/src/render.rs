@@ -28,7 +28,11 @@ pub fn format_plan(plan: &Plan) -> String {
             Change::Unchanged => continue,
         };
         let _ = writeln!(s, "{sign} {}  {}", place(&row.service), row.reason);
-        for op in plan.operations.iter().filter(|o| o.service == row.service) {
+        for op in plan
+            .operations
+            .iter()
+            .filter(|o| o.service == row.service && o.mesh.is_none())
+        {
             let what = match &op.request {
                 Request::Consul(r) => {
                     let q: Vec<String> = r.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -47,6 +51,22 @@ pub fn format_plan(plan: &Plan) -> String {
                 .unwrap_or_default();
             let _ = writeln!(s, "    {what}{gate}");
         }
+    }
+    for m in &plan.mesh {
+        let sign = if m.change == Change::Create { "+" } else { "~" };
+        let partition = m
+            .partition
+            .as_deref()
+            .map(|p| format!(" (partition {p})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{sign} {} {}{partition}  {}",
+            m.kind.consul_kind(),
+            m.name,
+            m.reason
+        );
+        let _ = writeln!(s, "    PUT /v1/config (merged, check-and-set)");
     }
     for e in &plan.errors {
         let who = e

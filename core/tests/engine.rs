@@ -44,6 +44,10 @@ struct World {
     race_entry: Option<String>,
     /// GetResources answers this token forever (a pagination loop).
     loop_token: Option<String>,
+    /// Mesh config entries by `kind/name`.
+    mesh: BTreeMap<String, (u64, Value)>,
+    /// A person's edit of a mesh entry, made just before the registrator's next write of it.
+    mesh_race: Option<(String, Value)>,
 }
 
 impl World {
@@ -131,6 +135,49 @@ impl World {
                     })
                     .collect();
                 ok(200, Value::Array(list))
+            }
+            ("GET", p)
+                if p.starts_with("/v1/config/terminating-gateway/")
+                    || p.starts_with("/v1/config/exported-services/") =>
+            {
+                match self.mesh.get(&p["/v1/config/".len()..]) {
+                    Some((idx, body)) => {
+                        let mut b = body.clone();
+                        b["ModifyIndex"] = json!(idx);
+                        b["CreateIndex"] = json!(1);
+                        ok(200, b)
+                    }
+                    None => ok(404, json!("Config entry not found")),
+                }
+            }
+            ("PUT", "/v1/config")
+                if c.body.as_ref().is_some_and(|b| {
+                    b["Kind"] == "terminating-gateway" || b["Kind"] == "exported-services"
+                }) =>
+            {
+                let body = c.body.clone().unwrap();
+                assert!(body.get("ModifyIndex").is_none() && body.get("CreateIndex").is_none());
+                let key = format!(
+                    "{}/{}",
+                    body["Kind"].as_str().unwrap(),
+                    body["Name"].as_str().unwrap()
+                );
+                if let Some((k, edit)) = self.mesh_race.take() {
+                    assert_eq!(k, key);
+                    let i = self.bump();
+                    self.mesh.insert(key.clone(), (i, edit));
+                }
+                let current = self.mesh.get(&key).map(|e| e.0);
+                let applies = match cas {
+                    None => true,
+                    Some(0) => current.is_none(),
+                    Some(n) => current == Some(n),
+                };
+                if applies {
+                    let i = self.bump();
+                    self.mesh.insert(key, (i, body));
+                }
+                ok(200, json!(applies))
             }
             ("GET", p) if p.starts_with("/v1/config/service-defaults/") => {
                 let name = &p["/v1/config/service-defaults/".len()..];
@@ -782,4 +829,198 @@ fn verdict_names_in_logs_are_the_json_names() {
     ] {
         assert_eq!(serde_json::to_value(v).unwrap(), json!(v.as_str()));
     }
+}
+
+fn mesh_start(vars: &[(&str, &str)]) -> Start {
+    let mut s = start();
+    for (k, v) in vars {
+        s.env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    s
+}
+
+fn gateway_names(w: &World) -> Vec<String> {
+    w.mesh["terminating-gateway/tgw"].1["Services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_gateway_entry_is_created_extended_and_shrunk_and_items_not_ours_are_kept() {
+    let gw = [
+        ("TERMINATING_GATEWAY_NAME", "tgw"),
+        ("TERMINATING_GATEWAY_CREATE", "true"),
+    ];
+    let mut w = world_with(2);
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(gateway_names(&w), ["f0000", "f0001"]);
+    let mesh = &r.plan.as_ref().unwrap().mesh;
+    assert_eq!(mesh.len(), 1);
+    assert_eq!(mesh[0].change, consul_lambda_sync::plan::Change::Create);
+    // A person lists their own service, with TLS settings, and adds a field.
+    let (_, body) = w.mesh.get_mut("terminating-gateway/tgw").unwrap();
+    body["Services"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"Name": "human", "CAFile": "/ca.pem"}));
+    body["Meta"] = json!({"owner": "net"});
+    // Extended.
+    w.tag("f0002", &[]);
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(gateway_names(&w), ["human", "f0000", "f0001", "f0002"]);
+    // Shrunk on deregistration; the person's item and field are kept.
+    w.functions.remove(&arn("f0001"));
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(gateway_names(&w), ["human", "f0000", "f0002"]);
+    let body = &w.mesh["terminating-gateway/tgw"].1;
+    assert_eq!(
+        body["Services"][0],
+        json!({"Name": "human", "CAFile": "/ca.pem"})
+    );
+    assert_eq!(body["Meta"], json!({"owner": "net"}));
+    // In step: nothing to write.
+    w.seen.clear();
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok && r.plan.unwrap().mesh.is_empty());
+    assert_eq!(w.writes(), 0, "{:?}", w.seen);
+}
+
+#[test]
+fn a_missing_gateway_entry_is_not_created_unless_asked() {
+    let mut w = world_with(2);
+    let (r, _) = run(&mut w, mesh_start(&[("TERMINATING_GATEWAY_NAME", "tgw")]));
+    assert!(r.ok, "{}", r.message);
+    assert!(w.mesh.is_empty());
+    let plan = r.plan.unwrap();
+    assert!(plan.mesh.is_empty());
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|d| d.code.as_str() == "mesh_entry_unchanged"));
+}
+
+#[test]
+fn a_concurrent_edit_of_the_gateway_entry_is_merged_not_lost() {
+    let gw = [("TERMINATING_GATEWAY_NAME", "tgw")];
+    let mut w = world_with(2);
+    w.mesh.insert(
+        "terminating-gateway/tgw".into(),
+        (
+            5,
+            json!({"Kind": "terminating-gateway", "Name": "tgw", "Services": []}),
+        ),
+    );
+    w.mesh_race = Some((
+        "terminating-gateway/tgw".into(),
+        json!({"Kind": "terminating-gateway", "Name": "tgw", "Services": [{"Name": "human"}]}),
+    ));
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(gateway_names(&w), ["human", "f0000", "f0001"]);
+    let puts = w.seen.iter().filter(|s| *s == "PUT /v1/config").count();
+    assert_eq!(
+        puts,
+        2 + 2,
+        "two service-defaults, a miss and the merged write"
+    );
+    let gateway_op = r
+        .outcomes
+        .iter()
+        .find(|o| o.kind == consul_lambda_sync::plan::OperationKind::UpdateTerminatingGateway)
+        .unwrap();
+    assert_eq!(gateway_op.status, OpStatus::Ok);
+}
+
+#[test]
+fn a_lost_answer_to_a_gateway_write_is_read_back() {
+    let gw = [
+        ("TERMINATING_GATEWAY_NAME", "tgw"),
+        ("TERMINATING_GATEWAY_CREATE", "true"),
+    ];
+    let mut w = world_with(1);
+    run(&mut w, start());
+    w.lose_next_write = 1;
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(r.operations.conflicts, 0);
+    assert_eq!(gateway_names(&w), ["f0000"]);
+}
+
+#[test]
+fn services_are_exported_to_the_peers() {
+    let mut w = world_with(2);
+    w.mesh.insert(
+        "exported-services/default".into(),
+        (
+            5,
+            json!({"Kind": "exported-services", "Name": "default", "Services": [
+                {"Name": "web", "Consumers": [{"Peer": "east"}]},
+                {"Name": "f0000", "Consumers": [{"Peer": "east"}]}
+            ]}),
+        ),
+    );
+    let (r, _) = run(&mut w, mesh_start(&[("EXPORTED_SERVICES_PEERS", "west")]));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(
+        w.mesh["exported-services/default"].1["Services"],
+        json!([
+            {"Name": "web", "Consumers": [{"Peer": "east"}]},
+            {"Name": "f0000", "Consumers": [{"Peer": "east"}, {"Peer": "west"}]},
+            {"Name": "f0001", "Consumers": [{"Peer": "west"}]}
+        ])
+    );
+    // Deregistered: its item goes.
+    w.functions.remove(&arn("f0000"));
+    let (r, _) = run(&mut w, mesh_start(&[("EXPORTED_SERVICES_PEERS", "west")]));
+    assert!(r.ok, "{}", r.message);
+    let names: Vec<&str> = w.mesh["exported-services/default"].1["Services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web", "f0001"]);
+}
+
+#[test]
+fn exported_partitions_without_enterprise_are_one_config_error() {
+    let mut w = world_with(1);
+    let (r, _) = run(
+        &mut w,
+        mesh_start(&[("EXPORTED_SERVICES_PARTITIONS", "team-a")]),
+    );
+    assert_eq!(r.verdict, Verdict::InvalidConfig);
+    let f = r.failure.unwrap();
+    assert_eq!(f.errors.len(), 1);
+    assert_eq!(
+        f.errors[0].code.as_str(),
+        "exported_partitions_require_enterprise"
+    );
+    assert!(w.seen.is_empty(), "nothing is read or written");
+}
+
+#[test]
+fn a_dry_run_shows_the_gateway_change_and_writes_nothing() {
+    let gw = [
+        ("TERMINATING_GATEWAY_NAME", "tgw"),
+        ("TERMINATING_GATEWAY_CREATE", "true"),
+        ("DRY_RUN", "true"),
+    ];
+    let mut w = world_with(2);
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert!(w.mesh.is_empty());
+    let plan = r.plan.unwrap();
+    assert_eq!(plan.mesh[0].add.len(), 2);
+    let text = consul_lambda_sync::render::format_plan(&plan);
+    assert!(
+        text.contains("+ terminating-gateway tgw  create the entry; list f0000, f0001"),
+        "{text}"
+    );
 }

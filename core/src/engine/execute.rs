@@ -1,4 +1,4 @@
-//! Execution of the plan in four waves, each a batch of concurrent requests:
+//! Execution of the plan in five waves, each a batch of concurrent requests:
 //!
 //! 1. service-defaults entries (`PUT /v1/config?cas=N`: Consul cannot put config
 //!    entries in a transaction);
@@ -7,12 +7,20 @@
 //!    created in the same transaction when it does not exist yet;
 //! 3. service-defaults deletions (`DELETE …?cas=N`);
 //! 4. Parameter Store writes (a service's extension data is deleted after its
-//!    service-defaults entry).
+//!    service-defaults entry);
+//! 5. mesh entries (docs/mesh.md): the terminating gateway's and the exported
+//!    services' entry, merged and written with `PUT /v1/config?cas=N`, after
+//!    every service write, so that an item is added only for a service whose
+//!    registration succeeded and removed only for one whose deregistration did.
+//!    A check-and-set miss or a lost answer is settled by reading the entry
+//!    again and merging again (at most [`MESH_MAX_ROUNDS`] times).
 //!
 //! A service's step runs only when its earlier steps succeeded. A check-and-set
 //! miss leaves the service as it is (status `conflict`, re-observed next sync). A
 //! write whose answer was lost is checked by reading the object back before it
 //! is judged, so a write that was applied is never reported as a conflict.
+
+mod mesh;
 
 use super::outcome::{OpCounts, OpStatus, Outcome};
 use super::wire::{self, encode_segment, Answer, AwsCall, ConsulCall};
@@ -29,6 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Consul's limit on operations in one transaction (1.22: more → 413).
 pub const TXN_MAX_OPS: usize = 128;
+/// How often a mesh entry is read and merged again after a check-and-set miss.
+pub const MESH_MAX_ROUNDS: u32 = 3;
 /// How often a transaction's remaining operations are resent after a rejection.
 const TXN_MAX_ROUNDS: u32 = 8;
 
@@ -41,6 +51,8 @@ pub(crate) enum ExecPurpose {
     TxnVerify(Batch),
     Single { op: usize },
     Ssm { op: usize },
+    MeshWrite { op: usize, round: u32 },
+    MeshRead { op: usize, round: u32 },
 }
 
 /// Catalog operations sent together in one transaction.
@@ -150,7 +162,9 @@ pub(crate) struct Execution {
 pub(crate) fn is_ambiguous_write(purpose: &Purpose) -> bool {
     matches!(
         purpose,
-        Purpose::Exec(ExecPurpose::ConfigWrite { .. } | ExecPurpose::Txn(_))
+        Purpose::Exec(
+            ExecPurpose::ConfigWrite { .. } | ExecPurpose::Txn(_) | ExecPurpose::MeshWrite { .. }
+        )
     )
 }
 
@@ -186,7 +200,12 @@ impl Execution {
         let mut last: BTreeMap<&ServiceKey, usize> = BTreeMap::new();
         let mut prev = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
-            prev.push(last.insert(&op.service, i));
+            // A mesh entry is no service: it follows the services it names (wave 5).
+            if op.mesh.is_some() {
+                prev.push(None);
+            } else {
+                prev.push(last.insert(&op.service, i));
+            }
         }
         let index = CasIndex::new(scopes, local_dc);
         let n = ops.len();
@@ -260,6 +279,7 @@ impl Execution {
             // After the config deletion: a service's extension data goes last, and
             // one wave cannot hold two steps of the same service.
             OperationKind::PutExtensionData | OperationKind::DeleteExtensionData => 4,
+            OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices => 5,
         }
     }
 }
@@ -347,7 +367,7 @@ impl Engine {
                 }
             }
             let wave = match self.exec.as_mut() {
-                Some(exec) if exec.wave < 4 => {
+                Some(exec) if exec.wave < 5 => {
                     exec.wave += 1;
                     exec.wave
                 }
@@ -365,6 +385,11 @@ impl Engine {
                     }
                 }
                 2 => self.catalog_wave(runnable),
+                5 => {
+                    for i in runnable {
+                        self.mesh_start(i);
+                    }
+                }
                 _ => {
                     for i in runnable {
                         self.wave3(i);
@@ -1215,6 +1240,8 @@ impl Engine {
                 }
                 (Err((m, _)), _) => self.set_status(op, OpStatus::Failed, Some(m.clone())),
             },
+            ExecPurpose::MeshWrite { op, round } => self.on_mesh_write(op, round, outcome, &answer),
+            ExecPurpose::MeshRead { op, round } => self.on_mesh_read(op, round, outcome, &answer),
         }
     }
 }

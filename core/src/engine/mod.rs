@@ -10,8 +10,8 @@
 //! Phases: set-up (account, Consul credentials) → observation (Consul topology,
 //! then per-scope state, the Lambda inventory, extension data) → plan
 //! ([`crate::plan`]) → confirmations and leaves, each followed by a re-plan →
-//! execution in four waves (config entries; catalog transactions; config
-//! deletions; Parameter Store) → result.
+//! execution in five waves (config entries; catalog transactions; config
+//! deletions; Parameter Store; mesh entries) → result.
 
 mod execute;
 mod observe;
@@ -96,6 +96,7 @@ pub(crate) enum Purpose {
     Roots,
     ParametersPage,
     Leaf(crate::consul::ServiceKey),
+    MeshEntry(usize),
     Exec(execute::ExecPurpose),
 }
 

@@ -12,8 +12,10 @@ use crate::config::LogLevel;
 use crate::consul::{CaRoots, Leaf, NodeServices, ServiceDefaults, ServiceKey, SsmParameter};
 use crate::error::{Code, Diagnostic};
 use crate::event::Trigger;
+use crate::mesh::MeshEntryKind;
 use crate::plan::{
-    plan, ConsulScope, ConsulState, ExtensionDataState, FailedFunction, Inventory, PlanInput,
+    plan, ConsulScope, ConsulState, ExtensionDataState, FailedFunction, Inventory,
+    ObservedMeshEntry, PlanInput,
 };
 use crate::tags::LambdaFunction;
 use serde::de::DeserializeOwned;
@@ -42,6 +44,8 @@ pub(crate) struct Observation {
     pub(crate) leaves: Vec<Leaf>,
     confirmed: bool,
     leaves_read: bool,
+    /// The mesh config entries (docs/mesh.md), when mesh wiring is on.
+    pub(crate) mesh: Vec<ObservedMeshEntry>,
 }
 
 impl Observation {
@@ -206,6 +210,7 @@ impl Engine {
             Trigger::Function { arn, .. } => self.get_function(arn, false),
             _ => self.tagging_page(None),
         }
+        self.start_mesh(&partitions);
         if let Some(prefix) = self.config.consul_extension_data_prefix.clone() {
             self.consul_get(
                 "/v1/agent/connect/ca/roots".into(),
@@ -214,6 +219,76 @@ impl Engine {
             );
             self.parameters_page(&prefix, None);
         }
+    }
+
+    /// Reads the mesh entries kept in step: per partition, the terminating gateway's
+    /// and the exported services' (named after the partition).
+    fn start_mesh(&mut self, partitions: &[Option<String>]) {
+        let exports = !self.config.exported_services_peers.is_empty()
+            || !self.config.exported_services_partitions.is_empty();
+        for partition in partitions {
+            let mut kinds = Vec::new();
+            if let Some(name) = self.config.terminating_gateway_name.clone() {
+                kinds.push((MeshEntryKind::TerminatingGateway, name));
+            }
+            if exports {
+                let name = partition.clone().unwrap_or_else(|| "default".into());
+                kinds.push((MeshEntryKind::ExportedServices, name));
+            }
+            for (kind, name) in kinds {
+                let i = self.obs.mesh.len();
+                self.obs.mesh.push(ObservedMeshEntry {
+                    kind,
+                    partition: partition.clone(),
+                    entry: None,
+                });
+                let (path, query) = self.mesh_entry_path(kind, &name, partition.as_deref());
+                self.consul_get(path, query, Purpose::MeshEntry(i));
+            }
+        }
+    }
+
+    /// `GET /v1/config/:kind/:name` (with the partition, Enterprise).
+    pub(super) fn mesh_entry_path(
+        &self,
+        kind: MeshEntryKind,
+        name: &str,
+        partition: Option<&str>,
+    ) -> (String, BTreeMap<String, String>) {
+        let mut q = BTreeMap::new();
+        if let (true, Some(p)) = (self.config.enterprise, partition) {
+            q.insert("partition".to_owned(), p.to_owned());
+        }
+        let name = encode_segment(name).unwrap_or_default();
+        (format!("/v1/config/{}/{name}", kind.consul_kind()), q)
+    }
+
+    fn on_mesh_entry(&mut self, i: usize, answer: &Answer) -> Result<(), String> {
+        let what = self
+            .obs
+            .mesh
+            .get(i)
+            .map(|m| m.kind.consul_kind())
+            .unwrap_or_default();
+        if answer.status == Some(403) {
+            let d = Diagnostic::new(
+                Code::AclDenied,
+                format!(
+                    "GET /v1/config/{what} was denied: {}",
+                    super::wire::status_message(answer)
+                ),
+                "mesh wiring reads and writes mesh config entries: add mesh = \"write\" (and service_prefix \"\" { policy = \"read\" }) to the token's policy, or turn mesh wiring off",
+            )
+            .key("mesh:read");
+            self.stop_with(Verdict::Failed, d.message.clone(), Some(d.into()));
+            return Ok(());
+        }
+        let found = self.consul_status(answer, &format!("/v1/config/{what}"))?;
+        let entry: Option<Value> = if found { parse_body(answer)? } else { None };
+        if let Some(m) = self.obs.mesh.get_mut(i) {
+            m.entry = entry;
+        }
+        Ok(())
     }
 
     fn tagging_page(&mut self, token: Option<String>) {
@@ -275,6 +350,7 @@ impl Engine {
             Purpose::Roots => self.on_roots(&answer),
             Purpose::ParametersPage => self.on_parameters(&answer),
             Purpose::Leaf(key) => self.on_leaf(key, &answer),
+            Purpose::MeshEntry(i) => self.on_mesh_entry(i, &answer),
             Purpose::Exec(_) => Ok(()),
         };
         if let Err(message) = result {
@@ -693,6 +769,7 @@ impl Engine {
                 scopes: std::mem::take(&mut self.obs.scopes),
             },
             extension_data,
+            mesh: self.obs.mesh.clone(),
         }
     }
 

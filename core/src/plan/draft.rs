@@ -10,6 +10,7 @@ use super::conflicts::conflicts;
 use super::context::Ctx;
 use super::extension::ExtensionPlanner;
 use super::functions::Roster;
+use super::mesh::mesh_operations;
 use super::observed::observe_consul;
 use super::rows::{Row, Rows, Step};
 use super::safety::{confirmations, mass_deregistration};
@@ -20,7 +21,8 @@ use crate::error::Diagnostic;
 use crate::tags::Evaluation;
 
 /// A plan before it is written out: the rows (in service order) and everything
-/// else of the [`Plan`] (whose `operations` and `services` are left empty).
+/// else of the [`Plan`] (whose `services` are left empty, and whose `operations`
+/// hold only the mesh entry writes, which come after every service's).
 pub(super) struct Draft<'a> {
     pub(super) rows: Rows<'a>,
     pub(super) rest: Plan,
@@ -108,6 +110,8 @@ pub(super) fn draft<'a>(
     let draft_rows = Rows::new(rows, deletions);
 
     out.confirmations = confirmations(&draft_rows.rows);
+    // 7. Mesh entries: list what is wanted, take out what is deregistered.
+    out.operations = mesh_operations(ctx, input, &observed, &draft_rows.rows, &mut out);
     finish(&mut out, &draft_rows.rows);
     Draft {
         rows: draft_rows,
@@ -148,6 +152,7 @@ fn finish(out: &mut Plan, rows: &[Row<'_>]) {
         } += 1;
         summary.operations += r.steps().count();
     }
+    summary.operations += out.operations.len();
     out.summary = summary;
 }
 
@@ -169,6 +174,7 @@ impl Draft<'_> {
                     reason: reason.clone(),
                     function: function.clone(),
                     confirm_absent: row.confirm.clone(),
+                    mesh: None,
                     leaf_serial: match step {
                         Step::Put(p) => Some(p.serial.to_owned()),
                         _ => None,
@@ -183,6 +189,7 @@ impl Draft<'_> {
                 reason,
             });
         }
+        operations.append(&mut plan.operations);
         plan.operations = operations;
         plan.services = services;
         plan

@@ -28,6 +28,7 @@
 //! - `safety`: incomplete inventory, confirmations, the mass-deregistration stop (§5.5–§5.7);
 //! - `extension`: extension data writes and deletions (§4.5, §5.9);
 //! - `rows`: a service's row, its steps and their order (§5.11), and the owned requests;
+//! - `mesh`: the terminating-gateway and exported-services entries (docs/mesh.md);
 //! - `draft`: the steps above put together, sorted and counted;
 //! - `write`: the plan JSON written by hand from the rows;
 //! - `key`, `hasher`, `context`: the borrowed service key, the maps' hasher, the planning context.
@@ -39,6 +40,7 @@ mod extension;
 mod functions;
 mod hasher;
 mod key;
+mod mesh;
 mod observed;
 mod ownership;
 mod rows;
@@ -54,6 +56,7 @@ use crate::consul::{
 };
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
+use crate::mesh::{MeshEdit, MeshEntryKind, MeshItem};
 use crate::tags::{FunctionStatus, LambdaFunction};
 use context::Ctx;
 use draft::Draft;
@@ -80,6 +83,46 @@ pub struct PlanInput {
     /// The observed extension data state, when extension data is enabled.
     #[serde(default)]
     pub extension_data: Option<ExtensionDataState>,
+    /// The observed mesh config entries, when mesh wiring is enabled (docs/mesh.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mesh: Vec<ObservedMeshEntry>,
+}
+
+/// A mesh config entry as observed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedMeshEntry {
+    /// The entry's kind.
+    pub kind: MeshEntryKind,
+    /// The partition it was read in (Enterprise).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `GET /v1/config/:kind/:name` as Consul answered it; `null`: not found (404).
+    #[serde(default)]
+    pub entry: Option<serde_json::Value>,
+}
+
+/// A change to a mesh config entry: the plan's row for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MeshChange {
+    /// The entry's kind.
+    pub kind: MeshEntryKind,
+    /// The entry's name (the gateway; the partition for exported services).
+    pub name: String,
+    /// The partition (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `create` or `update`.
+    pub change: Change,
+    /// Managed services listed (for exported services: or given a configured consumer).
+    pub add: Vec<MeshItem>,
+    /// Deregistered services taken out.
+    pub remove: Vec<MeshItem>,
+    /// Why.
+    pub reason: String,
 }
 
 fn yes() -> bool {
@@ -213,6 +256,10 @@ pub enum OperationKind {
     DeleteConfigEntry,
     /// `DeleteParameter` of extension data.
     DeleteExtensionData,
+    /// `PUT /v1/config?cas=N` of the `terminating-gateway` entry (merged).
+    UpdateTerminatingGateway,
+    /// `PUT /v1/config?cas=N` of the `exported-services` entry (merged).
+    UpdateExportedServices,
 }
 
 impl OperationKind {
@@ -225,6 +272,8 @@ impl OperationKind {
             OperationKind::DeregisterService => "deregisterService",
             OperationKind::DeleteConfigEntry => "deleteConfigEntry",
             OperationKind::DeleteExtensionData => "deleteExtensionData",
+            OperationKind::UpdateTerminatingGateway => "updateTerminatingGateway",
+            OperationKind::UpdateExportedServices => "updateExportedServices",
         }
     }
 }
@@ -251,6 +300,10 @@ pub struct Operation {
     /// For extension data: the serial of the leaf certificate to store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf_serial: Option<String>,
+    /// For a mesh entry: the items the registrator adds and removes, merged into
+    /// the entry as read again at write time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshEdit>,
     /// The request.
     pub request: Request,
 }
@@ -351,6 +404,9 @@ pub struct Plan {
     pub confirmations: Vec<Confirmation>,
     /// Counts.
     pub summary: Summary,
+    /// Changes to mesh config entries (terminating gateway, exported services).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mesh: Vec<MeshChange>,
 }
 
 /// Parses plan input from JSON text and plans.
@@ -450,6 +506,8 @@ mod tests {
             OperationKind::DeregisterService,
             OperationKind::DeleteConfigEntry,
             OperationKind::DeleteExtensionData,
+            OperationKind::UpdateTerminatingGateway,
+            OperationKind::UpdateExportedServices,
         ] {
             assert_eq!(json(&k), format!("\"{}\"", k.as_str()));
         }

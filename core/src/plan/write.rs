@@ -215,6 +215,11 @@ impl Draft<'_> {
                 row.write_operation(&mut out, step, self.node);
             }
         }
+        for op in &self.rest.operations {
+            out.raw(sep);
+            sep = ",";
+            out.value(op)?;
+        }
         out.raw("],\"services\":[");
         let mut sep = "";
         for row in self.rows.ordered() {
@@ -235,6 +240,10 @@ impl Draft<'_> {
         out.value(&p.confirmations)?;
         out.raw(",\"summary\":");
         out.value(&p.summary)?;
+        if !p.mesh.is_empty() {
+            out.raw(",\"mesh\":");
+            out.value(&p.mesh)?;
+        }
         out.raw("}");
         Ok(out.finish())
     }

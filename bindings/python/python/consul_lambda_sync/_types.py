@@ -61,6 +61,8 @@ ErrorCode = Literal[
     "foreign_function",
     "tls_verification_disabled",
     "invalid_kms_key_id",
+    "exported_partitions_require_enterprise",
+    "mesh_entry_unchanged",
     "plan_stale",
 ]
 
@@ -174,6 +176,11 @@ class ConfigInput(TypedDict, total=False):
     datacenter: Optional[str]
     # `ENTERPRISE`.
     enterprise: Optional[bool]
+    # `EXPORTED_SERVICES_PARTITIONS`: admin partitions to export the managed services to
+    # (Enterprise).
+    exportedServicesPartitions: Optional[list[str]]
+    # `EXPORTED_SERVICES_PEERS`: cluster peers to export the managed services to.
+    exportedServicesPeers: Optional[list[str]]
     # `LOG_LEVEL`.
     logLevel: Optional[str]
     # Deployment: the registrator's function name.
@@ -186,6 +193,11 @@ class ConfigInput(TypedDict, total=False):
     partitions: Optional[list[str]]
     # Deployment: minutes between full syncs.
     syncFrequencyInMinutes: Optional[int]
+    # `TERMINATING_GATEWAY_CREATE`: create that entry when it does not exist.
+    terminatingGatewayCreate: Optional[bool]
+    # `TERMINATING_GATEWAY_NAME`: the terminating gateway whose config entry lists the managed
+    # services (docs/mesh.md); unset: off.
+    terminatingGatewayName: Optional[str]
     # Deployment: the registrator's timeout in seconds.
     timeout: Optional[int]
     # Ignored: accepted so that a `Config` (which lists its warnings) can be passed back as input;
@@ -257,6 +269,15 @@ class Config(_ConfigRequired, total=False):
     consulExtensionDataKmsKeyId: str
     # Parameter Store tier for extension data larger than 4096 bytes (`None`: the account default).
     consulExtensionDataTier: Tier
+    # Admin partitions the managed services are exported to (Enterprise).
+    exportedServicesPartitions: list[str]
+    # Cluster peers the managed services are exported to (`exported-services`).
+    exportedServicesPeers: list[str]
+    # Whether to create that entry when it does not exist.
+    terminatingGatewayCreate: bool
+    # The terminating gateway whose `terminating-gateway` config entry lists the managed services;
+    # `None`: off.
+    terminatingGatewayName: str
     # Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`): hosts log them
     # on every invocation; the planner repeats them in the plan.
     warnings: list[Diagnostic]
@@ -669,6 +690,24 @@ class Inventory(_InventoryRequired, total=False):
     functions: list[LambdaFunctionInput]
 
 
+# The kind of a mesh config entry.
+MeshEntryKind = Literal["terminatingGateway", "exportedServices"]
+
+
+class _ObservedMeshEntryRequired(TypedDict):
+    # The entry's kind.
+    kind: MeshEntryKind
+
+
+class ObservedMeshEntry(_ObservedMeshEntryRequired, total=False):
+    """A mesh config entry as observed."""
+
+    # `GET /v1/config/:kind/:name` as Consul answered it; `null`: not found (404).
+    entry: Any
+    # The partition it was read in (Enterprise).
+    partition: Optional[str]
+
+
 class FullSyncTriggerInput(TypedDict):
     """Reconcile every function (a scheduled event)."""
 
@@ -722,6 +761,8 @@ class PlanInput(_PlanInputRequired, total=False):
     consul: ConsulState
     # The observed extension data state, when extension data is enabled.
     extensionData: Optional[ExtensionDataState]
+    # The observed mesh config entries, when mesh wiring is enabled (docs/mesh.md).
+    mesh: list[ObservedMeshEntry]
     # What to reconcile (default: a full sync).
     trigger: TriggerInput
 
@@ -763,8 +804,42 @@ class Ignored(_IgnoredRequired, total=False):
     service: ServiceKey
 
 
+class _MeshItemRequired(TypedDict):
+    # The service name.
+    name: str
+
+
+class MeshItem(_MeshItemRequired, total=False):
+    """A service an entry item names."""
+
+    # The service's namespace (Enterprise; `None`: `default`).
+    namespace: str
+
+
 # The kind of change a service undergoes.
 Change = Literal["create", "update", "delete", "unchanged"]
+
+
+class _MeshChangeRequired(TypedDict):
+    # Managed services listed (for exported services: or given a configured consumer).
+    add: list[MeshItem]
+    # `create` or `update`.
+    change: Change
+    # The entry's kind.
+    kind: MeshEntryKind
+    # The entry's name (the gateway; the partition for exported services).
+    name: str
+    # Why.
+    reason: str
+    # Deregistered services taken out.
+    remove: list[MeshItem]
+
+
+class MeshChange(_MeshChangeRequired, total=False):
+    """A change to a mesh config entry: the plan's row for it."""
+
+    # The partition (Enterprise).
+    partition: str
 
 
 # What one operation does.
@@ -775,7 +850,42 @@ OperationKind = Literal[
     "deregisterService",
     "deleteConfigEntry",
     "deleteExtensionData",
+    "updateTerminatingGateway",
+    "updateExportedServices",
 ]
+
+
+class MeshConsumer(TypedDict, total=False):
+    """A consumer of exported services: a cluster peer or an admin partition."""
+
+    # An admin partition (Enterprise).
+    partition: str
+    # A cluster peer name.
+    peer: str
+
+
+class _MeshEditRequired(TypedDict):
+    # Whether the entry may be created when it does not exist.
+    create: bool
+    # Whether to write the `Namespace` of each item (Enterprise).
+    enterprise: bool
+    # The entry's kind.
+    kind: MeshEntryKind
+    # The entry's name.
+    name: str
+
+
+class MeshEdit(_MeshEditRequired, total=False):
+    """What the registrator changes in one mesh entry: the items it adds (or, for exported services,
+    completes with the configured consumers) and the items it removes. Applied by `merge`.
+    """
+
+    # Managed services to list.
+    add: list[MeshItem]
+    # For exported services: the consumers every added service is exported to.
+    consumers: list[MeshConsumer]
+    # Managed services to take out (deregistered).
+    remove: list[MeshItem]
 
 
 class _ConsulRequestRequired(TypedDict):
@@ -839,6 +949,9 @@ class Operation(_OperationRequired, total=False):
     function: str
     # For extension data: the serial of the leaf certificate to store.
     leafSerial: str
+    # For a mesh entry: the items the registrator adds and removes, merged into the entry as read
+    # again at write time.
+    mesh: MeshEdit
 
 
 class _ServiceChangeRequired(TypedDict):
@@ -889,9 +1002,7 @@ class Summary(TypedDict):
     warnings: int
 
 
-class Plan(TypedDict):
-    """The plan: what to do, in order, and everything worth saying about it."""
-
+class _PlanRequired(TypedDict):
     # Operations (deletions and take-overs) that wait for `GetFunction`, by function.
     confirmations: list[Confirmation]
     # Per-function and plan-wide errors.
@@ -908,6 +1019,13 @@ class Plan(TypedDict):
     summary: Summary
     # Warnings.
     warnings: list[Diagnostic]
+
+
+class Plan(_PlanRequired, total=False):
+    """The plan: what to do, in order, and everything worth saying about it."""
+
+    # Changes to mesh config entries (terminating gateway, exported services).
+    mesh: list[MeshChange]
 
 
 class _ExtensionDataInputRequired(TypedDict):
