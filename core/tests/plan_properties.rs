@@ -764,6 +764,18 @@ fn same_namespace(v: &Value, key: &consul_lambda_sync::consul::ServiceKey) -> bo
 fn apply_to_input(input: &mut Value, p: &Plan) {
     for op in &p.operations {
         let key = &op.service;
+        if let (Some(edit), Request::Consul(r)) = (&op.mesh, &op.request) {
+            // A mesh entry write replaces the observed entry of its kind and partition.
+            let kind = serde_json::to_value(edit.kind).unwrap();
+            let seen = input["mesh"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|m| m["kind"] == kind && m["partition"].as_str() == key.partition.as_deref())
+                .unwrap();
+            seen["entry"] = r.body.clone().unwrap();
+            continue;
+        }
         match &op.request {
             Request::Consul(r) => {
                 let body = r.body.clone().unwrap_or(Value::Null);
