@@ -36,8 +36,15 @@ agent_prefix "" {
 # rule lets the registrator read its node (without node:read Consul filters the list,
 # and the registrator stops with acl_filtered rather than act on it) and create the
 # node the first time; the agent rule is only for an unset DATACENTER.
-# Later opt-in features need more: terminating-gateway / exported-services wiring
-# needs mesh = "write".
+#
+# Mesh wiring (opt-in, docs/mesh.md: TERMINATING_GATEWAY_NAME, EXPORTED_SERVICES_PEERS,
+# EXPORTED_SERVICES_PARTITIONS) also needs the rule below; uncomment it then.
+# - PUT /v1/config?cas=N of the terminating-gateway and exported-services entries:
+#   mesh:write (or operator:write);
+# - GET /v1/config/exported-services/:partition: mesh:read (given by mesh = "write");
+# - GET /v1/config/terminating-gateway/:name: service:read on the gateway's name
+#   (given by the service_prefix rule above).
+# mesh = "write"
 #
 # Not needed: GET /v1/catalog/datacenters and /v1/agent/connect/ca/roots need no ACL.
 #

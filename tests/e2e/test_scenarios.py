@@ -22,6 +22,7 @@ from typing import Any, Optional, cast
 
 import boto3
 import pytest
+from cls_support import acl_policy as documented_acl_policy
 
 from harness import ACCOUNT, NODE, PREFIX, REGION, Harness
 
@@ -113,7 +114,8 @@ def check(h: Harness, expect: dict[str, Any], error: Optional[BaseException], la
         assert extensions[0]["Arguments"] == args, f"{label}: {name} arguments"
 
     for name, want in (expect.get("configEntries") or {}).items():
-        entry = h.consul.get(f"/v1/config/service-defaults/{name}")
+        # "KIND/NAME" names an entry of another kind (mesh wiring).
+        entry = h.consul.get(f"/v1/config/{name if '/' in name else 'service-defaults/' + name}")
         if want is None:
             assert entry is None, f"{label}: config entry {name} should not exist"
         else:
@@ -162,6 +164,10 @@ def test_scenario(harness: Harness, path: Path, capsys: pytest.CaptureFixture[st
     assert "DATACENTER" not in h.env()
     assert "CONSUL_EXTENSION_DATA_PREFIX" not in h.env()
     h.setenv(**env)
+    if scenario.get("meshPolicy") and h.token:
+        # The documented policy with its mesh wiring rule (docs/acl-policy.hcl).
+        h.token = h.consul.create_token(documented_acl_policy(mesh=True))
+        h.put_secret(h.env()["CONSUL_HTTP_TOKEN_PATH"], h.token)
 
     secrets = [s for s in (h.token, h.consul.management_token) if s]
     for i, step in enumerate(scenario["steps"], 1):

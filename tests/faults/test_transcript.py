@@ -325,7 +325,7 @@ def apply_aws(lam: Any, role: str, action: dict[str, Any]) -> None:
 def test_scenario_transcripts_are_equal(path: Path, acl_wire: Wire, moto: sup.MotoSeeded) -> None:
     scenario = substitute(json.loads(path.read_text()))
     consul = acl_wire.consul
-    token = consul.create_token(sup.acl_policy())
+    token = consul.create_token(sup.acl_policy(mesh=bool(scenario.get("meshPolicy"))))
     env = host_env(
         acl_wire.consul_proxy.url,
         acl_wire.aws_proxy.url,

@@ -18,6 +18,7 @@ const require = createRequire(import.meta.url);
 const TAG_PREFIX = 'serverless.consul.hashicorp.com/v1alpha1/lambda/';
 const REGION = 'us-east-1';
 const TOKEN_PARAM = '/e2e/consul/registrator-token';
+const MESH_TOKEN_PARAM = '/e2e/consul/registrator-mesh-token'; // docs/acl-policy.hcl with its mesh rule
 const SCENARIO_DIR = path.join(REPO, 'tests', 'e2e', 'scenarios');
 const scenarioFiles = fs.readdirSync(SCENARIO_DIR).filter((f) => f.endsWith('.json')).sort();
 
@@ -74,7 +75,9 @@ before(async () => {
   roleArn = role.Role.Arn;
   zip = await tinyZip();
   await sdk.ssm.send(new sdk.S.PutParameterCommand({ Name: TOKEN_PARAM, Value: consul.registratorToken, Type: 'SecureString', Overwrite: true }));
+  await sdk.ssm.send(new sdk.S.PutParameterCommand({ Name: MESH_TOKEN_PARAM, Value: consul.registratorMeshToken, Type: 'SecureString', Overwrite: true }));
   secrets.add(consul.registratorToken);
+  secrets.add(consul.registratorMeshToken);
   secrets.add(consul.managementToken);
 });
 
@@ -200,6 +203,10 @@ async function reset(scenario) {
   }
   const entries = await consul.api('GET', '/v1/config/service-defaults');
   for (const e of entries.body || []) await consul.api('DELETE', `/v1/config/service-defaults/${encodeURIComponent(e.Name)}`);
+  for (const kind of ['terminating-gateway', 'exported-services']) {
+    const mesh = await consul.api('GET', `/v1/config/${kind}`);
+    for (const e of mesh.body || []) await consul.api('DELETE', `/v1/config/${kind}/${encodeURIComponent(e.Name)}`);
+  }
   for (const name of await parameterNames(scenario)) {
     try {
       await sdk.ssm.send(new sdk.S.DeleteParameterCommand({ Name: name }));
@@ -251,7 +258,9 @@ async function checkExpect(expect, outcome, label) {
     assert.deepEqual(r.body.EnvoyExtensions[0].Arguments, args, `${label}: ${name} arguments`);
   }
   for (const [name, want] of Object.entries(expect.configEntries || {})) {
-    const r = await consul.api('GET', `/v1/config/service-defaults/${encodeURIComponent(name)}`);
+    // "KIND/NAME" names an entry of another kind (mesh wiring).
+    const path = name.includes('/') ? name.split('/').map(encodeURIComponent).join('/') : `service-defaults/${encodeURIComponent(name)}`;
+    const r = await consul.api('GET', `/v1/config/${path}`);
     if (want === null) {
       assert.equal(r.status, 404, `${label}: config entry ${name} should not exist`);
     } else {
@@ -288,7 +297,8 @@ for (const file of scenarioFiles) {
         for (const a of step.consul || []) await applyConsul(a);
         for (const a of step.aws || []) await applyAws(a);
         const event = step.event === 'schedule' ? scheduleEvent() : step.event;
-        const outcome = await invoke(event, scenario.env || {});
+        const meshToken = scenario.meshPolicy ? { CONSUL_HTTP_TOKEN_PATH: MESH_TOKEN_PARAM } : {};
+        const outcome = await invoke(event, { ...(scenario.env || {}), ...meshToken });
         await checkExpect(step.expect || {}, outcome, `${file} step ${i + 1}`);
       });
     }

@@ -42,6 +42,7 @@ function consulApi(address, managementToken) {
  * Starts the named servers (`consul-acl`, `moto`, ... as `python -m cls_support
  * serve` takes them). Returns `{ consul, moto, info, stop() }`: `consul` (for
  * consul-acl) has address, managementToken, registratorToken (least privilege,
+ * registratorMeshToken: the same with the documented mesh rule,
  * docs/acl-policy.hcl) and api(method, path, body, token); `moto` has endpoint.
  */
 export async function startServers(...kinds) {

@@ -65,6 +65,7 @@ def describe(kind: str, server: Server) -> dict[str, Any]:
     out = server.describe()
     if kind == "consul-acl" and isinstance(server, ConsulAgent):
         out["registratorToken"] = server.create_token(acl_policy())
+        out["registratorMeshToken"] = server.create_token(acl_policy(mesh=True))
     return out
 
 

@@ -30,9 +30,18 @@ def consul_binary() -> str:
     return path
 
 
-def acl_policy() -> str:
-    """The registrator's least-privilege policy, as documented (docs/acl-policy.hcl)."""
-    return (REPO / "docs" / "acl-policy.hcl").read_text()
+MESH_KINDS = ("terminating-gateway", "exported-services")
+
+
+def acl_policy(mesh: bool = False) -> str:
+    """The registrator's least-privilege policy, as documented (docs/acl-policy.hcl);
+    ``mesh``: with the documented mesh wiring rule uncommented."""
+    text = (REPO / "docs" / "acl-policy.hcl").read_text()
+    if mesh:
+        rule = '# mesh = "write"'
+        assert rule in text, "docs/acl-policy.hcl documents the mesh rule"
+        text = text.replace(rule, rule.removeprefix("# "))
+    return text
 
 
 class ConsulClient:
@@ -87,10 +96,14 @@ class ConsulClient:
         return r.json() if r.content else None
 
     def clean(self) -> None:
-        """Removes the registrator's node and every service-defaults entry."""
+        """Removes the registrator's node, every service-defaults entry, and every
+        terminating-gateway and exported-services entry (mesh wiring)."""
         self.put("/v1/catalog/deregister", {"Node": NODE})
         for name in self.entries():
             self.delete(f"/v1/config/service-defaults/{name}")
+        for kind in MESH_KINDS:
+            for e in self.get(f"/v1/config/{kind}") or []:
+                self.delete(f"/v1/config/{kind}/{e['Name']}")
 
     def services(self) -> dict[str, dict[str, Any]]:
         """Every service on the registrator's node, by name."""
