@@ -220,10 +220,37 @@ function readConfig(text) {
   return core('configFromEnv', env);
 }
 
+const MESH_KINDS = { 'terminating-gateway': 'terminatingGateway', 'exported-services': 'exportedServices' };
+
+/** The pasted mesh entries (one object or a list, by Kind); an enabled kind not pasted does not exist. */
+function readMesh(text, config) {
+  const seen = new Map();
+  if (text.trim()) {
+    const v = parseJson(text, 'Mesh entries', 'Paste the response of GET /v1/config/terminating-gateway/NAME or /v1/config/exported-services/default.');
+    for (const e of Array.isArray(v) ? v : [v]) {
+      const kind = e && typeof e === 'object' ? MESH_KINDS[e.Kind] : undefined;
+      if (!kind) throw failure('invalid_input', 'Mesh entries: each entry must be a terminating-gateway or exported-services config entry.', 'Paste the entries as Consul answers GET /v1/config/KIND/NAME.', { key: 'Mesh entries' });
+      seen.set(`${kind}\u0000${e.Partition ?? ''}`, { kind, partition: e.Partition ?? null, entry: e });
+    }
+  }
+  const partitions = config.enterprise ? config.partitions : [null];
+  const kinds = [];
+  if (config.terminatingGatewayName) kinds.push('terminatingGateway');
+  if ((config.exportedServicesPeers || []).length || (config.exportedServicesPartitions || []).length) kinds.push('exportedServices');
+  const out = [];
+  for (const partition of partitions) {
+    for (const kind of kinds) {
+      out.push(seen.get(`${kind}\u0000${partition ?? ''}`) || seen.get(`${kind}\u0000`) || { kind, partition, entry: null });
+    }
+  }
+  return out;
+}
+
 function readForm() {
   const fns = readFunctions($('functions').value);
   const scope = readConsul($('node-services').value, $('service-defaults').value);
   const config = readConfig($('config').value);
+  const mesh = readMesh($('mesh-entries').value, config);
   const input = {
     config,
     inventory: {
@@ -234,6 +261,7 @@ function readForm() {
     },
     consul: { scopes: scope ? [scope] : [] },
   };
+  if (mesh.length) input.mesh = mesh;
   return { input, notes: fns.notes, functionCount: fns.functions.length };
 }
 
@@ -300,6 +328,7 @@ const state = {
 function indexPlan(plan) {
   const ops = new Map();
   for (const op of plan.operations) {
+    if (op.mesh) continue; // a mesh entry write: its own list (renderMesh)
     const k = keyOf(op.service);
     const list = ops.get(k);
     if (list) list.push(op);
@@ -308,6 +337,18 @@ function indexPlan(plan) {
   state.opsByKey = ops;
   state.haystack = null;
   state.expanded = new Set();
+}
+
+function renderMesh(plan) {
+  const rows = plan.mesh || [];
+  $('mesh').hidden = rows.length === 0;
+  const kindText = { terminatingGateway: 'terminating-gateway', exportedServices: 'exported-services' };
+  const names = (items) => items.map((i) => (i.namespace && i.namespace !== 'default' ? `${i.namespace}/${i.name}` : i.name)).join(', ');
+  $('mesh-list').innerHTML = rows.map((m) => `<li class="mesh-row ${esc(m.change)}" data-kind="${esc(m.kind)}">
+    <strong>${m.change === 'create' ? '+' : '~'} ${esc(kindText[m.kind] || m.kind)} ${esc(m.name)}</strong>${m.partition ? ` <span class="muted">partition ${esc(m.partition)}</span>` : ''}
+    ${m.add.length ? `<div>adds <code>${esc(names(m.add))}</code></div>` : ''}
+    ${m.remove.length ? `<div>takes out <code>${esc(names(m.remove))}</code></div>` : ''}
+    <div class="hint">${esc(m.reason)}; written merged, with check-and-set: items and fields not the registrator's stay as they are.</div></li>`).join('');
 }
 
 function groupMessages(plan) {
@@ -506,6 +547,7 @@ async function run({ focusResults = false } = {}) {
   applyFilter();
   renderMessages();
   renderIgnored(plan);
+  renderMesh(plan);
   renderRows();
   $('results').hidden = false;
   renderSummary(plan, performance.now() - t0, read.functionCount, read.notes);
@@ -542,7 +584,7 @@ function loadExample() {
 }
 
 function clearForm() {
-  for (const id of ['account', 'region', 'functions', 'node-services', 'service-defaults', 'config', 'filter']) $(id).value = '';
+  for (const id of ['account', 'region', 'functions', 'node-services', 'service-defaults', 'mesh-entries', 'config', 'filter']) $(id).value = '';
   state.text = '';
   state.plan = null;
   $('results').hidden = true;

@@ -127,6 +127,39 @@ test('a pasted function with a bad tag shows its code, value and hint', async ()
   await page.close();
 });
 
+test('mesh wiring: the gateway entry change is listed with what it adds and takes out', async () => {
+  const { page, errors } = await openPage(browser.context, server.url);
+  await page.evaluate(() => {
+    document.getElementById('consul-section').open = true;
+    document.getElementById('config-section').open = true;
+  });
+  await page.fill('#account', '123456789012');
+  await page.fill('#region', 'us-east-1');
+  await page.fill('#functions', JSON.stringify([
+    { arn: 'arn:aws:lambda:us-east-1:123456789012:function:orders', tags: { [`${P}enabled`]: 'true' } },
+    // Disabled: its service is deregistered now (an unlisted one would wait for GetFunction).
+    { arn: 'arn:aws:lambda:us-east-1:123456789012:function:gone', tags: { [`${P}enabled`]: 'false' } },
+  ]));
+  await page.fill('#node-services', JSON.stringify({ Node: { Node: 'lambdas' }, Services: [{ ID: 'gone', Service: 'gone', Tags: ['managed-by-lambda-registrator'] }] }));
+  await page.fill('#service-defaults', JSON.stringify([{ Kind: 'service-defaults', Name: 'gone', Protocol: 'http', EnvoyExtensions: [{ Name: 'builtin/aws/lambda', Arguments: { arn: 'arn:aws:lambda:us-east-1:123456789012:function:gone' } }] }]));
+  await page.fill('#config', 'TERMINATING_GATEWAY_NAME=lambda-gateway\nEXPORTED_SERVICES_PEERS=west');
+  await page.fill('#mesh-entries', JSON.stringify({ Kind: 'terminating-gateway', Name: 'lambda-gateway', Services: [{ Name: 'legacy-db', CAFile: '/ca.pem' }, { Name: 'gone' }], ModifyIndex: 12 }));
+  await planBy(page, '#plan-button');
+  assert.equal(await page.locator('#alert').isHidden(), true, await page.locator('#alert').innerText());
+  assert.equal(await page.locator('#mesh').isHidden(), false);
+  const gateway = page.locator('#mesh-list li[data-kind="terminatingGateway"]');
+  const text = await gateway.innerText();
+  assert.match(text, /~ terminating-gateway lambda-gateway/);
+  assert.match(text, /adds orders/);
+  assert.match(text, /takes out gone/);
+  // The exported-services entry was not pasted: it does not exist, so it is created.
+  assert.match(await page.locator('#mesh-list li[data-kind="exportedServices"]').innerText(), /\+ exported-services default/);
+  // The mesh writes are not shown as steps of a service row.
+  assert.deepEqual(await rowCounts(page), { create: 1, update: 0, delete: 1, unchanged: 0 });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('errors from the core are shown in the alert region, never a blank page', async () => {
   const { page, errors } = await openPage(browser.context, server.url);
   await planBy(page, '#example-button');
