@@ -18,6 +18,8 @@ const OP_LABELS = {
   deregisterService: 'Deregister from the catalog',
   deleteConfigEntry: 'Delete service-defaults',
   deleteExtensionData: 'Delete extension data',
+  updateTerminatingGateway: 'Merge into the terminating-gateway entry',
+  updateExportedServices: 'Merge into the exported-services entry',
 };
 
 // ---------------------------------------------------------------------------

@@ -119,6 +119,8 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "foreign_function": PlanError,
     "tls_verification_disabled": ConfigError,
     "invalid_kms_key_id": ConfigError,
+    "exported_partitions_require_enterprise": ConfigError,
+    "mesh_entry_unchanged": PlanError,
     # the sync engine (Consul refused or filtered a read)
     "acl_denied": PlanError,
     "acl_filtered": PlanError,
