@@ -163,3 +163,43 @@ def test_prune_removes_what_the_registrator_manages_and_nothing_else(h: Harness)
     assert h.lam.get_function(FunctionName="pr-a")["Tags"][ENABLED] == "true"
     assert h.cli("prune", "--yes").returncode == 0  # nothing left to remove
     assert _state(h) == after
+
+
+def test_plan_shows_the_gateway_change_and_a_reviewed_plan_merges_a_later_edit(
+    h: Harness, tmp_path: Path
+) -> None:
+    gateway = "/v1/config/terminating-gateway/lambda-gateway"
+    theirs = {"Name": "legacy-db", "CAFile": "/etc/ssl/db-ca.pem"}
+    h.consul.put(
+        "/v1/config",
+        {"Kind": "terminating-gateway", "Name": "lambda-gateway", "Services": [theirs]},
+    )
+    h.setenv(TERMINATING_GATEWAY_NAME="lambda-gateway")
+    h.enabled("mesh-a")
+    saved = tmp_path / "plan.json"
+
+    plan = h.cli("plan", "--out", str(saved))
+    assert plan.returncode == 0, plan.stderr
+    assert "~ terminating-gateway lambda-gateway  list mesh-a" in plan.stdout, plan.stdout
+    doc = json.loads(saved.read_text())
+    assert doc["plan"]["mesh"] == [
+        {
+            "kind": "terminatingGateway",
+            "name": "lambda-gateway",
+            "change": "update",
+            "add": [{"name": "mesh-a"}],
+            "remove": [],
+            "reason": "list mesh-a",
+        }
+    ]
+    assert h.consul.get(gateway)["Services"] == [theirs]  # plan changes nothing
+
+    # A person edits the entry after the review: applying the plan merges into their version.
+    later = {"Name": "billing-db"}
+    h.consul.put(
+        "/v1/config",
+        {"Kind": "terminating-gateway", "Name": "lambda-gateway", "Services": [theirs, later]},
+    )
+    applied = h.cli("sync", "--plan", str(saved))
+    assert applied.returncode == 0, applied.stderr
+    assert h.consul.get(gateway)["Services"] == [theirs, later, {"Name": "mesh-a"}]
