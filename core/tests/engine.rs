@@ -935,6 +935,7 @@ fn a_concurrent_edit_of_the_gateway_entry_is_merged_not_lost() {
         .find(|o| o.kind == consul_lambda_sync::plan::OperationKind::UpdateTerminatingGateway)
         .unwrap();
     assert_eq!(gateway_op.status, OpStatus::Ok);
+    assert_eq!(r.metrics["MeshEntriesWritten"], 1);
 }
 
 #[test]

@@ -229,6 +229,7 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
     ("AwsRequests", "Count"),
     ("SyncFailed", "Count"),
     ("Duration", "Milliseconds"),
+    ("MeshEntriesWritten", "Count"),
 ];
 
 /// The EMF namespace.
@@ -261,7 +262,17 @@ pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
             .collect::<std::collections::BTreeSet<_>>()
             .len()
     });
-    let values: [u64; 15] = [
+    let mesh_written = r
+        .outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.kind,
+                OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices
+            ) && o.status == OpStatus::Ok
+        })
+        .count();
+    let values: [u64; 16] = [
         r.inventory.functions as u64,
         enabled as u64,
         invalid as u64,
@@ -277,6 +288,7 @@ pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
         r.requests.aws.reads + r.requests.aws.writes,
         u64::from(!r.ok),
         r.duration_ms,
+        mesh_written as u64,
     ];
     let trigger = match r.trigger {
         Trigger::FullSync => "fullSync",
