@@ -48,6 +48,8 @@ struct World {
     mesh: BTreeMap<String, (u64, Value)>,
     /// A person's edit of a mesh entry, made just before the registrator's next write of it.
     mesh_race: Option<(String, Value)>,
+    /// Answers 403 to the next N mesh entry writes.
+    mesh_denied: usize,
 }
 
 impl World {
@@ -155,6 +157,10 @@ impl World {
                     b["Kind"] == "terminating-gateway" || b["Kind"] == "exported-services"
                 }) =>
             {
+                if self.mesh_denied > 0 {
+                    self.mesh_denied -= 1;
+                    return ok(403, json!("Permission denied: token lacks mesh:write"));
+                }
                 let body = c.body.clone().unwrap();
                 assert!(body.get("ModifyIndex").is_none() && body.get("CreateIndex").is_none());
                 let key = format!(
@@ -1023,5 +1029,57 @@ fn a_dry_run_shows_the_gateway_change_and_writes_nothing() {
     assert!(
         text.contains("+ terminating-gateway tgw  create the entry; list f0000, f0001"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_service_is_deregistered_only_after_it_is_taken_out_of_the_gateway() {
+    let gw = [
+        ("TERMINATING_GATEWAY_NAME", "tgw"),
+        ("TERMINATING_GATEWAY_CREATE", "true"),
+    ];
+    let mut w = world_with(2);
+    run(&mut w, mesh_start(&gw));
+    assert_eq!(gateway_names(&w), ["f0000", "f0001"]);
+    w.functions.remove(&arn("f0001"));
+    // The removal is refused: the service stays registered and listed.
+    w.mesh_denied = 1;
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(!r.ok);
+    assert!(w.services.contains_key("f0001"), "not deregistered");
+    assert_eq!(gateway_names(&w), ["f0000", "f0001"]);
+    let status = |kind: consul_lambda_sync::plan::OperationKind| {
+        r.outcomes.iter().find(|o| o.kind == kind).unwrap().status
+    };
+    use consul_lambda_sync::plan::OperationKind as K;
+    assert_eq!(status(K::UpdateTerminatingGateway), OpStatus::Failed);
+    assert_eq!(status(K::DeregisterService), OpStatus::Skipped);
+    let failure = r
+        .failures
+        .iter()
+        .find(|o| o.kind == K::UpdateTerminatingGateway)
+        .unwrap();
+    assert!(failure
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("mesh = \"write\""));
+    // The next sync takes it out, then deregisters it.
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert!(!w.services.contains_key("f0001"));
+    assert_eq!(gateway_names(&w), ["f0000"]);
+    let order: Vec<&str> = w
+        .seen
+        .iter()
+        .rev()
+        .filter(|s| *s == "PUT /v1/config" || *s == "PUT /v1/txn")
+        .take(2)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        order,
+        ["PUT /v1/txn", "PUT /v1/config"],
+        "the entry first, then the deregistration"
     );
 }

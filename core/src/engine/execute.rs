@@ -11,9 +11,12 @@
 //! 5. mesh entries (docs/mesh.md): the terminating gateway's and the exported
 //!    services' entry, merged and written with `PUT /v1/config?cas=N`, after
 //!    every service write, so that an item is added only for a service whose
-//!    registration succeeded and removed only for one whose deregistration did.
-//!    A check-and-set miss or a lost answer is settled by reading the entry
-//!    again and merging again (at most [`MESH_MAX_ROUNDS`] times).
+//!    writes succeeded. Items of deregistered services are taken out earlier,
+//!    in wave 1, and the deregistrations wait for that write: if it fails the
+//!    service stays registered and the next sync tries both again (once
+//!    deregistered, nothing would say the item was ours). A check-and-set miss
+//!    or a lost answer is settled by reading the entry again and merging again
+//!    (at most [`MESH_MAX_ROUNDS`] times).
 //!
 //! A service's step runs only when its earlier steps succeeded. A check-and-set
 //! miss leaves the service as it is (status `conflict`, re-observed next sync). A
@@ -279,7 +282,18 @@ impl Execution {
             // After the config deletion: a service's extension data goes last, and
             // one wave cannot hold two steps of the same service.
             OperationKind::PutExtensionData | OperationKind::DeleteExtensionData => 4,
+            // Additions; removals run in wave 1 (see `wave_of_op`).
             OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices => 5,
+        }
+    }
+
+    /// The wave of an operation: a mesh entry write that only removes items runs
+    /// in wave 1, before the deregistrations it is for (which wait for it).
+    fn wave_of_op(op: &Operation) -> u8 {
+        if crate::plan::runs_first(op) {
+            1
+        } else {
+            Self::wave_of(op.kind)
         }
     }
 }
@@ -381,7 +395,11 @@ impl Engine {
             match wave {
                 1 => {
                     for i in runnable {
-                        self.config_write(i, false);
+                        if self.op(i).is_some_and(|op| op.mesh.is_some()) {
+                            self.mesh_start(i);
+                        } else {
+                            self.config_write(i, false);
+                        }
                     }
                 }
                 2 => self.catalog_wave(runnable),
@@ -432,8 +450,7 @@ impl Engine {
         let mut run = Vec::new();
         let mut skip = Vec::new();
         for (i, op) in exec.ops.iter().enumerate() {
-            if Execution::wave_of(op.kind) != wave || exec.status.get(i) != Some(&OpStatus::Planned)
-            {
+            if Execution::wave_of_op(op) != wave || exec.status.get(i) != Some(&OpStatus::Planned) {
                 continue;
             }
             if let Some(arn) = &op.confirm_absent {
@@ -443,6 +460,12 @@ impl Engine {
                     format!("waiting for GetFunction to confirm {arn} is gone"),
                 ));
                 continue;
+            }
+            if op.kind == OperationKind::DeregisterService {
+                if let Some((status, why)) = mesh::removal_blocks(exec, op) {
+                    skip.push((i, status, why));
+                    continue;
+                }
             }
             match exec
                 .prev

@@ -22,7 +22,7 @@ use crate::tags::Evaluation;
 
 /// A plan before it is written out: the rows (in service order) and everything
 /// else of the [`Plan`] (whose `services` are left empty, and whose `operations`
-/// hold only the mesh entry writes, which come after every service's).
+/// hold only the mesh entry writes: removals before every service's, additions after).
 pub(super) struct Draft<'a> {
     pub(super) rows: Rows<'a>,
     pub(super) rest: Plan,
@@ -120,6 +120,12 @@ pub(super) fn draft<'a>(
     }
 }
 
+/// Whether a mesh entry write comes before every service's operations: one that
+/// only removes items (it runs before the deregistrations it is for).
+pub fn runs_first(op: &Operation) -> bool {
+    op.mesh.as_ref().is_some_and(|m| m.add.is_empty())
+}
+
 /// Sorts the diagnostics, skips and ignored objects, and counts.
 fn finish(out: &mut Plan, rows: &[Row<'_>]) {
     let order = |a: &Diagnostic, b: &Diagnostic| {
@@ -161,6 +167,11 @@ impl Draft<'_> {
     pub(super) fn to_plan(&self) -> Plan {
         let mut plan = self.rest.clone();
         let mut operations = Vec::with_capacity(plan.summary.operations);
+        let (mut first, mut last): (Vec<Operation>, Vec<Operation>) =
+            std::mem::take(&mut plan.operations)
+                .into_iter()
+                .partition(runs_first);
+        operations.append(&mut first);
         let mut services = Vec::with_capacity(self.rows.rows.len());
         for row in self.rows.ordered() {
             let service = row.key.owned();
@@ -189,7 +200,7 @@ impl Draft<'_> {
                 reason,
             });
         }
-        operations.append(&mut plan.operations);
+        operations.append(&mut last);
         plan.operations = operations;
         plan.services = services;
         plan

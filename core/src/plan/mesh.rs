@@ -130,21 +130,20 @@ pub(super) fn mesh_operations<'a>(
             });
         }
         for edit in edits {
-            if let Some(op) = entry_operation(input, partition, edit, out) {
-                ops.push(op);
-            }
+            ops.extend(entry_operations(input, partition, edit, out));
         }
     }
     ops
 }
 
-/// The operation that writes one entry, if it changes.
-fn entry_operation(
+/// The operations that write one entry, if it changes: the removals (run before
+/// the deregistrations) and the additions (run after the registrations).
+fn entry_operations(
     input: &PlanInput,
     partition: Option<&str>,
     edit: MeshEdit,
     out: &mut Plan,
-) -> Option<Operation> {
+) -> Vec<Operation> {
     let what = format!("{} {}", edit.kind.consul_kind(), edit.name);
     let Some(seen) = input
         .mesh
@@ -155,7 +154,7 @@ fn entry_operation(
             service: None,
             reason: format!("{what} was not observed; it is left as it is"),
         });
-        return None;
+        return Vec::new();
     };
     let observed = seen.entry.as_ref();
     let left_alone = |out: &mut Plan, why: String, hint: &str| {
@@ -180,16 +179,16 @@ fn entry_operation(
                 format!("the entry cannot be merged safely ({why})"),
                 "fix the entry by hand (consul config read), then sync again",
             );
-            return None;
+            return Vec::new();
         }
-        Err(_) => return None,
+        Err(_) => return Vec::new(),
     };
     if edit.add.is_empty() && edit.remove.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let body = match merge(observed, &edit) {
-        Merged::Write(body) => body,
-        Merged::Unchanged => return None,
+    match merge(observed, &edit) {
+        Merged::Write(_) => {}
+        Merged::Unchanged => return Vec::new(),
         Merged::Missing => {
             left_alone(
                 out,
@@ -199,7 +198,7 @@ fn entry_operation(
                 ),
                 "create the terminating-gateway config entry, or set TERMINATING_GATEWAY_CREATE=true",
             );
-            return None;
+            return Vec::new();
         }
         Merged::Unreadable(why) => {
             left_alone(
@@ -207,9 +206,9 @@ fn entry_operation(
                 format!("the entry cannot be merged safely ({why})"),
                 "fix the entry by hand (consul config read), then sync again",
             );
-            return None;
+            return Vec::new();
         }
-    };
+    }
     let change = if observed.is_some() {
         Change::Update
     } else {
@@ -225,20 +224,22 @@ fn entry_operation(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut why = Vec::new();
-    if change == Change::Create {
-        why.push("create the entry".to_owned());
-    }
-    if !edit.add.is_empty() {
-        why.push(match edit.kind {
-            MeshEntryKind::TerminatingGateway => format!("list {}", list(&edit.add)),
-            MeshEntryKind::ExportedServices => format!("export {}", list(&edit.add)),
-        });
-    }
-    if !edit.remove.is_empty() {
-        why.push(format!("take out {} (deregistered)", list(&edit.remove)));
-    }
-    let reason = why.join("; ");
+    let reason_of = |edit: &MeshEdit, create: bool| {
+        let mut why = Vec::new();
+        if create {
+            why.push("create the entry".to_owned());
+        }
+        if !edit.add.is_empty() {
+            why.push(match edit.kind {
+                MeshEntryKind::TerminatingGateway => format!("list {}", list(&edit.add)),
+                MeshEntryKind::ExportedServices => format!("export {}", list(&edit.add)),
+            });
+        }
+        if !edit.remove.is_empty() {
+            why.push(format!("take out {} (deregistered)", list(&edit.remove)));
+        }
+        why.join("; ")
+    };
     let mut query = BTreeMap::new();
     if let Some(p) = partition {
         query.insert("partition".to_owned(), p.to_owned());
@@ -250,30 +251,57 @@ fn entry_operation(
         change,
         add: edit.add.clone(),
         remove: edit.remove.clone(),
-        reason: reason.clone(),
+        reason: reason_of(&edit, change == Change::Create),
     });
-    Some(Operation {
-        kind: match edit.kind {
-            MeshEntryKind::TerminatingGateway => OperationKind::UpdateTerminatingGateway,
-            MeshEntryKind::ExportedServices => OperationKind::UpdateExportedServices,
-        },
-        service: ServiceKey {
-            datacenter: None,
-            partition: partition.map(str::to_owned),
-            namespace: None,
-            name: edit.name.clone(),
-        },
-        change,
-        reason,
-        function: None,
-        confirm_absent: None,
-        leaf_serial: None,
-        mesh: Some(edit),
-        request: Request::Consul(HttpRequest {
-            method: "PUT".into(),
-            path: "/v1/config".into(),
-            query,
-            body: Some(body),
-        }),
-    })
+    // Two writes: the removals before the deregistrations they are for (so a
+    // failed write keeps the service registered, and the next sync tries again),
+    // the additions after the registrations.
+    let removal = MeshEdit {
+        add: Vec::new(),
+        ..edit.clone()
+    };
+    let addition = MeshEdit {
+        remove: Vec::new(),
+        ..edit
+    };
+    let mut ops = Vec::new();
+    let mut after_removal = observed.cloned();
+    for (part, create) in [(removal, false), (addition, change == Change::Create)] {
+        if part.add.is_empty() && part.remove.is_empty() {
+            continue;
+        }
+        let Merged::Write(body) = merge(after_removal.as_ref(), &part) else {
+            continue;
+        };
+        after_removal = Some(body.clone());
+        ops.push(Operation {
+            kind: match part.kind {
+                MeshEntryKind::TerminatingGateway => OperationKind::UpdateTerminatingGateway,
+                MeshEntryKind::ExportedServices => OperationKind::UpdateExportedServices,
+            },
+            service: ServiceKey {
+                datacenter: None,
+                partition: partition.map(str::to_owned),
+                namespace: None,
+                name: part.name.clone(),
+            },
+            change: if create {
+                Change::Create
+            } else {
+                Change::Update
+            },
+            reason: reason_of(&part, create),
+            function: None,
+            confirm_absent: None,
+            leaf_serial: None,
+            mesh: Some(part),
+            request: Request::Consul(HttpRequest {
+                method: "PUT".into(),
+                path: "/v1/config".into(),
+                query: query.clone(),
+                body: Some(body),
+            }),
+        });
+    }
+    ops
 }

@@ -59,6 +59,7 @@ use crate::event::Trigger;
 use crate::mesh::{MeshEdit, MeshEntryKind, MeshItem};
 use crate::tags::{FunctionStatus, LambdaFunction};
 use context::Ctx;
+pub use draft::runs_first;
 use draft::Draft;
 use functions::evaluate_functions;
 use serde::{Deserialize, Serialize};

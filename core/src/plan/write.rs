@@ -2,7 +2,7 @@
 //! the owned [`Plan`](super::Plan) with serde (`tests/plan_written.rs` checks it
 //! for every plan vector), without building it.
 
-use super::draft::Draft;
+use super::draft::{runs_first, Draft};
 use super::key::Key;
 use super::rows::{Reason, Row, Step};
 use crate::consul::{path_segment, write_deregister_body, write_entry_body, write_register_body};
@@ -208,6 +208,11 @@ impl Draft<'_> {
         let mut out = JsonOut::with_capacity(estimate);
         out.raw("{\"operations\":[");
         let mut sep = "";
+        for op in self.rest.operations.iter().filter(|op| runs_first(op)) {
+            out.raw(sep);
+            sep = ",";
+            out.value(op)?;
+        }
         for row in self.rows.ordered() {
             for step in row.steps() {
                 out.raw(sep);
@@ -215,7 +220,7 @@ impl Draft<'_> {
                 row.write_operation(&mut out, step, self.node);
             }
         }
-        for op in &self.rest.operations {
+        for op in self.rest.operations.iter().filter(|op| !runs_first(op)) {
             out.raw(sep);
             sep = ",";
             out.value(op)?;

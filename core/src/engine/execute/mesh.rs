@@ -1,5 +1,6 @@
-//! Wave 5: the mesh entries (docs/mesh.md). Each entry's edit is cut down to the
-//! services whose own writes succeeded, merged into the entry as last read, and
+//! The mesh entries (docs/mesh.md): removals in wave 1 (the deregistrations they
+//! are for wait for them: [`removal_blocks`]), additions in wave 5, cut down to the
+//! services whose own writes succeeded. Each edit is merged into the entry as last read, and
 //! written with check-and-set at that read's `ModifyIndex` (`cas=0` when the
 //! entry does not exist and may be created). A miss or a lost answer reads the
 //! entry again and merges again: the merge is idempotent, so a write that landed
@@ -7,10 +8,11 @@
 
 use super::super::wire::{self, Answer, ConsulCall};
 use super::super::{body_is_true, Call, Engine, Purpose};
-use super::{norm, ExecPurpose, MESH_MAX_ROUNDS};
+use super::{norm, ExecPurpose, Execution, MESH_MAX_ROUNDS};
 use crate::consul::Request;
 use crate::engine::outcome::OpStatus;
 use crate::mesh::{merge, Merged, MeshEdit, MeshItem};
+use crate::plan::Operation;
 use serde_json::Value;
 
 /// The entry's `ModifyIndex` as read.
@@ -19,6 +21,38 @@ fn modify_index(entry: Option<&Value>) -> u64 {
         .and_then(|e| e.get("ModifyIndex"))
         .and_then(Value::as_u64)
         .unwrap_or(0)
+}
+
+/// Whether deregistration `op` must wait: a mesh entry write that takes its
+/// service out did not succeed (then the service stays registered, and the next
+/// sync takes it out and deregisters it again). `Some((status, why))` to skip it.
+pub(super) fn removal_blocks(exec: &Execution, op: &Operation) -> Option<(OpStatus, String)> {
+    exec.ops.iter().enumerate().find_map(|(j, m)| {
+        let edit = m.mesh.as_ref()?;
+        let names = norm(m.service.partition.as_deref()) == norm(op.service.partition.as_deref())
+            && edit.remove.iter().any(|r| {
+                r.name == op.service.name
+                    && norm(r.namespace.as_deref()) == norm(op.service.namespace.as_deref())
+            });
+        match exec.status.get(j) {
+            Some(OpStatus::Ok) | None => None,
+            _ if !names => None,
+            Some(OpStatus::Conflict) => Some((
+                OpStatus::Conflict,
+                format!(
+                    "not run: the {} entry changed while it was merged; the next sync tries again",
+                    edit.kind.consul_kind()
+                ),
+            )),
+            Some(_) => Some((
+                OpStatus::Skipped,
+                format!(
+                    "not run: the service could not be taken out of the {} entry first",
+                    edit.kind.consul_kind()
+                ),
+            )),
+        }
+    })
 }
 
 impl Engine {
@@ -43,13 +77,9 @@ impl Engine {
                     || exec.status.get(j) == Some(&OpStatus::Ok)
             })
         };
+        // Removals run first (wave 1): the deregistrations wait for them instead.
         let add: Vec<MeshItem> = edit.add.iter().filter(|m| done(m, self)).cloned().collect();
-        let remove: Vec<MeshItem> = edit
-            .remove
-            .iter()
-            .filter(|m| done(m, self))
-            .cloned()
-            .collect();
+        let remove = edit.remove.clone();
         let held = edit.add.len() + edit.remove.len() - add.len() - remove.len();
         if add.is_empty() && remove.is_empty() {
             self.set_status(
