@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cls_support import acl_policy as documented_acl_policy
 from consul_lambda_sync.host.handler import SyncFailed
 
 from conftest import TOKEN_PARAM
@@ -89,3 +90,46 @@ def test_handler_raises_when_an_operation_is_denied(
         ("denied", "skipped"),
     }
     assert all(narrow not in json.dumps(ln) for ln in lines)
+
+
+def test_mesh_wiring_needs_the_documented_mesh_rule(h_acl: Harness) -> None:
+    """What each mesh request needs (docs/mesh.md "ACL"), on a default-deny agent."""
+    h = h_acl
+    h.enabled("meshed")
+    h.consul.put(
+        "/v1/config", {"Kind": "terminating-gateway", "Name": "lambda-gateway", "Services": []}
+    )
+    gateway = "/v1/config/terminating-gateway/lambda-gateway"
+
+    # The documented policy without its mesh rule: the gateway's entry is read
+    # (service:read on its name) but its write is refused (mesh:write), and the
+    # service is still registered.
+    h.setenv(TERMINATING_GATEWAY_NAME="lambda-gateway")
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+    summary = err.value.summary
+    (failure,) = summary["failures"]
+    assert failure["kind"] == "updateTerminatingGateway", failure
+    assert "403" in failure["error"] and 'mesh = "write"' in failure["error"], failure
+    assert "meshed" in h.consul.services()
+    assert h.consul.get(gateway)["Services"] == []
+
+    # exported-services cannot even be read without mesh:read: the sync stops before
+    # any write, naming the rule.
+    h.setenv(EXPORTED_SERVICES_PEERS="west")
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+    summary = err.value.summary
+    assert summary["verdict"] == "failed"
+    assert summary["failure"]["code"] == "acl_denied", summary["failure"]
+    assert summary["failure"]["key"] == "mesh:read"
+    assert summary["requests"]["consul"]["writes"] == 0
+
+    # With the rule uncommented, both entries are written.
+    token = h.consul.create_token(documented_acl_policy(mesh=True), name="mesh")
+    h.put_secret(TOKEN_PARAM, token)
+    out = h.sync()
+    assert out["ok"], out
+    assert h.consul.get(gateway)["Services"] == [{"Name": "meshed"}]
+    exported = h.consul.get("/v1/config/exported-services/default")
+    assert exported["Services"] == [{"Name": "meshed", "Consumers": [{"Peer": "west"}]}]
