@@ -110,7 +110,8 @@ def test_mesh_wiring_needs_the_documented_mesh_rule(h_acl: Harness) -> None:
     summary = err.value.summary
     (failure,) = summary["failures"]
     assert failure["kind"] == "updateTerminatingGateway", failure
-    assert "403" in failure["error"] and 'mesh = "write"' in failure["error"], failure
+    assert "403" in failure["error"], failure
+    assert 'mesh = "write"' in failure["error"], failure
     assert "meshed" in h.consul.services()
     assert h.consul.get(gateway)["Services"] == []
 
