@@ -275,7 +275,7 @@ impl Engine {
             Purpose::Roots => self.on_roots(&answer),
             Purpose::ParametersPage => self.on_parameters(&answer),
             Purpose::Leaf(key) => self.on_leaf(key, &answer),
-            Purpose::Exec(_) => Ok(()),
+            Purpose::Exec(_) | Purpose::Probe(_) => Ok(()),
         };
         if let Err(message) = result {
             let d = Diagnostic::new(
