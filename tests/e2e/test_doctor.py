@@ -78,17 +78,21 @@ def test_project_policy_passes_and_the_sync_succeeds(h_acl: Harness) -> None:
     assert write["action"] == "ssm:PutParameter, ssm:DeleteParameter"
     # Every managed service name was asked of /v1/internal/acl/authorize.
     assert "on the 3 name(s) checked" in by_code(report)["consul.service_write"]["message"]
-    assert report["consulRules"] == [] and report["iamActions"] == []
+    assert report["consulRules"] == []
+    assert report["iamActions"] == []
 
-    code, doc, _ = doctor_cli(h)
-    assert code == 0
-    assert doc["ok"] and doc["verdict"] == "ok" and doc["exitCode"] == 0
+    exit_code, doc, _ = doctor_cli(h)
+    assert exit_code == 0
+    assert doc["ok"]
+    assert doc["verdict"] == "ok"
+    assert doc["exitCode"] == 0
     assert statuses(doc) == got
 
     # The doctor wrote nothing; the sync then succeeds with the same token.
     assert h.consul.node() is None
     out = h.sync()
-    assert out["ok"] and out["summary"]["create"] == 3
+    assert out["ok"]
+    assert out["summary"]["create"] == 3
 
 
 def test_upstream_policy_without_datacenter_stops_at_agent_self(
@@ -151,7 +155,8 @@ def test_upstream_policy_with_datacenter_and_an_existing_node_is_filtered(
     # The node's write rule covers its read: one rule to add.
     assert report["consulRules"] == [NODE_WRITE]
     code, doc, _ = doctor_cli(h)
-    assert code == 1 and doc["verdict"] == "failed"
+    assert code == 1
+    assert doc["verdict"] == "failed"
 
     with pytest.raises(SyncFailed) as err:
         h.sync()

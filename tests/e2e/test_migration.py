@@ -59,7 +59,10 @@ def test_the_fixture_is_upstreams_state() -> None:
     names = sorted(s["Service"] for s in STATE["services"])
     assert names == sorted(e["Name"] for e in STATE["serviceDefaults"])
     assert len(names) == 9
-    modes = {e["Name"]: e["EnvoyExtensions"][0]["Arguments"]["invocationMode"] for e in STATE["serviceDefaults"]}
+    modes = {
+        e["Name"]: e["EnvoyExtensions"][0]["Arguments"]["invocationMode"]
+        for e in STATE["serviceDefaults"]
+    }
     assert {n for n, m in modes.items() if m == "ASYNCHRONOUS"} == REPAIRED
 
 

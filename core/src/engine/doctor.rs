@@ -162,7 +162,16 @@ impl Engine {
                     json!({"Name": name, "WithDecryption": true}),
                     Probe::Secret(kind),
                 ),
-                None => self.check(skipped(code, format!("{variable} is not set"))),
+                None => {
+                    let source = match kind {
+                        SecretKind::ConsulToken if self.config.consul_http_token_set => {
+                            "the token comes from CONSUL_HTTP_TOKEN"
+                        }
+                        SecretKind::ConsulToken => "no token: Consul's anonymous token is used",
+                        SecretKind::ConsulCaCert => "the system's CAs (or CONSUL_CACERT) are used",
+                    };
+                    self.check(skipped(code, format!("{variable} is not set ({source})")))
+                }
             }
         }
         self.probe_aws(
@@ -178,7 +187,15 @@ impl Engine {
             d.datacenter = self.config.datacenter.clone();
         }
         self.probe_consul("GET", "/v1/status/leader".into(), None, Probe::Leader);
-        if self.config.datacenter.is_none() {
+        let token_unread = self
+            .status_of("ssm.token")
+            .is_some_and(|s| s != CheckStatus::Ok && s != CheckStatus::Skipped);
+        if token_unread {
+            self.check(skipped(
+                "consul.agent_read",
+                "not checked: the token could not be read from Parameter Store",
+            ));
+        } else if self.config.datacenter.is_none() {
             self.probe_consul("GET", "/v1/agent/self".into(), None, Probe::AgentSelf);
         } else {
             self.check(skipped(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -28,14 +29,15 @@ def doctor_result(
     env: Mapping[str, str], aws: Optional[Aws] = None, log: Optional[JsonLogger] = None
 ) -> SyncResult:
     """Runs the core's doctor (``Start.doctor``): the result, its report in ``doctor``."""
-    from .handler import carrier, run, start_env
-    from .log import JsonLogger
-    from .transport import Aws
+    # Imported here: importing the package needs no boto3 (the CLI says which extra is missing).
+    from .handler import carrier, run, start_env  # noqa: PLC0415
+    from .log import JsonLogger  # noqa: PLC0415
+    from .transport import Aws  # noqa: PLC0415
 
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     start: Start = {"env": start_env(env), "region": region, "doctor": True}
     start["seed"] = random.getrandbits(62)
-    log = log or JsonLogger("error")
+    log = log or JsonLogger("error", stream=sys.stderr)
     return run(start, carrier(env, aws or Aws(region or None), log), log)
 
 

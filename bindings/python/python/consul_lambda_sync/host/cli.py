@@ -443,8 +443,8 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
     if report is None:
         return _outcome(result, args, {})
     if args.json:
-        keys = ("ok", "verdict", "exitCode", "message")
-        _print_json({**{k: result[k] for k in keys}, **report})
+        head = {"ok": result["ok"], "verdict": result["verdict"], "exitCode": result["exitCode"]}
+        _print_json({**head, "message": result["message"], **report})
         return int(result["exitCode"])
     for c in report["checks"]:
         print(f"{MARKS.get(c['status'], c['status']):8} {c['code']:26} {c['message']}")
