@@ -217,3 +217,19 @@ def test_consul_unreachable(h_acl: Harness) -> None:
     assert checks["consul.reachable"]["status"] == "error"
     assert checks["consul.node_write"]["status"] == "skipped"
     assert checks["aws.list_functions"]["status"] == "ok"
+
+
+def test_a_token_consul_does_not_know(h_acl: Harness) -> None:
+    h = h_acl
+    h.put_secret(TOKEN_PARAM, "00000000-1111-2222-3333-444444444444")
+    h.enabled("orders")
+    code, doc, _ = doctor_cli(h)
+    assert code == 1
+    checks = by_code(doc)
+    assert checks["consul.reachable"]["status"] == "ok"
+    for name in ("consul.agent_read", "consul.node_write", "consul.node_read"):
+        assert checks[name]["status"] == "error", name
+        assert "ACL not found" in checks[name]["message"]
+    assert doc["consulRules"] == []
+    with pytest.raises(SyncFailed):
+        h.sync()

@@ -382,7 +382,8 @@ test('doctor: the project policy passes, and the sync then succeeds', async () =
   }
   assert.deepEqual(report.consulRules, []);
   const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
-  assert.ok(!ns.body?.Node, 'the doctor wrote nothing');
+  assert.deepEqual(ns.body?.Services || [], [], 'the doctor wrote nothing');
+  assert.equal((await consul.api('GET', '/v1/config/service-defaults')).body.length, 0);
   const out = await invoke(scheduleEvent(), {});
   assert.equal(out.error, undefined);
   assert.equal(out.result.summary.create, 2);
@@ -407,6 +408,32 @@ test("doctor: upstream's documented policy lacks agent read and node write; the 
   } finally {
     await restore();
   }
+});
+
+test("migration: on upstream's recorded state the first sync repairs only the ASYNCHRONOUS entries, the second writes nothing", async () => {
+  // tests/e2e/fixtures/upstream-state.json: what the real upstream registrator wrote (docs/migration.md).
+  const state = JSON.parse(fs.readFileSync(path.join(REPO, 'tests', 'e2e', 'fixtures', 'upstream-state.json'), 'utf8'));
+  await reset({ steps: [] });
+  for (const svc of state.services) {
+    const { ID, Service, Tags, EnableTagOverride, Weights } = svc;
+    await applyConsul({ register: { Node: state.node.Node, Address: state.node.Address, NodeMeta: state.node.Meta, Service: { ID, Service, Tags, EnableTagOverride, Weights }, SkipNodeUpdate: true } });
+  }
+  for (const entry of state.serviceDefaults) await applyConsul({ configEntry: entry });
+  for (const [name, tags] of Object.entries(state.functions)) {
+    await applyAws({ createFunction: { name, tags: Object.fromEntries(Object.entries(tags).map(([k, v]) => [TAG_PREFIX + k, v])) } });
+  }
+  const first = await invoke(scheduleEvent(), {});
+  assert.equal(first.error, undefined, first.error?.message);
+  assert.deepEqual([first.result.summary.create, first.result.summary.update, first.result.summary.delete, first.result.summary.unchanged], [0, 3, 0, 6]);
+  assert.equal(first.result.requests.consul.writes, 3);
+  const entries = await consul.api('GET', '/v1/config/service-defaults');
+  const modes = Object.fromEntries(entries.body.map((e) => [e.Name, e.EnvoyExtensions[0].Arguments.invocationMode]));
+  for (const name of ['async-worker', 'async-passthrough-aliased', 'async-passthrough-aliased-live']) assert.equal(modes[name], 'asynchronous', name);
+  assert.equal(modes.plain, 'SYNCHRONOUS', 'an entry with the same meaning is left alone');
+  const second = await invoke(scheduleEvent(), {});
+  assert.equal(second.error, undefined);
+  assert.equal(second.result.summary.operations, 0);
+  assert.equal(second.result.requests.consul.writes, 0);
 });
 
 test('logs are JSON and never contain a token or a private key', () => {

@@ -270,7 +270,7 @@ impl Engine {
             "consul.service_read",
         ];
         let why = if self.status_of("consul.reachable") != Some(CheckStatus::Ok) {
-            Some("Consul is unreachable")
+            Some("Consul did not answer GET /v1/status/leader")
         } else if self
             .status_of("ssm.token")
             .is_some_and(|s| s != CheckStatus::Ok && s != CheckStatus::Skipped)
@@ -414,6 +414,23 @@ impl Engine {
             return;
         }
         let status = answer.status.unwrap_or(0);
+        if status == 403
+            && answer
+                .body
+                .as_deref()
+                .is_some_and(|b| b.contains("ACL not found"))
+        {
+            // Not a missing rule: Consul does not know the token at all.
+            let message = "Consul does not know the token (HTTP 403: ACL not found): check the token at CONSUL_HTTP_TOKEN_PATH (or CONSUL_HTTP_TOKEN)";
+            if let Probe::Authorize = probe {
+                for c in ["consul.node_write", "consul.service_write"] {
+                    self.check(error(c, message));
+                }
+            } else {
+                self.check(error(code, message));
+            }
+            return;
+        }
         let node = self.config.node_name.clone();
         let c = match probe {
             Probe::Leader if status == 200 => ok(code, format!("Consul answers at {}", self.config.consul_http_addr)),
