@@ -239,6 +239,29 @@ pub fn authorize_checks(
     items: &[Authorization],
     answer: &Answer,
 ) -> Option<Vec<Check>> {
+    if answer.status == Some(401)
+        && answer
+            .body
+            .as_deref()
+            .is_some_and(|b| b.contains("ACL support disabled"))
+    {
+        // ACLs off: Consul allows every request.
+        return Some(
+            CONSUL_NEEDS
+                .iter()
+                .map(|need| {
+                    if (need.applies)(config) {
+                        ok(
+                            need.code,
+                            "Consul's ACLs are disabled: every request is allowed",
+                        )
+                    } else {
+                        skipped(need.code, "not needed by this configuration")
+                    }
+                })
+                .collect(),
+        );
+    }
     if answer.status != Some(200) {
         return None;
     }
@@ -435,7 +458,7 @@ pub fn aws_check(need: &AwsNeed, resource: &str, answer: &Answer) -> Check {
         return ok(
             need.code,
             format!(
-                "{} {}: allowed ({})",
+                "{} {}: allowed, for {}",
                 need.service, need.operation, need.why
             ),
         );

@@ -7,14 +7,23 @@ a real sync then does."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
+from cls_support import MotoServer, Proxy
 from consul_lambda_sync.host import doctor
 from consul_lambda_sync.host.handler import SyncFailed
 
 from conftest import TOKEN_PARAM
 from harness import NODE, Harness
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from cls_support import ConsulAgent
 
 UPSTREAM_POLICY = 'service_prefix "" { policy = "write" }\n'
 NO_NODE_WRITE = (
@@ -233,3 +242,107 @@ def test_a_token_consul_does_not_know(h_acl: Harness) -> None:
     assert doc["consulRules"] == []
     with pytest.raises(SyncFailed):
         h.sync()
+
+
+def test_without_the_authorize_endpoint_the_read_probes_decide(
+    h_acl: Harness, workroot: Path
+) -> None:
+    """A Consul (or a proxy in front of it) without POST /v1/internal/acl/authorize:
+    the writes are reported as not checked, with the rule the sync needs, and the
+    read-only probes and the filtered-results header still find what is missing."""
+    h = h_acl
+    proxy = Proxy("consul", h.consul.addr, workroot).start()
+    try:
+        proxy.faults([{"match": "acl/authorize", "action": "status", "status": 404}])
+        h.consul.put(
+            "/v1/catalog/register",
+            {"Node": NODE, "Address": "lambdas.internal", "NodeMeta": {"external-node": "true"}},
+        )
+        use_token(h, UPSTREAM_POLICY, "upstream-policy-no-authorize")
+        h.setenv(CONSUL_HTTP_ADDR=proxy.url, DATACENTER="dc1")
+        h.enabled("orders")
+
+        report = doctor(h.env())
+
+        checks = by_code(report)
+        for name in ("consul.node_write", "consul.service_write"):
+            assert checks[name]["status"] == "skipped", checks[name]
+            assert "not checked" in checks[name]["message"]
+            assert "HTTP 404" in checks[name]["message"]
+        assert checks["consul.node_write"]["rule"] == NODE_WRITE
+        assert checks["consul.node_read"]["status"] == "missing"
+        assert checks["consul.node_read"]["rule"] == f'node "{NODE}" {{ policy = "read" }}'
+        assert not report["ok"]
+        assert proxy.stats()["injected"] >= 1
+
+        with pytest.raises(SyncFailed) as err:
+            h.sync()
+        assert err.value.summary["failure"]["code"] == "acl_filtered"
+    finally:
+        proxy.stop()
+
+
+#: moto enforces IAM after this many requests: Harness's role, then the user, its
+#: policy and key, and the function below.
+SETUP_ACTIONS = 5
+
+
+@pytest.fixture
+def moto_iam(workroot: Path) -> Iterator[MotoServer]:
+    """A moto server that enforces IAM policies (after SETUP_ACTIONS requests)."""
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = str(SETUP_ACTIONS)
+    try:
+        server = MotoServer(workroot).start()
+    finally:
+        del os.environ["INITIAL_NO_AUTH_ACTION_COUNT"]
+    yield server
+    server.stop()
+
+
+def test_iam_access_denied_names_the_action(
+    moto_iam: MotoServer, consul_plain: ConsulAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consul_plain.clean()
+    h = Harness(moto_iam, consul_plain, monkeypatch)  # request 1: its role
+    iam_client = boto3.client("iam", endpoint_url=moto_iam.url, region_name="us-east-1")
+    iam_client.create_user(UserName="registrator")
+    allowed = ["sts:GetCallerIdentity", "ssm:GetParameter", "lambda:GetFunction"]
+    statement = {"Effect": "Allow", "Action": allowed, "Resource": "*"}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    iam_client.put_user_policy(
+        UserName="registrator", PolicyName="narrow", PolicyDocument=json.dumps(policy)
+    )
+    key = iam_client.create_access_key(UserName="registrator")["AccessKey"]
+    h.enabled("orders")  # request 5; from here on moto checks every request
+    h.setenv(
+        AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
+        CONSUL_EXTENSION_DATA_PREFIX="/cls/iam",
+    )
+
+    report = doctor(h.env())
+
+    checks = by_code(report)
+    assert checks["aws.identity"]["status"] == "ok"
+    listing = checks["aws.list_functions"]
+    assert listing["status"] == "missing", listing
+    assert listing["action"] == "tag:GetResources"
+    assert listing["resource"] == "*"
+    ext = checks["ssm.extension_data_read"]
+    assert ext["status"] == "missing", ext
+    assert ext["action"] == "ssm:GetParametersByPath"
+    assert ext["resource"].endswith(":parameter/cls/iam")
+    assert report["iamActions"][:2] == ["tag:GetResources", "ssm:GetParametersByPath"]
+    # No ACLs on this agent: /v1/internal/acl/authorize says so (401), which is not a missing rule.
+    assert checks["consul.node_write"]["status"] == "ok"
+    assert "ACLs are disabled" in checks["consul.node_write"]["message"]
+    out = h.cli("doctor")
+    assert out.returncode == 1
+    assert "allow: tag:GetResources on *" in out.stdout
+    assert "Allow in the registrator's IAM role: tag:GetResources" in out.stdout
+
+    # The sync: the listing is refused, so the inventory is incomplete and it fails.
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+    assert err.value.summary["inventory"]["complete"] is False
+    assert "GetResources" in err.value.summary["inventory"]["error"]
