@@ -623,6 +623,28 @@ mod tests {
     }
 
     #[test]
+    fn acls_disabled_allow_everything_and_no_endpoint_checks_nothing() {
+        let items = authorizations(&config(), &["orders".into()]);
+        let disabled = Answer {
+            status: Some(401),
+            body: Some("ACL support disabled".into()),
+            ..Answer::default()
+        };
+        let checks = authorize_checks(&config(), &items, &disabled).unwrap();
+        assert!(checks.iter().all(|c| c.status == CheckStatus::Ok));
+        let unverified = unverifiable_writes(&config(), "HTTP 404");
+        assert!(unverified.iter().all(|c| c.status == CheckStatus::Skipped));
+        assert_eq!(
+            unverified[0].rule.as_deref(),
+            Some("node \"lambdas\" { policy = \"write\" }")
+        );
+        // Skipped checks add no rule to the report, and do not make it fail.
+        let report = DoctorReport::new(unverified);
+        assert!(report.ok);
+        assert!(report.consul_rules.is_empty());
+    }
+
+    #[test]
     fn access_denied_names_the_action() {
         let need = aws_need("aws.list_functions").unwrap();
         let denied = Answer {
