@@ -8,6 +8,9 @@
 # from exactly this file on an agent whose default policy is "deny".
 #
 # If you set NODE_NAME, replace "lambdas" below with it.
+#
+# `consul-lambda-sync doctor` checks a token against what your configuration needs and
+# prints the rule to add for anything missing (README, "Doctor").
 
 # PUT /v1/catalog/register and /v1/catalog/deregister on the registrator's external
 # node, and GET /v1/catalog/node-services/lambdas.

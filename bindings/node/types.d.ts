@@ -915,6 +915,11 @@ export interface Start {
   compact?: boolean | null;
   /** Overrides `MAX_CONCURRENCY`. */
   concurrency?: number | null;
+  /**
+   * Checks what this configuration needs instead of syncing (`doctor`): the result carries the
+   * report (`doctor`); nothing is written.
+   */
+  doctor?: boolean | null;
   /** Overrides `DRY_RUN`. */
   dryRun?: boolean | null;
   /** The environment (the engine keeps only what it parses). */
@@ -965,6 +970,37 @@ export interface PlanBasis {
   functions: ObservedFunction[];
   /** Every object an operation touches. */
   objects: ObservedObject[];
+}
+
+/** How one check came out. */
+export type CheckStatus = 'ok' | 'missing' | 'error' | 'skipped';
+
+/** One check of the report. */
+export interface Check {
+  /** The IAM action(s) to allow, when missing (or when not checkable). */
+  action?: string;
+  /** The stable name of the check, e.g. `consul.node_write` (see `CHECK_CODES`). */
+  code: string;
+  /** What was found, in one line. */
+  message: string;
+  /** The resource the IAM action must cover. */
+  resource?: string;
+  /** The Consul ACL rule (HCL) to add to the token's policy, when missing. */
+  rule?: string;
+  /** How it came out. */
+  status: CheckStatus;
+}
+
+/** The doctor's report. */
+export interface DoctorReport {
+  /** Every check, in a fixed order. */
+  checks: Check[];
+  /** The Consul rules to add (one HCL block per line), deduplicated. */
+  consulRules: string[];
+  /** The IAM actions to allow, deduplicated. */
+  iamActions: string[];
+  /** No check is `missing` or `error`. */
+  ok: boolean;
 }
 
 /** What became of one operation. */
@@ -1056,6 +1092,8 @@ export type Verdict =
 export interface SyncResult {
   /** In a dry run: what the plan was computed from (`plan --out` writes it with the plan). */
   basis?: PlanBasis;
+  /** The doctor's report (`Start.doctor`). */
+  doctor?: DoctorReport;
   /** Whether nothing was to be changed. */
   dryRun: boolean;
   /** Milliseconds from the first step to the last (by the host's clock). */

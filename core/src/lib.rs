@@ -16,6 +16,7 @@ pub mod arn;
 pub mod aws;
 pub mod config;
 pub mod consul;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod event;

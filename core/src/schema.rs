@@ -12,7 +12,7 @@
 
 use crate::error::{Code, Diagnostic, Failure};
 use crate::ffi::ErrorCodeInfo;
-use crate::{aws, config, consul, engine, event, plan, tags};
+use crate::{aws, config, consul, doctor, engine, event, plan, tags};
 use schemars::JsonSchema;
 
 /// Receives the root types of the API.
@@ -57,4 +57,6 @@ pub fn register(r: &mut impl Registry) {
     r.input::<engine::wire::Answer>();
     // A plan file is what a dry run wrote (the output shape).
     r.output::<engine::review::ReviewedPlan>();
+    // The doctor's report (the result's `doctor`; the hosts' `doctor()` returns it).
+    r.output::<doctor::DoctorReport>();
 }

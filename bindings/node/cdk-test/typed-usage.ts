@@ -8,7 +8,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { ConsulLambdaRegistrator, ConsulTagChecker, applyConsulTags, consulTags, LAMBDA_EVENT_NAMES } from 'consul-lambda-sync/cdk';
-import { createHost, handler, createLogger, RegistratorError, type SyncResult } from 'consul-lambda-sync/host';
+import { createHost, handler, doctor, createLogger, RegistratorError, type DoctorReport, type SyncResult } from 'consul-lambda-sync/host';
 
 const app = new cdk.App();
 const stack = new cdk.Stack(app, 'Typed');
@@ -55,11 +55,17 @@ const host = createHost({ env: { AWS_REGION: 'us-east-1' }, logger: createLogger
 async function use(): Promise<number> {
   const r: SyncResult = await host.run({ source: 'aws.events' }, {}, { dryRun: true });
   const direct: SyncResult = await handler({ source: 'aws.events' });
+  const report: DoctorReport = await doctor({ env: { AWS_REGION: 'us-east-1' } });
+  const missing: string[] = report.checks.filter((c) => c.status === 'missing').map((c) => c.rule ?? c.action ?? c.code);
+  const again: DoctorReport = await host.doctor();
+  // @ts-expect-error: a check's status is one of ok, missing, error, skipped
+  const bad: DoctorReport['checks'][number]['status'] = 'fine';
+  void bad;
   const e = new Error('x') as RegistratorError;
   const verdict: string | undefined = e.verdict;
   // @ts-expect-error: the result's counts are numbers, not lists
   const wrong: unknown[] = r.operations.failed;
   void wrong;
-  return r.operations.ok + direct.operations.failed + (verdict ? 1 : 0) + minutes + names.length + Object.keys(tags).length + (checker ? 1 : 0);
+  return missing.length + again.consulRules.length + r.operations.ok + direct.operations.failed + (verdict ? 1 : 0) + minutes + names.length + Object.keys(tags).length + (checker ? 1 : 0);
 }
 void use;

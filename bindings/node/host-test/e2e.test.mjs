@@ -365,6 +365,87 @@ test('an unreachable Consul makes the handler throw (verdict unreachable), after
   assert.ok(Date.now() - started < 30000);
 });
 
+/** A token made of `rules` (a new policy), stored at TOKEN_PARAM; the least-privilege one is restored by `restore`. */
+async function useToken(rules, name) {
+  const policy = await consul.api('PUT', '/v1/acl/policy', { Name: name, Rules: rules });
+  assert.equal(policy.status, 200, JSON.stringify(policy.body));
+  const token = await consul.api('PUT', '/v1/acl/token', { Description: name, Policies: [{ Name: name }] });
+  assert.equal(token.status, 200, JSON.stringify(token.body));
+  secrets.add(token.body.SecretID);
+  await sdk.ssm.send(new sdk.S.PutParameterCommand({ Name: TOKEN_PARAM, Value: token.body.SecretID, Type: 'SecureString', Overwrite: true }));
+  return async () => {
+    await sdk.ssm.send(new sdk.S.PutParameterCommand({ Name: TOKEN_PARAM, Value: consul.registratorToken, Type: 'SecureString', Overwrite: true }));
+  };
+}
+
+test('doctor: the project policy passes, and the sync then succeeds', async () => {
+  await reset({ steps: [] });
+  await applyAws({ createFunction: { name: 'doc-a', tags: { [TAG_PREFIX + 'enabled']: 'true', [TAG_PREFIX + 'aliases']: 'prod' } } });
+  const { doctor, createLogger } = require('../host');
+  const lines = [];
+  const report = await doctor({ env: hostEnv(), logger: createLogger({ write: (l) => lines.push(l) }) });
+  allLogs.push(...lines);
+  const status = Object.fromEntries(report.checks.map((c) => [c.code, c.status]));
+  assert.equal(report.ok, true, JSON.stringify(report.checks, null, 1));
+  for (const code of ['config', 'aws.identity', 'ssm.token', 'consul.reachable', 'consul.agent_read', 'consul.node_write', 'consul.service_write', 'consul.node_read', 'consul.service_read', 'aws.list_functions', 'aws.get_function']) {
+    assert.equal(status[code], 'ok', code);
+  }
+  assert.deepEqual(report.consulRules, []);
+  const ns = await consul.api('GET', '/v1/catalog/node-services/lambdas');
+  assert.deepEqual(ns.body?.Services || [], [], 'the doctor wrote nothing');
+  assert.equal((await consul.api('GET', '/v1/config/service-defaults')).body.length, 0);
+  const out = await invoke(scheduleEvent(), {});
+  assert.equal(out.error, undefined);
+  assert.equal(out.result.summary.create, 2);
+});
+
+test("doctor: upstream's documented policy lacks agent read and node write; the sync stops with acl_denied", async () => {
+  await reset({ steps: [] });
+  await applyAws({ createFunction: { name: 'doc-b', tags: { [TAG_PREFIX + 'enabled']: 'true' } } });
+  const restore = await useToken('service_prefix "" { policy = "write" }', 'node-upstream-policy');
+  try {
+    const { doctor } = require('../host');
+    const report = await doctor({ env: hostEnv({ LOG_LEVEL: 'error' }) });
+    const byCode = Object.fromEntries(report.checks.map((c) => [c.code, c]));
+    assert.equal(report.ok, false);
+    assert.equal(byCode['consul.agent_read'].status, 'missing');
+    assert.equal(byCode['consul.node_write'].status, 'missing');
+    assert.equal(byCode['consul.service_write'].status, 'ok');
+    assert.deepEqual(report.consulRules, ['agent_prefix "" { policy = "read" }', 'node "lambdas" { policy = "write" }']);
+    const out = await invoke(scheduleEvent(), {});
+    assert.ok(out.error, 'the sync fails');
+    assert.equal(out.error.failure.code, 'acl_denied');
+  } finally {
+    await restore();
+  }
+});
+
+test("migration: on upstream's recorded state the first sync repairs only the ASYNCHRONOUS entries, the second writes nothing", async () => {
+  // tests/e2e/fixtures/upstream-state.json: what the real upstream registrator wrote (docs/migration.md).
+  const state = JSON.parse(fs.readFileSync(path.join(REPO, 'tests', 'e2e', 'fixtures', 'upstream-state.json'), 'utf8'));
+  await reset({ steps: [] });
+  for (const svc of state.services) {
+    const { ID, Service, Tags, EnableTagOverride, Weights } = svc;
+    await applyConsul({ register: { Node: state.node.Node, Address: state.node.Address, NodeMeta: state.node.Meta, Service: { ID, Service, Tags, EnableTagOverride, Weights }, SkipNodeUpdate: true } });
+  }
+  for (const entry of state.serviceDefaults) await applyConsul({ configEntry: entry });
+  for (const [name, tags] of Object.entries(state.functions)) {
+    await applyAws({ createFunction: { name, tags: Object.fromEntries(Object.entries(tags).map(([k, v]) => [TAG_PREFIX + k, v])) } });
+  }
+  const first = await invoke(scheduleEvent(), {});
+  assert.equal(first.error, undefined, first.error?.message);
+  assert.deepEqual([first.result.summary.create, first.result.summary.update, first.result.summary.delete, first.result.summary.unchanged], [0, 3, 0, 6]);
+  assert.equal(first.result.requests.consul.writes, 3);
+  const entries = await consul.api('GET', '/v1/config/service-defaults');
+  const modes = Object.fromEntries(entries.body.map((e) => [e.Name, e.EnvoyExtensions[0].Arguments.invocationMode]));
+  for (const name of ['async-worker', 'async-passthrough-aliased', 'async-passthrough-aliased-live']) assert.equal(modes[name], 'asynchronous', name);
+  assert.equal(modes.plain, 'SYNCHRONOUS', 'an entry with the same meaning is left alone');
+  const second = await invoke(scheduleEvent(), {});
+  assert.equal(second.error, undefined);
+  assert.equal(second.result.summary.operations, 0);
+  assert.equal(second.result.requests.consul.writes, 0);
+});
+
 test('logs are JSON and never contain a token or a private key', () => {
   assert.ok(allLogs.length > 0);
   assert.ok(secrets.size >= 3, 'the tokens and at least one private key were seen');

@@ -1,8 +1,8 @@
 // Types of the Node host: `consul-lambda-sync/host`, a transport for the core's sync engine.
 
-import type { Failure, SyncResult, Verdict } from '../index';
+import type { DoctorReport, Failure, SyncResult, Verdict } from '../index';
 
-export type { SyncResult } from '../index';
+export type { DoctorReport, SyncResult } from '../index';
 
 /** Raised by the handler when the result is not ok (`code` is `sync_failed`). */
 export declare class RegistratorError extends Error {
@@ -59,13 +59,22 @@ export interface Host {
   run(
     event: unknown,
     context?: LambdaContextLike,
-    options?: { dryRun?: boolean; concurrency?: number; function?: string },
+    options?: { dryRun?: boolean; concurrency?: number; function?: string; doctor?: boolean },
   ): Promise<SyncResult>;
+  /** The preflight check: Consul and AWS probed for what this configuration needs; writes nothing. */
+  doctor(): Promise<DoctorReport>;
   /** The Lambda handler: like `run`, throwing a RegistratorError when the result is not ok. */
   handler(event: unknown, context?: LambdaContextLike): Promise<SyncResult>;
 }
 
 export declare function createHost(deps?: HostDeps): Host;
+
+/**
+ * The preflight check (`consul-lambda-sync doctor`): reachability, the Consul token's rules, the
+ * IAM actions and the Parameter Store paths this configuration needs. Each check is `ok`,
+ * `missing` (with the Consul `rule` or IAM `action` to add), `error` or `skipped`.
+ */
+export declare function doctor(deps?: HostDeps): Promise<DoctorReport>;
 
 /** The Lambda entry point (`host/index.handler`). */
 export declare function handler(event: unknown, context?: LambdaContextLike): Promise<SyncResult>;

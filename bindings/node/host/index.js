@@ -86,6 +86,7 @@ function createHost(deps = {}) {
       region,
       ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}),
       ...(options.compact ? { compact: true } : {}),
+      ...(options.doctor ? { doctor: true } : {}),
       ...((options.concurrency ?? deps.concurrency) ? { concurrency: options.concurrency ?? deps.concurrency } : {}),
       seed: deps.seed ?? Math.floor(Math.random() * 2 ** 32),
     });
@@ -134,8 +135,16 @@ function createHost(deps = {}) {
     return result;
   }
 
-  return { run, handler };
+  /** The preflight check (`consul-lambda-sync doctor`): the core's report; writes nothing. */
+  async function doctor() {
+    return (await run(undefined, {}, { doctor: true })).doctor;
+  }
+
+  return { run, handler, doctor };
 }
+
+/** `createHost(deps).doctor()`: what this configuration needs from Consul and AWS, checked. */
+const doctor = (deps) => createHost(deps).doctor();
 
 let defaultHost;
 /** The Lambda entry point (`host/index.handler`). */
@@ -144,4 +153,4 @@ function handler(event, context) {
   return defaultHost.handler(event, context);
 }
 
-module.exports = { createHost, handler, createLogger, RegistratorError };
+module.exports = { createHost, handler, doctor, createLogger, RegistratorError };

@@ -13,6 +13,7 @@
 //! execution in five waves (config entries; catalog transactions; config
 //! deletions; Parameter Store; mesh entries) → result.
 
+mod doctor;
 mod execute;
 mod observe;
 pub mod outcome;
@@ -80,6 +81,10 @@ pub struct Start {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(with = "Option<serde_json::Value>"))]
     pub reviewed: Option<review::ReviewedPlan>,
+    /// Checks what this configuration needs instead of syncing (`doctor`): the
+    /// result carries the report (`doctor`); nothing is written.
+    #[serde(default)]
+    pub doctor: Option<bool>,
 }
 
 /// What a pending request is for.
@@ -98,6 +103,7 @@ pub(crate) enum Purpose {
     Leaf(crate::consul::ServiceKey),
     MeshEntry(usize),
     Exec(execute::ExecPurpose),
+    Probe(doctor::Probe),
 }
 
 /// A request with its bookkeeping.
@@ -171,6 +177,7 @@ pub struct Engine {
     stop: Option<Stop>,
     counts: RequestCounts,
     result: Option<SyncResult>,
+    doctor: Option<doctor::DoctorRun>,
 }
 
 fn setting<T>(
@@ -279,6 +286,10 @@ impl Engine {
             stop: None,
             counts: RequestCounts::default(),
             result: None,
+            doctor: start
+                .doctor
+                .unwrap_or(false)
+                .then(doctor::DoctorRun::default),
         };
         if !errors.is_empty() {
             let failure = Failure::many(Code::InvalidConfig, "invalid configuration", errors);
@@ -517,7 +528,10 @@ impl Engine {
 
     fn count(&mut self, call: &Call) {
         match call {
-            Call::Consul(c) if c.method == "GET" => self.counts.consul.reads += 1,
+            // The doctor's authorize asks; it writes nothing.
+            Call::Consul(c) if c.method == "GET" || c.path == "/v1/internal/acl/authorize" => {
+                self.counts.consul.reads += 1
+            }
             Call::Consul(c) => {
                 self.counts.consul.writes += 1;
                 if c.path == "/v1/txn" {
@@ -641,6 +655,7 @@ impl Engine {
     fn handle(&mut self, p: Pending, outcome: Result<(), (String, bool)>, answer: Answer) {
         match p.purpose.clone() {
             Purpose::Exec(purpose) => self.exec_answer(p, purpose, outcome, answer),
+            Purpose::Probe(probe) => self.doctor_answer(probe, outcome, answer),
             purpose => self.observe_answer(purpose, &p, outcome, answer),
         }
     }
@@ -652,6 +667,11 @@ impl Engine {
         message: String,
         failure: Option<Failure>,
     ) {
+        // The doctor reports problems as checks; only a stop before it runs
+        // (an invalid configuration, no region) ends it early.
+        if self.doctor.is_some() && self.started.is_some() {
+            return;
+        }
         if self.stop.is_none() {
             self.log(
                 LogLevel::Error,
@@ -687,6 +707,12 @@ impl Engine {
 
     /// Runs the phase machine until it waits for answers or is done.
     fn advance(&mut self) {
+        if self.doctor.is_some() {
+            if self.phase != Phase::Done {
+                self.doctor_advance();
+            }
+            return;
+        }
         if self.stop.is_some() && self.phase != Phase::Done {
             self.phase = Phase::Finish;
         }
@@ -814,6 +840,7 @@ impl Engine {
             failure,
             basis,
             metrics: Value::Null,
+            doctor: None,
         });
         if let Some(r) = self.result.as_mut() {
             r.metrics = outcome::metrics_document(r);

@@ -351,7 +351,7 @@ impl Engine {
             Purpose::ParametersPage => self.on_parameters(&answer),
             Purpose::Leaf(key) => self.on_leaf(key, &answer),
             Purpose::MeshEntry(i) => self.on_mesh_entry(i, &answer),
-            Purpose::Exec(_) => Ok(()),
+            Purpose::Exec(_) | Purpose::Probe(_) => Ok(()),
         };
         if let Err(message) = result {
             let d = Diagnostic::new(

@@ -210,6 +210,9 @@ pub struct SyncResult {
     /// The invocation's metrics as a CloudWatch Embedded Metric Format document:
     /// the host sets `_aws.Timestamp` (wall clock, ms) and prints it as one line.
     pub metrics: serde_json::Value,
+    /// The doctor's report (`Start.doctor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doctor: Option<crate::doctor::DoctorReport>,
 }
 
 /// The metric names, in the order they are reported (docs: README "Metrics").

@@ -1083,6 +1083,9 @@ class Start(_StartRequired, total=False):
     compact: Optional[bool]
     # Overrides `MAX_CONCURRENCY`.
     concurrency: Optional[int]
+    # Checks what this configuration needs instead of syncing (`doctor`): the result carries the
+    # report (`doctor`); nothing is written.
+    doctor: Optional[bool]
     # Overrides `DRY_RUN`.
     dryRun: Optional[bool]
     # The environment (the engine keeps only what it parses).
@@ -1136,6 +1139,43 @@ class PlanBasis(TypedDict):
     functions: list[ObservedFunction]
     # Every object an operation touches.
     objects: list[ObservedObject]
+
+
+# How one check came out.
+CheckStatus = Literal["ok", "missing", "error", "skipped"]
+
+
+class _CheckRequired(TypedDict):
+    # The stable name of the check, e.g. `consul.node_write` (see `CHECK_CODES`).
+    code: str
+    # What was found, in one line.
+    message: str
+    # How it came out.
+    status: CheckStatus
+
+
+class Check(_CheckRequired, total=False):
+    """One check of the report."""
+
+    # The IAM action(s) to allow, when missing (or when not checkable).
+    action: str
+    # The resource the IAM action must cover.
+    resource: str
+    # The Consul ACL rule (HCL) to add to the token's policy, when missing.
+    rule: str
+
+
+class DoctorReport(TypedDict):
+    """The doctor's report."""
+
+    # Every check, in a fixed order.
+    checks: list[Check]
+    # The Consul rules to add (one HCL block per line), deduplicated.
+    consulRules: list[str]
+    # The IAM actions to allow, deduplicated.
+    iamActions: list[str]
+    # No check is `missing` or `error`.
+    ok: bool
 
 
 # What became of one operation.
@@ -1271,6 +1311,8 @@ class SyncResult(_SyncResultRequired, total=False):
 
     # In a dry run: what the plan was computed from (`plan --out` writes it with the plan).
     basis: PlanBasis
+    # The doctor's report (`Start.doctor`).
+    doctor: DoctorReport
     # The failure behind `invalid_config` or another stop, with every problem.
     failure: Failure
     # The plan, when one was made.

@@ -1,4 +1,4 @@
-"""``consul-lambda-sync``: validate, plan (dry run), sync, prune, demo.
+"""``consul-lambda-sync``: validate, doctor, plan (dry run), sync, prune, demo.
 
 Configuration comes from the environment, exactly as for the Lambda function
 (``CONSUL_HTTP_ADDR``, ``NODE_NAME``, ``CONSUL_HTTP_TOKEN_PATH``…) plus the usual
@@ -7,7 +7,7 @@ AWS variables (``AWS_REGION``, credentials, ``AWS_ENDPOINT_URL``).
 Exit codes:
   0  success, no changes (or changes applied by ``sync``)
   1  errors (a function's tags, a failed operation, an incomplete inventory,
-     a reviewed plan that is stale)
+     a reviewed plan that is stale; doctor: a permission or parameter is missing)
   2  ``plan --detailed-exitcode``: changes are planned
   3  bad configuration or usage
   4  Consul or AWS unreachable
@@ -31,6 +31,7 @@ from .log import JsonLogger
 # The commands that reach AWS need boto3 (the ``host`` extra): without it, one line says so.
 _MISSING_EXTRA: Optional[str] = None
 try:
+    from . import doctor_result
     from .demo import run_demo
     from .handler import carrier, run, start_env, summary
     from .transport import Aws
@@ -64,7 +65,8 @@ configuration:
 exit codes:
   0  success (plan --detailed-exitcode: and nothing to change)
   1  errors: a function's tags, a failed operation, an incomplete Lambda listing,
-     a request that AWS or Consul refused, a reviewed plan that is stale (sync --plan)
+     a request that AWS or Consul refused, a reviewed plan that is stale (sync --plan),
+     doctor: a Consul rule, an IAM action or a parameter is missing
   2  plan --detailed-exitcode: changes are planned
   3  bad configuration or usage
   4  Consul or AWS unreachable
@@ -146,7 +148,9 @@ class Progress(JsonLogger):
     finished") are left out.
     """
 
-    QUIET = frozenset({"sync stopped", "sync finished", "plan error", "plan warning"})
+    QUIET = frozenset(
+        {"sync stopped", "sync finished", "plan error", "plan warning", "doctor finished"}
+    )
 
     def __init__(self, level: Optional[str], bar: bool, width: int = 30) -> None:
         super().__init__(level or "warn", stream=sys.stderr)
@@ -424,6 +428,41 @@ def cmd_prune(args: argparse.Namespace, env: dict[str, str]) -> int:
     return cmd_plan(args, env, prune=True)
 
 
+MARKS = {"ok": "ok", "missing": "MISSING", "error": "ERROR", "skipped": "skipped"}
+
+
+def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Checks Consul and AWS for what this configuration needs; writes nothing."""
+    level = getattr(args, "log_level", None) or env.get("LOG_LEVEL") or None
+    log = Progress(level, bar=False)
+    engine_env = dict(env)
+    if level:
+        engine_env["LOG_LEVEL"] = level
+    result = doctor_result(engine_env, Aws(_region(env)), log)
+    report = result.get("doctor")
+    if report is None:
+        return _outcome(result, args, {})
+    if args.json:
+        head = {"ok": result["ok"], "verdict": result["verdict"], "exitCode": result["exitCode"]}
+        _print_json({**head, "message": result["message"], **report})
+        return int(result["exitCode"])
+    for c in report["checks"]:
+        print(f"{MARKS.get(c['status'], c['status']):8} {c['code']:26} {c['message']}")
+        if c["status"] == "missing" and c.get("rule"):
+            for line in str(c["rule"]).splitlines():
+                print(f"{'':35} add: {line}")
+        if c["status"] == "missing" and c.get("action"):
+            print(f"{'':35} allow: {c['action']} on {c.get('resource') or '*'}")
+    print(f"\n{result['message']}")
+    if report["consulRules"]:
+        print("Add to the registrator's Consul token policy:")
+        for rule in report["consulRules"]:
+            print(f"  {rule}")
+    if report["iamActions"]:
+        print("Allow in the registrator's IAM role: " + ", ".join(report["iamActions"]))
+    return int(result["exitCode"])
+
+
 def cmd_demo(args: argparse.Namespace, env: dict[str, str]) -> int:
     return run_demo(env, keep_functions=args.keep_functions)
 
@@ -487,6 +526,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--function", help="check the tags of this deployed function (name or ARN)")
     _common(v)
     v.set_defaults(func=cmd_validate)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="check Consul and AWS for what this configuration needs (writes nothing)",
+        description="Checks that Consul and AWS answer, that the Consul token has the rules "
+        "this configuration needs (POST /v1/internal/acl/authorize, else read-only probes), "
+        "that the IAM role may make the calls a sync makes, and that the Parameter Store "
+        "paths exist. Prints ok or MISSING per check, with the rule or IAM action to add. "
+        "Exit 0 when nothing is missing, 1 when something is, 3 bad configuration, "
+        "4 unreachable.",
+    )
+    _common(doc)
+    doc.set_defaults(func=cmd_doctor)
 
     for name, helptext, func in (
         ("plan", "show what a sync would change (dry run; changes nothing)", cmd_plan),
