@@ -147,17 +147,17 @@ pub const CONSUL_NEEDS: &[ConsulNeed] = &[
         access: "write",
         why: "catalog registration, service-defaults config entries, leaf certificates (extension data)",
     },
-    // MESH WIRING (contract §9.4, built elsewhere): the terminating-gateway and
-    // exported-services writes need `mesh = "write"`. When its configuration
-    // (TERMINATING_GATEWAY_NAME / EXPORTED_SERVICES_PEERS) lands in `Config`, add:
-    //
-    // ConsulNeed {
-    //     code: "consul.mesh_write",
-    //     applies: |c| c.terminating_gateway_name.is_some() || !c.exported_services_peers.is_empty(),
-    //     resource: "mesh",
-    //     access: "write",
-    //     why: "the terminating gateway's and exported-services config entries",
-    // },
+    ConsulNeed {
+        code: "consul.mesh_write",
+        applies: |c| {
+            c.terminating_gateway_name.is_some()
+                || !c.exported_services_peers.is_empty()
+                || !c.exported_services_partitions.is_empty()
+        },
+        resource: "mesh",
+        access: "write",
+        why: "the terminating gateway's and exported-services config entries (docs/mesh.md)",
+    },
 ];
 
 /// The HCL rule that grants `access` on `resource` `segment`.
@@ -429,6 +429,7 @@ pub const CHECK_CODES: &[&str] = &[
     "consul.reachable",
     "consul.agent_read",
     "consul.node_write",
+    "consul.mesh_write",
     "consul.service_write",
     "consul.node_read",
     "consul.service_read",
@@ -631,7 +632,15 @@ mod tests {
             ..Answer::default()
         };
         let checks = authorize_checks(&config(), &items, &disabled).unwrap();
-        assert!(checks.iter().all(|c| c.status == CheckStatus::Ok));
+        // Every permission this configuration needs is there; mesh write is not needed.
+        for c in &checks {
+            let expected = if c.code == "consul.mesh_write" {
+                CheckStatus::Skipped
+            } else {
+                CheckStatus::Ok
+            };
+            assert_eq!(c.status, expected, "{c:?}");
+        }
         let unverified = unverifiable_writes(&config(), "HTTP 404");
         assert!(unverified.iter().all(|c| c.status == CheckStatus::Skipped));
         assert_eq!(

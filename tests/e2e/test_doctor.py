@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from cls_support import MotoServer, Proxy
+from cls_support import MotoServer, Proxy, acl_policy
 from consul_lambda_sync.host import doctor
 from consul_lambda_sync.host.handler import SyncFailed
 
@@ -102,6 +102,32 @@ def test_project_policy_passes_and_the_sync_succeeds(h_acl: Harness) -> None:
     out = h.sync()
     assert out["ok"]
     assert out["summary"]["create"] == 3
+
+
+def test_mesh_wiring_needs_mesh_write(h_acl: Harness) -> None:
+    """With mesh wiring on, the project's base policy lacks `mesh = "write"`: the
+    doctor says so, and a sync fails there; with the documented mesh rule both pass."""
+    h = h_acl
+    h.setenv(TERMINATING_GATEWAY_NAME="lambda-gateway", TERMINATING_GATEWAY_CREATE="true")
+    h.enabled("orders")
+    use_token(h, acl_policy(), "doctor-no-mesh")
+
+    report = doctor(h.env())
+    assert not report["ok"]
+    check = by_code(report)["consul.mesh_write"]
+    assert check["status"] == "missing", check
+    assert check["rule"] == 'mesh = "write"'
+    assert report["consulRules"] == ['mesh = "write"']
+    with pytest.raises(SyncFailed) as err:
+        h.sync()
+    assert 'mesh = \\"write\\"' in json.dumps(err.value.summary), err.value.summary
+
+    use_token(h, acl_policy(mesh=True), "doctor-mesh")
+    report = doctor(h.env())
+    assert report["ok"], report
+    assert statuses(report)["consul.mesh_write"] == "ok"
+    out = h.sync()
+    assert out["ok"], out
 
 
 def test_upstream_policy_without_datacenter_stops_at_agent_self(
