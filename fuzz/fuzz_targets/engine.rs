@@ -133,9 +133,10 @@ impl World {
                     None => (404, Value::Null),
                 }
             }
-            ("GET", p) if p.starts_with("/v1/agent/connect/ca/leaf/") => {
-                (200, json!({"CertPEM": "c", "PrivateKeyPEM": "k", "ModifyIndex": 3}))
-            }
+            ("GET", p) if p.starts_with("/v1/agent/connect/ca/leaf/") => (
+                200,
+                json!({"CertPEM": "c", "PrivateKeyPEM": "k", "ModifyIndex": 3}),
+            ),
             ("GET", "/v1/agent/connect/ca/roots") => (200, json!({"Roots": []})),
             ("GET", _) => (404, Value::Null),
             ("PUT", "/v1/txn") => (200, json!({"Results": [], "Errors": null})),
@@ -178,8 +179,10 @@ impl World {
                     .unwrap_or_default();
                 let name = name.rsplit(':').next().unwrap_or(name);
                 if self.functions.contains_key(name) {
-                    Ok(json!({"Configuration": {"FunctionArn": Self::arn(name), "FunctionName": name},
-                              "Tags": self.tags(name)}))
+                    Ok(
+                        json!({"Configuration": {"FunctionArn": Self::arn(name), "FunctionName": name},
+                              "Tags": self.tags(name)}),
+                    )
                 } else {
                     Err("ResourceNotFoundException")
                 }
@@ -310,7 +313,13 @@ fn deleted(r: &WireRequest) -> Vec<String> {
             }
         }
         if c.path == "/v1/txn" {
-            for op in c.body.as_ref().and_then(Value::as_array).into_iter().flatten() {
+            for op in c
+                .body
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let Some(s) = op.get("Service") else { continue };
                 let verb = s.get("Verb").and_then(Value::as_str).unwrap_or_default();
                 if verb.starts_with("delete") {
@@ -323,7 +332,13 @@ fn deleted(r: &WireRequest) -> Vec<String> {
     if let Some(call) = &r.aws {
         if call.operation.starts_with("Delete") {
             let name = call.input.get("Name").and_then(Value::as_str);
-            out.push(name.unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned());
+            out.push(
+                name.unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     out
@@ -339,10 +354,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let world = World {
         functions,
-        mode: if shape & 0x10 != 0 { "ASYNCHRONOUS" } else { "SYNCHRONOUS" },
+        mode: if shape & 0x10 != 0 {
+            "ASYNCHRONOUS"
+        } else {
+            "SYNCHRONOUS"
+        },
     };
     let wanted = world.wanted();
-    let mut env = BTreeMap::from([("CONSUL_HTTP_ADDR".to_owned(), "http://127.0.0.1:8500".to_owned())]);
+    let mut env = BTreeMap::from([(
+        "CONSUL_HTTP_ADDR".to_owned(),
+        "http://127.0.0.1:8500".to_owned(),
+    )]);
     if shape & 0x20 != 0 {
         env.insert("DATACENTER".into(), "dc1".into());
     }
@@ -359,6 +381,8 @@ fuzz_target!(|data: &[u8]| {
         seed: Some(1),
         ..Start::default()
     });
+    // ENGINE_TRACE=1 cargo fuzz run engine <crash file>: print every request and answer.
+    let trace = std::env::var_os("ENGINE_TRACE").is_some();
     let mut now = 0u64;
     for _ in 0..500 {
         let step = engine.next(now, Some(900_000u64.saturating_sub(now)));
@@ -387,6 +411,12 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let answers: Vec<Answer> = requests.iter().map(|r| world.answer(r, &mut b)).collect();
+        if trace {
+            for (r, a) in requests.iter().zip(&answers) {
+                eprintln!("-> {}", serde_json::to_string(r).unwrap_or_default());
+                eprintln!("<- {}", serde_json::to_string(a).unwrap_or_default());
+            }
+        }
         if engine.feed(answers).is_err() {
             return;
         }

@@ -477,10 +477,15 @@ impl Engine {
             return Ok(());
         }
         let v: Value = parse_body(answer)?;
-        self.obs.local_dc = v
+        // Without it the services the functions want would be planned for an
+        // unnamed datacenter while the observed ones are in the named one: the
+        // same services deregistered and registered again (found by fuzzing).
+        let dc = v
             .pointer("/Config/Datacenter")
             .and_then(Value::as_str)
-            .map(str::to_owned);
+            .filter(|dc| !dc.is_empty())
+            .ok_or("the answer names no datacenter (Config.Datacenter)")?;
+        self.obs.local_dc = Some(dc.to_owned());
         Ok(())
     }
 
