@@ -44,8 +44,8 @@ struct World {
     race_entry: Option<String>,
     /// GetResources answers this token forever (a pagination loop).
     loop_token: Option<String>,
-    /// Replaces the body of `GET /v1/agent/self`.
-    agent_self: Option<Value>,
+    /// Replaces the answer of `GET /v1/agent/self`.
+    agent_self: Option<(u16, Value)>,
 }
 
 impl World {
@@ -100,12 +100,10 @@ impl World {
         }
         let cas: Option<u64> = c.query.get("cas").map(|v| v.parse().unwrap());
         let mut answer = match (c.method.as_str(), c.path.as_str()) {
-            ("GET", "/v1/agent/self") => ok(
-                200,
-                self.agent_self
-                    .clone()
-                    .unwrap_or_else(|| json!({"Config": {"Datacenter": "dc1"}})),
-            ),
+            ("GET", "/v1/agent/self") => match self.agent_self.clone() {
+                Some((status, body)) => ok(status, body),
+                None => ok(200, json!({"Config": {"Datacenter": "dc1"}})),
+            },
             ("GET", "/v1/catalog/datacenters") => ok(200, json!(["dc1"])),
             ("GET", "/v1/catalog/node-services/lambdas") => {
                 if !self.node {
@@ -557,19 +555,20 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn agent_self_without_a_datacenter_stops_before_any_write() {
-    // Found by the engine fuzz target: a 200 without Config.Datacenter used to
+    // Found by the engine fuzz target: a 200 without Config.Datacenter, or a 404, used to
     // leave the datacenter unnamed, so the wanted services were planned for "no
     // datacenter" while the registered ones were observed in dc1: deregistered
     // and registered again.
-    for body in [
-        json!(null),
-        json!({}),
-        json!({"Config": {"Datacenter": ""}}),
+    for (status, body) in [
+        (200, json!(null)),
+        (200, json!({})),
+        (200, json!({"Config": {"Datacenter": ""}})),
+        (404, json!({"Config": {"Datacenter": "dc1"}})),
     ] {
         let mut w = world_with(2);
         run(&mut w, start());
         w.seen.clear();
-        w.agent_self = Some(body.clone());
+        w.agent_self = Some((status, body.clone()));
         let (r, _) = run(&mut w, start());
         assert!(!r.ok, "{body}");
         assert_eq!(w.writes(), 0, "{body}: {:?}", w.seen);
