@@ -5,7 +5,7 @@ set -u
 secs=${1:-600}
 cd "$(dirname "$0")/.." || exit 1
 mkdir -p fuzz/artifacts/logs
-for t in plan config tags event; do
+for t in ${TARGETS:-engine plan config tags event}; do
     python3 fuzz/seed.py >/dev/null
     nice -n 19 cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -dict=fuzz/json.dict \
         -print_final_stats=1 >"fuzz/artifacts/logs/$t.log" 2>&1

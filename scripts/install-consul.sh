@@ -11,13 +11,15 @@
 # stdout: the absolute path of the binary, and nothing else.
 # stderr: progress messages.
 #
-# Usage: consul_bin="$(scripts/install-consul.sh)"
+# Usage: consul_bin="$(scripts/install-consul.sh)"            # the current release (tools/consul)
+#        old_bin="$(scripts/install-consul.sh tools/consul-1.15)" # the old release line the e2e
+#                                                                # suite also runs on
 set -euo pipefail
 
 log() { printf 'install-consul: %s\n' "$*" >&2; }
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-tools_dir="$(cd "$script_dir/../tools/consul" && pwd -P)"
+tools_dir="$(cd "$script_dir/.." && cd "${1:-tools/consul}" && pwd -P)"
 
 # Consul version pinned in the tools module (no go invocation: keeps the
 # cached path instant).

@@ -8,6 +8,7 @@ missing binary is an install problem: the fixtures fail, they never skip.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -52,6 +53,12 @@ def moto_server(workroot: Path) -> Iterator[MotoServer]:
 
 def _agent(consul_bin: str, workroot: Path, name: str, **kw: bool) -> Iterator[ConsulAgent]:
     agent = ConsulAgent(consul_bin, workroot / name, node_name="cls-e2e", **kw).start()
+    # scripts/test-e2e-consul-1.15.sh runs this suite on an old release line: make
+    # sure every agent really is that release.
+    expected = os.environ.get("CLS_EXPECT_CONSUL_VERSION")
+    if expected:
+        version = agent.get("/v1/agent/self")["Config"]["Version"]
+        assert version == expected, f"Consul {version} is running, {expected} was expected"
     yield agent
     agent.stop()
 

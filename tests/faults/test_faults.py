@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import cls_support as sup
 import pytest
 from consul_lambda_sync.host.handler import SyncFailed
@@ -93,6 +94,57 @@ def test_throttling_429_from_consul_and_aws_is_retried(rig: Rig) -> None:
     assert rig.counts()["aws"]["ops"]["GetResources"]["count"] == pages + 2
 
 
+# The spellings AWS really uses for throttling: the JSON protocols' exception
+# (tagging, SSM), Lambda's REST 429, and a message-only "Rate exceeded".
+THROTTLES = [
+    ("GetResources", {"status": 400, "code": "ThrottlingException", "message": "Rate exceeded"}),
+    (
+        "GetFunction",
+        {"status": 429, "code": "TooManyRequestsException", "message": "Rate exceeded"},
+    ),
+    ("GetParameter", {"status": 400, "code": "ThrottlingException", "message": "Rate exceeded"}),
+    ("GetResources", {"status": 400, "code": "LimitExceededException", "message": "Rate exceeded"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("op", "answer"), THROTTLES, ids=lambda v: v if isinstance(v, str) else v["code"]
+)
+def test_aws_throttling_is_retried_and_never_deregisters(
+    rig: Rig, op: str, answer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The token comes from Parameter Store (GetParameter), and two functions are
+    # gone, so their absence is confirmed with GetFunction: every call throttled
+    # here is on the path of a sync that also deletes.
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=rig.moto.url,
+        region_name=sup.REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    ssm.put_parameter(Name="/cls/token", Value="t0ken", Type="SecureString", Overwrite=True)
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN_PATH", "/cls/token")
+    before = cold(rig)
+    gone = rig.services_of(5) | rig.services_of(6)
+    for i in (5, 6):
+        rig.lam.delete_function(FunctionName=f"fn-{i:05d}")
+    rig.faults(aws=[{"match": f"^{op}$", "action": "status", "times": 3, **answer}])
+    out = rig.sync()
+    assert out["ok"], out
+    assert injected(rig) == (0, 3)
+    # Each throttled call was retried until it passed: no more, no fewer calls.
+    ops = rig.counts()["aws"]["ops"]
+    assert ops[op]["count"] >= 4, ops[op]
+    assert ops[op]["status"].get(str(answer["status"]), 0) == 3, ops[op]
+    # Exactly the deleted functions' services went; no live one did.
+    assert rig.registered() == before - gone
+    assert rig.check()["converged"]
+    rig.reset_counts()
+    assert rig.sync()["ok"]
+    assert rig.counts()["consul"]["writes"] == 0
+
+
 def test_connection_resets_are_retried(rig: Rig) -> None:
     rig.faults(
         consul=[{"match": "^PUT ", "action": "reset", "every": 5, "times": 10}],
@@ -120,6 +172,60 @@ def test_lost_responses_of_applied_writes_are_harmless(rig: Rig) -> None:
     assert rig.check()["converged"]
     assert injected(rig) == (5, 0)
     assert rig.registered() == set(rig.desired())
+
+
+# -- agents without /v1/txn, or with a smaller request limit ------------------------
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_agent_refusing_txn_gets_single_requests(rig: Rig, status: int) -> None:
+    """An agent (or a proxy in front of it) that has no /v1/txn: after the first
+    refusal every catalog change goes as a single request, and nothing is lost."""
+    rig.faults(consul=[{"match": "^PUT /v1/txn$", "action": "status", "status": status}])
+    rig.consul_proxy.clear_transcript()
+    out = rig.sync()
+    assert out["ok"], out
+    assert rig.check()["converged"]
+    ops = [e["op"] for e in rig.consul_proxy.transcript()]
+    assert ops.count("PUT /v1/txn") == 1  # refused once, never tried again this run
+    # The node first, then one registration per service (the node's own catalog
+    # registration carries the first service).
+    assert ops.count("PUT /v1/catalog/register") == len(rig.desired())
+    # Deletions too: two functions gone, their services deregistered one by one.
+    gone = rig.services_of(5) | rig.services_of(6)
+    for i in (5, 6):
+        rig.lam.delete_function(FunctionName=f"fn-{i:05d}")
+    rig.consul_proxy.clear_transcript()
+    out = rig.sync()
+    assert out["ok"], out
+    assert rig.check()["converged"]
+    ops = [e["op"] for e in rig.consul_proxy.transcript()]
+    assert ops.count("PUT /v1/catalog/deregister") == len(gone)
+    rig.reset_counts()
+    assert rig.sync()["ok"]
+    assert rig.counts()["consul"]["writes"] == 0
+
+
+def test_smaller_txn_request_limit_splits_transactions(rig: Rig) -> None:
+    """An agent with a smaller txn_max_req_len answers 413 to a large transaction:
+    the engine halves the batch until each part fits, and the sync converges."""
+    limit = 6000  # bytes: the cold sync's one transaction of ~75 operations is ~4x this
+    rig.faults(
+        consul=[{"match": "^PUT /v1/txn$", "action": "status", "status": 413, "min_body": limit}]
+    )
+    rig.consul_proxy.clear_transcript()
+    out = rig.sync()
+    assert out["ok"], out
+    assert rig.check()["converged"]
+    txns = [e for e in rig.consul_proxy.transcript() if e["op"] == "PUT /v1/txn"]
+    refused = [len(e["body"]) for e in txns if e.get("fault")]
+    applied = [len(e["body"]) for e in txns if not e.get("fault")]
+    assert refused, "no transaction was over the limit"
+    assert sum(applied) >= len(rig.desired())  # every registration landed in some part
+    assert max(applied) < min(refused)
+    rig.reset_counts()
+    assert rig.sync()["ok"]
+    assert rig.counts()["consul"]["writes"] == 0
 
 
 def test_latency_changes_no_counts(rig: Rig) -> None:

@@ -163,6 +163,20 @@ impl Engine {
     }
 
     pub(super) fn start_scopes(&mut self) {
+        // Without DATACENTER the agent names it. Not known (agent/self answered
+        // 404, or a body without Config.Datacenter): stop, or the wanted services
+        // would be planned for an unnamed datacenter while the registered ones
+        // are observed in the named one, and deregistered (found by fuzzing).
+        if self.config.datacenter.is_none() && self.obs.local_dc.is_none() {
+            let d = Diagnostic::new(
+                Code::InvalidResponse,
+                "GET /v1/agent/self did not name the agent's datacenter; nothing is changed",
+                "check that CONSUL_HTTP_ADDR points at a Consul agent, or set DATACENTER",
+            )
+            .key("GET /v1/agent/self".to_owned());
+            self.stop_with(Verdict::Failed, d.message.clone(), Some(d.into()));
+            return;
+        }
         if self.obs.datacenters.is_empty() {
             if let Some(dc) = self.obs.local_dc.clone() {
                 self.obs.datacenters.push(dc);
@@ -553,10 +567,15 @@ impl Engine {
             return Ok(());
         }
         let v: Value = parse_body(answer)?;
-        self.obs.local_dc = v
+        // Without it the services the functions want would be planned for an
+        // unnamed datacenter while the observed ones are in the named one: the
+        // same services deregistered and registered again (found by fuzzing).
+        let dc = v
             .pointer("/Config/Datacenter")
             .and_then(Value::as_str)
-            .map(str::to_owned);
+            .filter(|dc| !dc.is_empty())
+            .ok_or("the answer names no datacenter (Config.Datacenter)")?;
+        self.obs.local_dc = Some(dc.to_owned());
         Ok(())
     }
 

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"log"
 	"net"
@@ -62,6 +63,9 @@ type Rule struct {
 	// ("cas=0", `"Name":"orders"`): a fault on one service's request.
 	URI  string `json:"uri,omitempty"`
 	Body string `json:"body,omitempty"`
+	// MinBody, when set, limits the rule to request bodies of at least that
+	// many bytes: a server's request size limit (Consul's txn_max_req_len).
+	MinBody int `json:"min_body,omitempty"`
 	// Action: "status" (answer with Status, no forwarding), "reset" (close the
 	// connection with a TCP RST before answering), "delay" (wait DelayMs, then
 	// forward), "drop" (forward, then reset instead of answering: the request
@@ -73,8 +77,13 @@ type Rule struct {
 	Action string `json:"action"`
 	// Status for "status": 429 answers as a throttling error (AWS: the
 	// protocol's throttling exception), anything else as a server error.
-	Status  int `json:"status,omitempty"`
-	DelayMs int `json:"delay_ms,omitempty"`
+	Status int `json:"status,omitempty"`
+	// Code and Message, for an AWS "status" answer, replace the error code
+	// and message the protocol would carry ("TooManyRequestsException",
+	// "Rate exceeded"): the spellings AWS services really use differ.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	DelayMs int    `json:"delay_ms,omitempty"`
 	// Headers are added to a "status" answer ({"Retry-After": "1"}).
 	Headers map[string]string `json:"headers,omitempty"`
 	// Side is the request "side" sends to the target before forwarding.
@@ -313,6 +322,9 @@ func (p *proxy) pick(op, uri string, body []byte) *Rule {
 		if rule.bodyRe != nil && !rule.bodyRe.Match(body) {
 			continue
 		}
+		if len(body) < rule.MinBody {
+			continue
+		}
 		rule.seen++
 		if rule.seen <= rule.After {
 			continue
@@ -417,7 +429,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range rcopy.Headers {
 			w.Header().Set(k, v)
 		}
-		p.fail(w, r, rcopy.Status)
+		p.fail(w, r, &rcopy)
 		return
 	case "drop":
 		rec := &discard{header: http.Header{}}
@@ -481,7 +493,8 @@ func (p *proxy) side(s *SideRequest) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // fail answers like the real server would for a throttle or a server error.
-func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
+func (p *proxy) fail(w http.ResponseWriter, r *http.Request, rule *Rule) {
+	status := rule.Status
 	if p.kind == "consul" {
 		if status == http.StatusTooManyRequests {
 			http.Error(w, "rate limit exceeded (injected by the bench proxy)", status)
@@ -491,34 +504,40 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, status int) {
 		return
 	}
 	throttle := status == http.StatusTooManyRequests
-	if t := r.Header.Get("X-Amz-Target"); t != "" { // AWS JSON 1.1 protocol
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		code := "InternalServerError"
-		if throttle {
-			code, status = "ThrottlingException", http.StatusBadRequest
+	message := "injected by the bench proxy"
+	if rule.Message != "" {
+		message = rule.Message
+	}
+	// pick: the rule's code, else the protocol's throttling or server error
+	// (a throttle is answered 400 where the protocol does so).
+	pick := func(server, throttled string, throttledStatus int) (string, int) {
+		switch {
+		case rule.Code != "":
+			return rule.Code, status
+		case throttle:
+			return throttled, throttledStatus
 		}
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"__type":%q,"message":"injected by the bench proxy"}`, code)
+		return server, status
+	}
+	if t := r.Header.Get("X-Amz-Target"); t != "" { // AWS JSON 1.1 protocol
+		code, st := pick("InternalServerError", "ThrottlingException", http.StatusBadRequest)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(st)
+		fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/20") { // Lambda REST-JSON
-		code := "ServiceException"
-		if throttle {
-			code = "TooManyRequestsException"
-		}
+		code, st := pick("ServiceException", "TooManyRequestsException", status)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Amzn-Errortype", code)
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"Type":"Service","message":"injected by the bench proxy"}`)
+		w.WriteHeader(st)
+		fmt.Fprintf(w, `{"Type":"Service","message":%q}`, message)
 		return
 	}
-	code := "InternalFailure" // query protocol (STS)
-	if throttle {
-		code, status = "Throttling", http.StatusBadRequest
-	}
+	code, st := pick("InternalFailure", "Throttling", http.StatusBadRequest) // query protocol (STS)
 	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>%s</Code><Message>injected by the bench proxy</Message></Error><RequestId>bench</RequestId></ErrorResponse>`, code)
+	w.WriteHeader(st)
+	fmt.Fprintf(w, `<ErrorResponse><Error><Type>Receiver</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>bench</RequestId></ErrorResponse>`, code, html.EscapeString(message))
 }
 
 // letGo releases every held request (p.mu held).
