@@ -176,6 +176,8 @@ pub struct Engine {
     consul_gate_until: u64,
     /// What the last failing Consul answer said.
     consul_last_failure: String,
+    /// When the breaker opened (the current outage began to count).
+    consul_open_since: Option<u64>,
 }
 
 /// After this many consecutive Consul answers that say it is failing (no answer,
@@ -184,6 +186,12 @@ pub struct Engine {
 /// delay, not every waiting write times its attempts (a thousand writes against a
 /// dead agent were about 3,800 requests before).
 pub const CONSUL_BREAKER_AT: u32 = 8;
+
+/// While the breaker is open, a probe that has used its attempts fails its own
+/// operation; once the outage has lasted this long, it also gives up every waiting
+/// Consul request. A shorter outage (an agent restart, a leader election) costs
+/// a few operations and the rest land when Consul is back.
+pub const CONSUL_GIVE_UP_MS: u64 = 30_000;
 
 fn setting<T>(
     env: &BTreeMap<String, String>,
@@ -279,6 +287,7 @@ impl Engine {
             consul_failing: 0,
             consul_gate_until: 0,
             consul_last_failure: String::new(),
+            consul_open_since: None,
             now: 0,
             started: None,
             remaining: None,
@@ -601,6 +610,7 @@ impl Engine {
                 None => wire::status_message(answer),
             };
             if self.consul_failing == CONSUL_BREAKER_AT {
+                self.consul_open_since = Some(self.now);
                 self.log(
                     LogLevel::Warn,
                     "Consul is failing: one request at a time until it answers again",
@@ -612,6 +622,7 @@ impl Engine {
                 self.log(LogLevel::Info, "Consul answers again", &[]);
             }
             self.consul_failing = 0;
+            self.consul_open_since = None;
         }
     }
 
@@ -759,10 +770,14 @@ impl Engine {
         }
     }
 
-    /// A Consul request failed for good: if Consul is failing (so it was the
-    /// probe), the waiting Consul requests are given up too.
+    /// A Consul request failed for good: if Consul has been failing for
+    /// [`CONSUL_GIVE_UP_MS`] (so it was the probe), the waiting Consul requests
+    /// are given up too.
     fn after_final_failure(&mut self, consul: bool) {
-        if consul && self.consul_failing >= CONSUL_BREAKER_AT {
+        let outage = self
+            .consul_open_since
+            .map_or(0, |since| self.now.saturating_sub(since));
+        if consul && self.consul_failing >= CONSUL_BREAKER_AT && outage >= CONSUL_GIVE_UP_MS {
             self.give_up_on_consul();
         }
     }
