@@ -611,8 +611,8 @@ fn a_dead_consul_costs_one_request_per_waiting_write() {
     assert_eq!(w.services.len(), 0);
     let first_wave = 280;
     assert!(
-        // Probes at least 2.5 s apart until the outage has lasted 30 s.
-        w.unanswered <= first_wave + 16,
+        // Probes, their spacing doubling up to 5 s, until the outage has lasted 30 s.
+        w.unanswered <= first_wave + 24,
         "{} requests against a dead Consul",
         w.unanswered
     );

@@ -178,6 +178,8 @@ pub struct Engine {
     consul_last_failure: String,
     /// When the breaker opened (the current outage began to count).
     consul_open_since: Option<u64>,
+    /// Probes sent since it opened (their spacing grows with them).
+    consul_probes: u32,
 }
 
 /// After this many consecutive Consul answers that say it is failing (no answer,
@@ -288,6 +290,7 @@ impl Engine {
             consul_gate_until: 0,
             consul_last_failure: String::new(),
             consul_open_since: None,
+            consul_probes: 0,
             now: 0,
             started: None,
             remaining: None,
@@ -535,9 +538,8 @@ impl Engine {
                 .enumerate()
                 .max_by_key(|(i, p)| (p.attempt, std::cmp::Reverse(*i)))
                 .map(|(i, _)| i);
-            let wait = self
-                .jitter
-                .backoff(self.consul_failing - CONSUL_BREAKER_AT + 1);
+            self.consul_probes = self.consul_probes.saturating_add(1);
+            let wait = self.jitter.backoff(self.consul_probes);
             self.consul_gate_until = now + wait;
             let mut rest = Vec::new();
             for (i, p) in consul.by_ref().enumerate() {
@@ -579,7 +581,7 @@ impl Engine {
         }
         if !held.is_empty() {
             self.log(
-                LogLevel::Error,
+                LogLevel::Info,
                 "Consul keeps failing: the waiting requests are given up",
                 &[("requests", Value::from(held.len()))],
             );
@@ -612,7 +614,7 @@ impl Engine {
             if self.consul_failing == CONSUL_BREAKER_AT {
                 self.consul_open_since = Some(self.now);
                 self.log(
-                    LogLevel::Warn,
+                    LogLevel::Info,
                     "Consul is failing: one request at a time until it answers again",
                     &[("failures", Value::from(CONSUL_BREAKER_AT))],
                 );
@@ -623,6 +625,7 @@ impl Engine {
             }
             self.consul_failing = 0;
             self.consul_open_since = None;
+            self.consul_probes = 0;
         }
     }
 
