@@ -184,6 +184,10 @@ pub struct Engine {
     consul_gate_until: u64,
     /// What the last failing Consul answer said.
     consul_last_failure: String,
+    /// When the breaker opened (the current outage began to count).
+    consul_open_since: Option<u64>,
+    /// Probes sent since it opened (their spacing grows with them).
+    consul_probes: u32,
 }
 
 /// After this many consecutive Consul answers that say it is failing (no answer,
@@ -192,6 +196,12 @@ pub struct Engine {
 /// delay, not every waiting write times its attempts (a thousand writes against a
 /// dead agent were about 3,800 requests before).
 pub const CONSUL_BREAKER_AT: u32 = 8;
+
+/// While the breaker is open, a probe that has used its attempts fails its own
+/// operation; once the outage has lasted this long, it also gives up every waiting
+/// Consul request. A shorter outage (an agent restart, a leader election) costs
+/// a few operations and the rest land when Consul is back.
+pub const CONSUL_GIVE_UP_MS: u64 = 30_000;
 
 fn setting<T>(
     env: &BTreeMap<String, String>,
@@ -287,6 +297,8 @@ impl Engine {
             consul_failing: 0,
             consul_gate_until: 0,
             consul_last_failure: String::new(),
+            consul_open_since: None,
+            consul_probes: 0,
             now: 0,
             started: None,
             remaining: None,
@@ -538,9 +550,8 @@ impl Engine {
                 .enumerate()
                 .max_by_key(|(i, p)| (p.attempt, std::cmp::Reverse(*i)))
                 .map(|(i, _)| i);
-            let wait = self
-                .jitter
-                .backoff(self.consul_failing - CONSUL_BREAKER_AT + 1);
+            self.consul_probes = self.consul_probes.saturating_add(1);
+            let wait = self.jitter.backoff(self.consul_probes);
             self.consul_gate_until = now + wait;
             let mut rest = Vec::new();
             for (i, p) in consul.by_ref().enumerate() {
@@ -582,7 +593,7 @@ impl Engine {
         }
         if !held.is_empty() {
             self.log(
-                LogLevel::Error,
+                LogLevel::Info,
                 "Consul keeps failing: the waiting requests are given up",
                 &[("requests", Value::from(held.len()))],
             );
@@ -613,8 +624,9 @@ impl Engine {
                 None => wire::status_message(answer),
             };
             if self.consul_failing == CONSUL_BREAKER_AT {
+                self.consul_open_since = Some(self.now);
                 self.log(
-                    LogLevel::Warn,
+                    LogLevel::Info,
                     "Consul is failing: one request at a time until it answers again",
                     &[("failures", Value::from(CONSUL_BREAKER_AT))],
                 );
@@ -624,6 +636,8 @@ impl Engine {
                 self.log(LogLevel::Info, "Consul answers again", &[]);
             }
             self.consul_failing = 0;
+            self.consul_open_since = None;
+            self.consul_probes = 0;
         }
     }
 
@@ -774,10 +788,14 @@ impl Engine {
         }
     }
 
-    /// A Consul request failed for good: if Consul is failing (so it was the
-    /// probe), the waiting Consul requests are given up too.
+    /// A Consul request failed for good: if Consul has been failing for
+    /// [`CONSUL_GIVE_UP_MS`] (so it was the probe), the waiting Consul requests
+    /// are given up too.
     fn after_final_failure(&mut self, consul: bool) {
-        if consul && self.consul_failing >= CONSUL_BREAKER_AT {
+        let outage = self
+            .consul_open_since
+            .map_or(0, |since| self.now.saturating_sub(since));
+        if consul && self.consul_failing >= CONSUL_BREAKER_AT && outage >= CONSUL_GIVE_UP_MS {
             self.give_up_on_consul();
         }
     }
