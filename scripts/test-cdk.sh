@@ -186,6 +186,10 @@ fi
 # --- 5. Java ---------------------------------------------------------------------------
 if want java; then
   t0=$SECONDS
+  if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
+    log "java: installing Maven and a JDK (apt)"
+    (apt-get install -y -qq maven default-jdk-headless || { apt-get update -qq && apt-get install -y -qq maven default-jdk-headless; }) >&2
+  fi
   repo_dir="$dist/consul-lambda-sync-cdk-maven"
   jar="$(ls "$repo_dir"/com/example/consul-lambda-sync/consul-lambda-sync-cdk/"$version"/consul-lambda-sync-cdk-"$version".jar)"
   # A release version is never fetched again once in ~/.m2: drop the previous build's copy.

@@ -131,6 +131,22 @@ test('the Node.js zip holds the host, the core with that architecture\'s addon a
   assert.ok(!names.some((n) => n.startsWith('node_modules/')), 'no node_modules (the runtime has the AWS SDK v3)');
 });
 
+test('the Node.js zip of this machine\'s architecture runs: the handler loads the core from the zip alone', (t) => {
+  const arch = { x64: 'x86_64', arm64: 'arm64' }[process.arch];
+  if (process.platform !== 'linux' || !arch) return t.skip('needs Linux on x64 or arm64');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cls-cdk-zip-'));
+  const unzip = spawnSync('python3', ['-m', 'zipfile', '-e', path.join(pkgDir, 'lambda', `nodejs-${arch}.zip`), dir], { encoding: 'utf8' });
+  assert.equal(unzip.status, 0, unzip.stderr);
+  const probe = spawnSync(process.execPath, ['-e', `
+    const h = require('./host/index.js');
+    const core = require('./index.js');
+    if (typeof h.handler !== 'function') process.exit(2);
+    console.log(core.backend, Object.keys(require.cache).every((f) => f.startsWith(process.cwd())));`], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH } });
+  assert.equal(probe.status, 0, probe.stderr);
+  assert.equal(probe.stdout.trim(), 'native true');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('aws-cdk-lib style props: IParameter, IKey, schedule, log group, logging format', () => {
   const app = new cdk.App();
   const stack = new cdk.Stack(app, 'Typed', { env: ENV });
@@ -294,5 +310,4 @@ test('the package: publishable, aws-cdk-lib and constructs as peers, the core bu
   assert.ok(!fs.readdirSync(path.join(pkgDir, 'core')).some((f) => f.endsWith('.node')));
   const probe = spawnSync(process.execPath, ['-e', "console.log(require(process.argv[1] + '/core').backend)", pkgDir], { encoding: 'utf8', env: { ...process.env, CONSUL_LAMBDA_SYNC_BACKEND: '' } });
   assert.equal(probe.stdout.trim(), 'wasm', probe.stderr);
-  void os;
 });
