@@ -14,8 +14,9 @@
 #   4. Python: examples/cdk-python with the WHEEL in a clean venv; synth offline; checks
 #   5. Java: examples/cdk-java against the Maven repository; synth offline; checks
 #
-# What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip, Maven in ~/.m2
-# (only the construct's own artefact is purged from ~/.m2 each run).
+# What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip (and the example's venv
+# in target/cdk/venv-python), Maven in ~/.m2 (only the construct's own artefact is purged
+# from ~/.m2 each run).
 # Usage: scripts/test-cdk.sh [ts] [python] [java]   (default: all)
 # Environment: DIST (default <repo>/dist, the core's artefacts built there first when
 # unset), CDK_NO_BUILD=1 to test the construct packages already in DIST.
@@ -135,9 +136,12 @@ fi
 if want python; then
   t0=$SECONDS
   whl="$(ls "$dist"/consul_lambda_sync_cdk-"$version"-py3-none-any.whl)"
-  venv="$work/venv-cdk"
-  log "examples/cdk-python: venv with $(basename "$whl") ($(wc -c <"$whl") bytes) and aws-cdk-lib (pip cache)"
-  venv_ensure --clean "$venv" "$whl" -r <(grep -v '^consul-lambda-sync-cdk' "$root/examples/cdk-python/requirements.txt")
+  # aws-cdk-lib and constructs stay in a venv under target/ between runs; the
+  # construct's wheel is reinstalled from dist/ every time.
+  venv="$root/target/cdk/venv-python"
+  log "examples/cdk-python: venv $venv with $(basename "$whl") ($(wc -c <"$whl") bytes) and aws-cdk-lib (pip cache)"
+  venv_ensure --clean "$venv" -r <(grep -v '^consul-lambda-sync-cdk' "$root/examples/cdk-python/requirements.txt")
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$whl" >&2
   check "python: the wheel is installed from dist/" bash -c \
     '"$1/bin/python" -c "import consul_lambda_sync_cdk, sys; sys.exit(0 if \"site-packages\" in consul_lambda_sync_cdk.__file__ else 1)"' _ "$venv"
   out="$work/py.out"
