@@ -7,6 +7,8 @@
 #   consul-lambda-sync-cdk-maven/                     Java: a Maven repository
 #                                                     (com.example.consul-lambda-sync:
 #                                                     consul-lambda-sync-cdk:<version>)
+#   consul-lambda-sync-cdk-go/                        Go (only when asked: `go`; the module
+#                                                     example.invalid/consul-lambda-sync/consullambdasynccdk)
 #
 # The package carries, besides the compiled construct (lib/, .jsii):
 #   core/       the core's JavaScript and WebAssembly build (from the npm
@@ -99,13 +101,18 @@ log "jsii-pacmak --targets ${targets[*]}"
 npx --no-install jsii-pacmak --targets "${targets[@]}" --code-only=false >&2
 log "jsii-pacmak: $((SECONDS - t0))s"
 
-rm -rf "$dist"/consul-lambda-sync-cdk-*.tgz "$dist"/consul_lambda_sync_cdk-*.whl "$dist/consul-lambda-sync-cdk-maven" "$dist/consul-lambda-sync-cdk-go"
+# Each target built replaces its previous artefact in $dist (the others stay).
 for t in "${targets[@]}"; do
   case "$t" in
-    js) cp dist/js/consul-lambda-sync-cdk@"$version".jsii.tgz "$dist/consul-lambda-sync-cdk-$version.tgz" ;;
-    python) cp dist/python/consul_lambda_sync_cdk-"$version"-py3-none-any.whl "$dist/" ;;
-    java) cp -r dist/java "$dist/consul-lambda-sync-cdk-maven" ;;
-    go) cp -r dist/go "$dist/consul-lambda-sync-cdk-go" ;;
+    js)
+      rm -f "$dist"/consul-lambda-sync-cdk-*.tgz
+      cp dist/js/consul-lambda-sync-cdk@"$version".jsii.tgz "$dist/consul-lambda-sync-cdk-$version.tgz" ;;
+    python)
+      rm -f "$dist"/consul_lambda_sync_cdk-*.whl
+      cp dist/python/consul_lambda_sync_cdk-"$version"-py3-none-any.whl "$dist/" ;;
+    java) rm -rf "$dist/consul-lambda-sync-cdk-maven" && cp -r dist/java "$dist/consul-lambda-sync-cdk-maven" ;;
+    go) rm -rf "$dist/consul-lambda-sync-cdk-go" && cp -r dist/go "$dist/consul-lambda-sync-cdk-go" ;;
+    *) die "unknown target $t (js, python, java or go)" ;;
   esac
 done
 log "done in $((SECONDS - start))s"

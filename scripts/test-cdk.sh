@@ -13,11 +13,13 @@
 #      CloudTrail rule, alarms), and the bad-tag variant failing with one error
 #   4. Python: examples/cdk-python with the WHEEL in a clean venv; synth offline; checks
 #   5. Java: examples/cdk-java against the Maven repository; synth offline; checks
+#   6. Go, only when asked (scripts/test-cdk.sh go): examples/cdk-go against the generated
+#      module; synth offline; checks
 #
 # What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip (and the example's venv
 # in target/cdk/venv-python), Maven in ~/.m2 (only the construct's own artefact is purged
 # from ~/.m2 each run).
-# Usage: scripts/test-cdk.sh [ts] [python] [java]   (default: all)
+# Usage: scripts/test-cdk.sh [ts] [python] [java] [go]   (default: ts python java)
 # Environment: DIST (default <repo>/dist, the core's artefacts built there first when
 # unset), CDK_NO_BUILD=1 to test the construct packages already in DIST.
 # Ends with one line "cdk: N passed, N failed".
@@ -56,6 +58,7 @@ t0=$SECONDS
 targets=(js)
 want python && targets+=(python)
 want java && targets+=(java)
+want go && targets+=(go)
 if [[ -z "${DIST:-}" ]]; then need packages; fi
 dist="$(cd "${DIST:-$root/dist}" && pwd -P)"
 if [[ -n "${CDK_NO_BUILD:-}" ]]; then
@@ -223,6 +226,27 @@ if want java; then
     node "$check_annotations" "$work/java-bad.out" ConsulLambdaJava 1 'function ConsulLambdaJava/Orders \(orders\)' \
     'invocation-mode="async"' '\[invalid_invocation_mode\]'
   mark java "$t0"
+fi
+
+# --- 6. Go (opt-in: scripts/test-cdk.sh go; jsii-pacmak's first Go build compiles aws-cdk-go) ----
+if want go; then
+  t0=$SECONDS
+  gapp="$work/cdk-go"
+  cp -r "$root/examples/cdk-go" "$gapp"
+  sed -i "s#=> ../../dist/consul-lambda-sync-cdk-go/#=> $dist/consul-lambda-sync-cdk-go/#" "$gapp/go.mod"
+  rc=0
+  (cd "$gapp" && go build -o app .) >"$work/go-build.log" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then tail -30 "$work/go-build.log" >&2; fi
+  check "go: go build against the generated module in dist/" test "$rc" -eq 0
+  rc=0
+  (cd "$gapp" && CDK_OUTDIR="$work/go.out" offline ./app) >"$work/go.log" 2>&1 || rc=$?
+  check "go: synth with no network" test "$rc" -eq 0
+  check "go: the template" node "$check_template" "$work/go.out/ConsulLambdaGo.template.json" \
+    --schedule 'rate(20 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert
+  (cd "$gapp" && ORDERS_INVOCATION_MODE=async CDK_OUTDIR="$work/go-bad.out" offline ./app) >/dev/null 2>&1 || true
+  check "go: the tag checker reports the bad tag" node "$check_annotations" "$work/go-bad.out" ConsulLambdaGo 1 \
+    'function ConsulLambdaGo/Orders \(orders\)' '\[invalid_invocation_mode\]'
+  mark go "$t0"
 fi
 
 log "done in $((SECONDS - start))s (${timing[*]})"

@@ -29,20 +29,20 @@ export enum RegistratorRuntime {
   PYTHON = 'python',
 }
 
-/** Consul Enterprise log levels of the registrator (LOG_LEVEL). */
+/** Log levels of the registrator (LOG_LEVEL). */
 export enum RegistratorLogLevel {
-  TRACE = 'TRACE',
-  DEBUG = 'DEBUG',
-  INFO = 'INFO',
-  WARN = 'WARN',
-  ERROR = 'ERROR',
+  TRACE = 'trace',
+  DEBUG = 'debug',
+  INFO = 'info',
+  WARN = 'warn',
+  ERROR = 'error',
 }
 
 /** Parameter Store tier of the extension data parameters (CONSUL_EXTENSION_DATA_TIER). */
 export enum ExtensionDataTier {
-  STANDARD = 'standard',
-  ADVANCED = 'advanced',
-  INTELLIGENT_TIERING = 'intelligent-tiering',
+  STANDARD = 'Standard',
+  ADVANCED = 'Advanced',
+  INTELLIGENT_TIERING = 'Intelligent-Tiering',
 }
 
 /** A terminating gateway that the registered services are linked to. */

@@ -57,7 +57,7 @@ const fnProps = (template) =>
   Object.values(template.findResources('AWS::Lambda::Function')).find((f) => /consul-lambda-sync/.test(f.Properties.Description ?? '')).Properties;
 
 test('defaults: Node.js 22 on arm64, reserved concurrency 1, 30 s, JSON logs, a log group of one month', () => {
-  const { template } = synth({ ...BASE, datacenter: 'dc1', nodeName: 'lambdas', logLevel: 'DEBUG', timeout: cdk.Duration.minutes(1) });
+  const { template } = synth({ ...BASE, datacenter: 'dc1', nodeName: 'lambdas', logLevel: lib.RegistratorLogLevel.DEBUG, consulExtensionDataTier: lib.ExtensionDataTier.INTELLIGENT_TIERING, timeout: cdk.Duration.minutes(1) });
   template.hasResourceProperties('AWS::Lambda::Function', {
     Runtime: 'nodejs22.x',
     Handler: 'host/index.handler',
@@ -74,7 +74,8 @@ test('defaults: Node.js 22 on arm64, reserved concurrency 1, 30 s, JSON logs, a 
         CONSUL_HTTP_SSL: 'true',
         DATACENTER: 'dc1',
         NODE_NAME: 'lambdas',
-        LOG_LEVEL: 'DEBUG',
+        LOG_LEVEL: 'debug',
+        CONSUL_EXTENSION_DATA_TIER: 'Intelligent-Tiering',
       },
     },
   });
