@@ -204,6 +204,25 @@ export const LAMBDA_EVENT_NAMES: string[] = [
   'DeleteAlias20150331',
 ];
 
+/** The names of the registrator's metrics (the core's METRIC_NAMES, core/src/engine/outcome.rs). */
+export const METRIC_NAMES: string[] = [
+  'FunctionsSeen',
+  'FunctionsEnabled',
+  'FunctionsInvalid',
+  'ServicesCreated',
+  'ServicesUpdated',
+  'ServicesDeleted',
+  'ServicesUnchanged',
+  'OperationsFailed',
+  'OperationsSkipped',
+  'CasConflicts',
+  'ConsulRequests',
+  'ConsulWrites',
+  'AwsRequests',
+  'SyncFailed',
+  'Duration',
+];
+
 /** The EMF namespace of the registrator's metrics. */
 export const METRICS_NAMESPACE = 'ConsulLambdaSync';
 
@@ -319,6 +338,8 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
   public static readonly LAMBDA_EVENT_NAMES: string[] = LAMBDA_EVENT_NAMES;
   /** The namespace of the registrator's CloudWatch metrics. */
   public static readonly METRICS_NAMESPACE: string = METRICS_NAMESPACE;
+  /** The names of the registrator's CloudWatch metrics. */
+  public static readonly METRIC_NAMES: string[] = METRIC_NAMES;
 
   /** The registrator function. */
   public readonly function: lambda.Function;
@@ -515,6 +536,9 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
    * ConsulRequests, ConsulWrites, AwsRequests, SyncFailed, Duration (milliseconds).
    */
   public metric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    if (!METRIC_NAMES.includes(metricName)) {
+      throw new Error(`ConsulLambdaRegistrator: no metric ${JSON.stringify(metricName)} (fix: use one of ${METRIC_NAMES.join(', ')})`);
+    }
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName,

@@ -252,6 +252,8 @@ test('metrics, alarms and the dashboard', () => {
   assert.equal(m.namespace, 'ConsulLambdaSync');
   assert.deepEqual(m.dimensions, { Trigger: 'fullSync' });
   assert.equal(reg.metricDuration().statistic, 'Maximum');
+  assert.throws(() => reg.metric('SyncsFailed'), /no metric "SyncsFailed" \(fix: use one of FunctionsSeen, .*SyncFailed, Duration\)/);
+  assert.equal(ConsulLambdaRegistrator.METRIC_NAMES.length, 15);
   template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
   template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'consul-lambda-sync' });
   const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => JSON.stringify(a.Properties));
