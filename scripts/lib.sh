@@ -216,6 +216,20 @@ need_npm() {
   printf '%s\n' "$sum" >"$stamp"
 }
 
+# bindings/cdk/node_modules (jsii, jsii-pacmak, aws-cdk-lib) as its package-lock.json says.
+need_cdk_npm() {
+  local dir="$repo/bindings/cdk" sum stamp
+  stamp="$dir/node_modules/.consul-lambda-sync-lock.sha256"
+  sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
+    log "bindings/cdk/node_modules matches package-lock.json"
+    return
+  fi
+  log "npm ci (bindings/cdk; cached in ~/.npm)"
+  (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund >&2)
+  printf '%s\n' "$sum" >"$stamp"
+}
+
 # The native addon of bindings/node (release; cargo skips what is up to date).
 need_addon() {
   need npm

@@ -4,7 +4,7 @@
 #   build (scripts/build-wasm.sh), tsc --noEmit --strict on the typed usage file,
 #   and the suite bindings/node/__test__/*.test.mjs twice: with the native addon
 #   and with CONSUL_LAMBDA_SYNC_BACKEND=wasm.
-# Needs Node.js (>= 18), npm, cargo and rustup; installs everything else.
+# Needs Node.js (>= 20), npm, cargo and rustup; installs everything else.
 # Works from any directory. Ends with one line "node: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -19,7 +19,7 @@
 #
 # Usage: scripts/test-packages.sh [npm] [wheels] [zips]   (default: all)
 # Environment: DIST (default <repo>/dist, built first by scripts/build-packages.sh
-# when unset: it only repacks what is current). Needs node >= 18, npm, python3,
+# when unset: it only repacks what is current). Needs node >= 20, npm, python3,
 # readelf; Python 3.9 and 3.12 from pyenv (or python3.9/python3.12 on PATH).
 # Ends with one line "packages: N passed, N failed".
 set -euo pipefail

@@ -2,7 +2,8 @@
 # Runs every test of the project: Rust (fmt, clippy, unit, vectors, properties,
 # the engine; generated TypeScript and Python types current),
 # Python binding, Node binding on the native addon and on wasm, the packages
-# (built, installed, tested; arm64 under qemu), the browser page, and the
+# (built, installed, tested; arm64 under qemu), the CDK construct in TypeScript,
+# Python and Java (synthesised offline from the packed packages), the browser page, and the
 # end-to-end, fault-injection and Node host suites against real servers.
 # Installs what it needs.
 #
@@ -31,7 +32,7 @@ cargo test --workspace
 stage "generated types are current (cargo run -p gen-types -- --check)"
 cargo run -q -p gen-types -- --check
 
-for suite in test-python test-node test-packages test-web test-e2e test-e2e-consul-1.15 test-faults test-node-host; do
+for suite in test-python test-node test-packages test-cdk test-web test-e2e test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"
 done

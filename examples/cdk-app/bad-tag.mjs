@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const cdk = require('aws-cdk-lib');
-const { ConsulTagChecker } = require('consul-lambda-sync/cdk');
+const { ConsulTagChecker } = require('consul-lambda-sync-cdk');
 const { ConsulLambdaStack } = require('./lib/stack.js');
 
 const app = new cdk.App();

@@ -1,6 +1,6 @@
 'use strict';
 // AWS transport: carries the engine's calls with SDK v3 clients (required
-// lazily, retries off: the engine retries). SDK v3 reads credentials and
+// lazily, optional peer dependencies; retries off: the engine retries). SDK v3 reads credentials and
 // AWS_ENDPOINT_URL(_<SERVICE>) itself.
 
 const { describe } = require('./consul');
@@ -26,7 +26,14 @@ function createAwsTransport(o = {}) {
     if (injected[service]) return injected[service];
     if (!made[service]) {
       const [pkg, cls] = CLIENTS[service];
-      const sdk = require(pkg);
+      let sdk;
+      try {
+        sdk = require(pkg);
+      } catch (err) {
+        if (err?.code !== 'MODULE_NOT_FOUND' || !String(err.message).includes(pkg)) throw err;
+        // An optional peer dependency: the Lambda Node.js runtime ships SDK v3; elsewhere install it.
+        throw Object.assign(new Error(`consul-lambda-sync/host needs ${pkg}: npm install ${pkg} (the AWS Lambda Node.js runtime already has it)`), { name: 'MissingDependency' });
+      }
       made[service] = { sdk, client: new sdk[cls]({ maxAttempts: 1, ...(o.region ? { region: o.region } : {}) }) };
     }
     return made[service];
@@ -61,7 +68,7 @@ function errorOf(err) {
   const e = err && typeof err === 'object' ? err : new Error(String(err));
   const message = describe(e);
   const status = e.$metadata?.httpStatusCode;
-  if (e.name === 'CredentialsProviderError' || /region is missing|could not load credentials/i.test(e.message || '')) {
+  if (e.name === 'MissingDependency' || e.name === 'CredentialsProviderError' || /region is missing|could not load credentials/i.test(e.message || '')) {
     return { code: 'config', message };
   }
   if (status === undefined && (NETWORK.test(e.code || '') || NETWORK.test(e.cause?.code || '') ||

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 const cdk = require('aws-cdk-lib');
-const { ConsulTagChecker } = require('consul-lambda-sync/cdk');
+const { ConsulTagChecker } = require('consul-lambda-sync-cdk');
 const { ConsulLambdaStack } = require('../lib/stack');
 
 const app = new cdk.App();

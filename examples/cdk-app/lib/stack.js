@@ -1,8 +1,9 @@
 'use strict';
 // The registrator, and two application functions that it will register.
 const cdk = require('aws-cdk-lib');
+const events = require('aws-cdk-lib/aws-events');
 const lambda = require('aws-cdk-lib/aws-lambda');
-const { ConsulLambdaRegistrator, applyConsulTags } = require('consul-lambda-sync/cdk');
+const { ConsulLambdaRegistrator, ConsulTags, InvocationMode } = require('consul-lambda-sync-cdk');
 
 class ConsulLambdaStack extends cdk.Stack {
   /**
@@ -15,11 +16,11 @@ class ConsulLambdaStack extends cdk.Stack {
 
     this.registrator = new ConsulLambdaRegistrator(this, 'Registrator', {
       consulHttpAddr: 'https://consul.internal.example.com:8501',
-      consulHttpTokenPath: '/consul/lambda-registrator/token',
-      consulCacertPath: '/consul/lambda-registrator/ca-cert',
+      tokenParameterName: '/consul/lambda-registrator/token',
+      caCertParameterName: '/consul/lambda-registrator/ca-cert',
       consulExtensionDataPrefix: '/consul/lambda-extension-data',
       datacenter: 'dc1',
-      syncFrequencyInMinutes: 5,
+      schedule: events.Schedule.rate(cdk.Duration.minutes(5)),
     });
 
     const code = lambda.Code.fromInline('exports.handler = async (event) => ({ statusCode: 200, body: JSON.stringify(event) });');
@@ -31,7 +32,7 @@ class ConsulLambdaStack extends cdk.Stack {
       handler: 'index.handler',
       code,
     });
-    applyConsulTags(billing, { aliases: ['live'], invocationMode: 'SYNCHRONOUS', payloadPassthrough: true });
+    ConsulTags.applyTo(billing, { aliases: ['live'], invocationMode: InvocationMode.SYNCHRONOUS, payloadPassthrough: true });
 
     // Tags by hand (checked by ConsulTagChecker at synth time).
     const orders = new lambda.Function(this, 'Orders', {
@@ -40,8 +41,8 @@ class ConsulLambdaStack extends cdk.Stack {
       handler: 'index.handler',
       code,
     });
-    cdk.Tags.of(orders).add('serverless.consul.hashicorp.com/v1alpha1/lambda/enabled', 'true');
-    cdk.Tags.of(orders).add('serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode', props.ordersInvocationMode || 'ASYNCHRONOUS');
+    cdk.Tags.of(orders).add(`${ConsulTags.TAG_PREFIX}enabled`, 'true');
+    cdk.Tags.of(orders).add(`${ConsulTags.TAG_PREFIX}invocation-mode`, props.ordersInvocationMode || 'ASYNCHRONOUS');
   }
 }
 

@@ -140,3 +140,46 @@ test('an unknown CONSUL_LAMBDA_SYNC_BACKEND is refused', () => {
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /must be native or wasm/);
 });
+
+test('the package is publishable: no "private", engines node >= 20, ESM and CJS entries', () => {
+  assert.equal(pkg.private, undefined);
+  assert.equal(pkg.engines.node, '>=20');
+  const root = pkg.exports['.'];
+  assert.equal(root.import, './index.mjs');
+  assert.equal(root.require, './index.js');
+  assert.equal(root.types, './index.d.ts');
+  assert.ok(fs.existsSync(path.join(pkgDir, 'index.mjs')));
+  // No hard dependency: the AWS SDK clients are optional peers, used by ./host only.
+  assert.deepEqual(Object.keys(pkg.dependencies ?? {}), []);
+  for (const name of Object.keys(pkg.peerDependencies)) assert.equal(pkg.peerDependenciesMeta[name]?.optional, true, name);
+});
+
+test('a core-only install pulls no AWS SDK and no HTTP client', () => {
+  // The project that installed the tarball (and nothing else): its node_modules.
+  const modules = path.dirname(pkgDir);
+  assert.equal(path.basename(modules), 'node_modules');
+  const installed = fs.readdirSync(modules);
+  assert.ok(!installed.includes('@aws-sdk'), `node_modules has @aws-sdk: ${installed.join(', ')}`);
+  assert.ok(!installed.includes('@smithy'), `node_modules has @smithy: ${installed.join(', ')}`);
+  assert.ok(!installed.includes('undici'), `node_modules has undici: ${installed.join(', ')}`);
+});
+
+test('CJS and ESM imports give the same core, in a fresh Node', () => {
+  const cwd = path.dirname(path.dirname(pkgDir));
+  const cjs = runNode(cwd, "const c = require('consul-lambda-sync'); console.log(typeof c.configFromObject, c.version())");
+  assert.equal(cjs.status, 0, cjs.stderr);
+  const esmRun = spawnSync(launcher[0], [...launcher.slice(1), '--input-type=module', '-e',
+    "import { configFromObject, version } from 'consul-lambda-sync'; import c from 'consul-lambda-sync'; console.log(typeof configFromObject, version(), c.version === version)"],
+  { cwd, encoding: 'utf8' });
+  assert.equal(esmRun.status, 0, esmRun.stderr);
+  assert.equal(cjs.stdout, `function ${pkg.version}`);
+  assert.equal(esmRun.stdout.trim(), `function ${pkg.version} true`);
+});
+
+test('the host without the AWS SDK: a config error naming the package to install', async () => {
+  const { createAwsTransport } = require(path.join(pkgDir, 'host', 'aws.js'));
+  const t = createAwsTransport({ region: 'us-east-1' });
+  const answer = await t.send(1, { service: 'lambda', operation: 'GetFunction', input: { FunctionName: 'f' } });
+  assert.equal(answer.error.code, 'config');
+  assert.match(answer.error.message, /npm install @aws-sdk\/client-lambda/);
+});

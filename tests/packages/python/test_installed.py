@@ -44,3 +44,14 @@ def test_core_answers() -> None:
     assert isinstance(consul_lambda_sync.version(), str)
     codes = [c["code"] for c in consul_lambda_sync.error_codes()]
     assert "invalid_input" in codes
+
+
+def test_metadata_license_expression_and_urls() -> None:
+    if os.environ.get("CONSUL_LAMBDA_SYNC_EXPECT_DIR"):
+        return  # an unpacked zip or wheel: no installed metadata
+    from importlib.metadata import metadata
+
+    meta = metadata("consul-lambda-sync")
+    assert meta["License-Expression"] == "MPL-2.0"
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
+    assert {"Homepage", "Repository", "Changelog", "Issues"} <= set(urls), urls

@@ -1,13 +1,18 @@
-// ConsulTagChecker (Aspect) and consulTags.
+// ConsulTagChecker (Aspect) and ConsulTags (consul-lambda-sync-cdk).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
+const pkgDir = process.env.CONSUL_LAMBDA_SYNC_CDK_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(path.join(pkgDir, 'package.json'));
 const cdk = require('aws-cdk-lib');
 const lambda = require('aws-cdk-lib/aws-lambda');
-const { ConsulTagChecker, consulTags, applyConsulTags, TAG_PREFIX } = require('../cdk');
-const { ConsulLambdaSyncError } = require('..');
+const { ConsulTagChecker, ConsulTags } = require(pkgDir);
+const TAG_PREFIX = ConsulTags.TAG_PREFIX;
+const consulTags = (o, s) => ConsulTags.of(o, s);
+const applyConsulTags = (scope, o, s) => ConsulTags.applyTo(scope, o, s);
 
 const T = (name) => TAG_PREFIX + name;
 
@@ -169,11 +174,11 @@ test('consulTags: typed options to tags; bad options throw with a code', () => {
   assert.deepEqual(consulTags(), { [T('enabled')]: 'true' });
   assert.throws(
     () => consulTags({ aliases: ['a+b'] }),
-    (e) => e instanceof ConsulLambdaSyncError && e.errors.some((d) => d.code === 'invalid_alias_name'),
+    (e) => e.name === 'ConsulLambdaSyncError' && e.errors.some((d) => d.code === 'invalid_alias_name'),
   );
   assert.throws(
     () => consulTags({ namespace: 'team' }),
-    (e) => e instanceof ConsulLambdaSyncError && e.errors.length > 0,
+    (e) => e.name === 'ConsulLambdaSyncError' && e.errors.length > 0,
   );
   assert.equal(consulTags({ namespace: 'team', partition: 'p1' }, { enterprise: true })[T('namespace')], 'team');
 });

@@ -1,0 +1,2 @@
+export * from './registrator';
+export * from './tags';
