@@ -61,6 +61,28 @@ struct World {
     agent_self: Option<(u16, Value)>,
 }
 
+/// Consul's check-and-set on a config entry write: applies `body` when `cas`
+/// allows (none: always; 0: only if absent; n: only at ModifyIndex n).
+fn cas_write(
+    entries: &mut BTreeMap<String, (u64, Value)>,
+    index: &mut u64,
+    key: String,
+    cas: Option<u64>,
+    body: Value,
+) -> bool {
+    let current = entries.get(&key).map(|e| e.0);
+    let applies = match cas {
+        None => true,
+        Some(0) => current.is_none(),
+        Some(n) => current == Some(n),
+    };
+    if applies {
+        *index += 1;
+        entries.insert(key, (*index, body));
+    }
+    applies
+}
+
 impl World {
     fn new() -> Self {
         World {
@@ -199,16 +221,7 @@ impl World {
                     let i = self.bump();
                     self.mesh.insert(key.clone(), (i, edit));
                 }
-                let current = self.mesh.get(&key).map(|e| e.0);
-                let applies = match cas {
-                    None => true,
-                    Some(0) => current.is_none(),
-                    Some(n) => current == Some(n),
-                };
-                if applies {
-                    let i = self.bump();
-                    self.mesh.insert(key, (i, body));
-                }
+                let applies = cas_write(&mut self.mesh, &mut self.index, key, cas, body);
                 ok(200, json!(applies))
             }
             ("GET", p) if p.starts_with("/v1/config/service-defaults/") => {
@@ -236,16 +249,7 @@ impl World {
                         ),
                     );
                 }
-                let current = self.entries.get(&name).map(|e| e.0);
-                let applies = match cas {
-                    None => true,
-                    Some(0) => current.is_none(),
-                    Some(n) => current == Some(n),
-                };
-                if applies {
-                    let i = self.bump();
-                    self.entries.insert(name, (i, body));
-                }
+                let applies = cas_write(&mut self.entries, &mut self.index, name, cas, body);
                 ok(200, json!(applies))
             }
             ("DELETE", p) if p.starts_with("/v1/config/service-defaults/") => {
