@@ -165,6 +165,27 @@ def reset_moto(moto: sup.MotoServer) -> str:
     return str(role["Role"]["Arn"])
 
 
+def one_function_world(
+    consul: sup.ConsulAgent,
+    proxies: tuple[sup.Proxy, sup.Proxy],
+    moto: sup.MotoServer,
+    name: str,
+) -> None:
+    """No faults, an empty Consul, and moto with one enabled function ``name``."""
+    for proxy in proxies:
+        proxy.clear_faults()
+    consul.clean()
+    role = reset_moto(moto)
+    client("lambda", moto).create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": sup.function_zip()},
+        Tags={sup.ENABLED: "true"},
+    )
+
+
 # -- normalising and comparing -----------------------------------------------------------
 
 

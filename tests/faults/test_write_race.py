@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cls_support as sup
 import pytest
 
-from test_transcript import HOSTS, RUNNERS, client, host_env, reset_moto
+from test_transcript import HOSTS, RUNNERS, host_env, one_function_world
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,18 +36,7 @@ THEIRS = {
 def servers(
     consul: sup.ConsulAgent, consul_proxy: sup.Proxy, aws_proxy: sup.Proxy, moto: sup.MotoSeeded
 ) -> Iterator[tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy]]:
-    consul_proxy.clear_faults()
-    aws_proxy.clear_faults()
-    consul.clean()
-    role = reset_moto(moto)
-    client("lambda", moto).create_function(
-        FunctionName=NAME,
-        Runtime="python3.12",
-        Role=role,
-        Handler="index.handler",
-        Code={"ZipFile": sup.function_zip()},
-        Tags={sup.ENABLED: "true"},
-    )
+    one_function_world(consul, (consul_proxy, aws_proxy), moto, NAME)
     yield consul, consul_proxy, aws_proxy
     consul_proxy.clear_faults()
 
