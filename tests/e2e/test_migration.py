@@ -36,7 +36,18 @@ def load_upstream_state(h: Harness) -> None:
             },
         )
     for entry in STATE["serviceDefaults"]:
-        h.consul.put("/v1/config", entry)
+        h.consul.put("/v1/config", without_read_defaults(entry))
+
+
+def without_read_defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as written: without the empty ``ConsulVersion``/``EnvoyVersion`` that
+    Consul 1.16+ adds to each extension when it is read back (and 1.15 rejects)."""
+    out = dict(entry)
+    out["EnvoyExtensions"] = [
+        {k: v for k, v in ext.items() if not (k in ("ConsulVersion", "EnvoyVersion") and v == "")}
+        for ext in entry.get("EnvoyExtensions") or []
+    ]
+    return out
 
 
 def create_functions(h: Harness) -> None:
