@@ -50,13 +50,6 @@ struct World {
     mesh_race: Option<(String, Value)>,
     /// Answers 403 to the next N mesh entry writes.
     mesh_denied: usize,
-    /// Consul goes down after this many applied writes (every request then gets no
-    /// answer) ...
-    down_after_writes: Option<usize>,
-    /// ... and comes back after this many unanswered requests (never: `None`).
-    up_after: Option<usize>,
-    /// Requests that got no answer because Consul was down.
-    unanswered: usize,
     /// Replaces the answer of `GET /v1/agent/self`.
     agent_self: Option<(u16, Value)>,
 }
@@ -120,20 +113,6 @@ impl World {
             return self.aws(r.id, &aws.operation, &aws.input);
         }
         let c = r.consul.as_ref().unwrap();
-        if self.down_after_writes.is_some_and(|n| self.writes() >= n)
-            && !matches!(self.up_after, Some(n) if self.unanswered >= n)
-        {
-            self.unanswered += 1;
-            return Answer {
-                id: r.id,
-                error: Some(AnswerError {
-                    code: "transport".into(),
-                    message: "connection refused".into(),
-                    status: None,
-                }),
-                ..Answer::default()
-            };
-        }
         self.seen.push(format!("{} {}", c.method, c.path));
         let ok = |status: u16, body: Value| Answer {
             id: r.id,
@@ -652,55 +631,6 @@ fn agent_self_without_a_datacenter_stops_before_any_write() {
         assert_eq!(w.writes(), 0, "{body}: {:?}", w.seen);
         assert_eq!(r.failure.unwrap().code.as_str(), "invalid_response");
     }
-}
-
-#[test]
-fn a_dead_consul_costs_one_request_per_waiting_write() {
-    // 300 config writes in one step; Consul dies after 20. Each of the 280 others
-    // fails once in that step; then one request at a time probes, and when a
-    // probe has used its attempts after 30 s of outage every waiting request is
-    // given up, unsent.
-    // Without the breaker each would have used its 5 attempts: 1,400 requests.
-    let mut w = world_with(300);
-    w.down_after_writes = Some(20);
-    let (r, _) = run(&mut w, start());
-    assert!(!r.ok);
-    assert_eq!(w.services.len(), 0);
-    let first_wave = 280;
-    assert!(
-        // Probes, their spacing doubling up to 5 s, until the outage has lasted 30 s.
-        w.unanswered <= first_wave + 24,
-        "{} requests against a dead Consul",
-        w.unanswered
-    );
-    let failed = r
-        .outcomes
-        .iter()
-        .filter(|o| o.status == OpStatus::Failed)
-        .count();
-    // 280 config writes failed; the one transaction of the 20 that landed too.
-    assert_eq!(failed, 300, "{}", r.message);
-    // Back up: the next sync writes exactly what is missing.
-    w.down_after_writes = None;
-    w.seen.clear();
-    let (r, _) = run(&mut w, start());
-    assert!(r.ok, "{}", r.message);
-    assert_eq!(w.services.len(), 300);
-}
-
-#[test]
-fn consul_back_within_the_probes_attempts_finishes_the_sync() {
-    // Down for 290 unanswered requests: the 280 of the first step, then probes;
-    // it answers again before a probe has used its attempts, so everything lands.
-    let mut w = world_with(300);
-    w.down_after_writes = Some(20);
-    w.up_after = Some(283);
-    let (r, _) = run(&mut w, start());
-    let errs: std::collections::BTreeSet<_> =
-        r.outcomes.iter().filter_map(|o| o.error.clone()).collect();
-    assert!(r.ok, "{} {} {:?}", r.message, w.unanswered, errs);
-    assert_eq!(w.services.len(), 300);
-    assert_eq!(w.unanswered, 283);
 }
 
 #[test]

@@ -178,30 +178,7 @@ pub struct Engine {
     counts: RequestCounts,
     result: Option<SyncResult>,
     doctor: Option<doctor::DoctorRun>,
-    /// Consecutive Consul answers that say it is failing (see [`CONSUL_BREAKER_AT`]).
-    consul_failing: u32,
-    /// While Consul is failing, no Consul request is sent before this time.
-    consul_gate_until: u64,
-    /// What the last failing Consul answer said.
-    consul_last_failure: String,
-    /// When the breaker opened (the current outage began to count).
-    consul_open_since: Option<u64>,
-    /// Probes sent since it opened (their spacing grows with them).
-    consul_probes: u32,
 }
-
-/// After this many consecutive Consul answers that say it is failing (no answer,
-/// 429, 500, 502, 503, 504), only one Consul request is out at a time and the others
-/// wait a growing delay, until Consul answers again: an outage costs a request per
-/// delay, not every waiting write times its attempts (a thousand writes against a
-/// dead agent were about 3,800 requests before).
-pub const CONSUL_BREAKER_AT: u32 = 8;
-
-/// While the breaker is open, a probe that has used its attempts fails its own
-/// operation; once the outage has lasted this long, it also gives up every waiting
-/// Consul request. A shorter outage (an agent restart, a leader election) costs
-/// a few operations and the rest land when Consul is back.
-pub const CONSUL_GIVE_UP_MS: u64 = 30_000;
 
 fn setting<T>(
     env: &BTreeMap<String, String>,
@@ -294,11 +271,6 @@ impl Engine {
             concurrency,
             timeout_ms: timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             jitter: Jitter::new(start.seed.unwrap_or(0)),
-            consul_failing: 0,
-            consul_gate_until: 0,
-            consul_last_failure: String::new(),
-            consul_open_since: None,
-            consul_probes: 0,
             now: 0,
             started: None,
             remaining: None,
@@ -456,9 +428,6 @@ impl Engine {
         }
         loop {
             self.release_due();
-            if self.consul_failing >= CONSUL_BREAKER_AT {
-                self.hold_consul_requests();
-            }
             if !self.queue.is_empty() {
                 return self.send_queue();
             }
@@ -531,113 +500,6 @@ impl Engine {
             sleep: None,
             done: None,
             logs: std::mem::take(&mut self.logs),
-        }
-    }
-
-    /// While Consul is failing: one Consul request per delay (the probe: the
-    /// one that has been tried most, so its attempts run out first); the others
-    /// wait until the delay is over.
-    fn hold_consul_requests(&mut self) {
-        let now = self.now;
-        let (consul, other): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.queue)
-            .into_iter()
-            .partition(|p| matches!(p.call, Call::Consul(_)));
-        self.queue = other;
-        let mut consul = consul.into_iter();
-        if now >= self.consul_gate_until {
-            let probe = consul
-                .clone()
-                .enumerate()
-                .max_by_key(|(i, p)| (p.attempt, std::cmp::Reverse(*i)))
-                .map(|(i, _)| i);
-            self.consul_probes = self.consul_probes.saturating_add(1);
-            let wait = self.jitter.backoff(self.consul_probes);
-            self.consul_gate_until = now + wait;
-            let mut rest = Vec::new();
-            for (i, p) in consul.by_ref().enumerate() {
-                if Some(i) == probe {
-                    self.queue.push(p);
-                } else {
-                    rest.push(p);
-                }
-            }
-            consul = rest.into_iter();
-        }
-        for p in consul {
-            self.delayed.push((Some(self.consul_gate_until), 0, p));
-        }
-    }
-
-    /// The probe used up its attempts while Consul kept failing: every Consul
-    /// request still waiting fails now, unsent, instead of timing its own attempts
-    /// against a server that is down (the next sync does what they were for).
-    fn give_up_on_consul(&mut self) {
-        let message = format!(
-            "not sent: Consul failed {} times in a row (the last: {})",
-            self.consul_failing, self.consul_last_failure
-        );
-        let mut held = Vec::new();
-        for (due, wait, p) in std::mem::take(&mut self.delayed) {
-            if matches!(p.call, Call::Consul(_)) {
-                held.push(p);
-            } else {
-                self.delayed.push((due, wait, p));
-            }
-        }
-        for p in std::mem::take(&mut self.queue) {
-            if matches!(p.call, Call::Consul(_)) {
-                held.push(p);
-            } else {
-                self.queue.push(p);
-            }
-        }
-        if !held.is_empty() {
-            self.log(
-                LogLevel::Info,
-                "Consul keeps failing: the waiting requests are given up",
-                &[("requests", Value::from(held.len()))],
-            );
-        }
-        for mut p in held {
-            // As if its attempts were used: its purpose must not send it again.
-            p.attempt = p.attempt.max(wire::MAX_ATTEMPTS);
-            let answer = Answer {
-                error: Some(wire::AnswerError {
-                    code: "transport".into(),
-                    message: message.clone(),
-                    status: None,
-                }),
-                ..Answer::default()
-            };
-            self.handle(p, Err((message.clone(), true)), answer);
-        }
-    }
-
-    /// Counts consecutive failing Consul answers; any other answer resets it.
-    fn note_consul_health(&mut self, answer: &Answer) {
-        let failing =
-            answer.is_transport_error() || matches!(answer.status, Some(429 | 500 | 502..=504));
-        if failing {
-            self.consul_failing = self.consul_failing.saturating_add(1);
-            self.consul_last_failure = match &answer.error {
-                Some(e) => format!("no answer from Consul ({})", wire::clip_text(&e.message)),
-                None => wire::status_message(answer),
-            };
-            if self.consul_failing == CONSUL_BREAKER_AT {
-                self.consul_open_since = Some(self.now);
-                self.log(
-                    LogLevel::Info,
-                    "Consul is failing: one request at a time until it answers again",
-                    &[("failures", Value::from(CONSUL_BREAKER_AT))],
-                );
-            }
-        } else {
-            if self.consul_failing >= CONSUL_BREAKER_AT {
-                self.log(LogLevel::Info, "Consul answers again", &[]);
-            }
-            self.consul_failing = 0;
-            self.consul_open_since = None;
-            self.consul_probes = 0;
         }
     }
 
@@ -735,9 +597,6 @@ impl Engine {
 
     /// Judges an answer: retries it, or hands it to its purpose.
     fn settle(&mut self, mut p: Pending, answer: Answer) {
-        if matches!(p.call, Call::Consul(_)) {
-            self.note_consul_health(&answer);
-        }
         let verdict = match &p.call {
             Call::Consul(_) => wire::judge_consul(&answer, p.attempt, &mut self.jitter),
             Call::Aws { .. } => wire::judge_aws(&answer, p.attempt, &mut self.jitter),
@@ -761,12 +620,7 @@ impl Engine {
                     Some(e) => wire::aws_error_text(e),
                     None => wire::status_message(&answer),
                 };
-                // Not allowed for lack of time (final), or a write whose answer was
-                // lost (its purpose checks and resends it: not final).
-                let final_failure = matches!(p.call, Call::Consul(_))
-                    && !(answer.is_transport_error() && execute::is_ambiguous_write(&p.purpose));
                 self.handle(p, Err((message, answer.is_transport_error())), answer);
-                self.after_final_failure(final_failure);
             }
             wire::Verdict::Answered => self.handle(p, Ok(()), answer),
             wire::Verdict::Failed {
@@ -781,22 +635,8 @@ impl Engine {
                         None,
                     );
                 }
-                let consul = matches!(p.call, Call::Consul(_));
-                self.handle(p, Err((message, unreachable)), answer);
-                self.after_final_failure(consul);
+                self.handle(p, Err((message, unreachable)), answer)
             }
-        }
-    }
-
-    /// A Consul request failed for good: if Consul has been failing for
-    /// [`CONSUL_GIVE_UP_MS`] (so it was the probe), the waiting Consul requests
-    /// are given up too.
-    fn after_final_failure(&mut self, consul: bool) {
-        let outage = self
-            .consul_open_since
-            .map_or(0, |since| self.now.saturating_sub(since));
-        if consul && self.consul_failing >= CONSUL_BREAKER_AT && outage >= CONSUL_GIVE_UP_MS {
-            self.give_up_on_consul();
         }
     }
 
