@@ -202,33 +202,26 @@ need_consul() {
 
 # -- Node -----------------------------------------------------------------------------
 
-# bindings/node/node_modules as package-lock.json says (npm ci only when it changed).
-need_npm() {
-  local node_dir="$repo/bindings/node" sum stamp
-  stamp="$node_dir/node_modules/.consul-lambda-sync-lock.sha256"
-  sum="$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
-    log "bindings/node/node_modules matches package-lock.json"
-    return
-  fi
-  log "npm ci (bindings/node; cached in ~/.npm)"
-  (cd "$node_dir" && npm ci --prefer-offline --no-audit --no-fund >&2)
-  printf '%s\n' "$sum" >"$stamp"
-}
-
-# bindings/cdk/node_modules (jsii, jsii-pacmak, aws-cdk-lib) as its package-lock.json says.
-need_cdk_npm() {
-  local dir="$repo/bindings/cdk" sum stamp
+# npm_ci_for DIR: DIR/node_modules as its package-lock.json says (npm ci only when
+# the lock file changed; packages cached in ~/.npm).
+npm_ci_for() {
+  local dir="$1" sum stamp
   stamp="$dir/node_modules/.consul-lambda-sync-lock.sha256"
   sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
-    log "bindings/cdk/node_modules matches package-lock.json"
+    log "${dir#"$repo"/}/node_modules matches package-lock.json"
     return
   fi
-  log "npm ci (bindings/cdk; cached in ~/.npm)"
+  log "npm ci (${dir#"$repo"/}; cached in ~/.npm)"
   (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund >&2)
   printf '%s\n' "$sum" >"$stamp"
 }
+
+# bindings/node/node_modules: the core's build tools and tests.
+need_npm() { npm_ci_for "$repo/bindings/node"; }
+
+# bindings/cdk/node_modules (jsii, jsii-pacmak, aws-cdk-lib).
+need_cdk_npm() { npm_ci_for "$repo/bindings/cdk"; }
 
 # The native addon of bindings/node (release; cargo skips what is up to date).
 need_addon() {
