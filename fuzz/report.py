@@ -35,7 +35,7 @@ def summary() -> None:
         mine = [r for r in rows if r[0] == target]
         cpu = sum(float(r[3]) for r in mine)
         execs = sum(int(r[4]) for r in mine)
-        curve = " ".join(f"{r[5]}" for r in mine)
+        curve = " ".join(r[5] for r in mine)
         failed = [r for r in mine if r[8] != "0"]
         print(
             f"{target}: {len(mine)} chunks, {cpu / 60:.1f} CPU-min, {execs:,} execs, "
