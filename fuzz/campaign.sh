@@ -13,8 +13,6 @@ cd "$(dirname "$0")/.." || exit 1
 logs=fuzz/artifacts/logs
 mkdir -p "$logs"
 python3 fuzz/seed.py >/dev/null
-[ -f "$logs/campaign.tsv" ] ||
-    printf 'target\tstarted\twall_s\tcpu_s\texecs\tedges\tfeatures\tunits\texit\n' >"$logs/campaign.tsv"
 for t in ${TARGETS:-engine plan config tags event}; do
     done_s=0
     while [ "$done_s" -lt "$total" ]; do
@@ -24,7 +22,7 @@ for t in ${TARGETS:-engine plan config tags event}; do
             cargo +nightly fuzz run "$t" -- -max_total_time="$chunk" -dict=fuzz/json.dict \
             -print_final_stats=1 >"$log" 2>&1
         code=$?
-        python3 fuzz/report.py --row "$t" "$started" "$code" "$log" >>"$logs/campaign.tsv"
+        python3 fuzz/report.py --row "$t" "$started" "$code" "$log"
         [ "$code" -eq 0 ] || { echo "$t: exit $code, see $log" >&2; break; }
         done_s=$((done_s + chunk))
     done

@@ -2,7 +2,7 @@
 """Summarises a fuzz campaign (fuzz/campaign.sh).
 
 python3 fuzz/report.py                     per target: chunks, CPU, executions, coverage curve
-python3 fuzz/report.py --row T START CODE LOG   one campaign.tsv row from a libFuzzer log
+python3 fuzz/report.py --row T START CODE LOG   appends a libFuzzer log's row to campaign.tsv
 """
 
 import pathlib
@@ -12,6 +12,7 @@ import sys
 TSV = pathlib.Path(__file__).resolve().parent / "artifacts" / "logs" / "campaign.tsv"
 STATUS = re.compile(r"^#(\d+)\s+\S+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 TIME = re.compile(r"^time: ([\d.]+) wall ([\d.]+) user ([\d.]+) sys")
+COLUMNS = ["target", "started", "wall_s", "cpu_s", "execs", "edges", "features", "units", "exit"]
 EXECS = re.compile(r"^stat::number_of_executed_units: (\d+)")
 
 
@@ -46,6 +47,8 @@ def summary() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--row":
-        print(row(*sys.argv[2:]))
+        new = not TSV.exists()
+        with TSV.open("a") as out:
+            out.write(("\t".join(COLUMNS) + "\n" if new else "") + row(*sys.argv[2:]) + "\n")
     else:
         summary()
