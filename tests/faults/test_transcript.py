@@ -30,6 +30,16 @@ not host behaviour (they differ between two runs on the same agent): a non-zero
 in a body become ``"<index>"`` (``cas=0``, create-only, stays ``0``). Results are
 compared whole (the handlers' return or the failure's result: verdict, message,
 summary, operations, failures, request counts...) but for ``durationMs``.
+
+**Golden files** (issue 23, item 9). Each shared scenario's normalised transcript is also
+compared with ``tests/golden/scenarios/<scenario>.json``, recorded from main before the
+engine was reshaped, by the same rule (same requests, same order per object). A fault
+run's request counts vary with timing, so its golden file
+(``tests/golden/faults/<fault>.json``) holds its invariants instead: the final Consul
+state (the registrator node's services, the service-defaults entries), and the
+operations that failed, were skipped or conflicted. A golden file changes only on
+purpose, in the commit that changes the behaviour, with a CHANGELOG line: run with
+``CLS_GOLDEN=record`` to write them again, and review the diff.
 """
 
 from __future__ import annotations
@@ -58,6 +68,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SEED = 20261128
+GOLDEN_DIR = sup.REPO / "tests" / "golden"
+RECORD_GOLDEN = os.environ.get("CLS_GOLDEN") == "record"
 SCENARIO_DIR = sup.REPO / "tests" / "e2e" / "scenarios"
 SCENARIOS = sorted(SCENARIO_DIR.glob("*.json"))
 NODE_HOST = Path(__file__).resolve().parent / "node_host.cjs"
@@ -261,6 +273,47 @@ def same_result(label: str, py: dict[str, Any], node: dict[str, Any]) -> None:
     )
 
 
+def golden(kind: str, name: str, actual: Any) -> Any:
+    """The golden value ``tests/golden/<kind>/<name>.json``; with ``CLS_GOLDEN=record``,
+    ``actual`` is written there first."""
+    path = GOLDEN_DIR / kind / f"{name}.json"
+    if RECORD_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
+    assert path.exists(), f"no golden file {path}: record it with CLS_GOLDEN=record"
+    return json.loads(path.read_text())
+
+
+def golden_wire(step: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A step's transcripts, normalised, for a golden file."""
+    return {side: [normalise(e) for e in step["wire"][side]] for side in ("consul", "aws")}
+
+
+def assert_golden_wire(label: str, want: dict[str, Any], run: dict[str, Any]) -> None:
+    for side in ("consul", "aws"):
+        # A golden entry is already normalised; normalising again changes nothing.
+        assert_same_wire(f"{label} ({side}) against the golden file", want[side], run["wire"][side])
+
+
+def consul_state(consul: sup.ConsulClient) -> dict[str, Any]:
+    """The invariants of a fault run's end state: the registrator node's services (name
+    and tags) and the service-defaults entries (name and their Lambda arguments)."""
+    services = {n: sorted(s.get("Tags") or []) for n, s in consul.services().items()}
+    entries = {}
+    for name, e in consul.entries().items():
+        exts = e.get("EnvoyExtensions") or []
+        entries[name] = [x.get("Arguments") for x in exts]
+    return {"services": services, "serviceDefaults": entries}
+
+
+def not_ok(result: dict[str, Any]) -> list[list[str]]:
+    """The failed, skipped and conflicted operations: kind, service, status, sorted."""
+    return sorted(
+        [str(f.get("kind")), str((f.get("service") or {}).get("name")), str(f.get("status"))]
+        for f in result.get("failures") or []
+    )
+
+
 class Wire:
     """The servers, their proxies, and the recording of one host run."""
 
@@ -377,9 +430,13 @@ def test_scenario_transcripts_are_equal(path: Path, acl_wire: Wire, moto: sup.Mo
             steps[host].append({"outcome": outcome, "wire": acl_wire.transcripts()})
     recorded = sum(len(r) for s in steps["python"] for r in s["wire"].values())
     assert recorded, f"{path.name}: nothing reached the proxies"
+    want = golden("scenarios", path.stem, [golden_wire(s) for s in steps["python"]])
+    assert len(want) == len(scenario["steps"]), f"{path.name}: the golden file has other steps"
     for i, step in enumerate(scenario["steps"]):
         label = f"{path.name} step {i + 1} ({step['description']})"
         acl_wire.compare(label, {h: steps[h][i] for h in HOSTS})
+        for host in HOSTS:
+            assert_golden_wire(f"{label}, {host}", want[i], steps[host][i])
 
 
 # -- fault runs ------------------------------------------------------------------------
@@ -450,6 +507,7 @@ def test_fault_transcripts_are_equal(
     env = host_env(consul_proxy.url, aws_proxy.url)
     event = sup.schedule_event()
     runs: dict[str, dict[str, Any]] = {}
+    ends: dict[str, dict[str, Any]] = {}
     try:
         for host in HOSTS:
             consul_proxy.clear_faults()
@@ -464,7 +522,15 @@ def test_fault_transcripts_are_equal(
             runs[host] = {"outcome": outcome, "wire": wire.transcripts()}
             faults = [e for side in runs[host]["wire"].values() for e in side if e.get("fault")]
             assert faults, f"{name}: no fault was injected on the {host} run"
+            ends[host] = {
+                "consul": consul_state(consul),
+                "notOk": not_ok(outcome["result"]),
+                "verdict": outcome["result"].get("verdict"),
+            }
     finally:
         consul_proxy.clear_faults()
         aws_proxy.clear_faults()
     wire.compare(name, runs)
+    want = golden("faults", name, ends["python"])
+    for host in HOSTS:
+        assert ends[host] == want, f"{name}: {host}'s end state is not the golden one"
