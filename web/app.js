@@ -420,14 +420,26 @@ function renderIgnored(plan) {
   box.querySelector('ul').innerHTML = items.join('');
 }
 
-function requestHtml(req) {
-  if (req.target === 'ssm') {
-    return `<div class="req"><span class="method">${esc(req.action)}</span> <span class="path">${esc(req.name)}</span>${req.tier ? ` <span class="muted">(tier ${esc(req.tier)} when over 4096 bytes)</span>` : ''}</div>`;
+/** The request an operation sends, lowered by the core (`lowerOperation`). */
+function requestHtml(op) {
+  let preview;
+  try {
+    preview = core('lowerOperation', { operation: op, nodeName: state.nodeName });
+  } catch (e) {
+    return `<p class="note">${esc(e.failure ? e.failure.message : String(e))}</p>`;
   }
-  const q = req.query ? Object.entries(req.query) : [];
+  if (preview.refused) return `<p class="note">Not sent: ${esc(preview.refused)}</p>`;
+  const req = preview.request;
+  if (!req) return '<p class="muted">Nothing to send.</p>';
+  if (req.aws) {
+    const input = req.aws.input || {};
+    return `<div class="req"><span class="method">${esc(req.aws.operation)}</span> <span class="path">${esc(input.Name || '')}</span>${input.Tier ? ` <span class="muted">(tier ${esc(input.Tier)} when over 4096 bytes)</span>` : ''}</div>`;
+  }
+  const c = req.consul;
+  const q = c.query ? Object.entries(c.query) : [];
   const qs = q.length ? `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')}` : '';
-  const body = req.body === undefined || req.body === null ? '' : `<pre class="body"><code>${esc(JSON.stringify(req.body, null, 2))}</code></pre>`;
-  return `<div class="req"><span class="method m-${esc(req.method.toLowerCase())}">${esc(req.method)}</span> <span class="path">${esc(req.path)}</span><span class="query">${esc(qs)}</span></div>${body}`;
+  const body = c.body === undefined || c.body === null ? '' : `<pre class="body"><code>${esc(JSON.stringify(c.body, null, 2))}</code></pre>`;
+  return `<div class="req"><span class="method m-${esc(c.method.toLowerCase())}">${esc(c.method)}</span> <span class="path">${esc(c.path)}</span><span class="query">${esc(qs)}</span></div>${body}`;
 }
 
 function detailHtml(svc) {
@@ -437,7 +449,7 @@ function detailHtml(svc) {
     <div class="op-head"><strong>${esc(OP_LABELS[op.kind] || op.kind)}</strong> <span class="muted">${esc(op.reason)}</span></div>
     ${op.confirmAbsent ? `<p class="note">Runs only after GetFunction confirms that <code>${esc(op.confirmAbsent)}</code> does not exist.</p>` : ''}
     ${op.leafSerial ? `<p class="note">Leaf certificate serial <code>${esc(op.leafSerial)}</code> (the key itself never enters the plan).</p>` : ''}
-    ${requestHtml(op.request)}</li>`).join('')}</ol>`;
+    ${requestHtml(op)}</li>`).join('')}</ol>`;
 }
 
 function rowHtml(i) {
@@ -544,6 +556,7 @@ async function run({ focusResults = false } = {}) {
   clearAlert();
   state.plan = plan;
   state.planJson = planJson;
+  state.nodeName = (read.input.config && read.input.config.nodeName) || 'lambdas';
   indexPlan(plan);
   state.groups = groupMessages(plan);
   applyFilter();

@@ -56,8 +56,8 @@ export declare class Engine {
   constructor(start: Start);
   /** The next step; `nowMs` from a monotonic clock, `remainingMs` the Lambda time left. */
   next(nowMs: number, remainingMs?: number | null): Step;
-  /** Feeds the answers to the last step's requests (any order). */
-  feed(answers: Answer[]): void;
+  /** Feeds the answers to the last step's requests (any order); `nowMs` from the same clock as `next`. */
+  feed(answers: Answer[], nowMs: number): void;
 }
 
 /** The core's version. */
@@ -78,6 +78,10 @@ export declare function evaluateFunction(fn: LambdaFunctionInput, config?: Confi
 export declare function classifyEvent(event: unknown): Trigger;
 /** The reconcile plan. */
 export declare function plan(input: PlanInput): Plan;
+/** What each of a plan's operations sends (the plan made from `input`, each operation lowered). */
+export declare function planRequests(input: PlanInput): RequestPreview[];
+/** What one operation sends. */
+export declare function lowerOperation(input: LowerInput): RequestPreview;
 /** A plan as readable text. */
 export declare function formatPlan(plan: Plan): string;
 /** The SSM PutParameter request that stores a service's extension data. */

@@ -148,7 +148,8 @@ function rethrow(e) {
 /**
  * The sync engine (docs/engine.md): one invocation of the registrator, sans-IO.
  * `next(nowMs, remainingMs)` returns the next step (requests to carry, a
- * sleep, or the result, with log records); `feed(answers)` takes the answers.
+ * sleep, or the result, with log records); `feed(answers, nowMs)` takes the answers,
+ * with the time they were all in.
  */
 class Engine {
   constructor(start) {
@@ -163,9 +164,9 @@ class Engine {
     return JSON.parse(this._native.next(nowMs, remainingMs ?? undefined));
   }
 
-  feed(answers) {
+  feed(answers, nowMs) {
     try {
-      this._native.feed(toJson('answers', answers));
+      this._native.feed(toJson('answers', answers), nowMs);
     } catch (e) {
       rethrow(e);
     }
@@ -212,6 +213,16 @@ function formatPlan(p) {
   return call('formatPlan', p);
 }
 
+/** What each of a plan's operations sends (the plan made from `input`, lowered). */
+function planRequests(input) {
+  return call('planRequests', input);
+}
+
+/** What one operation sends: `{operation, nodeName?, entry?}`. */
+function lowerOperation(input) {
+  return call('lowerOperation', input);
+}
+
 function extensionDataParameter(input) {
   return call('extensionDataParameter', input);
 }
@@ -238,6 +249,8 @@ module.exports = {
   evaluateFunction,
   classifyEvent,
   plan,
+  planRequests,
+  lowerOperation,
   formatPlan,
   extensionDataParameter,
   parseGetResources,

@@ -18,6 +18,8 @@ export const {
   evaluateFunction,
   classifyEvent,
   plan,
+  planRequests,
+  lowerOperation,
   formatPlan,
   extensionDataParameter,
   parseGetResources,

@@ -50,7 +50,13 @@ export type ErrorCode =
   | 'invalid_kms_key_id'
   | 'exported_partitions_require_enterprise'
   | 'mesh_entry_unchanged'
-  | 'plan_stale';
+  | 'plan_stale'
+  | 'plan_rejected'
+  | 'consul_unreachable'
+  | 'aws_unreachable'
+  | 'consul_error'
+  | 'aws_error'
+  | 'setup_failed';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -141,10 +147,14 @@ export interface ConfigInput {
   consulHttpTokenPath?: string | null;
   /** Whether `CONSUL_HTTP_TOKEN` is set (its value never enters the core). */
   consulHttpTokenSet?: boolean | null;
+  /** `CONSUL_TIMEOUT_MS`: the timeout of one request (100 to 300000 ms, default 10000). */
+  consulTimeoutMs?: number | null;
   /** `CONSUL_TLS_SERVER_NAME`. */
   consulTlsServerName?: string | null;
   /** `DATACENTER`. */
   datacenter?: string | null;
+  /** `DRY_RUN`: plan and report, change nothing. */
+  dryRun?: boolean | null;
   /** `ENTERPRISE`. */
   enterprise?: boolean | null;
   /**
@@ -156,6 +166,8 @@ export interface ConfigInput {
   exportedServicesPeers?: string[] | null;
   /** `LOG_LEVEL`. */
   logLevel?: string | null;
+  /** `MAX_CONCURRENCY`: requests in flight (1 to 256, default 8). */
+  maxConcurrency?: number | null;
   /** Deployment: the registrator's function name. */
   name?: string | null;
   /** `NODE_NAME`. */
@@ -221,10 +233,14 @@ export interface Config {
   consulHttpTokenPath: string | null;
   /** Whether an ACL token is given in `CONSUL_HTTP_TOKEN` (the value is not kept). */
   consulHttpTokenSet: boolean;
+  /** The timeout of one request, in milliseconds (`CONSUL_TIMEOUT_MS`). */
+  consulTimeoutMs: number;
   /** Server name to verify in Consul's certificate. */
   consulTlsServerName: string | null;
   /** The datacenter this registrator manages; `None` manages every datacenter. */
   datacenter: string | null;
+  /** Whether to plan and report only (`DRY_RUN`). */
+  dryRun?: boolean;
   /** Whether Consul is Enterprise (namespaces and partitions). */
   enterprise: boolean;
   /** Admin partitions the managed services are exported to (Enterprise). */
@@ -233,6 +249,8 @@ export interface Config {
   exportedServicesPeers?: string[];
   /** Log verbosity. */
   logLevel: LogLevel;
+  /** Requests in flight (`MAX_CONCURRENCY`). */
+  maxConcurrency: number;
   /** The registrator's function name. */
   name: string;
   /** Consul node the Lambda services are registered on. */
@@ -710,16 +728,21 @@ export interface MeshChange {
   remove: MeshItem[];
 }
 
-/** What one operation does. */
-export type OperationKind =
-  | 'upsertConfigEntry'
-  | 'registerService'
-  | 'putExtensionData'
-  | 'deregisterService'
-  | 'deleteConfigEntry'
-  | 'deleteExtensionData'
-  | 'updateTerminatingGateway'
-  | 'updateExportedServices';
+/** An invocation mode as the Lambda extension reads it. */
+export type ExtensionMode = 'synchronous' | 'asynchronous';
+
+/** The Lambda extension's arguments a service-defaults entry is written with. */
+export interface LambdaArgs {
+  /** The function's ARN (with `:alias` for an alias service). */
+  arn: string;
+  /**
+   * As written to Consul: `synchronous` or `asynchronous` (lower case: Consul's extension is
+   * asynchronous only for exactly `asynchronous`).
+   */
+  invocationMode: ExtensionMode;
+  /** Whether the payload is passed through as is. */
+  payloadPassthrough: boolean;
+}
 
 /** A consumer of exported services: a cluster peer or an admin partition. */
 export interface MeshConsumer {
@@ -750,62 +773,158 @@ export interface MeshEdit {
   remove?: MeshItem[];
 }
 
-/** An HTTP request to Consul. */
-export interface ConsulRequest {
-  target: 'consul';
-  /** The JSON body. */
-  body?: unknown;
-  /** `GET`, `PUT` or `DELETE`. */
-  method: string;
-  /** The path, e.g. `/v1/catalog/register`. */
-  path: string;
-  /** Query parameters (`dc`, `ns`, `partition`). */
-  query?: Record<string, string>;
+/** Write the service-defaults entry that invokes the function. */
+export interface UpsertConfigEntryOperation {
+  kind: 'upsertConfigEntry';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string;
+  /** The Lambda extension's arguments. */
+  entry: LambdaArgs;
+  /** The function (ARN). */
+  function?: string;
+  /** The entry's `ModifyIndex` as observed (`0`: absent, create only). */
+  index?: number;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKey;
 }
 
-/** A Parameter Store call. */
-export interface SsmRequest {
-  target: 'ssm';
-  /** `PutParameter` or `DeleteParameter`. */
-  action: string;
-  /** For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`). */
+/** Register the service on the registrator's node. */
+export interface RegisterServiceOperation {
+  kind: 'registerService';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string;
+  /** The function (ARN). */
+  function?: string;
+  /** The instance's `ModifyIndex` as observed (`0`: absent, create only). */
+  index?: number;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKey;
+}
+
+/** Write the service's extension data parameter. */
+export interface PutExtensionDataOperation {
+  kind: 'putExtensionData';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string;
+  /** The function (ARN). */
+  function?: string;
+  /** The customer KMS key. */
   keyId?: string;
+  /** The serial of the leaf certificate to store. */
+  leafSerial: string;
   /** The parameter name. */
-  name: string;
-  /** The tier to use when the value exceeds 4096 bytes. */
+  parameter: string;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKey;
+  /** The tier for values over 4096 bytes. */
   tier?: Tier;
 }
 
-/**
- * A request a host sends: to Consul's HTTP API or to Parameter Store. Tell the kinds apart by
- * `target`.
- */
-export type Request = ConsulRequest | SsmRequest;
-
-/** One step of a plan, with the exact request to send. */
-export interface Operation {
+/** Deregister the service from the registrator's node. */
+export interface DeregisterServiceOperation {
+  kind: 'deregisterService';
   /** The service's change. */
   change: Change;
-  /** When set, run the step only after `GetFunction` on this ARN says it does not exist. */
+  /** Run only after `GetFunction` says this function does not exist. */
   confirmAbsent?: string;
-  /** The function (ARN) the service invokes or belonged to, when known. */
+  /** The function (ARN). */
   function?: string;
-  /** What the step does. */
-  kind: OperationKind;
-  /** For extension data: the serial of the leaf certificate to store. */
-  leafSerial?: string;
-  /**
-   * For a mesh entry: the items the registrator adds and removes, merged into the entry as read
-   * again at write time.
-   */
-  mesh?: MeshEdit;
+  /** The instance's `ModifyIndex` as observed. */
+  index?: number;
   /** Why. */
   reason: string;
-  /** The request. */
-  request: Request;
-  /** The service it concerns. */
+  /** The service. */
+  service: ServiceKey;
+  /** The observed instance's service ID. */
+  serviceId: string;
+}
+
+/** Delete the service-defaults entry. */
+export interface DeleteConfigEntryOperation {
+  kind: 'deleteConfigEntry';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string;
+  /** The function (ARN). */
+  function?: string;
+  /** The entry's `ModifyIndex` as observed. */
+  index?: number;
+  /** Why. */
+  reason: string;
+  /** The service. */
   service: ServiceKey;
 }
+
+/** Delete the service's extension data parameter. */
+export interface DeleteExtensionDataOperation {
+  kind: 'deleteExtensionData';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string;
+  /** The function (ARN). */
+  function?: string;
+  /** The parameter name. */
+  parameter: string;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKey;
+}
+
+/** Merge the edit into the `terminating-gateway` entry. */
+export interface UpdateTerminatingGatewayOperation {
+  kind: 'updateTerminatingGateway';
+  /** `create` or `update`. */
+  change: Change;
+  /** The entry's `ModifyIndex` as observed (`0`: absent). */
+  index?: number;
+  /** The items added and removed. */
+  mesh: MeshEdit;
+  /** Why. */
+  reason: string;
+  /** The entry's name and partition. */
+  service: ServiceKey;
+}
+
+/** Merge the edit into the `exported-services` entry. */
+export interface UpdateExportedServicesOperation {
+  kind: 'updateExportedServices';
+  /** `create` or `update`. */
+  change: Change;
+  /** The entry's `ModifyIndex` as observed (`0`: absent). */
+  index?: number;
+  /** The items added and removed. */
+  mesh: MeshEdit;
+  /** Why. */
+  reason: string;
+  /** The entry's name and partition. */
+  service: ServiceKey;
+}
+
+/** The fields every operation has. Tell the kinds apart by `kind`. */
+export type Operation =
+  | UpsertConfigEntryOperation
+  | RegisterServiceOperation
+  | PutExtensionDataOperation
+  | DeregisterServiceOperation
+  | DeleteConfigEntryOperation
+  | DeleteExtensionDataOperation
+  | UpdateTerminatingGatewayOperation
+  | UpdateExportedServicesOperation;
 
 /** One row of the plan's table: a service and its change. */
 export interface ServiceChange {
@@ -871,6 +990,236 @@ export interface Plan {
   warnings: Diagnostic[];
 }
 
+/** What one operation of a plan sends. */
+export interface RequestPreview {
+  /** The operation's position in the plan. */
+  operation: number;
+  /** Why it cannot be sent as it stands. */
+  refused?: string;
+  /**
+   * What it sends (`{"consul": {method, path, query?, body?}}` or `{"aws": {service, operation,
+   * input}}`); absent when it sends nothing.
+   */
+  request?: unknown;
+}
+
+/** Where a service lives in Consul. (As the core reads it.) */
+export interface ServiceKeyInput {
+  /** Datacenter (`None`: the agent's own). */
+  datacenter?: string | null;
+  /** Service name. */
+  name: string;
+  /** Namespace (Enterprise). */
+  namespace?: string | null;
+  /** Partition (Enterprise). */
+  partition?: string | null;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
+/** A service an entry item names. (As the core reads it.) */
+export interface MeshItemInput {
+  /** The service name. */
+  name: string;
+  /** The service's namespace (Enterprise; `None`: `default`). */
+  namespace?: string | null;
+}
+
+/**
+ * A consumer of exported services: a cluster peer or an admin partition. (As the core reads it.)
+ */
+export interface MeshConsumerInput {
+  /** An admin partition (Enterprise). */
+  partition?: string | null;
+  /** A cluster peer name. */
+  peer?: string | null;
+}
+
+/**
+ * What the registrator changes in one mesh entry: the items it adds (or, for exported services,
+ * completes with the configured consumers) and the items it removes. Applied by `merge`. (As the
+ * core reads it.)
+ */
+export interface MeshEditInput {
+  /** Managed services to list. */
+  add?: MeshItemInput[];
+  /** For exported services: the consumers every added service is exported to. */
+  consumers?: MeshConsumerInput[];
+  /** Whether the entry may be created when it does not exist. */
+  create?: boolean;
+  /** Whether to write the `Namespace` of each item (Enterprise). */
+  enterprise?: boolean;
+  /** The entry's kind. */
+  kind: MeshEntryKind;
+  /** The entry's name. */
+  name: string;
+  /** Managed services to take out (deregistered). */
+  remove?: MeshItemInput[];
+}
+
+/** Write the service-defaults entry that invokes the function. */
+export interface UpsertConfigEntryOperationInput {
+  kind: 'upsertConfigEntry';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The Lambda extension's arguments. */
+  entry: LambdaArgs;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The entry's `ModifyIndex` as observed (`0`: absent, create only). */
+  index?: number | null;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+}
+
+/** Register the service on the registrator's node. */
+export interface RegisterServiceOperationInput {
+  kind: 'registerService';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The instance's `ModifyIndex` as observed (`0`: absent, create only). */
+  index?: number | null;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+}
+
+/** Write the service's extension data parameter. */
+export interface PutExtensionDataOperationInput {
+  kind: 'putExtensionData';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The customer KMS key. */
+  keyId?: string | null;
+  /** The serial of the leaf certificate to store. */
+  leafSerial: string;
+  /** The parameter name. */
+  parameter: string;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+  /** The tier for values over 4096 bytes. */
+  tier?: Tier | null;
+}
+
+/** Deregister the service from the registrator's node. */
+export interface DeregisterServiceOperationInput {
+  kind: 'deregisterService';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The instance's `ModifyIndex` as observed. */
+  index?: number | null;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+  /** The observed instance's service ID. */
+  serviceId: string;
+}
+
+/** Delete the service-defaults entry. */
+export interface DeleteConfigEntryOperationInput {
+  kind: 'deleteConfigEntry';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The entry's `ModifyIndex` as observed. */
+  index?: number | null;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+}
+
+/** Delete the service's extension data parameter. */
+export interface DeleteExtensionDataOperationInput {
+  kind: 'deleteExtensionData';
+  /** The service's change. */
+  change: Change;
+  /** Run only after `GetFunction` says this function does not exist. */
+  confirmAbsent?: string | null;
+  /** The function (ARN). */
+  function?: string | null;
+  /** The parameter name. */
+  parameter: string;
+  /** Why. */
+  reason: string;
+  /** The service. */
+  service: ServiceKeyInput;
+}
+
+/** Merge the edit into the `terminating-gateway` entry. */
+export interface UpdateTerminatingGatewayOperationInput {
+  kind: 'updateTerminatingGateway';
+  /** `create` or `update`. */
+  change: Change;
+  /** The entry's `ModifyIndex` as observed (`0`: absent). */
+  index?: number | null;
+  /** The items added and removed. */
+  mesh: MeshEditInput;
+  /** Why. */
+  reason: string;
+  /** The entry's name and partition. */
+  service: ServiceKeyInput;
+}
+
+/** Merge the edit into the `exported-services` entry. */
+export interface UpdateExportedServicesOperationInput {
+  kind: 'updateExportedServices';
+  /** `create` or `update`. */
+  change: Change;
+  /** The entry's `ModifyIndex` as observed (`0`: absent). */
+  index?: number | null;
+  /** The items added and removed. */
+  mesh: MeshEditInput;
+  /** Why. */
+  reason: string;
+  /** The entry's name and partition. */
+  service: ServiceKeyInput;
+}
+
+/** The fields every operation has. (As the core reads it.) Tell the kinds apart by `kind`. */
+export type OperationInput =
+  | UpsertConfigEntryOperationInput
+  | RegisterServiceOperationInput
+  | PutExtensionDataOperationInput
+  | DeregisterServiceOperationInput
+  | DeleteConfigEntryOperationInput
+  | DeleteExtensionDataOperationInput
+  | UpdateTerminatingGatewayOperationInput
+  | UpdateExportedServicesOperationInput;
+
+/** Input of `lowerOperation`. */
+export interface LowerInput {
+  /** For a mesh entry operation: the entry as read (absent: it does not exist). */
+  entry?: unknown;
+  /** `NODE_NAME` (default `lambdas`). */
+  nodeName?: string | null;
+  /** The operation (as a plan holds it). */
+  operation: OperationInput;
+}
+
 /** Input of `extension_data_parameter`: what a host fetched for one service. */
 export interface ExtensionDataInput {
   /** The customer KMS key (from the plan's operation), when one is configured. */
@@ -909,8 +1258,8 @@ export interface Start {
   /** The registrator's account, when the host knows it. */
   accountId?: string | null;
   /**
-   * Leaves the plan, the outcomes and the basis out of the result (a Lambda handler returns a small
-   * result; the counts, errors and failures stay).
+   * `false`: the result carries the plan, the outcomes and the basis (the command line asks for
+   * them). Default: a compact result (the counts, the errors and the failures).
    */
   compact?: boolean | null;
   /** Overrides `MAX_CONCURRENCY`. */
@@ -922,7 +1271,7 @@ export interface Start {
   doctor?: boolean | null;
   /** Overrides `DRY_RUN`. */
   dryRun?: boolean | null;
-  /** The environment (the engine keeps only what it parses). */
+  /** The environment (the engine keeps only the configuration it reads from it). */
   env?: Record<string, string>;
   /** The EventBridge event; absent: a full sync. */
   event?: unknown;
@@ -933,12 +1282,25 @@ export interface Start {
   /** The registrator's region. */
   region: string;
   /**
-   * Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out` wrote), or refuses if
-   * what it touches moved.
+   * Applies this reviewed plan (what `plan --out` wrote): only the operations a fresh plan also
+   * decides, or none.
    */
   reviewed?: unknown;
   /** Seeds backoff jitter. */
   seed?: number | null;
+}
+
+/**
+ * Services whose change was confirmed done: a creation counts once its registration succeeded, a
+ * deletion once its deregistration did, an update once every one of its writes did.
+ */
+export interface Applied {
+  /** Services registered for the first time. */
+  created: number;
+  /** Services deregistered. */
+  deleted: number;
+  /** Services repaired or changed. */
+  updated: number;
 }
 
 /** A function a plan concerns, as it was observed. */
@@ -1003,6 +1365,17 @@ export interface DoctorReport {
   ok: boolean;
 }
 
+/** What one operation does. */
+export type OperationKind =
+  | 'upsertConfigEntry'
+  | 'registerService'
+  | 'putExtensionData'
+  | 'deregisterService'
+  | 'deleteConfigEntry'
+  | 'deleteExtensionData'
+  | 'updateTerminatingGateway'
+  | 'updateExportedServices';
+
 /** What became of one operation. */
 export type OpStatus = 'planned' | 'ok' | 'failed' | 'skipped' | 'conflict';
 
@@ -1014,7 +1387,7 @@ export interface Outcome {
   error?: string;
   /** What the operation does. */
   kind: OperationKind;
-  /** `PUT /v1/config`, `ssm PutParameter /name`: safe to print. */
+  /** The request it lowers to, e.g. `PUT /v1/config?cas=0&dc=dc1`: safe to print. */
   request: string;
   /** The service. */
   service: ServiceKey;
@@ -1035,6 +1408,9 @@ export interface InventoryReport {
   /** `GetResources` pages read. */
   pages: number;
 }
+
+/** A CloudWatch Embedded Metric Format document. */
+export type Metrics = Record<string, unknown>;
 
 /** Counts of operations by outcome. */
 export interface OpCounts {
@@ -1062,11 +1438,11 @@ export interface AwsCounts {
 
 /** Reads and writes. */
 export interface ReadWrite {
-  /** GETs. */
+  /** Reads (and the doctor's questions). */
   reads: number;
   /** `/v1/txn` requests (counted among the writes). */
   transactions: number;
-  /** Everything else. */
+  /** Writes. */
   writes: number;
 }
 
@@ -1090,6 +1466,8 @@ export type Verdict =
 
 /** The result of one invocation. */
 export interface SyncResult {
+  /** What was confirmed done (all zero in a dry run). */
+  applied: Applied;
   /** In a dry run: what the plan was computed from (`plan --out` writes it with the plan). */
   basis?: PlanBasis;
   /** The doctor's report (`Start.doctor`). */
@@ -1102,7 +1480,7 @@ export interface SyncResult {
   errors: Diagnostic[];
   /** The command line's exit code. */
   exitCode: number;
-  /** The failure behind `invalid_config` or another stop, with every problem. */
+  /** The failure behind a stop, with every problem: its code and hint say the way out. */
   failure?: Failure;
   /** The outcomes that are not `ok` or `planned`: failed, skipped, conflicts. */
   failures: Outcome[];
@@ -1114,20 +1492,20 @@ export interface SyncResult {
    * The invocation's metrics as a CloudWatch Embedded Metric Format document: the host sets
    * `_aws.Timestamp` (wall clock, ms) and prints it as one line.
    */
-  metrics: unknown;
+  metrics: Metrics;
   /** Whether the invocation succeeded (the Lambda handler raises when not). */
   ok: boolean;
-  /** Counts of `outcomes`. */
+  /** Counts of the outcomes. */
   operations: OpCounts;
-  /** One entry per operation of the plan. */
+  /** One entry per operation of the plan, in a full result. */
   outcomes: Outcome[];
   /** Whether writes stopped early (time ran out). */
   partial: boolean;
-  /** The plan, when one was made. */
+  /** The plan, in a full result (`compact: false`). */
   plan?: Plan;
   /** Requests made. */
   requests: RequestCounts;
-  /** The plan's counts (zero when no plan was made). */
+  /** The plan's counts: what was planned (zero when no plan was made). */
   summary: Summary;
   /** What was reconciled. */
   trigger: Trigger;
@@ -1155,15 +1533,18 @@ export interface AwsCall {
   service: string;
 }
 
-/** An HTTP request to Consul's API. */
-export interface HttpRequest {
+/**
+ * A Consul HTTP request: send `method` to the address + `path` (already percent-encoded: send it as
+ * is) with `query` (URL-encode each value) and the JSON `body`.
+ */
+export interface ConsulCall {
   /** The JSON body. */
   body?: unknown;
-  /** `GET`, `PUT` or `DELETE`. */
+  /** `GET`, `PUT`, `POST` or `DELETE`. */
   method: string;
-  /** The path, e.g. `/v1/catalog/register`. */
+  /** The path, percent-encoded. */
   path: string;
-  /** Query parameters (`dc`, `ns`, `partition`). */
+  /** Query parameters. */
   query?: Record<string, string>;
 }
 
@@ -1175,19 +1556,18 @@ export interface WireRequest {
   /** An AWS API call. */
   aws?: AwsCall;
   /** A Consul HTTP request. */
-  consul?: HttpRequest;
+  consul?: ConsulCall;
   /** Identifies the answer. */
   id: number;
   /**
-   * The answer's `Parameter.Value` is a Consul credential the host keeps (`consulToken` or
-   * `consulCaCert`) and feeds back as `""`.
+   * The answer's `Parameter.Value` is a Consul credential the host keeps and feeds back as `""`.
    */
   secret?: SecretKind;
   /** The request carries a private key: never log it. */
   sensitive?: boolean;
 }
 
-/** What the host does next. */
+/** What the host does next: exactly one of `send`, `sleep` and `done`, with `logs`. */
 export interface Step {
   /** The bound on requests in flight. */
   concurrency?: number;
@@ -1203,9 +1583,9 @@ export interface Step {
   timeoutMs?: number;
 }
 
-/** Why a request has no (successful) answer. */
+/** Why a request has no (successful) answer, as the host reports it. */
 export interface AnswerError {
-  /** `transport`, `config`, or the AWS error code. */
+  /** `transport` (no answer came), `config` (no credentials, no region), or the AWS error code. */
   code?: string;
   /** What happened. */
   message?: string;
@@ -1215,11 +1595,14 @@ export interface AnswerError {
   [key: string]: unknown;
 }
 
-/** The answer to one request. */
+/**
+ * The JSON form of an answer: `{"id", "status", "headers", "body"}`, `{"id", "ok"}` or `{"id",
+ * "error"}`.
+ */
 export interface Answer {
   /** Consul: the response body as text. */
   body?: string | null;
-  /** No answer (`code: "transport"`), an AWS error, or a setup failure (`code: "config"`). */
+  /** No answer (`code: "transport"`), an AWS error, or a set-up failure (`code: "config"`). */
   error?: AnswerError | null;
   /** Consul: response headers (names lower-case). */
   headers?: Record<string, string>;
@@ -1231,7 +1614,7 @@ export interface Answer {
   status?: number | null;
 }
 
-/** A plan reviewed by a person, to be applied exactly. */
+/** A plan reviewed by a person: what `plan --out` writes. */
 export interface ReviewedPlan {
   /** What it was computed from. */
   basis: PlanBasis;
@@ -1250,6 +1633,8 @@ export type FunctionName =
   | 'evaluateFunction'
   | 'classifyEvent'
   | 'plan'
+  | 'planRequests'
+  | 'lowerOperation'
   | 'formatPlan'
   | 'extensionDataParameter'
   | 'parseGetResources'

@@ -19,6 +19,10 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const DEFAULT_SYNC_FREQUENCY: u32 = 10;
 /// Default registrator timeout in seconds.
 pub const DEFAULT_TIMEOUT: u32 = 30;
+/// Default bound on requests in flight (`MAX_CONCURRENCY`).
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
+/// Default timeout of one request in milliseconds (`CONSUL_TIMEOUT_MS`).
+pub const DEFAULT_CONSUL_TIMEOUT_MS: u32 = 10_000;
 
 /// Parameter Store tier for extension data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,6 +137,15 @@ pub struct ConfigInput {
     /// (Enterprise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_services_partitions: Option<Vec<String>>,
+    /// `DRY_RUN`: plan and report, change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// `MAX_CONCURRENCY`: requests in flight (1 to 256, default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<i64>,
+    /// `CONSUL_TIMEOUT_MS`: the timeout of one request (100 to 300000 ms, default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consul_timeout_ms: Option<i64>,
     /// Ignored: accepted so that a [`Config`] (which lists its warnings) can be passed
     /// back as input; the warnings are worked out again.
     #[serde(default, skip_serializing)]
@@ -206,6 +219,13 @@ pub struct Config {
     /// Admin partitions the managed services are exported to (Enterprise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exported_services_partitions: Vec<String>,
+    /// Whether to plan and report only (`DRY_RUN`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Requests in flight (`MAX_CONCURRENCY`).
+    pub max_concurrency: u32,
+    /// The timeout of one request, in milliseconds (`CONSUL_TIMEOUT_MS`).
+    pub consul_timeout_ms: u32,
     /// Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`):
     /// hosts log them on every invocation; the planner repeats them in the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -242,6 +262,9 @@ impl Default for Config {
             terminating_gateway_create: false,
             exported_services_peers: Vec::new(),
             exported_services_partitions: Vec::new(),
+            dry_run: false,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            consul_timeout_ms: DEFAULT_CONSUL_TIMEOUT_MS,
             warnings: Vec::new(),
         }
     }
@@ -357,111 +380,19 @@ impl ConfigInput {
         let list = |k: &str| get(k).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
         input.exported_services_peers = list("EXPORTED_SERVICES_PEERS");
         input.exported_services_partitions = list("EXPORTED_SERVICES_PARTITIONS");
+        input.dry_run = boolean("DRY_RUN", &mut errors);
+        input.max_concurrency = number("MAX_CONCURRENCY", &mut errors);
+        input.consul_timeout_ms = number("CONSUL_TIMEOUT_MS", &mut errors);
         (input, errors)
     }
 
     /// Validates and applies defaults, reporting every problem at once.
     pub fn validate(&self) -> Result<Config, Vec<Diagnostic>> {
         let mut errors = Vec::new();
-        let d = Config::default();
-
-        let node_name = self.node_name.clone().unwrap_or(d.node_name);
-        if !is_dns_label(&node_name) {
-            errors.push(bad(
-                Code::InvalidNodeName,
-                "NODE_NAME",
-                &node_name,
-                "the node name must be a DNS label: 1 to 63 letters, digits or `-`, not starting or ending with `-`".into(),
-                "use a name such as lambdas",
-            ));
-        }
-        if let Some(dc) = &self.datacenter {
-            if let Err(e) = validate_consul_name("DATACENTER", dc) {
-                errors.push(e);
-            }
-        }
-        let enterprise = self.enterprise.unwrap_or(false);
-        let partitions = self.partitions.clone().unwrap_or_default();
-        check_list("PARTITIONS", &partitions, &mut errors);
-        if enterprise && partitions.is_empty() {
-            errors.push(
-                Diagnostic::new(
-                    Code::EnterpriseRequiresPartitions,
-                    "ENTERPRISE is enabled but PARTITIONS lists no partition to manage",
-                    "set PARTITIONS, e.g. PARTITIONS=default",
-                )
-                .key("PARTITIONS"),
-            );
-        }
-        if !enterprise && !partitions.is_empty() {
-            errors.push(
-                Diagnostic::new(
-                    Code::PartitionsRequireEnterprise,
-                    "PARTITIONS is set but ENTERPRISE is not enabled; partitions exist only in Consul Enterprise",
-                    "set ENTERPRISE=true, or remove PARTITIONS",
-                )
-                .key("PARTITIONS")
-                .value(&partitions.join(",")),
-            );
-        }
-        let mesh = self.validate_mesh(enterprise, &mut errors);
-        let consul_http_addr = self.consul_http_addr.clone().unwrap_or(d.consul_http_addr);
-        if let Err(why) = validate_url(&consul_http_addr) {
-            errors.push(bad(
-                Code::InvalidUrl,
-                "CONSUL_HTTP_ADDR",
-                // `user:pass@` in the address is a secret: never echoed.
-                &crate::error::redact_address(&consul_http_addr),
-                format!("CONSUL_HTTP_ADDR is not a URL: {why}"),
-                "write the address with its scheme, e.g. https://consul.example.com:8501",
-            ));
-        }
-        for (key, value) in [
-            ("CONSUL_CACERT_PATH", &self.consul_cacert_path),
-            ("CONSUL_HTTP_TOKEN_PATH", &self.consul_http_token_path),
-        ] {
-            if let Some(v) = value {
-                if let Err(e) = validate_parameter_name(key, v) {
-                    errors.push(e);
-                }
-            }
-        }
-        if let Some(prefix) = &self.consul_extension_data_prefix {
-            let bad = !prefix.starts_with('/')
-                || prefix.len() < 2
-                || prefix.ends_with('/')
-                || prefix.contains("//")
-                || !prefix.bytes().all(parameter_char);
-            if bad {
-                errors.push(
-                    Diagnostic::new(
-                        Code::InvalidParameterPath,
-                        "CONSUL_EXTENSION_DATA_PREFIX must be a Parameter Store path: it starts with `/`, does not end with `/`, and uses letters, digits and . - _ /",
-                        "use a prefix such as /lambda_extension_data",
-                    )
-                    .key("CONSUL_EXTENSION_DATA_PREFIX")
-                    .value(prefix),
-                );
-            }
-        }
-        let tier = match &self.consul_extension_data_tier {
-            None => None,
-            Some(t) => Tier::parse(t).or_else(|| {
-                errors.push(bad(
-                    Code::InvalidTier,
-                    "CONSUL_EXTENSION_DATA_TIER",
-                    t,
-                    "the extension data tier must be Standard, Advanced or Intelligent-Tiering".into(),
-                    "set CONSUL_EXTENSION_DATA_TIER to Advanced or Intelligent-Tiering, or leave it unset",
-                ));
-                None
-            }),
-        };
-        if let Some(key) = &self.consul_extension_data_kms_key_id {
-            if let Err(e) = validate_kms_key_id("CONSUL_EXTENSION_DATA_KMS_KEY_ID", key) {
-                errors.push(e);
-            }
-        }
+        let scope = self.validate_scope(&mut errors);
+        let mesh = self.validate_mesh(scope.enterprise, &mut errors);
+        let consul_http_addr = self.validate_access(&mut errors);
+        let tier = self.validate_extension_data(&mut errors);
         let page_size = range(
             "PAGE_SIZE",
             self.page_size,
@@ -470,96 +401,20 @@ impl ConfigInput {
             100,
             &mut errors,
         );
-        let log_level = match self.log_level.as_deref() {
-            None => LogLevel::Info,
-            Some(l) => match l.to_ascii_lowercase().as_str() {
-                "trace" => LogLevel::Trace,
-                "debug" => LogLevel::Debug,
-                "info" => LogLevel::Info,
-                "warn" | "warning" => LogLevel::Warn,
-                "error" => LogLevel::Error,
-                _ => {
-                    errors.push(
-                        Diagnostic::new(
-                            Code::InvalidLogLevel,
-                            "LOG_LEVEL must be trace, debug, info, warn or error",
-                            "set LOG_LEVEL=info",
-                        )
-                        .key("LOG_LEVEL")
-                        .value(l),
-                    );
-                    LogLevel::Info
-                }
-            },
-        };
-        if self.consul_client_cert.is_some() != self.consul_client_key.is_some() {
-            errors.push(
-                Diagnostic::new(
-                    Code::InconsistentSettings,
-                    "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together",
-                    "set both for mutual TLS, or neither",
-                )
-                .key(if self.consul_client_cert.is_some() {
-                    "CONSUL_CLIENT_KEY"
-                } else {
-                    "CONSUL_CLIENT_CERT"
-                }),
-            );
-        }
-        let name = self.name.clone().unwrap_or(d.name);
-        if let Err(e) = validate_function_name(&name) {
-            errors.push(Diagnostic {
-                key: Some("name".into()),
-                hint: "the registrator's name becomes its Lambda function name: 1 to 64 letters, digits, `-` or `_`".into(),
-                ..e
-            });
-        }
-        let sync_frequency_in_minutes = range(
-            "sync_frequency_in_minutes",
-            self.sync_frequency_in_minutes,
-            DEFAULT_SYNC_FREQUENCY,
-            1,
-            10_080,
-            &mut errors,
-        );
-        let timeout = range(
-            "timeout",
-            self.timeout,
-            DEFAULT_TIMEOUT,
-            1,
-            900,
-            &mut errors,
-        );
-
+        let log_level = self.validate_log_level(&mut errors);
+        self.validate_client_cert(&mut errors);
+        let (name, sync_frequency_in_minutes, timeout) = self.validate_deployment(&mut errors);
+        let (max_concurrency, consul_timeout_ms) = self.validate_run(&mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
-        // The effective address, as Consul's Go client resolves it: TLS asked for
-        // with CONSUL_HTTP_SSL is never reverted to http by an http:// address.
-        let consul_http_ssl = self.consul_http_ssl.unwrap_or(false)
-            || consul_http_addr_is_https(Some(&consul_http_addr));
-        let consul_http_addr = match consul_http_addr.strip_prefix("http://") {
-            Some(rest) if consul_http_ssl => format!("https://{rest}"),
-            _ => consul_http_addr,
-        };
-        let consul_http_ssl_verify = self.consul_http_ssl_verify.unwrap_or(true);
-        let mut warnings = Vec::new();
-        if !consul_http_ssl_verify {
-            warnings.push(
-                Diagnostic::new(
-                    Code::TlsVerificationDisabled,
-                    "CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified, so anyone on the path can read the ACL token and change the catalog",
-                    "give Consul's CA with CONSUL_CACERT_PATH or CONSUL_CACERT and remove CONSUL_HTTP_SSL_VERIFY",
-                )
-                .key("CONSUL_HTTP_SSL_VERIFY")
-                .value("false"),
-            );
-        }
+        let (consul_http_addr, consul_http_ssl, consul_http_ssl_verify, warnings) =
+            self.effective_tls(consul_http_addr);
         Ok(Config {
-            node_name,
+            node_name: scope.node_name,
             datacenter: self.datacenter.clone(),
-            enterprise,
-            partitions,
+            enterprise: scope.enterprise,
+            partitions: scope.partitions,
             consul_http_addr,
             consul_cacert_path: self.consul_cacert_path.clone(),
             consul_http_token_path: self.consul_http_token_path.clone(),
@@ -583,9 +438,249 @@ impl ConfigInput {
             terminating_gateway_create: mesh.1,
             exported_services_peers: mesh.2,
             exported_services_partitions: mesh.3,
+            dry_run: self.dry_run.unwrap_or(false),
+            max_concurrency,
+            consul_timeout_ms,
             warnings,
         })
     }
+
+    /// The client certificate and key: both or neither.
+    fn validate_client_cert(&self, errors: &mut Vec<Diagnostic>) {
+        if self.consul_client_cert.is_some() != self.consul_client_key.is_some() {
+            errors.push(
+                Diagnostic::new(
+                    Code::InconsistentSettings,
+                    "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together",
+                    "set both for mutual TLS, or neither",
+                )
+                .key(if self.consul_client_cert.is_some() {
+                    "CONSUL_CLIENT_KEY"
+                } else {
+                    "CONSUL_CLIENT_CERT"
+                }),
+            );
+        }
+    }
+
+    /// The deployment settings (typed form): the name, the schedule, the timeout.
+    fn validate_deployment(&self, errors: &mut Vec<Diagnostic>) -> (String, u32, u32) {
+        let name = self.name.clone().unwrap_or_else(|| Config::default().name);
+        if let Err(e) = validate_function_name(&name) {
+            errors.push(Diagnostic {
+                key: Some("name".into()),
+                hint: "the registrator's name becomes its Lambda function name: 1 to 64 letters, digits, `-` or `_`".into(),
+                ..e
+            });
+        }
+        let frequency = self.sync_frequency_in_minutes;
+        let sync_frequency_in_minutes = range(
+            "sync_frequency_in_minutes",
+            frequency,
+            DEFAULT_SYNC_FREQUENCY,
+            1,
+            10_080,
+            errors,
+        );
+        let timeout = range("timeout", self.timeout, DEFAULT_TIMEOUT, 1, 900, errors);
+        (name, sync_frequency_in_minutes, timeout)
+    }
+
+    /// The run settings: requests in flight, the timeout of one request.
+    fn validate_run(&self, errors: &mut Vec<Diagnostic>) -> (u32, u32) {
+        let max_concurrency = range(
+            "MAX_CONCURRENCY",
+            self.max_concurrency,
+            DEFAULT_MAX_CONCURRENCY,
+            1,
+            256,
+            errors,
+        );
+        let consul_timeout_ms = range(
+            "CONSUL_TIMEOUT_MS",
+            self.consul_timeout_ms,
+            DEFAULT_CONSUL_TIMEOUT_MS,
+            100,
+            300_000,
+            errors,
+        );
+        (max_concurrency, consul_timeout_ms)
+    }
+
+    /// The node, the datacenter, Enterprise and its partitions.
+    fn validate_scope(&self, errors: &mut Vec<Diagnostic>) -> Scope {
+        let node_name = self
+            .node_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NODE_NAME.to_owned());
+        if !is_dns_label(&node_name) {
+            errors.push(bad(
+                Code::InvalidNodeName,
+                "NODE_NAME",
+                &node_name,
+                "the node name must be a DNS label: 1 to 63 letters, digits or `-`, not starting or ending with `-`".into(),
+                "use a name such as lambdas",
+            ));
+        }
+        if let Some(dc) = &self.datacenter {
+            if let Err(e) = validate_consul_name("DATACENTER", dc) {
+                errors.push(e);
+            }
+        }
+        let enterprise = self.enterprise.unwrap_or(false);
+        let partitions = self.partitions.clone().unwrap_or_default();
+        check_list("PARTITIONS", &partitions, errors);
+        if enterprise && partitions.is_empty() {
+            errors.push(
+                Diagnostic::new(
+                    Code::EnterpriseRequiresPartitions,
+                    "ENTERPRISE is enabled but PARTITIONS lists no partition to manage",
+                    "set PARTITIONS, e.g. PARTITIONS=default",
+                )
+                .key("PARTITIONS"),
+            );
+        }
+        if !enterprise && !partitions.is_empty() {
+            errors.push(
+                Diagnostic::new(
+                    Code::PartitionsRequireEnterprise,
+                    "PARTITIONS is set but ENTERPRISE is not enabled; partitions exist only in Consul Enterprise",
+                    "set ENTERPRISE=true, or remove PARTITIONS",
+                )
+                .key("PARTITIONS")
+                .value(&partitions.join(",")),
+            );
+        }
+        Scope {
+            node_name,
+            enterprise,
+            partitions,
+        }
+    }
+
+    /// The address and the credential parameters.
+    fn validate_access(&self, errors: &mut Vec<Diagnostic>) -> String {
+        let consul_http_addr = self
+            .consul_http_addr
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONSUL_HTTP_ADDR.to_owned());
+        if let Err(why) = validate_url(&consul_http_addr) {
+            errors.push(bad(
+                Code::InvalidUrl,
+                "CONSUL_HTTP_ADDR",
+                // `user:pass@` in the address is a secret: never echoed.
+                &crate::error::redact_address(&consul_http_addr),
+                format!("CONSUL_HTTP_ADDR is not a URL: {why}"),
+                "write the address with its scheme, e.g. https://consul.example.com:8501",
+            ));
+        }
+        for (key, value) in [
+            ("CONSUL_CACERT_PATH", &self.consul_cacert_path),
+            ("CONSUL_HTTP_TOKEN_PATH", &self.consul_http_token_path),
+        ] {
+            if let Some(v) = value {
+                if let Err(e) = validate_parameter_name(key, v) {
+                    errors.push(e);
+                }
+            }
+        }
+        consul_http_addr
+    }
+
+    /// The extension data prefix, tier and KMS key.
+    fn validate_extension_data(&self, errors: &mut Vec<Diagnostic>) -> Option<Tier> {
+        if let Some(prefix) = &self.consul_extension_data_prefix {
+            let bad = !prefix.starts_with('/')
+                || prefix.len() < 2
+                || prefix.ends_with('/')
+                || prefix.contains("//")
+                || !prefix.bytes().all(parameter_char);
+            if bad {
+                errors.push(
+                    Diagnostic::new(
+                        Code::InvalidParameterPath,
+                        "CONSUL_EXTENSION_DATA_PREFIX must be a Parameter Store path: it starts with `/`, does not end with `/`, and uses letters, digits and . - _ /",
+                        "use a prefix such as /lambda_extension_data",
+                    )
+                    .key("CONSUL_EXTENSION_DATA_PREFIX")
+                    .value(prefix),
+                );
+            }
+        }
+        if let Some(key) = &self.consul_extension_data_kms_key_id {
+            if let Err(e) = validate_kms_key_id("CONSUL_EXTENSION_DATA_KMS_KEY_ID", key) {
+                errors.push(e);
+            }
+        }
+        let t = self.consul_extension_data_tier.as_ref()?;
+        Tier::parse(t).or_else(|| {
+            errors.push(bad(
+                Code::InvalidTier,
+                "CONSUL_EXTENSION_DATA_TIER",
+                t,
+                "the extension data tier must be Standard, Advanced or Intelligent-Tiering".into(),
+                "set CONSUL_EXTENSION_DATA_TIER to Advanced or Intelligent-Tiering, or leave it unset",
+            ));
+            None
+        })
+    }
+
+    fn validate_log_level(&self, errors: &mut Vec<Diagnostic>) -> LogLevel {
+        let Some(l) = self.log_level.as_deref() else {
+            return LogLevel::Info;
+        };
+        match l.to_ascii_lowercase().as_str() {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warn" | "warning" => LogLevel::Warn,
+            "error" => LogLevel::Error,
+            _ => {
+                errors.push(
+                    Diagnostic::new(
+                        Code::InvalidLogLevel,
+                        "LOG_LEVEL must be trace, debug, info, warn or error",
+                        "set LOG_LEVEL=info",
+                    )
+                    .key("LOG_LEVEL")
+                    .value(l),
+                );
+                LogLevel::Info
+            }
+        }
+    }
+
+    /// The effective address, as Consul's Go client resolves it (TLS asked for with
+    /// CONSUL_HTTP_SSL is never reverted to http by an http:// address), whether
+    /// TLS is on and verified, and the warnings of settings that weaken it.
+    fn effective_tls(&self, addr: String) -> (String, bool, bool, Vec<Diagnostic>) {
+        let ssl = self.consul_http_ssl.unwrap_or(false) || consul_http_addr_is_https(Some(&addr));
+        let addr = match addr.strip_prefix("http://") {
+            Some(rest) if ssl => format!("https://{rest}"),
+            _ => addr,
+        };
+        let verify = self.consul_http_ssl_verify.unwrap_or(true);
+        let mut warnings = Vec::new();
+        if !verify {
+            warnings.push(
+                Diagnostic::new(
+                    Code::TlsVerificationDisabled,
+                    "CONSUL_HTTP_SSL_VERIFY=false: Consul's TLS certificate is not verified, so anyone on the path can read the ACL token and change the catalog",
+                    "give Consul's CA with CONSUL_CACERT_PATH or CONSUL_CACERT and remove CONSUL_HTTP_SSL_VERIFY",
+                )
+                .key("CONSUL_HTTP_SSL_VERIFY")
+                .value("false"),
+            );
+        }
+        (addr, ssl, verify, warnings)
+    }
+}
+
+/// Where the registrator works.
+struct Scope {
+    node_name: String,
+    enterprise: bool,
+    partitions: Vec<String>,
 }
 
 fn bad(code: Code, key: &str, value: &str, message: String, hint: &str) -> Diagnostic {

@@ -124,6 +124,18 @@ codes! {
     MeshEntryUnchanged => "mesh_entry_unchanged",
     /// A reviewed plan no longer matches Consul or Lambda: an object or function it touches changed.
     PlanStale => "plan_stale",
+    /// A reviewed plan holds an operation a fresh plan does not decide (another kind, object or content, a foreign parameter or key, a missing basis, an operation whose earlier step it leaves out), or cannot be read; nothing is applied.
+    PlanRejected => "plan_rejected",
+    /// Consul gave no answer (connection refused, reset, timed out, TLS) to a request the sync needs; nothing more is written.
+    ConsulUnreachable => "consul_unreachable",
+    /// AWS gave no answer to a request the sync needs; nothing more is written.
+    AwsUnreachable => "aws_unreachable",
+    /// Consul answered a read the sync needs with an error; nothing is written.
+    ConsulError => "consul_error",
+    /// An AWS call the sync needs failed (access denied, throttled past its retries…); nothing is written.
+    AwsError => "aws_error",
+    /// The host could not make AWS calls at all: no credentials or no region.
+    SetupFailed => "setup_failed",
 }
 
 impl fmt::Display for Code {
@@ -278,10 +290,7 @@ fn scrub_serde_message(text: &str) -> String {
 
 /// Cuts a value to a length that is safe to print.
 pub(crate) fn clip(value: &str) -> String {
-    match value.char_indices().nth(MAX_VALUE_CHARS) {
-        None => value.to_owned(),
-        Some((at, _)) => format!("{}… ({} bytes)", &value[..at], value.len()),
-    }
+    crate::text::clip_to(value, MAX_VALUE_CHARS).into_owned()
 }
 
 /// A call that could not produce its result. `errors` holds every problem found;

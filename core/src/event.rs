@@ -94,8 +94,8 @@ fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, k| v.get(k))?.as_str()
 }
 
-/// Classifies an EventBridge event.
-pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
+/// The CloudTrail call of an event, checked: `Err` for an event of another kind.
+fn cloudtrail(event: &Value) -> Result<Option<&Value>, Diagnostic> {
     if !event.is_object() {
         return Err(Diagnostic::new(
             Code::UnsupportedEvent,
@@ -107,7 +107,7 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
     let source = text(event, &["source"]).unwrap_or_default();
     let detail_type = text(event, &["detail-type"]).unwrap_or_default();
     match source {
-        "aws.events" => return Ok(Trigger::FullSync),
+        "aws.events" => return Ok(None),
         "aws.lambda" if detail_type == "AWS API Call via CloudTrail" => {}
         _ => {
             return Err(Diagnostic::new(
@@ -119,12 +119,20 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
             .value(source))
         }
     }
-    let Some(detail) = event.get("detail").filter(|d| d.is_object()) else {
-        return Err(invalid(
+    match event.get("detail").filter(|d| d.is_object()) {
+        Some(detail) => Ok(Some(detail)),
+        None => Err(invalid(
             "the CloudTrail event has no detail object",
             "detail",
             event.get("detail"),
-        ));
+        )),
+    }
+}
+
+/// Classifies an EventBridge event.
+pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
+    let Some(detail) = cloudtrail(event)? else {
+        return Ok(Trigger::FullSync);
     };
     let Some(event_name) = text(detail, &["eventName"]) else {
         return Err(invalid(
@@ -153,86 +161,115 @@ pub fn classify_event(event: &Value) -> Result<Trigger, Diagnostic> {
             event_name: named,
         });
     };
-    let account = text(event, &["account"])
-        .or_else(|| text(detail, &["recipientAccountId"]))
-        .unwrap_or_default();
-    let region = text(event, &["region"])
-        .or_else(|| text(detail, &["awsRegion"]))
-        .unwrap_or_default();
-    let function = |arn: crate::arn::FunctionArn| {
+    let call = CloudTrailCall {
+        event,
+        detail,
+        event_name,
+        call,
+    };
+    match call.call {
+        Call::CreateFunction => call.created(),
+        Call::TagResource | Call::UntagResource => call.tagged(),
+        Call::DeleteFunction | Call::CreateAlias | Call::UpdateAlias | Call::DeleteAlias => {
+            call.named()
+        }
+    }
+}
+
+/// A Lambda CloudTrail call the registrator handles.
+struct CloudTrailCall<'e> {
+    event: &'e Value,
+    detail: &'e Value,
+    event_name: &'e str,
+    call: Call,
+}
+
+impl CloudTrailCall<'_> {
+    fn function(&self, arn: crate::arn::FunctionArn) -> Trigger {
         let arn = arn.unqualified();
         Trigger::Function {
             name: arn.name.clone(),
             arn: arn.to_string(),
-            event_name: named.clone(),
+            event_name: Some(self.event_name.to_owned()),
         }
-    };
-    match call {
-        Call::CreateFunction => {
-            let key = "detail.responseElements.functionArn";
-            let arn = text(detail, &["responseElements", "functionArn"]).ok_or_else(|| {
-                invalid(
-                    "CreateFunction event without responseElements.functionArn",
-                    key,
-                    None,
-                )
-            })?;
-            Ok(function(parse_function_arn(arn).map_err(|d| d.key(key))?))
+    }
+
+    fn ignore(&self, reason: String) -> Trigger {
+        Trigger::Ignore {
+            reason,
+            event_name: Some(self.event_name.to_owned()),
         }
-        Call::TagResource | Call::UntagResource => {
-            let key = "detail.requestParameters.resource";
-            let resource = text(detail, &["requestParameters", "resource"]).ok_or_else(|| {
-                invalid(
-                    format!("{event_name} event without requestParameters.resource"),
-                    key,
-                    None,
-                )
-            })?;
-            if is_non_function_lambda_arn(resource) {
-                return Ok(Trigger::Ignore {
-                    reason: format!("{resource} is not a function"),
-                    event_name: named,
-                });
-            }
-            Ok(function(
-                parse_function_arn(resource).map_err(|d| d.key(key))?,
-            ))
+    }
+
+    /// `CreateFunction`: the function in the response.
+    fn created(&self) -> Result<Trigger, Diagnostic> {
+        let key = "detail.responseElements.functionArn";
+        let arn = text(self.detail, &["responseElements", "functionArn"]).ok_or_else(|| {
+            invalid(
+                "CreateFunction event without responseElements.functionArn",
+                key,
+                None,
+            )
+        })?;
+        Ok(self.function(parse_function_arn(arn).map_err(|d| d.key(key))?))
+    }
+
+    /// `TagResource`, `UntagResource`: the resource, when it is a function.
+    fn tagged(&self) -> Result<Trigger, Diagnostic> {
+        let key = "detail.requestParameters.resource";
+        let resource = text(self.detail, &["requestParameters", "resource"]).ok_or_else(|| {
+            invalid(
+                format!(
+                    "{} event without requestParameters.resource",
+                    self.event_name
+                ),
+                key,
+                None,
+            )
+        })?;
+        if is_non_function_lambda_arn(resource) {
+            return Ok(self.ignore(format!("{resource} is not a function")));
         }
-        Call::DeleteFunction | Call::CreateAlias | Call::UpdateAlias | Call::DeleteAlias => {
-            let key = "detail.requestParameters.functionName";
-            let name = text(detail, &["requestParameters", "functionName"]).ok_or_else(|| {
-                invalid(
-                    format!("{event_name} event without requestParameters.functionName"),
-                    key,
-                    None,
-                )
-            })?;
-            let partial = name.contains(":function:");
-            if !name.starts_with("arn:") && (region.is_empty() || (account.is_empty() && !partial))
-            {
-                return Err(invalid(
-                    format!("{event_name} names function `{}` without an ARN, and the event has no account or region to complete it", crate::error::clip(name)),
-                    if region.is_empty() { "region" } else { "account" },
-                    None,
-                ));
-            }
-            let arn = resolve_function_name(name, account, region).map_err(|d| d.key(key))?;
-            let qualifier = text(detail, &["requestParameters", "qualifier"])
-                .map(str::to_owned)
-                .or_else(|| arn.qualifier.clone());
-            if call == Call::DeleteFunction {
-                if let Some(q) = qualifier {
-                    return Ok(Trigger::Ignore {
-                        reason: format!(
-                            "only version {q} of {} was deleted; the function remains",
-                            arn.name
-                        ),
-                        event_name: named,
-                    });
-                }
-            }
-            Ok(function(arn))
+        Ok(self.function(parse_function_arn(resource).map_err(|d| d.key(key))?))
+    }
+
+    /// `DeleteFunction` and the alias calls: the function named in the request,
+    /// completed with the event's account and region.
+    fn named(&self) -> Result<Trigger, Diagnostic> {
+        let (event, detail, event_name) = (self.event, self.detail, self.event_name);
+        let account = text(event, &["account"])
+            .or_else(|| text(detail, &["recipientAccountId"]))
+            .unwrap_or_default();
+        let region = text(event, &["region"])
+            .or_else(|| text(detail, &["awsRegion"]))
+            .unwrap_or_default();
+        let key = "detail.requestParameters.functionName";
+        let name = text(detail, &["requestParameters", "functionName"]).ok_or_else(|| {
+            invalid(
+                format!("{event_name} event without requestParameters.functionName"),
+                key,
+                None,
+            )
+        })?;
+        let partial = name.contains(":function:");
+        if !name.starts_with("arn:") && (region.is_empty() || (account.is_empty() && !partial)) {
+            return Err(invalid(
+                format!("{event_name} names function `{}` without an ARN, and the event has no account or region to complete it", crate::error::clip(name)),
+                if region.is_empty() { "region" } else { "account" },
+                None,
+            ));
         }
+        let arn = resolve_function_name(name, account, region).map_err(|d| d.key(key))?;
+        let qualifier = text(detail, &["requestParameters", "qualifier"])
+            .map(str::to_owned)
+            .or_else(|| arn.qualifier.clone());
+        if let (Call::DeleteFunction, Some(q)) = (self.call, qualifier) {
+            return Ok(self.ignore(format!(
+                "only version {q} of {} was deleted; the function remains",
+                arn.name
+            )));
+        }
+        Ok(self.function(arn))
     }
 }
 

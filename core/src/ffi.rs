@@ -19,6 +19,8 @@ pub const FUNCTIONS: &[&str] = &[
     "evaluateFunction",
     "classifyEvent",
     "plan",
+    "planRequests",
+    "lowerOperation",
     "formatPlan",
     "extensionDataParameter",
     "parseGetResources",
@@ -106,6 +108,8 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
             emit(&event::classify_event(&v)?)
         }
         "plan" => plan::plan_json_text(input),
+        "planRequests" => crate::lower::plan_requests(&parse("plan input", input)?),
+        "lowerOperation" => crate::lower::lower_operation(&parse("lowerOperation input", input)?),
         "formatPlan" => emit(&crate::render::format_plan(&parse("plan", input)?)),
         "extensionDataParameter" => emit(&consul::extension_data_parameter(&parse(
             "extensionDataParameter input",
@@ -160,9 +164,9 @@ impl EngineHandle {
         self.0.next_json(millis(now_ms), remaining_ms.map(millis))
     }
 
-    /// Feeds the answers (a JSON list).
-    pub fn feed(&mut self, answers: &str) -> Result<(), Failure> {
-        self.0.feed_json(answers)
+    /// Feeds the answers (a JSON list), at the host's monotonic time `now_ms`.
+    pub fn feed(&mut self, answers: &str, now_ms: f64) -> Result<(), Failure> {
+        self.0.feed_json(answers, millis(now_ms))
     }
 }
 

@@ -11,26 +11,28 @@
 //! here; [`ffi::call`] is the JSON API that every binding exposes unchanged.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 pub mod arn;
 pub mod aws;
 pub mod config;
 pub mod consul;
-pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod ffi;
 mod json;
+pub mod lower;
 pub mod mesh;
 pub mod plan;
 pub mod render;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod tags;
+pub mod text;
 
 pub use config::{config_from_env, config_from_input, Config, ConfigInput};
-pub use engine::Engine;
+pub use engine::{doctor, Engine};
 pub use error::{Code, Diagnostic, Failure};
 pub use event::{classify_event, Trigger};
 pub use plan::{plan, plan_json, Plan, PlanInput};

@@ -211,6 +211,55 @@ pub fn needed(observed: Option<&Value>, edit: &MeshEdit) -> Result<MeshEdit, Mer
     })
 }
 
+/// Adds the items of `needed` to `services` (for exported services: the
+/// configured consumers an existing item lacks).
+fn add_items(services: &mut Vec<Value>, needed: &MeshEdit, edit: &MeshEdit) -> Result<(), Merged> {
+    let consumers: Vec<Value> = edit.consumers.iter().map(MeshConsumer::to_consul).collect();
+    let positions: std::collections::HashMap<(String, String), usize> = index(services)
+        .into_iter()
+        .map(|((ns, name), i)| ((ns.to_owned(), name.to_owned()), i))
+        .collect();
+    for item in &needed.add {
+        let key = (
+            norm_ns(item.namespace.as_deref()).to_owned(),
+            item.name.clone(),
+        );
+        match positions.get(&key).and_then(|i| services.get_mut(*i)) {
+            Some(existing) => {
+                // Only exported services get here: complete the consumers.
+                let Some(obj) = existing.as_object_mut() else {
+                    continue;
+                };
+                let list = obj
+                    .entry("Consumers")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if list.is_null() {
+                    *list = Value::Array(Vec::new());
+                }
+                let Some(list) = list.as_array_mut() else {
+                    return Err(Merged::Unreadable(format!(
+                        "the Consumers of {} is not a list",
+                        crate::error::clip(&item.name)
+                    )));
+                };
+                for c in &consumers {
+                    if !list.contains(c) {
+                        list.push(c.clone());
+                    }
+                }
+            }
+            None => {
+                let mut m = new_item(edit, item);
+                if edit.kind == MeshEntryKind::ExportedServices {
+                    m.insert("Consumers".into(), Value::Array(consumers.clone()));
+                }
+                services.push(Value::Object(m));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Merges `edit` into `observed` (the entry as read; `None`: it does not exist).
 pub fn merge(observed: Option<&Value>, edit: &MeshEdit) -> Merged {
     let needed = match needed(observed, edit) {
@@ -250,48 +299,8 @@ pub fn merge(observed: Option<&Value>, edit: &MeshEdit) -> Merged {
             !gone.contains(&(ns, name))
         });
     }
-    let consumers: Vec<Value> = edit.consumers.iter().map(MeshConsumer::to_consul).collect();
-    let positions: std::collections::HashMap<(String, String), usize> = index(&services)
-        .into_iter()
-        .map(|((ns, name), i)| ((ns.to_owned(), name.to_owned()), i))
-        .collect();
-    for item in &needed.add {
-        let key = (
-            norm_ns(item.namespace.as_deref()).to_owned(),
-            item.name.clone(),
-        );
-        match positions.get(&key).and_then(|i| services.get_mut(*i)) {
-            Some(existing) => {
-                // Only exported services get here: complete the consumers.
-                let Some(obj) = existing.as_object_mut() else {
-                    continue;
-                };
-                let list = obj
-                    .entry("Consumers")
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if list.is_null() {
-                    *list = Value::Array(Vec::new());
-                }
-                let Some(list) = list.as_array_mut() else {
-                    return Merged::Unreadable(format!(
-                        "the Consumers of {} is not a list",
-                        crate::error::clip(&item.name)
-                    ));
-                };
-                for c in &consumers {
-                    if !list.contains(c) {
-                        list.push(c.clone());
-                    }
-                }
-            }
-            None => {
-                let mut m = new_item(edit, item);
-                if edit.kind == MeshEntryKind::ExportedServices {
-                    m.insert("Consumers".into(), Value::Array(consumers.clone()));
-                }
-                services.push(Value::Object(m));
-            }
-        }
+    if let Err(m) = add_items(&mut services, &needed, edit) {
+        return m;
     }
     entry.insert("Services".into(), Value::Array(services));
     Merged::Write(Value::Object(entry))

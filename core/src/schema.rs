@@ -49,6 +49,8 @@ pub fn register(r: &mut impl Registry) {
     // Plans.
     r.input::<plan::PlanInput>();
     r.output::<plan::Plan>();
+    r.output::<crate::lower::preview::RequestPreviewSchema>();
+    r.input::<crate::lower::LowerInput>();
     r.input::<consul::ExtensionDataInput>();
     r.output::<consul::PutParameter>();
     // The sync engine.

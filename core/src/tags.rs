@@ -658,6 +658,24 @@ impl<'a> Evaluation<'a> {
     }
 }
 
+/// An error when the function's given name is not its ARN's.
+fn name_mismatch(function: &LambdaFunction, arn: &crate::arn::ArnParts<'_>) -> Option<Diagnostic> {
+    let name = function.name.as_ref()?;
+    (*name != arn.name).then(|| {
+        Diagnostic::new(
+            Code::InvalidFunctionName,
+            format!(
+                "the name `{}` does not match the ARN's function name `{}`",
+                crate::error::clip(name),
+                arn.name
+            ),
+            "pass the name the ARN holds, or leave the name out",
+        )
+        .key("name")
+        .value(name)
+    })
+}
+
 /// [`evaluate_function`], borrowing from the function and the configuration.
 pub(crate) fn evaluate<'a>(function: &'a LambdaFunction, config: &'a Config) -> Evaluation<'a> {
     let parsed = split_function_arn(&function.arn);
@@ -686,24 +704,9 @@ pub(crate) fn evaluate<'a>(function: &'a LambdaFunction, config: &'a Config) -> 
             return finish(out);
         }
     };
-    if let Some(name) = &function.name {
-        if *name != arn.name {
-            out.errors.insert(
-                0,
-                Diagnostic::new(
-                    Code::InvalidFunctionName,
-                    format!(
-                        "the name `{}` does not match the ARN's function name `{}`",
-                        crate::error::clip(name),
-                        arn.name
-                    ),
-                    "pass the name the ARN holds, or leave the name out",
-                )
-                .key("name")
-                .value(name),
-            );
-            return finish(out);
-        }
+    if let Some(e) = name_mismatch(function, &arn) {
+        out.errors.insert(0, e);
+        return finish(out);
     }
     if arn.qualifier.is_some() {
         out.arn = Cow::Owned(arn.unqualified_string());

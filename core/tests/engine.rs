@@ -10,9 +10,11 @@
     clippy::indexing_slicing
 )]
 
+mod host;
+
 use consul_lambda_sync::engine::outcome::{OpStatus, SyncResult, Verdict};
-use consul_lambda_sync::engine::wire::{Answer, AnswerError, WireRequest};
 use consul_lambda_sync::engine::{Engine, Start};
+use host::{feed, view, Answer, AnswerError, WireRequest};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -410,7 +412,7 @@ fn run(world: &mut World, start: Start) -> (SyncResult, Vec<u64>) {
     let mut now = 0;
     let mut sleeps = Vec::new();
     for _ in 0..10_000 {
-        let step = engine.next(now, None);
+        let step = view(engine.next(now, None));
         if let Some(done) = step.done {
             return (*done, sleeps);
         }
@@ -421,7 +423,7 @@ fn run(world: &mut World, start: Start) -> (SyncResult, Vec<u64>) {
         }
         let answers: Vec<Answer> = step.send.unwrap().iter().map(|r| world.answer(r)).collect();
         now += 1;
-        engine.feed(answers).unwrap();
+        feed(&mut engine, answers, now).unwrap();
     }
     panic!("the engine did not finish");
 }
@@ -435,6 +437,7 @@ fn start() -> Start {
         account_id: Some(ACCOUNT.into()),
         region: REGION.into(),
         seed: Some(7),
+        compact: Some(false),
         ..Start::default()
     }
 }
@@ -483,14 +486,14 @@ fn config_entries_use_check_and_set() {
     let mut engine = Engine::new(start());
     let mut sent = Vec::new();
     loop {
-        let step = engine.next(0, None);
+        let step = view(engine.next(0, None));
         if step.done.is_some() {
             break;
         }
         let reqs = step.send.unwrap();
         sent.extend(reqs.iter().filter_map(|r| r.consul.clone()));
         let answers = reqs.iter().map(|r| w.answer(r)).collect();
-        engine.feed(answers).unwrap();
+        feed(&mut engine, answers, 0).unwrap();
     }
     let put = sent.iter().find(|c| c.path == "/v1/config").unwrap();
     assert_eq!(put.query.get("cas"), Some(&idx.to_string()));
@@ -567,7 +570,7 @@ fn a_rejected_operation_does_not_block_the_others() {
     let mut engine = Engine::new(start());
     let mut now = 0;
     let result = loop {
-        let step = engine.next(now, None);
+        let step = view(engine.next(now, None));
         if let Some(done) = step.done {
             break done;
         }
@@ -585,7 +588,7 @@ fn a_rejected_operation_does_not_block_the_others() {
             }
         }
         let answers = reqs.iter().map(|r| w.answer(r)).collect();
-        engine.feed(answers).unwrap();
+        feed(&mut engine, answers, now).unwrap();
     };
     assert!(
         w.services.contains_key("f0009"),
@@ -659,12 +662,12 @@ fn dry_run_and_short_time_write_nothing() {
     let mut engine = Engine::new(start());
     let mut w = world_with(4);
     let result = loop {
-        let step = engine.next(0, Some(1_000));
+        let step = view(engine.next(0, Some(1_000)));
         if let Some(done) = step.done {
             break done;
         }
         let answers = step.send.unwrap().iter().map(|r| w.answer(r)).collect();
-        engine.feed(answers).unwrap();
+        feed(&mut engine, answers, 0).unwrap();
     };
     assert_eq!(w.writes(), 0);
     assert!(result.partial && !result.ok);
@@ -693,7 +696,7 @@ fn bad_configuration_ends_at_the_first_step() {
     s.env.insert("DRY_RUN".into(), "maybe".into());
     s.env.insert("PAGE_SIZE".into(), "0".into());
     let mut engine = Engine::new(s);
-    let step = engine.next(0, None);
+    let step = view(engine.next(0, None));
     let done = step.done.unwrap();
     assert_eq!(done.verdict, Verdict::InvalidConfig);
     assert_eq!(done.exit_code, 3);
@@ -703,16 +706,16 @@ fn bad_configuration_ends_at_the_first_step() {
 #[test]
 fn unanswered_requests_are_an_error_not_a_panic() {
     let mut engine = Engine::new(start());
-    let step = engine.next(0, None);
+    let step = view(engine.next(0, None));
     assert!(step.send.is_some());
-    assert!(engine
-        .feed(vec![Answer {
-            id: 999,
-            ..Answer::default()
-        }])
-        .is_err());
+    let bad = Answer {
+        id: 999,
+        status: Some(200),
+        ..Answer::default()
+    };
+    assert!(feed(&mut engine, vec![bad], 0).is_err());
     // next() without feeding: the requests count as unanswered and are retried.
-    let step = engine.next(1, None);
+    let step = view(engine.next(1, None));
     assert!(step.sleep.is_some() || step.send.is_some());
 }
 
@@ -721,7 +724,7 @@ fn metrics_are_one_emf_document_without_function_names() {
     let mut w = world_with(3);
     w.tag("bad", &[("invocation-mode", "async")]);
     let (r, _) = run(&mut w, start());
-    let m = &r.metrics;
+    let m = &serde_json::to_value(&r.metrics).unwrap();
     let cw = &m["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(cw["Namespace"], "ConsulLambdaSync");
     for metric in cw["Metrics"].as_array().unwrap() {
@@ -745,8 +748,10 @@ fn metrics_are_one_emf_document_without_function_names() {
     assert!(!text.contains("f0001") && !text.contains("bad"), "{text}");
 }
 
-fn reviewed_from(r: &SyncResult) -> consul_lambda_sync::engine::review::ReviewedPlan {
-    serde_json::from_value(json!({"plan": r.plan, "basis": r.basis})).unwrap()
+/// What `plan --out` writes: the plan and its basis, as JSON.
+fn reviewed_from(r: &SyncResult) -> Box<serde_json::value::RawValue> {
+    let text = serde_json::to_string(&json!({"plan": r.plan, "basis": r.basis})).unwrap();
+    serde_json::value::RawValue::from_string(text).unwrap()
 }
 
 #[test]
@@ -973,7 +978,7 @@ fn a_concurrent_edit_of_the_gateway_entry_is_merged_not_lost() {
         .find(|o| o.kind == consul_lambda_sync::plan::OperationKind::UpdateTerminatingGateway)
         .unwrap();
     assert_eq!(gateway_op.status, OpStatus::Ok);
-    assert_eq!(r.metrics["MeshEntriesWritten"], 1);
+    assert_eq!(r.metrics.values["MeshEntriesWritten"], 1);
 }
 
 #[test]
@@ -1114,4 +1119,204 @@ fn a_service_is_deregistered_only_after_it_is_taken_out_of_the_gateway() {
         ["PUT /v1/txn", "PUT /v1/config"],
         "the entry first, then the deregistration"
     );
+}
+
+/// A plan file as `plan --out` wrote it, edited by `edit`.
+fn edited(dry: &SyncResult, edit: impl FnOnce(&mut Value)) -> Box<serde_json::value::RawValue> {
+    let mut doc = json!({"plan": dry.plan, "basis": dry.basis});
+    edit(&mut doc);
+    serde_json::value::RawValue::from_string(doc.to_string()).unwrap()
+}
+
+/// Applies a plan file; returns the result.
+fn apply_file(w: &mut World, file: Box<serde_json::value::RawValue>) -> SyncResult {
+    let mut s = start();
+    s.reviewed = Some(file);
+    run(w, s).0
+}
+
+/// A world of three services after one sync, `f0001` retagged (its entry to
+/// update) and `f0002` gone (its service to deregister, its entry to delete), and
+/// the dry run's result.
+fn reviewed_world() -> (World, SyncResult) {
+    let mut w = world_with(3);
+    run(&mut w, start());
+    w.tag("f0001", &[("invocation-mode", "ASYNCHRONOUS")]);
+    w.functions.remove(&arn("f0002"));
+    let mut s = start();
+    s.dry_run = Some(true);
+    let (dry, _) = run(&mut w, s);
+    assert!(dry.ok, "{}", dry.message);
+    w.seen.clear();
+    (w, dry)
+}
+
+#[test]
+fn a_plan_file_with_an_operation_the_engine_did_not_decide_is_refused_before_any_write() {
+    let evil = "arn:aws:lambda:us-east-1:999999999999:function:evil";
+    let appended = [
+        json!({"kind": "upsertConfigEntry", "service": {"datacenter": "dc1", "name": "billing"}, "change": "create",
+            "reason": "x", "index": 0, "entry": {"arn": evil, "invocationMode": "synchronous", "payloadPassthrough": false}}),
+        json!({"kind": "registerService", "service": {"datacenter": "dc1", "name": "vault"}, "change": "create", "reason": "x", "index": 0}),
+        json!({"kind": "deregisterService", "service": {"datacenter": "dc1", "name": "f0000"}, "change": "delete", "reason": "x",
+            "serviceId": "f0000", "index": 11}),
+        json!({"kind": "deleteConfigEntry", "service": {"datacenter": "dc1", "name": "f0000"}, "change": "delete", "reason": "x"}),
+        json!({"kind": "putExtensionData", "service": {"datacenter": "dc1", "name": "f0000"}, "change": "update", "reason": "x",
+            "parameter": "/elsewhere/default/default/f0000", "keyId": "arn:aws:kms:us-east-1:999999999999:key/1", "leafSerial": "01"}),
+        json!({"kind": "deleteExtensionData", "service": {"datacenter": "dc1", "name": "f0000"}, "change": "delete", "reason": "x",
+            "parameter": "/consul/token"}),
+        json!({"kind": "updateTerminatingGateway", "service": {"name": "tgw"}, "change": "update", "reason": "x",
+            "mesh": {"kind": "terminatingGateway", "name": "tgw", "add": [{"name": "billing"}]}}),
+        json!({"kind": "updateExportedServices", "service": {"name": "default"}, "change": "create", "reason": "x",
+            "mesh": {"kind": "exportedServices", "name": "default", "create": true, "add": [{"name": "billing"}],
+                "consumers": [{"peer": "evil-peer"}]}}),
+    ];
+    for op in appended {
+        let (mut w, dry) = reviewed_world();
+        let kind = op["kind"].clone();
+        let r = apply_file(
+            &mut w,
+            edited(&dry, |doc| {
+                doc["plan"]["operations"].as_array_mut().unwrap().push(op)
+            }),
+        );
+        assert!(!r.ok, "{kind}: applied");
+        let failure = r.failure.unwrap();
+        assert_eq!(
+            failure.code.as_str(),
+            "plan_rejected",
+            "{kind}: {}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains(kind.as_str().unwrap()),
+            "{kind}: names it: {}",
+            failure.message
+        );
+        assert_eq!(w.writes(), 0, "{kind}: wrote {:?}", w.seen);
+    }
+}
+
+#[test]
+fn an_altered_operation_a_request_or_an_empty_basis_refuses_the_whole_file() {
+    let evil = "arn:aws:lambda:us-east-1:999999999999:function:evil";
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "altered content",
+            Box::new(move |doc: &mut Value| {
+                for op in doc["plan"]["operations"].as_array_mut().unwrap() {
+                    if op["kind"] == "upsertConfigEntry" {
+                        op["entry"]["arn"] = json!(evil);
+                    }
+                }
+            }),
+        ),
+        (
+            "altered index",
+            Box::new(|doc: &mut Value| {
+                for op in doc["plan"]["operations"].as_array_mut().unwrap() {
+                    if op["kind"] == "upsertConfigEntry" {
+                        op["index"] = json!(999);
+                    }
+                }
+            }),
+        ),
+        (
+            "a raw request",
+            Box::new(|doc: &mut Value| {
+                doc["plan"]["operations"][0]["request"] =
+                    json!({"target": "consul", "method": "DELETE", "path": "/v1/acl/token/0000"});
+            }),
+        ),
+        (
+            "an unknown kind",
+            Box::new(|doc: &mut Value| {
+                doc["plan"]["operations"][0]["kind"] = json!("deleteAclToken");
+            }),
+        ),
+        (
+            "an empty basis",
+            Box::new(|doc: &mut Value| {
+                doc["basis"] = json!({"objects": [], "functions": []});
+            }),
+        ),
+        (
+            "a kept step whose earlier step is left out",
+            Box::new(|doc: &mut Value| {
+                // f0002's entry deletion without its deregistration.
+                doc["plan"]["operations"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|op| op["kind"] != "deregisterService");
+            }),
+        ),
+    ];
+    for (what, edit) in edits {
+        let (mut w, dry) = reviewed_world();
+        let r = apply_file(&mut w, edited(&dry, edit));
+        assert!(!r.ok, "{what}: applied");
+        assert_eq!(r.failure.unwrap().code.as_str(), "plan_rejected", "{what}");
+        assert_eq!(w.writes(), 0, "{what}: wrote {:?}", w.seen);
+    }
+}
+
+#[test]
+fn a_plan_file_that_leaves_out_independent_operations_applies_the_rest() {
+    let (mut w, dry) = reviewed_world();
+    let r = apply_file(
+        &mut w,
+        edited(&dry, |doc| {
+            doc["plan"]["operations"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|op| op["service"]["name"] != "f0002");
+        }),
+    );
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(
+        w.entries["f0001"].1["EnvoyExtensions"][0]["Arguments"]["invocationMode"],
+        "asynchronous"
+    );
+    assert!(
+        w.services.contains_key("f0002"),
+        "left out: not deregistered"
+    );
+    assert!(w.entries.contains_key("f0002"));
+}
+
+#[test]
+fn showing_a_plan_file_shows_every_operation_in_it() {
+    let (_, dry) = reviewed_world();
+    let mut plan = serde_json::to_value(dry.plan.as_ref().unwrap()).unwrap();
+    plan["operations"].as_array_mut().unwrap().push(json!({
+        "kind": "registerService", "service": {"datacenter": "dc1", "name": "vault"}, "change": "create", "reason": "appended", "index": 0}));
+    let text = consul_lambda_sync::ffi::call("formatPlan", &plan.to_string()).unwrap();
+    let text: String = serde_json::from_str(&text).unwrap();
+    assert!(text.contains("vault"), "{text}");
+    assert!(
+        text.contains("Operations no row of this plan explains"),
+        "{text}"
+    );
+}
+
+#[test]
+fn metrics_count_what_was_confirmed_not_what_was_planned() {
+    // A registration refused by a check-and-set conflict is not a creation.
+    let mut w = world_with(2);
+    w.race_entry = Some("f0001".into());
+    let (r, _) = run(&mut w, start());
+    assert_eq!(r.summary.create, 2, "planned");
+    assert_eq!(r.applied.created, 1, "confirmed");
+    assert_eq!(r.metrics.values["ServicesCreated"], 1);
+    assert_eq!(r.metrics.values["ServicesToCreate"], 2);
+    assert_eq!(r.metrics.values["CasConflicts"], 2);
+    // A dry run reports what it would do, under names that say so.
+    let mut s = start();
+    s.dry_run = Some(true);
+    let (dry, _) = run(&mut world_with(3), s);
+    let doc = serde_json::to_value(&dry.metrics).unwrap();
+    assert!(doc.get("ServicesCreated").is_none(), "{doc}");
+    assert_eq!(doc["ServicesToCreate"], 3);
+    assert!(dry.message.contains("3 to create"), "{}", dry.message);
 }

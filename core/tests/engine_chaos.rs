@@ -8,8 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use consul_lambda_sync::engine::wire::{Answer, AnswerError, WireRequest};
+mod host;
+
 use consul_lambda_sync::engine::{Engine, Start};
+use host::{feed, view, Answer, AnswerError, WireRequest};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -148,7 +150,7 @@ proptest! {
         let mut consul_read_ok = false;
         let mut writes = 0usize;
         for _ in 0..2_000 {
-            let step = engine.next(now, None);
+            let step = view(engine.next(now, None));
             if step.done.is_some() {
                 done = true;
                 break;
@@ -174,7 +176,7 @@ proptest! {
                 answers.push(a);
             }
             now += 1;
-            engine.feed(answers).unwrap();
+            feed(&mut engine, answers, now).unwrap();
         }
         prop_assert!(done, "the engine did not end");
         if !consul_read_ok {

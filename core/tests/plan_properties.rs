@@ -20,8 +20,8 @@
     clippy::indexing_slicing
 )] // test code: a broken invariant fails the test
 
-use consul_lambda_sync::consul::Request;
-use consul_lambda_sync::plan::{plan, Operation, Plan, PlanInput};
+use consul_lambda_sync::lower::{Lowered, Lowering, Material, Request};
+use consul_lambda_sync::plan::{plan, Action, Operation, Plan, PlanInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -274,8 +274,8 @@ impl World {
 
     fn apply_one(&mut self, op: &Operation) {
         let what = || serde_json::to_string(op).unwrap();
-        match &op.request {
-            Request::Consul(r) => {
+        match sent(op, None) {
+            Sent::Consul(r) => {
                 let dc = r.query.get("dc").map_or(LOCAL_DC, String::as_str);
                 assert!(
                     self.datacenter.map_or(true, |ours| ours == dc),
@@ -329,14 +329,14 @@ impl World {
                     other => panic!("unexpected request {other:?}"),
                 }
             }
-            Request::Ssm(s) => match s.action.as_str() {
+            Sent::Ssm(s) => match s.action {
                 "PutParameter" => {
                     let leaf = *self
                         .leaves
                         .get(&op.service.name)
                         .expect("a write has a leaf");
                     assert_eq!(
-                        op.leaf_serial.as_deref(),
+                        leaf_serial(op),
                         Some(format!("{leaf:02x}:{}", op.service.name).as_str())
                     );
                     self.params.insert(
@@ -350,6 +350,69 @@ impl World {
                 other => panic!("unexpected SSM action {other}"),
             },
         }
+    }
+}
+
+/// A Consul request as the host sends it.
+struct ConsulJson {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    body: Option<Value>,
+}
+
+/// A Parameter Store call.
+struct SsmJson {
+    action: &'static str,
+    name: String,
+}
+
+/// What an operation sends, lowered (a mesh entry merged into `entry`).
+enum Sent {
+    Consul(ConsulJson),
+    Ssm(SsmJson),
+}
+
+fn sent(op: &Operation, entry: Option<&Value>) -> Sent {
+    match &op.action {
+        Action::PutExtensionData(w) => {
+            return Sent::Ssm(SsmJson {
+                action: "PutParameter",
+                name: w.parameter.clone(),
+            })
+        }
+        Action::DeleteExtensionData { parameter } => {
+            return Sent::Ssm(SsmJson {
+                action: "DeleteParameter",
+                name: parameter.clone(),
+            })
+        }
+        _ => {}
+    }
+    let material = match op.mesh() {
+        Some(_) => Material::MeshEntry { entry, index: 0 },
+        None => Material::None,
+    };
+    let Lowered::Send(Request::Consul(c)) = (Lowering { node: NODE }).operation(op, material)
+    else {
+        panic!(
+            "operation not lowered to a Consul request: {}",
+            serde_json::to_string(op).unwrap()
+        );
+    };
+    let w = serde_json::to_value(c.wire()).unwrap();
+    Sent::Consul(ConsulJson {
+        method: w["method"].as_str().unwrap().to_owned(),
+        path: w["path"].as_str().unwrap().to_owned(),
+        query: serde_json::from_value(w.get("query").cloned().unwrap_or(json!({}))).unwrap(),
+        body: w.get("body").cloned(),
+    })
+}
+
+fn leaf_serial(op: &Operation) -> Option<&str> {
+    match &op.action {
+        Action::PutExtensionData(w) => Some(&w.leaf_serial),
+        _ => None,
     }
 }
 
@@ -764,7 +827,7 @@ fn same_namespace(v: &Value, key: &consul_lambda_sync::consul::ServiceKey) -> bo
 fn apply_to_input(input: &mut Value, p: &Plan) {
     for op in &p.operations {
         let key = &op.service;
-        if let (Some(edit), Request::Consul(r)) = (&op.mesh, &op.request) {
+        if let Some(edit) = op.mesh() {
             // A mesh entry write replaces the observed entry of its kind and partition.
             let kind = serde_json::to_value(edit.kind).unwrap();
             let seen = input["mesh"]
@@ -773,11 +836,14 @@ fn apply_to_input(input: &mut Value, p: &Plan) {
                 .iter_mut()
                 .find(|m| m["kind"] == kind && m["partition"].as_str() == key.partition.as_deref())
                 .unwrap();
-            seen["entry"] = r.body.clone().unwrap();
+            let entry = Some(&seen["entry"]).filter(|e| !e.is_null()).cloned();
+            if let Sent::Consul(r) = sent(op, entry.as_ref()) {
+                seen["entry"] = r.body.unwrap();
+            }
             continue;
         }
-        match &op.request {
-            Request::Consul(r) => {
+        match sent(op, None) {
+            Sent::Consul(r) => {
                 let body = r.body.clone().unwrap_or(Value::Null);
                 let scope = scope_for(input, key);
                 match (r.method.as_str(), r.path.as_str()) {
@@ -831,7 +897,7 @@ fn apply_to_input(input: &mut Value, p: &Plan) {
                     other => panic!("unexpected request {other:?}"),
                 }
             }
-            Request::Ssm(s) => {
+            Sent::Ssm(s) => {
                 let ext = &mut input["extensionData"];
                 let leaf = ext["leaves"]
                     .as_array()

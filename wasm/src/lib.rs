@@ -53,13 +53,13 @@ impl Engine {
         self.inner.next(now_ms, remaining_ms)
     }
 
-    /// Feeds the answers (a JSON list).
+    /// Feeds the answers (a JSON list) at the host's monotonic time `now_ms`.
     ///
     /// # Errors
     /// A JS `Error` whose message is the failure JSON.
-    pub fn feed(&mut self, answers: &str) -> Result<(), JsError> {
+    pub fn feed(&mut self, answers: &str, now_ms: f64) -> Result<(), JsError> {
         self.inner
-            .feed(answers)
+            .feed(answers, now_ms)
             .map_err(|f| JsError::new(&failure_text(&f)))
     }
 }

@@ -13,8 +13,10 @@ import {
   formatPlan,
   parseGetFunction,
   parseGetResources,
+  lowerOperation,
   parseTags,
   plan,
+  planRequests,
   tagsFromOptions,
   version,
 } from 'consul-lambda-sync';
@@ -28,7 +30,7 @@ import type {
   Operation,
   Plan,
   PlanInput,
-  Request,
+  RequestPreview,
   Summary,
   TagOptions,
   TagReport,
@@ -82,16 +84,27 @@ const planInput: PlanInput = {
 const p: Plan = plan(planInput);
 const summary: Summary = p.summary;
 const text: string = formatPlan(p);
-function describeRequest(r: Request): string {
-  switch (r.target) {
-    case 'consul':
-      return `${r.method} ${r.path}`;
-    case 'ssm':
-      return `ssm ${r.action} ${r.name}`;
+// An operation is a decision: its kind narrows what it wants.
+function describeOperation(op: Operation): string {
+  switch (op.kind) {
+    case 'upsertConfigEntry':
+      return `entry ${op.service.name} -> ${op.entry.arn} (${op.entry.invocationMode})`;
+    case 'deregisterService':
+      return `deregister ${op.serviceId}`;
+    case 'putExtensionData':
+    case 'deleteExtensionData':
+      return `parameter ${op.parameter}`;
+    case 'updateTerminatingGateway':
+    case 'updateExportedServices':
+      return `mesh ${op.mesh.name}`;
+    default:
+      return `${op.kind} ${op.service.name}`;
   }
 }
 const first: Operation | undefined = p.operations[0];
-const requestText: string = first ? describeRequest(first.request) : '';
+const requestText: string = first ? describeOperation(first) : '';
+const requests: RequestPreview[] = planRequests(planInput);
+const lowered: RequestPreview | undefined = first ? lowerOperation({ operation: first, nodeName: 'lambdas' }) : undefined;
 
 const put = extensionDataParameter({
   name: '/lambda/orders',
@@ -132,4 +145,7 @@ const badTrigger: Trigger = { kind: 'function' };
 configFromObject({ pageSize: '50' });
 
 void [which, v, codes, env, pageSize, dc, firstError, aliases, status, describe, summary, text];
-void [requestText, putName, arns, raw, wrongCode, wrongMode, noInventory, badTrigger];
+void [requestText, requests, lowered, putName, arns, raw, wrongCode, wrongMode, noInventory, badTrigger];
+// @ts-expect-error an upsertConfigEntry operation carries its entry, not a request
+const noRequest: Operation = { kind: 'upsertConfigEntry', service: { name: 'f' }, change: 'create', reason: 'r', request: {} };
+void noRequest;

@@ -24,6 +24,8 @@ const typed = {
     onlyKeys(i, ['function', 'config']) ? lib.evaluateFunction(i.function, i.config) : SKIP,
   classifyEvent: (i) => lib.classifyEvent(i),
   plan: (i) => lib.plan(i),
+  planRequests: (i) => lib.planRequests(i),
+  lowerOperation: (i) => lib.lowerOperation(i),
   formatPlan: (i) => lib.formatPlan(i),
   extensionDataParameter: (i) => lib.extensionDataParameter(i),
   parseGetResources: (i) => lib.parseGetResources(i),

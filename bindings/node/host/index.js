@@ -85,7 +85,7 @@ function createHost(deps = {}) {
       ...(accountOf(context) ? { accountId: accountOf(context) } : {}),
       region,
       ...(options.dryRun !== undefined ? { dryRun: options.dryRun } : {}),
-      ...(options.compact ? { compact: true } : {}),
+      compact: Boolean(options.compact),
       ...(options.doctor ? { doctor: true } : {}),
       ...((options.concurrency ?? deps.concurrency) ? { concurrency: options.concurrency ?? deps.concurrency } : {}),
       seed: deps.seed ?? Math.floor(Math.random() * 2 ** 32),
@@ -110,7 +110,8 @@ function createHost(deps = {}) {
           req.consul
             ? consul.send(req.id, req.consul, step.timeoutMs)
             : aws.send(req.id, req.aws, step.timeoutMs, req.secret ? onSecret(req.secret) : undefined));
-        engine.feed(await bounded(tasks, step.concurrency));
+        const answers = await bounded(tasks, step.concurrency);
+        engine.feed(answers, performance.now());
       }
     } finally {
       consul.close();

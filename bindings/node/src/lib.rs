@@ -42,13 +42,15 @@ impl Engine {
         self.inner.next(now_ms, remaining_ms)
     }
 
-    /// Feeds the answers (a JSON list).
+    /// Feeds the answers (a JSON list) at the host's monotonic time `now_ms`.
     ///
     /// # Errors
     /// A JS `Error` whose message is the failure JSON.
     #[napi]
-    pub fn feed(&mut self, answers: String) -> napi::Result<()> {
-        self.inner.feed(&answers).map_err(|f| failure_error(&f))
+    pub fn feed(&mut self, answers: String, now_ms: f64) -> napi::Result<()> {
+        self.inner
+            .feed(&answers, now_ms)
+            .map_err(|f| failure_error(&f))
     }
 }
 

@@ -52,11 +52,12 @@ impl Engine {
         self.inner.next(now_ms, remaining_ms)
     }
 
-    /// Feeds the answers (JSON list); raises `CoreFailure` on a bad answer.
-    #[pyo3(signature = (answers, /))]
-    fn feed(&mut self, answers: &str) -> PyResult<()> {
+    /// Feeds the answers (JSON list) at the host's monotonic time `now_ms`;
+    /// raises `CoreFailure` on a bad answer.
+    #[pyo3(signature = (answers, now_ms, /))]
+    fn feed(&mut self, answers: &str, now_ms: f64) -> PyResult<()> {
         self.inner
-            .feed(answers)
+            .feed(answers, now_ms)
             .map_err(|f| CoreFailure::new_err(failure_json(&f)))
     }
 }

@@ -14,6 +14,7 @@ from consul_lambda_sync import (
     ErrorCode,
     FunctionReport,
     Plan,
+    PlanInput,
     PlanSummary,
     TagOptions,
     TagReport,
@@ -46,12 +47,20 @@ def what_to_do(event: object) -> str:
     return "full sync"
 
 
+PLAN_INPUT: PlanInput = {
+    "inventory": {"accountId": "123456789012", "region": "us-east-1", "functions": []}
+}
+
+
 def summary_line(plan: Plan) -> str:
     s: PlanSummary = plan["summary"]
-    paths = [
-        op["request"]["path"] for op in plan["operations"] if op["request"]["target"] == "consul"
-    ]
-    return f"{s['create']} create, {s['delete']} delete, {len(paths)} Consul requests"
+    entries = [op["entry"]["arn"] for op in plan["operations"] if op["kind"] == "upsertConfigEntry"]
+    requests = cls.plan_requests(PLAN_INPUT)
+    consul = [r for r in requests if "consul" in (r.get("request") or {})]
+    return (
+        f"{s['create']} create, {s['delete']} delete, {len(entries)} entries, "
+        f"{len(consul)} Consul requests"
+    )
 
 
 def node_name(env: Optional[dict[str, str]] = None) -> str:
@@ -75,16 +84,9 @@ def main() -> None:
     report = cls.evaluate_function({"arn": ARN, "tags": tags}, {"nodeName": "lambdas"})
     assert service_names(report) == ["orders", "orders-live"]
     assert what_to_do({"source": "aws.events"}) == "full sync"
-    plan = cls.plan(
-        {
-            "inventory": {
-                "accountId": "123456789012",
-                "region": "us-east-1",
-                "functions": [{"arn": ARN, "tags": tags}],
-            }
-        }
-    )
-    assert summary_line(plan) == "2 create, 0 delete, 4 Consul requests"
+    PLAN_INPUT["inventory"]["functions"] = [{"arn": ARN, "tags": tags}]
+    plan = cls.plan(PLAN_INPUT)
+    assert summary_line(plan) == "2 create, 0 delete, 2 entries, 4 Consul requests"
     assert cls.format_plan(plan).strip()
     assert node_name({}) == "lambdas"
     assert failure_code({"PAGE_SIZE": "x"}) == "invalid_config"

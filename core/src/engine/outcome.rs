@@ -1,10 +1,15 @@
-//! The result of one invocation: verdict, per-service outcomes, counts.
+//! The result of one invocation: its verdict, what became of each operation, and
+//! counts of what was confirmed done — never of what was only planned — for the
+//! result, the log and the metrics line.
 
+use super::basis::PlanBasis;
+use super::doctor::report::DoctorReport;
 use crate::consul::ServiceKey;
-use crate::error::Failure;
+use crate::error::{Diagnostic, Failure};
 use crate::event::Trigger;
-use crate::plan::{Change, OperationKind, Plan};
-use serde::{Deserialize, Serialize};
+use crate::plan::{Change, OperationKind, Plan, Summary};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// How an invocation ended.
@@ -51,6 +56,11 @@ impl Verdict {
             Verdict::Unreachable => 4,
         }
     }
+
+    /// Whether the invocation succeeded.
+    pub fn ok(self) -> bool {
+        matches!(self, Verdict::Ok | Verdict::Ignored)
+    }
 }
 
 /// What became of one operation.
@@ -60,7 +70,7 @@ impl Verdict {
 pub enum OpStatus {
     /// Not run (a dry run, or the sync stopped before it).
     Planned,
-    /// Done.
+    /// Done, and confirmed by Consul or AWS.
     Ok,
     /// Consul or AWS refused it, or never answered.
     Failed,
@@ -68,6 +78,19 @@ pub enum OpStatus {
     Skipped,
     /// Check-and-set miss: the object changed since it was read; left as it is.
     Conflict,
+}
+
+impl OpStatus {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Planned => "planned",
+            OpStatus::Ok => "ok",
+            OpStatus::Failed => "failed",
+            OpStatus::Skipped => "skipped",
+            OpStatus::Conflict => "conflict",
+        }
+    }
 }
 
 /// One operation's outcome.
@@ -83,7 +106,7 @@ pub struct Outcome {
     pub change: Change,
     /// What became of it.
     pub status: OpStatus,
-    /// `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
+    /// The request it lowers to, e.g. `PUT /v1/config?cas=0&dc=dc1`: safe to print.
     pub request: String,
     /// Why it failed, was skipped or conflicted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +128,34 @@ pub struct OpCounts {
     pub conflicts: usize,
     /// Not run.
     pub planned: usize,
+}
+
+impl OpCounts {
+    /// Counts one more operation of `status`.
+    pub fn add(&mut self, status: OpStatus) {
+        *match status {
+            OpStatus::Planned => &mut self.planned,
+            OpStatus::Ok => &mut self.ok,
+            OpStatus::Failed => &mut self.failed,
+            OpStatus::Skipped => &mut self.skipped,
+            OpStatus::Conflict => &mut self.conflicts,
+        } += 1;
+    }
+}
+
+/// Services whose change was confirmed done: a creation counts once its
+/// registration succeeded, a deletion once its deregistration did, an update once
+/// every one of its writes did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// Services registered for the first time.
+    pub created: usize,
+    /// Services repaired or changed.
+    pub updated: usize,
+    /// Services deregistered.
+    pub deleted: usize,
 }
 
 /// What the Lambda inventory held.
@@ -142,9 +193,9 @@ pub struct RequestCounts {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReadWrite {
-    /// GETs.
+    /// Reads (and the doctor's questions).
     pub reads: u64,
-    /// Everything else.
+    /// Writes.
     pub writes: u64,
     /// `/v1/txn` requests (counted among the writes).
     pub transactions: u64,
@@ -164,7 +215,7 @@ pub struct AwsCounts {
 }
 
 /// The result of one invocation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SyncResult {
@@ -180,18 +231,20 @@ pub struct SyncResult {
     pub dry_run: bool,
     /// What was reconciled.
     pub trigger: Trigger,
-    /// The plan's counts (zero when no plan was made).
-    pub summary: crate::plan::Summary,
-    /// The plan, when one was made.
+    /// The plan's counts: what was planned (zero when no plan was made).
+    pub summary: Summary,
+    /// What was confirmed done (all zero in a dry run).
+    pub applied: Applied,
+    /// The plan, in a full result (`compact: false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
-    /// One entry per operation of the plan.
+    /// One entry per operation of the plan, in a full result.
     pub outcomes: Vec<Outcome>,
     /// The plan's errors (per function, and plan-wide).
-    pub errors: Vec<crate::error::Diagnostic>,
+    pub errors: Vec<Diagnostic>,
     /// The outcomes that are not `ok` or `planned`: failed, skipped, conflicts.
     pub failures: Vec<Outcome>,
-    /// Counts of `outcomes`.
+    /// Counts of the outcomes.
     pub operations: OpCounts,
     /// The Lambda inventory.
     pub inventory: InventoryReport,
@@ -201,21 +254,23 @@ pub struct SyncResult {
     pub partial: bool,
     /// Milliseconds from the first step to the last (by the host's clock).
     pub duration_ms: u64,
-    /// The failure behind `invalid_config` or another stop, with every problem.
+    /// The failure behind a stop, with every problem: its code and hint say the way out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     /// In a dry run: what the plan was computed from (`plan --out` writes it with the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basis: Option<super::review::PlanBasis>,
+    pub basis: Option<PlanBasis>,
     /// The invocation's metrics as a CloudWatch Embedded Metric Format document:
     /// the host sets `_aws.Timestamp` (wall clock, ms) and prints it as one line.
-    pub metrics: serde_json::Value,
+    pub metrics: Metrics,
     /// The doctor's report (`Start.doctor`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub doctor: Option<crate::doctor::DoctorReport>,
+    pub doctor: Option<DoctorReport>,
 }
 
-/// The metric names, in the order they are reported (docs: README "Metrics").
+/// The metric names, in the order they are reported (README "Metrics"); the
+/// confirmed service counts (`ServicesCreated`, `ServicesUpdated`,
+/// `ServicesDeleted`) are left out of a dry run's document.
 pub const METRIC_NAMES: &[(&str, &str)] = &[
     ("FunctionsSeen", "Count"),
     ("FunctionsEnabled", "Count"),
@@ -224,6 +279,9 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
     ("ServicesUpdated", "Count"),
     ("ServicesDeleted", "Count"),
     ("ServicesUnchanged", "Count"),
+    ("ServicesToCreate", "Count"),
+    ("ServicesToUpdate", "Count"),
+    ("ServicesToDelete", "Count"),
     ("OperationsFailed", "Count"),
     ("OperationsSkipped", "Count"),
     ("CasConflicts", "Count"),
@@ -235,89 +293,144 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
     ("MeshEntriesWritten", "Count"),
 ];
 
+/// The names only a run that writes reports.
+const CONFIRMED: [&str; 3] = ["ServicesCreated", "ServicesUpdated", "ServicesDeleted"];
+
 /// The EMF namespace.
 pub const METRICS_NAMESPACE: &str = "ConsulLambdaSync";
 
-/// Builds the EMF document of a result (without its timestamp). Dimensions are
-/// low-cardinality only: the trigger kind and the verdict, never a function name.
-pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
-    use serde_json::{json, Map, Value};
-    let summary = r
-        .plan
-        .as_ref()
-        .map(|p| p.summary.clone())
-        .unwrap_or_default();
-    let enabled = r.plan.as_ref().map_or(0, |p| {
-        let mut names: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        for s in &p.services {
-            if s.change != Change::Delete {
-                if let Some(f) = s.function.as_deref() {
-                    names.insert(f.split(':').take(7).last().unwrap_or(f));
-                }
-            }
+/// One invocation's metrics: low-cardinality dimensions only (the trigger kind
+/// and the verdict, never a function name).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metrics {
+    /// `fullSync`, `function` or `ignore`.
+    pub trigger: &'static str,
+    /// The verdict.
+    pub verdict: &'static str,
+    /// Whether it was a dry run (then the confirmed counts are left out).
+    pub dry_run: bool,
+    /// The values, by [`METRIC_NAMES`] name.
+    pub values: BTreeMap<&'static str, u64>,
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Metrics {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Metrics".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A CloudWatch Embedded Metric Format document.",
+            "type": "object",
+            "additionalProperties": true,
+        })
+    }
+}
+
+impl Serialize for Metrics {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Aws<'a> {
+            #[serde(rename = "Timestamp")]
+            timestamp: u64,
+            #[serde(rename = "CloudWatchMetrics")]
+            cloud_watch_metrics: [Directive<'a>; 1],
         }
-        names.len()
-    });
-    let invalid = r.plan.as_ref().map_or(0, |p| {
-        p.errors
+        #[derive(Serialize)]
+        struct Directive<'a> {
+            #[serde(rename = "Namespace")]
+            namespace: &'static str,
+            #[serde(rename = "Dimensions")]
+            dimensions: [&'static [&'static str]; 2],
+            #[serde(rename = "Metrics")]
+            metrics: Vec<Metric<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Metric<'a> {
+            #[serde(rename = "Name")]
+            name: &'a str,
+            #[serde(rename = "Unit")]
+            unit: &'a str,
+        }
+        let reported = |name: &&str| !(self.dry_run && CONFIRMED.contains(name));
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(
+            "_aws",
+            &Aws {
+                timestamp: 0,
+                cloud_watch_metrics: [Directive {
+                    namespace: METRICS_NAMESPACE,
+                    dimensions: [&["Trigger"], &["Trigger", "Verdict"]],
+                    metrics: METRIC_NAMES
+                        .iter()
+                        .filter(|(n, _)| reported(n))
+                        .map(|(name, unit)| Metric { name, unit })
+                        .collect(),
+                }],
+            },
+        )?;
+        m.serialize_entry("Trigger", self.trigger)?;
+        m.serialize_entry("Verdict", self.verdict)?;
+        m.serialize_entry("DryRun", &self.dry_run)?;
+        for (name, _) in METRIC_NAMES.iter().filter(|(n, _)| reported(n)) {
+            m.serialize_entry(name, &self.values.get(name).copied().unwrap_or(0))?;
+        }
+        m.end()
+    }
+}
+
+impl SyncResult {
+    /// The metrics of this result; `plan`: the plan it carried out;
+    /// `mesh_written`: the mesh entry writes confirmed.
+    pub(crate) fn measure(&self, plan: Option<&Plan>, mesh_written: usize) -> Metrics {
+        let s = &self.summary;
+        let enabled = plan.map_or(0, |p| {
+            p.services
+                .iter()
+                .filter(|s| s.change != Change::Delete)
+                .filter_map(|s| s.function.as_deref())
+                .map(|f| f.split(':').take(7).last().unwrap_or(f))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        });
+        let invalid = self
+            .errors
             .iter()
             .filter_map(|e| e.function.as_deref())
             .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    });
-    let mesh_written = r
-        .outcomes
-        .iter()
-        .filter(|o| {
-            matches!(
-                o.kind,
-                OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices
-            ) && o.status == OpStatus::Ok
-        })
-        .count();
-    let values: [u64; 16] = [
-        r.inventory.functions as u64,
-        enabled as u64,
-        invalid as u64,
-        summary.create as u64,
-        summary.update as u64,
-        summary.delete as u64,
-        summary.unchanged as u64,
-        r.operations.failed as u64,
-        r.operations.skipped as u64,
-        r.operations.conflicts as u64,
-        r.requests.consul.reads + r.requests.consul.writes,
-        r.requests.consul.writes,
-        r.requests.aws.reads + r.requests.aws.writes,
-        u64::from(!r.ok),
-        r.duration_ms,
-        mesh_written as u64,
-    ];
-    let trigger = match r.trigger {
-        Trigger::FullSync => "fullSync",
-        Trigger::Function { .. } => "function",
-        Trigger::Ignore { .. } => "ignore",
-    };
-    let mut doc = Map::new();
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": 0,
-            "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Trigger"], ["Trigger", "Verdict"]],
-                "Metrics": METRIC_NAMES.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
-            }]
-        }),
-    );
-    doc.insert("Trigger".into(), Value::from(trigger));
-    doc.insert(
-        "Verdict".into(),
-        serde_json::to_value(r.verdict).unwrap_or(Value::Null),
-    );
-    doc.insert("DryRun".into(), Value::from(r.dry_run));
-    for ((name, _), v) in METRIC_NAMES.iter().zip(values) {
-        doc.insert((*name).into(), Value::from(v));
+            .len();
+        let r = &self.requests;
+        let values: [(&'static str, u64); 19] = [
+            ("FunctionsSeen", self.inventory.functions as u64),
+            ("FunctionsEnabled", enabled as u64),
+            ("FunctionsInvalid", invalid as u64),
+            ("ServicesCreated", self.applied.created as u64),
+            ("ServicesUpdated", self.applied.updated as u64),
+            ("ServicesDeleted", self.applied.deleted as u64),
+            ("ServicesUnchanged", s.unchanged as u64),
+            ("ServicesToCreate", s.create as u64),
+            ("ServicesToUpdate", s.update as u64),
+            ("ServicesToDelete", s.delete as u64),
+            ("OperationsFailed", self.operations.failed as u64),
+            ("OperationsSkipped", self.operations.skipped as u64),
+            ("CasConflicts", self.operations.conflicts as u64),
+            ("ConsulRequests", r.consul.reads + r.consul.writes),
+            ("ConsulWrites", r.consul.writes),
+            ("AwsRequests", r.aws.reads + r.aws.writes),
+            ("SyncFailed", u64::from(!self.ok)),
+            ("Duration", self.duration_ms),
+            ("MeshEntriesWritten", mesh_written as u64),
+        ];
+        Metrics {
+            trigger: match self.trigger {
+                Trigger::FullSync => "fullSync",
+                Trigger::Function { .. } => "function",
+                Trigger::Ignore { .. } => "ignore",
+            },
+            verdict: self.verdict.as_str(),
+            dry_run: self.dry_run,
+            values: values.into_iter().collect(),
+        }
     }
-    Value::Object(doc)
 }

@@ -2,12 +2,12 @@
 //! §5.3, §5.4): a name two functions claim, a name a frozen function keeps, and a
 //! name held by something not ours or by another function of ours.
 
+use super::claims::{Desired, Group};
 use super::context::Ctx;
 use super::functions::Roster;
 use super::hasher::FxSet;
 use super::key::Key;
 use super::ownership::Owner;
-use super::wanted::{Desired, Group};
 use crate::consul::MANAGED_TAG;
 use crate::error::{Code, Diagnostic};
 

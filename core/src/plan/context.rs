@@ -7,7 +7,7 @@ use crate::error::{Code, Diagnostic};
 /// The validated configuration, and the registrator's account, region and
 /// agent datacenter.
 pub(super) struct Ctx<'a> {
-    pub(super) config: Config,
+    pub(super) config: &'a Config,
     pub(super) account: &'a str,
     pub(super) region: &'a str,
     pub(super) local_dc: Option<&'a str>,

@@ -6,16 +6,17 @@
 //! every request up front, and writes the plan JSON from the rows directly
 //! (`write.rs`); [`super::plan`] turns the same rows into an owned [`Plan`].
 
+use super::claims::{claims, groups, AliasServices};
 use super::conflicts::conflicts;
 use super::context::Ctx;
 use super::extension::ExtensionPlanner;
 use super::functions::Roster;
 use super::mesh::mesh_operations;
 use super::observed::observe_consul;
-use super::rows::{Row, Rows, Step};
+use super::planner::Planner;
+use super::rows::{Row, Rows};
 use super::safety::{confirmations, mass_deregistration};
 use super::trigger::Reach;
-use super::wanted::{claims, groups, AliasServices};
 use super::{Change, Operation, Plan, PlanInput, ServiceChange, Summary};
 use crate::error::Diagnostic;
 use crate::tags::Evaluation;
@@ -26,17 +27,6 @@ use crate::tags::Evaluation;
 pub(super) struct Draft<'a> {
     pub(super) rows: Rows<'a>,
     pub(super) rest: Plan,
-    pub(super) node: &'a str,
-}
-
-/// What deciding a service's row reads, once conflicts are settled.
-pub(super) struct Planner<'p, 'a> {
-    pub(super) ctx: &'a Ctx<'a>,
-    pub(super) roster: &'p Roster<'a>,
-    pub(super) reach: Reach<'a>,
-    /// Whether the Lambda inventory is complete.
-    pub(super) complete: bool,
-    pub(super) ext: &'p ExtensionPlanner<'a>,
 }
 
 /// The planner proper, over the evaluated functions.
@@ -48,7 +38,6 @@ pub(super) fn draft<'a>(
 ) -> Draft<'a> {
     let inv = &input.inventory;
     let mut out = Plan::default();
-    let node = ctx.config.node_name.as_str();
 
     // Settings that weaken security are said in every plan.
     out.warnings.extend(ctx.config.warnings.iter().cloned());
@@ -72,7 +61,6 @@ pub(super) fn draft<'a>(
         return Draft {
             rows: Rows::default(),
             rest: out,
-            node,
         };
     };
     let ext = ExtensionPlanner::new(ctx, input.extension_data.as_ref(), &mut out);
@@ -116,14 +104,7 @@ pub(super) fn draft<'a>(
     Draft {
         rows: draft_rows,
         rest: out,
-        node,
     }
-}
-
-/// Whether a mesh entry write comes before every service's operations: one that
-/// only removes items (it runs before the deregistrations it is for).
-pub fn runs_first(op: &Operation) -> bool {
-    op.mesh.as_ref().is_some_and(|m| m.add.is_empty())
 }
 
 /// Sorts the diagnostics, skips and ignored objects, and counts.
@@ -170,7 +151,7 @@ impl Draft<'_> {
         let (mut first, mut last): (Vec<Operation>, Vec<Operation>) =
             std::mem::take(&mut plan.operations)
                 .into_iter()
-                .partition(runs_first);
+                .partition(Operation::runs_first);
         operations.append(&mut first);
         let mut services = Vec::with_capacity(self.rows.rows.len());
         for row in self.rows.ordered() {
@@ -178,20 +159,7 @@ impl Draft<'_> {
             let function = row.function.as_deref().map(str::to_owned);
             let reason = row.reason.to_string();
             for step in row.steps() {
-                operations.push(Operation {
-                    kind: step.kind(),
-                    service: service.clone(),
-                    change: row.change,
-                    reason: reason.clone(),
-                    function: function.clone(),
-                    confirm_absent: row.confirm.clone(),
-                    mesh: None,
-                    leaf_serial: match step {
-                        Step::Put(p) => Some(p.serial.to_owned()),
-                        _ => None,
-                    },
-                    request: row.owned_request(step, &service, self.node),
-                });
+                operations.push(row.operation(step, &service, &reason, function.as_deref()));
             }
             services.push(ServiceChange {
                 service,

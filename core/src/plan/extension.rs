@@ -1,11 +1,11 @@
 //! Extension data (docs/contract.md §4.5, §5.9): which parameters a plan writes
 //! and deletes, from the observed leaves, CA roots and stored parameters.
 
+use super::claims::Group;
 use super::context::Ctx;
 use super::hasher::{FxMap, FxSet};
 use super::key::Key;
 use super::rows::{Put, Row, Work};
-use super::wanted::Group;
 use super::{ExtensionDataState, Plan};
 use crate::config::Tier;
 use crate::consul::{ExtensionData, Leaf};

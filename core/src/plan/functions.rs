@@ -18,7 +18,7 @@ pub(super) fn evaluate_functions<'a>(ctx: &'a Ctx<'a>, inv: &'a Inventory) -> Ve
     functions.dedup_by(|a, b| a.arn == b.arn && a.tags == b.tags);
     let mut reports: Vec<Evaluation<'a>> = Vec::with_capacity(functions.len());
     for f in functions {
-        let mut report = evaluate(f, &ctx.config);
+        let mut report = evaluate(f, ctx.config);
         if report.errors.is_empty() {
             if let Ok(arn) = split_function_arn(&report.arn) {
                 if !arn.is_in(ctx.account, ctx.region) {

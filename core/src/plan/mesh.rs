@@ -11,12 +11,13 @@
 use super::context::Ctx;
 use super::key::Key;
 use super::observed::Observed;
+use super::operation::{Action, Operation};
 use super::rows::Row;
-use super::{Change, Ignored, MeshChange, Operation, OperationKind, Plan, PlanInput};
-use crate::consul::{HttpRequest, Request, ServiceKey};
+use super::{Change, Ignored, MeshChange, Plan, PlanInput};
+use crate::consul::ServiceKey;
 use crate::error::{Code, Diagnostic};
 use crate::mesh::{merge, needed, Merged, MeshConsumer, MeshEdit, MeshEntryKind, MeshItem};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// A service as a mesh entry names it: partition, namespace, name (normalised).
 type Named<'a> = (&'a str, &'a str, &'a str);
@@ -30,6 +31,40 @@ fn norm(v: Option<&str>) -> &str {
 
 fn named<'a>(key: &Key<'a>) -> Named<'a> {
     (norm(key.partition), norm(key.namespace), key.name)
+}
+
+/// What the entries list, what they lose: the services this plan leaves
+/// registered (not waiting for `GetFunction`), and the ones it deregisters (not
+/// waiting either) that no other managed instance of the name keeps.
+fn additions_and_removals<'a>(
+    observed: &[(Key<'a>, Observed<'a>)],
+    rows: &[Row<'a>],
+) -> (BTreeSet<Named<'a>>, BTreeSet<Named<'a>>) {
+    let mut wanted: BTreeSet<Named<'_>> = BTreeSet::new();
+    let mut add: BTreeSet<Named<'_>> = BTreeSet::new();
+    let mut deleted_keys = BTreeSet::new();
+    let mut remove: BTreeSet<Named<'_>> = BTreeSet::new();
+    for row in rows {
+        if row.change == Change::Delete {
+            deleted_keys.insert(row.key);
+            if row.confirm.is_none() {
+                remove.insert(named(&row.key));
+            }
+        } else {
+            wanted.insert(named(&row.key));
+            if row.confirm.is_none() {
+                add.insert(named(&row.key));
+            }
+        }
+    }
+    for (key, o) in observed {
+        if o.catalog.is_some() && !deleted_keys.contains(key) {
+            wanted.insert(named(key));
+        }
+    }
+    remove.retain(|n| !wanted.contains(n));
+
+    (add, remove)
 }
 
 /// The mesh entries to write, as operations (one per entry that changes); their
@@ -63,30 +98,7 @@ pub(super) fn mesh_operations<'a>(
     if gateway.is_none() && consumers.is_empty() {
         return Vec::new();
     }
-    // What stays registered, what goes.
-    let mut wanted: BTreeSet<Named<'_>> = BTreeSet::new();
-    let mut add: BTreeSet<Named<'_>> = BTreeSet::new();
-    let mut deleted_keys = BTreeSet::new();
-    let mut remove: BTreeSet<Named<'_>> = BTreeSet::new();
-    for row in rows {
-        if row.change == Change::Delete {
-            deleted_keys.insert(row.key);
-            if row.confirm.is_none() {
-                remove.insert(named(&row.key));
-            }
-        } else {
-            wanted.insert(named(&row.key));
-            if row.confirm.is_none() {
-                add.insert(named(&row.key));
-            }
-        }
-    }
-    for (key, o) in observed {
-        if o.catalog.is_some() && !deleted_keys.contains(key) {
-            wanted.insert(named(key));
-        }
-    }
-    remove.retain(|n| !wanted.contains(n));
+    let (add, remove) = additions_and_removals(observed, rows);
 
     let partitions: Vec<Option<&str>> = if config.enterprise {
         config.partitions.iter().map(|p| Some(p.as_str())).collect()
@@ -209,41 +221,32 @@ fn entry_operations(
             return Vec::new();
         }
     }
+    write_operations(partition, edit, observed, out)
+}
+
+/// The entry's `ModifyIndex` as read (`0`: absent, or read without one).
+fn modify_index(entry: Option<&serde_json::Value>) -> u64 {
+    entry
+        .and_then(|e| e.get("ModifyIndex"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// The plan's row for an entry that changes, and its operations: the removals
+/// (before the deregistrations they are for, so a failed write keeps the service
+/// registered and the next sync tries again) and the additions (after the
+/// registrations).
+fn write_operations(
+    partition: Option<&str>,
+    edit: MeshEdit,
+    observed: Option<&serde_json::Value>,
+    out: &mut Plan,
+) -> Vec<Operation> {
     let change = if observed.is_some() {
         Change::Update
     } else {
         Change::Create
     };
-    let list = |items: &[MeshItem]| {
-        items
-            .iter()
-            .map(|i| match &i.namespace {
-                Some(ns) if ns != "default" => format!("{ns}/{}", i.name),
-                _ => i.name.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let reason_of = |edit: &MeshEdit, create: bool| {
-        let mut why = Vec::new();
-        if create {
-            why.push("create the entry".to_owned());
-        }
-        if !edit.add.is_empty() {
-            why.push(match edit.kind {
-                MeshEntryKind::TerminatingGateway => format!("list {}", list(&edit.add)),
-                MeshEntryKind::ExportedServices => format!("export {}", list(&edit.add)),
-            });
-        }
-        if !edit.remove.is_empty() {
-            why.push(format!("take out {} (deregistered)", list(&edit.remove)));
-        }
-        why.join("; ")
-    };
-    let mut query = BTreeMap::new();
-    if let Some(p) = partition {
-        query.insert("partition".to_owned(), p.to_owned());
-    }
     out.mesh.push(MeshChange {
         kind: edit.kind,
         name: edit.name.clone(),
@@ -253,9 +256,6 @@ fn entry_operations(
         remove: edit.remove.clone(),
         reason: reason_of(&edit, change == Change::Create),
     });
-    // Two writes: the removals before the deregistrations they are for (so a
-    // failed write keeps the service registered, and the next sync tries again),
-    // the additions after the registrations.
     let removal = MeshEdit {
         add: Vec::new(),
         ..edit.clone()
@@ -264,21 +264,11 @@ fn entry_operations(
         remove: Vec::new(),
         ..edit
     };
-    let mut ops = Vec::new();
-    let mut after_removal = observed.cloned();
-    for (part, create) in [(removal, false), (addition, change == Change::Create)] {
-        if part.add.is_empty() && part.remove.is_empty() {
-            continue;
-        }
-        let Merged::Write(body) = merge(after_removal.as_ref(), &part) else {
-            continue;
-        };
-        after_removal = Some(body.clone());
-        ops.push(Operation {
-            kind: match part.kind {
-                MeshEntryKind::TerminatingGateway => OperationKind::UpdateTerminatingGateway,
-                MeshEntryKind::ExportedServices => OperationKind::UpdateExportedServices,
-            },
+    let index = modify_index(observed);
+    [(removal, false), (addition, change == Change::Create)]
+        .into_iter()
+        .filter(|(part, _)| !part.add.is_empty() || !part.remove.is_empty())
+        .map(|(part, create)| Operation {
             service: ServiceKey {
                 datacenter: None,
                 partition: partition.map(str::to_owned),
@@ -293,15 +283,38 @@ fn entry_operations(
             reason: reason_of(&part, create),
             function: None,
             confirm_absent: None,
-            leaf_serial: None,
-            mesh: Some(part),
-            request: Request::Consul(HttpRequest {
-                method: "PUT".into(),
-                path: "/v1/config".into(),
-                query: query.clone(),
-                body: Some(body),
-            }),
+            index: Some(index),
+            action: Action::UpdateMeshEntry(part),
+        })
+        .collect()
+}
+
+/// `a, ns/b`: the items, as a reason names them.
+fn list(items: &[MeshItem]) -> String {
+    items
+        .iter()
+        .map(|i| match &i.namespace {
+            Some(ns) if ns != "default" => format!("{ns}/{}", i.name),
+            _ => i.name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why an entry changes: `create the entry; list a, b; take out c (deregistered)`.
+fn reason_of(edit: &MeshEdit, create: bool) -> String {
+    let mut why = Vec::new();
+    if create {
+        why.push("create the entry".to_owned());
+    }
+    if !edit.add.is_empty() {
+        why.push(match edit.kind {
+            MeshEntryKind::TerminatingGateway => format!("list {}", list(&edit.add)),
+            MeshEntryKind::ExportedServices => format!("export {}", list(&edit.add)),
         });
     }
-    ops
+    if !edit.remove.is_empty() {
+        why.push(format!("take out {} (deregistered)", list(&edit.remove)));
+    }
+    why.join("; ")
 }

@@ -1,5 +1,6 @@
 //! The reconcile planner (docs/contract.md §5): from observed Lambda, Consul and
-//! Parameter Store state to a deterministic, ordered plan of exact requests.
+//! Parameter Store state to a deterministic, ordered plan of decisions (each
+//! lowered to its request by [`crate::lower`]).
 //!
 //! Safety rules, in the order they apply:
 //! - a function whose tags or ARN are wrong, that failed to load, or that conflicts
@@ -27,12 +28,15 @@
 //! - `unwanted`: the rows that deregister what no function wants;
 //! - `safety`: incomplete inventory, confirmations, the mass-deregistration stop (§5.5–§5.7);
 //! - `extension`: extension data writes and deletions (§4.5, §5.9);
-//! - `rows`: a service's row, its steps and their order (§5.11), and the owned requests;
+//! - `rows`: a service's row, its steps and their order (§5.11), as operations;
+//! - `operation`: what a plan's operation is (kind, object, content, observed index);
+//! - `claims`, `planner`: the wanted services grouped by name, and the planner over them;
 //! - `mesh`: the terminating-gateway and exported-services entries (docs/mesh.md);
 //! - `draft`: the steps above put together, sorted and counted;
 //! - `write`: the plan JSON written by hand from the rows;
 //! - `key`, `hasher`, `context`: the borrowed service key, the maps' hasher, the planning context.
 
+mod claims;
 mod conflicts;
 mod context;
 mod draft;
@@ -42,7 +46,9 @@ mod hasher;
 mod key;
 mod mesh;
 mod observed;
+mod operation;
 mod ownership;
+mod planner;
 mod rows;
 mod safety;
 mod trigger;
@@ -50,20 +56,18 @@ mod unwanted;
 mod wanted;
 mod write;
 
-use crate::config::ConfigInput;
-use crate::consul::{
-    CaRoots, Leaf, NodeServices, Request, ServiceDefaults, ServiceKey, SsmParameter,
-};
+use crate::config::{Config, ConfigInput};
+use crate::consul::{CaRoots, Leaf, NodeServices, ServiceDefaults, ServiceKey, SsmParameter};
 use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
-use crate::mesh::{MeshEdit, MeshEntryKind, MeshItem};
+use crate::mesh::{MeshEntryKind, MeshItem};
 use crate::tags::{FunctionStatus, LambdaFunction};
+use claims::AliasServices;
 use context::Ctx;
-pub use draft::runs_first;
 use draft::Draft;
 use functions::evaluate_functions;
+pub use operation::{Action, LambdaArgs, Operation, OperationKind, ParameterWrite};
 use serde::{Deserialize, Serialize};
-use wanted::AliasServices;
 
 /// Everything the planner needs: configuration, trigger and observed state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,75 +244,6 @@ impl Change {
     }
 }
 
-/// What one operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub enum OperationKind {
-    /// `PUT /v1/config` (service-defaults).
-    UpsertConfigEntry,
-    /// `PUT /v1/catalog/register`.
-    RegisterService,
-    /// `PutParameter` of extension data.
-    PutExtensionData,
-    /// `PUT /v1/catalog/deregister`.
-    DeregisterService,
-    /// `DELETE /v1/config/service-defaults/:name`.
-    DeleteConfigEntry,
-    /// `DeleteParameter` of extension data.
-    DeleteExtensionData,
-    /// `PUT /v1/config?cas=N` of the `terminating-gateway` entry (merged).
-    UpdateTerminatingGateway,
-    /// `PUT /v1/config?cas=N` of the `exported-services` entry (merged).
-    UpdateExportedServices,
-}
-
-impl OperationKind {
-    /// The JSON name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationKind::UpsertConfigEntry => "upsertConfigEntry",
-            OperationKind::RegisterService => "registerService",
-            OperationKind::PutExtensionData => "putExtensionData",
-            OperationKind::DeregisterService => "deregisterService",
-            OperationKind::DeleteConfigEntry => "deleteConfigEntry",
-            OperationKind::DeleteExtensionData => "deleteExtensionData",
-            OperationKind::UpdateTerminatingGateway => "updateTerminatingGateway",
-            OperationKind::UpdateExportedServices => "updateExportedServices",
-        }
-    }
-}
-
-/// One step of a plan, with the exact request to send.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Operation {
-    /// What the step does.
-    pub kind: OperationKind,
-    /// The service it concerns.
-    pub service: ServiceKey,
-    /// The service's change.
-    pub change: Change,
-    /// Why.
-    pub reason: String,
-    /// The function (ARN) the service invokes or belonged to, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function: Option<String>,
-    /// When set, run the step only after `GetFunction` on this ARN says it does not exist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirm_absent: Option<String>,
-    /// For extension data: the serial of the leaf certificate to store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leaf_serial: Option<String>,
-    /// For a mesh entry: the items the registrator adds and removes, merged into
-    /// the entry as read again at write time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mesh: Option<MeshEdit>,
-    /// The request.
-    pub request: Request,
-}
-
 /// One row of the plan's table: a service and its change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -430,7 +365,8 @@ pub fn plan_json_text(input: &str) -> Result<String, Failure> {
 /// `serde_json::to_string(&plan(input)?)`, written straight from the planner's
 /// working state without building the [`Plan`].
 pub fn plan_to_json(input: &PlanInput) -> Result<String, Failure> {
-    with_draft(input, |draft| {
+    let config = validated(&input.config)?;
+    with_draft(&config, input, |draft| {
         draft.write_json().map_err(|e| Failure::input("output", &e))
     })?
 }
@@ -438,20 +374,33 @@ pub fn plan_to_json(input: &PlanInput) -> Result<String, Failure> {
 /// The counts of the plan, without building or writing the plan itself (the
 /// benchmarks time planning alone with it).
 pub fn plan_summary(input: &PlanInput) -> Result<Summary, Failure> {
-    with_draft(input, |draft| draft.rest.summary.clone())
+    let config = validated(&input.config)?;
+    with_draft(&config, input, |draft| draft.rest.summary.clone())
 }
 
-/// Computes the plan.
+/// Computes the plan; `input.config` is validated first.
 pub fn plan(input: &PlanInput) -> Result<Plan, Failure> {
-    with_draft(input, |draft| draft.to_plan())
+    plan_with(&validated(&input.config)?, input)
+}
+
+/// Computes the plan with a configuration already validated (`input.config` is
+/// not read): what the sync engine does on every (re-)plan.
+pub fn plan_with(config: &Config, input: &PlanInput) -> Result<Plan, Failure> {
+    with_draft(config, input, |draft| draft.to_plan())
+}
+
+fn validated(config: &ConfigInput) -> Result<Config, Failure> {
+    config
+        .validate()
+        .map_err(|errors| Failure::many(Code::InvalidConfig, "invalid configuration", errors))
 }
 
 /// Plans, and hands the draft to `finish`.
-fn with_draft<R>(input: &PlanInput, finish: impl FnOnce(&Draft<'_>) -> R) -> Result<R, Failure> {
-    let config = input
-        .config
-        .validate()
-        .map_err(|errors| Failure::many(Code::InvalidConfig, "invalid configuration", errors))?;
+fn with_draft<R>(
+    config: &Config,
+    input: &PlanInput,
+    finish: impl FnOnce(&Draft<'_>) -> R,
+) -> Result<R, Failure> {
     let inv = &input.inventory;
     if inv.account_id.len() != 12 || !inv.account_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Diagnostic::new(

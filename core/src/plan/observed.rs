@@ -23,8 +23,12 @@ pub(super) enum View<'a> {
 pub(super) struct Observed<'a> {
     /// The service ID of the managed catalog instance on our node.
     pub(super) catalog: Option<&'a str>,
+    /// That instance's `ModifyIndex`.
+    pub(super) catalog_index: Option<u64>,
     /// The service-defaults entry.
     pub(super) entry: Option<View<'a>>,
+    /// That entry's `ModifyIndex`.
+    pub(super) entry_index: Option<u64>,
     /// Whether an instance without the managed tag holds the name on our node
     /// (then it is not ours, even if a managed instance exists too).
     pub(super) unmanaged: bool,
@@ -180,6 +184,7 @@ impl<'a> ScopeReader<'a> {
                 if managed {
                     Observed {
                         catalog: Some(&s.id),
+                        catalog_index: s.modify_index,
                         ..Observed::default()
                     }
                 } else {
@@ -212,6 +217,7 @@ impl<'a> ScopeReader<'a> {
                     key,
                     Observed {
                         entry: Some(entry),
+                        entry_index: e.modify_index,
                         ..Observed::default()
                     },
                 ));
@@ -253,9 +259,11 @@ fn merge(observed: &mut Vec<(Key<'_>, Observed<'_>)>, runs: &mut [usize]) {
         }
         if later.catalog.is_some() {
             kept.catalog = later.catalog;
+            kept.catalog_index = later.catalog_index;
         }
         if later.entry.is_some() {
             kept.entry = later.entry;
+            kept.entry_index = later.entry_index;
         }
         kept.unmanaged |= later.unmanaged;
         true

@@ -1,13 +1,11 @@
 //! A service's row of the plan: its change, its reason, and the steps it needs in
-//! execution order (docs/contract.md §5.11), with their owned requests.
+//! execution order (docs/contract.md §5.11), as decisions.
 
 use super::key::Key;
-use super::{Change, OperationKind};
+use super::operation::{Action, LambdaArgs, Operation, OperationKind, ParameterWrite};
+use super::Change;
 use crate::config::Tier;
-use crate::consul::{
-    config_delete_request, config_entry_request, deregister_request, register_request, Request,
-    ServiceKey, SsmRequest,
-};
+use crate::consul::ServiceKey;
 use crate::tags::InvocationMode;
 use std::borrow::Cow;
 
@@ -68,20 +66,37 @@ pub(super) struct Row<'a> {
 
 /// The steps of one service.
 pub(super) enum Work<'a> {
-    /// A wanted service: write its entry (ARN, mode, payload passthrough), register
-    /// it, write its extension data — each when needed.
+    /// A wanted service: write its entry, register it, write its extension data —
+    /// each when needed.
     Wanted {
-        entry: Option<(&'a str, InvocationMode, bool)>,
+        entry: Option<EntryWrite<'a>>,
         register: bool,
         put: Option<Put<'a>>,
     },
-    /// A service no function wants: deregister it (by service ID), delete its entry
-    /// if it is ours, delete its extension data parameter if one is named.
+    /// A service no function wants: deregister it (by service ID, at the observed
+    /// index), delete its entry if it is ours, delete its extension data parameter
+    /// if one is named.
     Deleted {
         service_id: &'a str,
-        entry: bool,
+        index: Option<u64>,
+        entry: Option<EntryDelete>,
         parameter: Option<String>,
     },
+}
+
+/// A service-defaults entry to write: the Lambda extension's arguments, and the
+/// entry's index as observed (`0`: absent).
+pub(super) struct EntryWrite<'a> {
+    pub(super) arn: &'a str,
+    pub(super) mode: InvocationMode,
+    pub(super) payload_passthrough: bool,
+    pub(super) index: Option<u64>,
+}
+
+/// A service-defaults entry of ours to delete, at its observed index.
+#[derive(Clone, Copy)]
+pub(super) struct EntryDelete {
+    pub(super) index: Option<u64>,
 }
 
 /// Extension data to write.
@@ -95,11 +110,11 @@ pub(super) struct Put<'a> {
 /// One operation of a row.
 #[derive(Clone, Copy)]
 pub(super) enum Step<'r> {
-    Entry(&'r str, InvocationMode, bool),
+    Entry(&'r EntryWrite<'r>),
     Register,
     Put(&'r Put<'r>),
-    Deregister(&'r str),
-    DeleteEntry,
+    Deregister(&'r str, Option<u64>),
+    DeleteEntry(EntryDelete),
     DeleteParameter(&'r str),
 }
 
@@ -110,9 +125,46 @@ impl Step<'_> {
             Step::Entry(..) => OperationKind::UpsertConfigEntry,
             Step::Register => OperationKind::RegisterService,
             Step::Put(_) => OperationKind::PutExtensionData,
-            Step::Deregister(_) => OperationKind::DeregisterService,
-            Step::DeleteEntry => OperationKind::DeleteConfigEntry,
+            Step::Deregister(..) => OperationKind::DeregisterService,
+            Step::DeleteEntry(_) => OperationKind::DeleteConfigEntry,
             Step::DeleteParameter(_) => OperationKind::DeleteExtensionData,
+        }
+    }
+
+    /// The index the step's write is conditional on.
+    pub(super) fn index(self) -> Option<u64> {
+        match self {
+            Step::Entry(e) => e.index,
+            // A registration creates the instance named after the service.
+            Step::Register => Some(0),
+            Step::Deregister(_, index) => index,
+            Step::DeleteEntry(e) => e.index,
+            Step::Put(_) | Step::DeleteParameter(_) => None,
+        }
+    }
+
+    /// What the step does, with the content it wants.
+    pub(super) fn action(self) -> Action {
+        match self {
+            Step::Entry(e) => Action::UpsertConfigEntry(LambdaArgs {
+                arn: e.arn.to_owned(),
+                invocation_mode: e.mode,
+                payload_passthrough: e.payload_passthrough,
+            }),
+            Step::Register => Action::RegisterService,
+            Step::Put(p) => Action::PutExtensionData(ParameterWrite {
+                parameter: p.name.clone(),
+                tier: p.tier,
+                key_id: p.key_id.map(str::to_owned),
+                leaf_serial: p.serial.to_owned(),
+            }),
+            Step::Deregister(id, _) => Action::DeregisterService {
+                service_id: id.to_owned(),
+            },
+            Step::DeleteEntry(_) => Action::DeleteConfigEntry,
+            Step::DeleteParameter(name) => Action::DeleteExtensionData {
+                parameter: name.to_owned(),
+            },
         }
     }
 }
@@ -126,17 +178,18 @@ impl<'a> Row<'a> {
                 register,
                 put,
             } => [
-                entry.map(|(arn, mode, pass)| Step::Entry(arn, mode, pass)),
+                entry.as_ref().map(Step::Entry),
                 register.then_some(Step::Register),
                 put.as_ref().map(Step::Put),
             ],
             Work::Deleted {
                 service_id,
+                index,
                 entry,
                 parameter,
             } => [
-                Some(Step::Deregister(service_id)),
-                entry.then_some(Step::DeleteEntry),
+                Some(Step::Deregister(service_id, *index)),
+                entry.map(Step::DeleteEntry),
                 parameter.as_deref().map(Step::DeleteParameter),
             ],
         };
@@ -153,34 +206,23 @@ impl<'a> Row<'a> {
         matches!(self.work, Work::Wanted { register: true, .. })
     }
 
-    /// A step's request, owned.
-    pub(super) fn owned_request(
+    /// A step as an owned [`Operation`] (`service`, `reason` and `function` given
+    /// once for the row's steps).
+    pub(super) fn operation(
         &self,
         step: Step<'_>,
         service: &ServiceKey,
-        node: &str,
-    ) -> Request {
-        match step {
-            Step::Entry(arn, mode, pass) => {
-                Request::Consul(config_entry_request(service, arn, mode, pass))
-            }
-            Step::Register => Request::Consul(register_request(service, node)),
-            Step::Deregister(service_id) => {
-                Request::Consul(deregister_request(service, node, service_id))
-            }
-            Step::DeleteEntry => Request::Consul(config_delete_request(service)),
-            Step::Put(put) => Request::Ssm(SsmRequest {
-                action: "PutParameter".into(),
-                name: put.name.clone(),
-                tier: put.tier,
-                key_id: put.key_id.map(str::to_owned),
-            }),
-            Step::DeleteParameter(name) => Request::Ssm(SsmRequest {
-                action: "DeleteParameter".into(),
-                name: name.to_owned(),
-                tier: None,
-                key_id: None,
-            }),
+        reason: &str,
+        function: Option<&str>,
+    ) -> Operation {
+        Operation {
+            action: step.action(),
+            service: service.clone(),
+            change: self.change,
+            reason: reason.to_owned(),
+            function: function.map(str::to_owned),
+            confirm_absent: self.confirm.clone(),
+            index: step.index(),
         }
     }
 }

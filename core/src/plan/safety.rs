@@ -3,7 +3,7 @@
 //! mass-deregistration stop (§5.7).
 
 use super::context::Ctx;
-use super::draft::Planner;
+use super::planner::Planner;
 use super::rows::Row;
 use super::trigger::Reach;
 use super::Confirmation;

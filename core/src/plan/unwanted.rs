@@ -2,11 +2,11 @@
 //! (docs/contract.md §5.2), when they are provably ours (§5.3) and their function
 //! is not frozen (§5.4).
 
-use super::draft::Planner;
 use super::key::Key;
 use super::observed::{Observed, View};
 use super::ownership::Owner;
-use super::rows::{Reason, Row, Work};
+use super::planner::Planner;
+use super::rows::{EntryDelete, Reason, Row, Work};
 use super::safety::{withheld_warning, Absence};
 use super::{Change, Ignored, Plan};
 use crate::error::{Code, Diagnostic};
@@ -66,7 +66,10 @@ impl<'a> Planner<'_, 'a> {
                 confirm,
                 work: Work::Deleted {
                     service_id,
-                    entry: matches!(obs.entry, Some(View::Lambda(_))),
+                    index: obs.catalog_index,
+                    entry: matches!(obs.entry, Some(View::Lambda(_))).then_some(EntryDelete {
+                        index: obs.entry_index,
+                    }),
                     parameter: None,
                 },
             });

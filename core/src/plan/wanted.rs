@@ -1,152 +1,15 @@
-//! The services the managed functions want — each function's own and its alias
-//! services — grouped by name with what Consul holds, and the rows that register
-//! and repair them (docs/contract.md §5.2).
+//! The rows that register and repair the wanted services (docs/contract.md §5.2).
 
-use super::context::Ctx;
-use super::draft::Planner;
-use super::key::{sort_by_key_stable, Key};
-use super::observed::{Observed, View};
+use super::claims::Group;
+use super::observed::View;
 use super::ownership::Owner;
-use super::rows::{Reason, Row, Work};
+use super::planner::Planner;
+use super::rows::{EntryWrite, Reason, Row, Work};
 use super::safety::Absence;
 use super::{Change, Ignored, Plan};
 use crate::consul::LambdaEntryRef;
-use crate::tags::{Evaluation, FunctionStatus, Settings};
+use crate::tags::Settings;
 use std::borrow::Cow;
-
-/// The names and ARNs of the alias services of the managed functions
-/// (`NAME-ALIAS`, `ARN:ALIAS`), written into one buffer, in function order.
-pub(super) struct AliasServices {
-    text: String,
-    /// Where each name starts, where its ARN starts, and where the ARN ends.
-    spans: Vec<[usize; 3]>,
-}
-
-impl AliasServices {
-    pub(super) fn new(reports: &[Evaluation<'_>]) -> Self {
-        let managed = || {
-            reports
-                .iter()
-                .filter(|r| r.status == FunctionStatus::Managed)
-                .flat_map(|r| r.settings.aliases().map(move |alias| (r, alias)))
-        };
-        let (count, len) = managed().fold((0, 0), |(n, len), (r, alias)| {
-            (
-                n + 1,
-                len + r.name.len() + r.arn.len() + 2 * (alias.len() + 1),
-            )
-        });
-        let mut text = String::with_capacity(len);
-        let mut spans = Vec::with_capacity(count);
-        for (r, alias) in managed() {
-            let start = text.len();
-            for part in [&*r.name, "-", alias] {
-                text.push_str(part);
-            }
-            let mid = text.len();
-            for part in [&*r.arn, ":", alias] {
-                text.push_str(part);
-            }
-            spans.push([start, mid, text.len()]);
-        }
-        AliasServices { text, spans }
-    }
-}
-
-/// A service a function wants.
-pub(super) struct Desired<'a> {
-    /// The ARN it invokes.
-    pub(super) arn: &'a str,
-    pub(super) report: &'a Evaluation<'a>,
-}
-
-/// A wanted name: who claims it, and what Consul holds under it.
-pub(super) struct Group<'g, 'a> {
-    pub(super) claims: &'g [(Key<'a>, Desired<'a>)],
-    pub(super) observed: Option<&'g Observed<'a>>,
-    pub(super) owner: Owner<'a>,
-}
-
-/// The services the managed functions want, in service order (claimants of one
-/// name in ARN order).
-pub(super) fn claims<'a>(
-    ctx: &'a Ctx<'a>,
-    reports: &'a [Evaluation<'a>],
-    aliases: &'a AliasServices,
-) -> Vec<(Key<'a>, Desired<'a>)> {
-    let managed = || {
-        reports
-            .iter()
-            .filter(|r| r.status == FunctionStatus::Managed)
-    };
-    let mut claims: Vec<(Key<'a>, Desired<'a>)> =
-        Vec::with_capacity(managed().count() + aliases.spans.len());
-    let mut alias_spans = aliases.spans.iter();
-    for r in managed() {
-        let start = claims.len();
-        let key = |name| Key {
-            datacenter: ctx.datacenter(r.datacenter),
-            partition: r.partition,
-            namespace: r.namespace,
-            name,
-        };
-        claims.push((
-            key(&r.name),
-            Desired {
-                arn: &r.arn,
-                report: r,
-            },
-        ));
-        for _ in r.settings.aliases() {
-            let Some(&[a, b, c]) = alias_spans.next() else {
-                break;
-            };
-            let text = |range| aliases.text.get(range).unwrap_or_default();
-            claims.push((
-                key(text(a..b)),
-                Desired {
-                    arn: text(b..c),
-                    report: r,
-                },
-            ));
-        }
-        // Each function's names in order, so that the list is mostly in order.
-        if let Some(own) = claims.get_mut(start..) {
-            own.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-    }
-    sort_by_key_stable(&mut claims, &mut [0]);
-    claims
-}
-
-/// Each name with its claimants and what Consul holds for it (both lists are
-/// sorted by key: one pass over each). Marks every claimed name wanted.
-pub(super) fn groups<'g, 'a>(
-    ctx: &Ctx<'_>,
-    claims: &'g [(Key<'a>, Desired<'a>)],
-    observed: &'g [(Key<'a>, Observed<'a>)],
-) -> Vec<Group<'g, 'a>> {
-    let mut held = observed.iter().peekable();
-    claims
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|claims| {
-            let observed = claims.first().and_then(|(key, _)| {
-                while held.next_if(|(k, _)| k < key).is_some() {}
-                held.next_if(|(k, _)| k == key).map(|(_, o)| o)
-            });
-            // A conflicted name is still wanted: it must not be deregistered as an orphan.
-            if let Some(o) = observed {
-                o.wanted.set(true);
-            }
-            let owner = ctx.owner(observed.and_then(|o| o.entry.as_ref()));
-            Group {
-                claims,
-                observed,
-                owner,
-            }
-        })
-        .collect()
-}
 
 impl<'a> Planner<'_, 'a> {
     /// The row that registers or repairs a wanted name: none when two functions
@@ -166,24 +29,10 @@ impl<'a> Planner<'_, 'a> {
         let target_arn = d.arn;
         let settings = &d.report.settings;
         let mut reasons: Vec<Cow<'a, str>> = Vec::new();
-        let mut confirm = None;
-        if let Owner::Ours(o) = *owner {
-            if *o != *d.report.name {
-                // Taking a name over from another function: only once it is gone.
-                match self.absence(o) {
-                    Absence::Settled => {}
-                    Absence::Withheld => {
-                        out.ignored.push(Ignored {
-                            service: Some(key.owned()),
-                            reason: format!("belongs to function {o}, which may exist but was not listed (incomplete inventory)"),
-                        });
-                        return None;
-                    }
-                    Absence::Confirm(arn) => confirm = Some(arn),
-                }
-                reasons.push(format!("take over from function {o}").into());
-            }
-        }
+        let confirm = match self.take_over(key, &d.report.name, owner, &mut reasons, out) {
+            Ok(confirm) => confirm,
+            Err(()) => return None,
+        };
         let entry_ok = match entry {
             Some(View::Lambda(l)) => {
                 let drift = entry_drift(l, target_arn, settings);
@@ -217,11 +66,16 @@ impl<'a> Planner<'_, 'a> {
             put
         });
         let work = Work::Wanted {
-            entry: (!entry_ok).then_some((
-                target_arn,
-                settings.invocation_mode,
-                settings.payload_passthrough,
-            )),
+            entry: (!entry_ok).then(|| EntryWrite {
+                arn: target_arn,
+                mode: settings.invocation_mode,
+                payload_passthrough: settings.payload_passthrough,
+                // Check-and-set at the observed entry; create only when there was none.
+                index: match entry {
+                    Some(_) => obs.and_then(|o| o.entry_index),
+                    None => Some(0),
+                },
+            }),
             register: !registered,
             put,
         };
@@ -235,6 +89,39 @@ impl<'a> Planner<'_, 'a> {
             confirm,
             work,
         })
+    }
+}
+
+impl<'a> Planner<'_, 'a> {
+    /// Taking a name over from another function of ours: only once it is gone.
+    /// `Ok`: the confirmation it waits for, if any; `Err`: it must wait (ignored).
+    fn take_over(
+        &self,
+        key: &super::key::Key<'a>,
+        function: &str,
+        owner: &Owner<'_>,
+        reasons: &mut Vec<Cow<'a, str>>,
+        out: &mut Plan,
+    ) -> Result<Option<String>, ()> {
+        let Owner::Ours(o) = *owner else {
+            return Ok(None);
+        };
+        if *o == *function {
+            return Ok(None);
+        }
+        let confirm = match self.absence(o) {
+            Absence::Settled => None,
+            Absence::Withheld => {
+                out.ignored.push(Ignored {
+                    service: Some(key.owned()),
+                    reason: format!("belongs to function {o}, which may exist but was not listed (incomplete inventory)"),
+                });
+                return Err(());
+            }
+            Absence::Confirm(arn) => Some(arn),
+        };
+        reasons.push(format!("take over from function {o}").into());
+        Ok(confirm)
     }
 }
 

@@ -2,10 +2,9 @@
 //! the owned [`Plan`](super::Plan) with serde (`tests/plan_written.rs` checks it
 //! for every plan vector), without building it.
 
-use super::draft::{runs_first, Draft};
+use super::draft::Draft;
 use super::key::Key;
 use super::rows::{Reason, Row, Step};
-use crate::consul::{path_segment, write_deregister_body, write_entry_body, write_register_body};
 use crate::json::JsonOut;
 
 impl Key<'_> {
@@ -23,19 +22,6 @@ impl Key<'_> {
         out.raw("\"name\":");
         out.string(self.name);
         out.raw("}");
-    }
-
-    /// Writes the `query` member of a request, if any (as [`ServiceKey::query`]'s
-    /// sorted map serialises: `dc`, `ns`, `partition`).
-    fn write_query(&self, out: &mut JsonOut) {
-        let members = [
-            ("\"dc\":", self.datacenter),
-            ("\"ns\":", self.namespace),
-            ("\"partition\":", self.partition),
-        ];
-        if write_present(out, ",\"query\":{", ",", &members) {
-            out.raw("}");
-        }
     }
 }
 
@@ -77,12 +63,12 @@ impl Step<'_> {
     /// About how long the step's operation is without its names and reason.
     fn base_len(self) -> usize {
         match self {
-            Step::Entry(..) => 350,
-            Step::Register => 285,
-            Step::Deregister(id) => 210 + id.len(),
-            Step::DeleteEntry => 185,
+            Step::Entry(e) => 160 + e.arn.len(),
+            Step::Register => 90,
+            Step::Deregister(id, _) => 120 + id.len(),
+            Step::DeleteEntry(_) => 100,
             Step::Put(p) => 160 + p.name.len() + p.serial.len() + p.key_id.map_or(0, str::len),
-            Step::DeleteParameter(name) => 150 + name.len(),
+            Step::DeleteParameter(name) => 120 + name.len(),
         }
     }
 }
@@ -98,13 +84,13 @@ impl Row<'_> {
                 .map(|v| 2 * v.len() + 25)
                 .sum::<usize>();
         let text = key + self.function.as_deref().map_or(0, str::len) + self.reason.len();
-        let per_step = 2 * key + text + self.confirm.as_deref().map_or(0, str::len);
+        let per_step = key + text + self.confirm.as_deref().map_or(0, str::len);
         let steps: usize = self.steps().map(|s| s.base_len() + per_step).sum();
         steps + 65 + text
     }
 
     /// Writes one of the row's operations as [`Operation`](super::Operation) serialises.
-    fn write_operation(&self, out: &mut JsonOut, step: Step<'_>, node: &str) {
+    fn write_operation(&self, out: &mut JsonOut, step: Step<'_>) {
         out.raw("{\"kind\":\"");
         out.raw(step.kind().as_str());
         out.raw("\",\"service\":");
@@ -113,18 +99,51 @@ impl Row<'_> {
         out.raw(self.change.as_str());
         out.raw("\",\"reason\":");
         self.reason.write(out);
-        let leaf_serial = match step {
-            Step::Put(p) => Some(p.serial),
-            _ => None,
-        };
         let members = [
             ("\"function\":", self.function.as_deref()),
             ("\"confirmAbsent\":", self.confirm.as_deref()),
-            ("\"leafSerial\":", leaf_serial),
         ];
         write_present(out, ",", ",", &members);
-        out.raw(",\"request\":");
-        self.write_request(out, step, node);
+        if let Some(index) = step.index() {
+            out.raw(",\"index\":");
+            out.raw(&index.to_string());
+        }
+        match step {
+            Step::Entry(e) => {
+                out.raw(",\"entry\":{\"arn\":");
+                out.string(e.arn);
+                out.raw(",\"invocationMode\":\"");
+                out.raw(e.mode.extension_value());
+                out.raw(if e.payload_passthrough {
+                    "\",\"payloadPassthrough\":true}"
+                } else {
+                    "\",\"payloadPassthrough\":false}"
+                });
+            }
+            Step::Deregister(id, _) => {
+                out.raw(",\"serviceId\":");
+                out.string(id);
+            }
+            Step::Put(put) => {
+                out.raw(",\"parameter\":");
+                out.string(&put.name);
+                if let Some(tier) = put.tier {
+                    out.raw(",\"tier\":");
+                    out.string(tier.as_str());
+                }
+                if let Some(key_id) = put.key_id {
+                    out.raw(",\"keyId\":");
+                    out.string(key_id);
+                }
+                out.raw(",\"leafSerial\":");
+                out.string(put.serial);
+            }
+            Step::DeleteParameter(name) => {
+                out.raw(",\"parameter\":");
+                out.string(name);
+            }
+            Step::Register | Step::DeleteEntry(_) => {}
+        }
         out.raw("}");
     }
 
@@ -145,58 +164,6 @@ impl Row<'_> {
         self.reason.write(out);
         out.raw("}");
     }
-
-    /// Writes a step's request as [`Row::owned_request`]'s serialises.
-    fn write_request(&self, out: &mut JsonOut, step: Step<'_>, node: &str) {
-        let key = &self.key;
-        let consul = |out: &mut JsonOut, method_path: &str| {
-            out.raw("{\"target\":\"consul\",\"method\":\"");
-            out.raw(method_path);
-        };
-        match step {
-            Step::Entry(arn, mode, pass) => {
-                consul(out, "PUT\",\"path\":\"/v1/config\"");
-                key.write_query(out);
-                out.raw(",\"body\":");
-                write_entry_body(out, key.name, arn, mode, pass);
-            }
-            Step::Register => {
-                consul(out, "PUT\",\"path\":\"/v1/catalog/register\"");
-                key.write_query(out);
-                out.raw(",\"body\":");
-                write_register_body(out, key.name, node);
-            }
-            Step::Deregister(service_id) => {
-                consul(out, "PUT\",\"path\":\"/v1/catalog/deregister\"");
-                key.write_query(out);
-                out.raw(",\"body\":");
-                write_deregister_body(out, node, service_id);
-            }
-            Step::DeleteEntry => {
-                consul(out, "DELETE\",\"path\":\"/v1/config/service-defaults/");
-                out.string_content(&path_segment(key.name));
-                out.raw("\"");
-                key.write_query(out);
-            }
-            Step::Put(put) => {
-                out.raw("{\"target\":\"ssm\",\"action\":\"PutParameter\",\"name\":");
-                out.string(&put.name);
-                if let Some(tier) = put.tier {
-                    out.raw(",\"tier\":");
-                    out.string(tier.as_str());
-                }
-                if let Some(key_id) = put.key_id {
-                    out.raw(",\"keyId\":");
-                    out.string(key_id);
-                }
-            }
-            Step::DeleteParameter(name) => {
-                out.raw("{\"target\":\"ssm\",\"action\":\"DeleteParameter\",\"name\":");
-                out.string(name);
-            }
-        }
-        out.raw("}");
-    }
 }
 
 impl Draft<'_> {
@@ -208,7 +175,7 @@ impl Draft<'_> {
         let mut out = JsonOut::with_capacity(estimate);
         out.raw("{\"operations\":[");
         let mut sep = "";
-        for op in self.rest.operations.iter().filter(|op| runs_first(op)) {
+        for op in self.rest.operations.iter().filter(|op| op.runs_first()) {
             out.raw(sep);
             sep = ",";
             out.value(op)?;
@@ -217,10 +184,10 @@ impl Draft<'_> {
             for step in row.steps() {
                 out.raw(sep);
                 sep = ",";
-                row.write_operation(&mut out, step, self.node);
+                row.write_operation(&mut out, step);
             }
         }
-        for op in self.rest.operations.iter().filter(|op| !runs_first(op)) {
+        for op in self.rest.operations.iter().filter(|op| !op.runs_first()) {
             out.raw(sep);
             sep = ",";
             out.value(op)?;

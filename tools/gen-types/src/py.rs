@@ -175,9 +175,15 @@ impl Py {
         self.out
             .push_str(&format!("\n\nclass _{name}Required(TypedDict):\n"));
         self.fields(&required, &names)?;
-        self.out.push_str(&format!(
-            "\n\nclass {name}(_{name}Required, total=False):\n"
-        ));
+        let line = format!("class {name}(_{name}Required, total=False):");
+        if line.len() <= WIDTH {
+            self.out.push_str(&format!("\n\n{line}\n"));
+        } else {
+            // As `ruff format` breaks a class line that is too long.
+            self.out.push_str(&format!(
+                "\n\nclass {name}(\n    _{name}Required, total=False\n):\n"
+            ));
+        }
         self.docstring(&text, "    ");
         if !text.is_empty() {
             self.out.push('\n');

@@ -39,7 +39,6 @@ from ._types import (
     Config,
     ConfigInput,
     Confirmation,
-    ConsulRequest,
     Diagnostic,
     DoctorReport,
     ErrorCode,
@@ -55,20 +54,21 @@ from ._types import (
     Ignored,
     IgnoreTrigger,
     InvocationMode,
+    LambdaArgs,
     LambdaFunction,
     LambdaFunctionInput,
     LogLevel,
+    LowerInput,
     Operation,
     OperationKind,
     Plan,
     PlanInput,
     PutParameter,
-    Request,
+    RequestPreview,
     ServiceChange,
     ServiceKey,
     ServiceTarget,
     Skip,
-    SsmRequest,
     Start,
     Step,
     Summary,
@@ -96,7 +96,6 @@ __all__ = [
     "ConfigInput",
     "Confirmation",
     "ConsulLambdaSyncError",
-    "ConsulRequest",
     "Diagnostic",
     "DoctorReport",
     "Engine",
@@ -115,9 +114,11 @@ __all__ = [
     "Ignored",
     "InputError",
     "InvocationMode",
+    "LambdaArgs",
     "LambdaFunction",
     "LambdaFunctionInput",
     "LogLevel",
+    "LowerInput",
     "Operation",
     "OperationKind",
     "Plan",
@@ -125,12 +126,11 @@ __all__ = [
     "PlanInput",
     "PlanSummary",
     "PutParameter",
-    "Request",
+    "RequestPreview",
     "ServiceChange",
     "ServiceKey",
     "ServiceTarget",
     "Skip",
-    "SsmRequest",
     "Start",
     "Step",
     "Summary",
@@ -150,10 +150,12 @@ __all__ = [
     "evaluate_function",
     "extension_data_parameter",
     "format_plan",
+    "lower_operation",
     "parse_get_function",
     "parse_get_resources",
     "parse_tags",
     "plan",
+    "plan_requests",
     "tags_from_options",
     "version",
 ]
@@ -202,10 +204,11 @@ class Engine:
         """The next step; ``now_ms``: a monotonic clock; ``remaining_ms``: the Lambda time left."""
         return cast("Step", _loads(self._native.next(now_ms, remaining_ms)))
 
-    def feed(self, answers: list[Answer]) -> None:
-        """Feeds the answers to the last step's requests (any order)."""
+    def feed(self, answers: list[Answer], now_ms: float) -> None:
+        """Feeds the answers to the last step's requests (any order); ``now_ms``: the
+        same monotonic clock as :meth:`next`, when the answers were all in."""
         try:
-            self._native.feed(_dumps("answers", answers))
+            self._native.feed(_dumps("answers", answers), now_ms)
         except _native.CoreFailure as exc:
             raise _error_from_native(exc) from None
 
@@ -325,6 +328,17 @@ def classify_event(event: Any) -> Trigger:
 def plan(input: Mapping[str, Any]) -> Plan:
     """Computes the reconcile plan from configuration, trigger and observed state."""
     return cast("Plan", call("plan", input))
+
+
+def plan_requests(input: Mapping[str, Any]) -> list[RequestPreview]:
+    """What each of the plan's operations sends: the plan made from ``input``, each
+    operation lowered (an extension data write shown without its value)."""
+    return cast("list[RequestPreview]", call("planRequests", input))
+
+
+def lower_operation(input: Mapping[str, Any]) -> RequestPreview:
+    """What one operation sends: ``{"operation", "nodeName"?, "entry"?}``."""
+    return cast("RequestPreview", call("lowerOperation", input))
 
 
 def format_plan(plan: Mapping[str, Any]) -> str:

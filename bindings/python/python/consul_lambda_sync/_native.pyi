@@ -19,5 +19,5 @@ class Engine:
     def __new__(cls, start: str) -> Engine: ...
     def next(self, now_ms: float, remaining_ms: float | None = None, /) -> str:
         """The next step as JSON."""
-    def feed(self, answers: str, /) -> None:
-        """Feeds the answers (a JSON list); raises CoreFailure."""
+    def feed(self, answers: str, now_ms: float, /) -> None:
+        """Feeds the answers (a JSON list) at the host's time; raises CoreFailure."""

@@ -64,6 +64,12 @@ ErrorCode = Literal[
     "exported_partitions_require_enterprise",
     "mesh_entry_unchanged",
     "plan_stale",
+    "plan_rejected",
+    "consul_unreachable",
+    "aws_unreachable",
+    "consul_error",
+    "aws_error",
+    "setup_failed",
 ]
 
 
@@ -170,10 +176,14 @@ class ConfigInput(TypedDict, total=False):
     consulHttpTokenPath: Optional[str]
     # Whether `CONSUL_HTTP_TOKEN` is set (its value never enters the core).
     consulHttpTokenSet: Optional[bool]
+    # `CONSUL_TIMEOUT_MS`: the timeout of one request (100 to 300000 ms, default 10000).
+    consulTimeoutMs: Optional[int]
     # `CONSUL_TLS_SERVER_NAME`.
     consulTlsServerName: Optional[str]
     # `DATACENTER`.
     datacenter: Optional[str]
+    # `DRY_RUN`: plan and report, change nothing.
+    dryRun: Optional[bool]
     # `ENTERPRISE`.
     enterprise: Optional[bool]
     # `EXPORTED_SERVICES_PARTITIONS`: admin partitions to export the managed services to
@@ -183,6 +193,8 @@ class ConfigInput(TypedDict, total=False):
     exportedServicesPeers: Optional[list[str]]
     # `LOG_LEVEL`.
     logLevel: Optional[str]
+    # `MAX_CONCURRENCY`: requests in flight (1 to 256, default 8).
+    maxConcurrency: Optional[int]
     # Deployment: the registrator's function name.
     name: Optional[str]
     # `NODE_NAME`.
@@ -239,6 +251,8 @@ class _ConfigRequired(TypedDict):
     consulHttpTokenPath: Optional[str]
     # Whether an ACL token is given in `CONSUL_HTTP_TOKEN` (the value is not kept).
     consulHttpTokenSet: bool
+    # The timeout of one request, in milliseconds (`CONSUL_TIMEOUT_MS`).
+    consulTimeoutMs: int
     # Server name to verify in Consul's certificate.
     consulTlsServerName: Optional[str]
     # The datacenter this registrator manages; `None` manages every datacenter.
@@ -247,6 +261,8 @@ class _ConfigRequired(TypedDict):
     enterprise: bool
     # Log verbosity.
     logLevel: LogLevel
+    # Requests in flight (`MAX_CONCURRENCY`).
+    maxConcurrency: int
     # The registrator's function name.
     name: str
     # Consul node the Lambda services are registered on.
@@ -269,6 +285,8 @@ class Config(_ConfigRequired, total=False):
     consulExtensionDataKmsKeyId: str
     # Parameter Store tier for extension data larger than 4096 bytes (`None`: the account default).
     consulExtensionDataTier: Tier
+    # Whether to plan and report only (`DRY_RUN`).
+    dryRun: bool
     # Admin partitions the managed services are exported to (Enterprise).
     exportedServicesPartitions: list[str]
     # Cluster peers the managed services are exported to (`exported-services`).
@@ -842,17 +860,20 @@ class MeshChange(_MeshChangeRequired, total=False):
     partition: str
 
 
-# What one operation does.
-OperationKind = Literal[
-    "upsertConfigEntry",
-    "registerService",
-    "putExtensionData",
-    "deregisterService",
-    "deleteConfigEntry",
-    "deleteExtensionData",
-    "updateTerminatingGateway",
-    "updateExportedServices",
-]
+# An invocation mode as the Lambda extension reads it.
+ExtensionMode = Literal["synchronous", "asynchronous"]
+
+
+class LambdaArgs(TypedDict):
+    """The Lambda extension's arguments a service-defaults entry is written with."""
+
+    # The function's ARN (with `:alias` for an alias service).
+    arn: str
+    # As written to Consul: `synchronous` or `asynchronous` (lower case: Consul's extension is
+    # asynchronous only for exactly `asynchronous`).
+    invocationMode: ExtensionMode
+    # Whether the payload is passed through as is.
+    payloadPassthrough: bool
 
 
 class MeshConsumer(TypedDict, total=False):
@@ -888,70 +909,191 @@ class MeshEdit(_MeshEditRequired, total=False):
     remove: list[MeshItem]
 
 
-class _ConsulRequestRequired(TypedDict):
-    target: Literal["consul"]
-    # `GET`, `PUT` or `DELETE`.
-    method: str
-    # The path, e.g. `/v1/catalog/register`.
-    path: str
-
-
-class ConsulRequest(_ConsulRequestRequired, total=False):
-    """An HTTP request to Consul."""
-
-    # The JSON body.
-    body: Any
-    # Query parameters (`dc`, `ns`, `partition`).
-    query: dict[str, str]
-
-
-class _SsmRequestRequired(TypedDict):
-    target: Literal["ssm"]
-    # `PutParameter` or `DeleteParameter`.
-    action: str
-    # The parameter name.
-    name: str
-
-
-class SsmRequest(_SsmRequestRequired, total=False):
-    """A Parameter Store call."""
-
-    # For `PutParameter`: the customer KMS key (`CONSUL_EXTENSION_DATA_KMS_KEY_ID`).
-    keyId: str
-    # The tier to use when the value exceeds 4096 bytes.
-    tier: Tier
-
-
-# A request a host sends: to Consul's HTTP API or to Parameter Store. Tell the kinds apart by
-# `target`.
-Request = Union[ConsulRequest, SsmRequest]
-
-
-class _OperationRequired(TypedDict):
+class _UpsertConfigEntryOperationRequired(TypedDict):
+    kind: Literal["upsertConfigEntry"]
     # The service's change.
     change: Change
-    # What the step does.
-    kind: OperationKind
+    # The Lambda extension's arguments.
+    entry: LambdaArgs
     # Why.
     reason: str
-    # The request.
-    request: Request
-    # The service it concerns.
+    # The service.
     service: ServiceKey
 
 
-class Operation(_OperationRequired, total=False):
-    """One step of a plan, with the exact request to send."""
+class UpsertConfigEntryOperation(_UpsertConfigEntryOperationRequired, total=False):
+    """Write the service-defaults entry that invokes the function."""
 
-    # When set, run the step only after `GetFunction` on this ARN says it does not exist.
+    # Run only after `GetFunction` says this function does not exist.
     confirmAbsent: str
-    # The function (ARN) the service invokes or belonged to, when known.
+    # The function (ARN).
     function: str
-    # For extension data: the serial of the leaf certificate to store.
+    # The entry's `ModifyIndex` as observed (`0`: absent, create only).
+    index: int
+
+
+class _RegisterServiceOperationRequired(TypedDict):
+    kind: Literal["registerService"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKey
+
+
+class RegisterServiceOperation(_RegisterServiceOperationRequired, total=False):
+    """Register the service on the registrator's node."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: str
+    # The function (ARN).
+    function: str
+    # The instance's `ModifyIndex` as observed (`0`: absent, create only).
+    index: int
+
+
+class _PutExtensionDataOperationRequired(TypedDict):
+    kind: Literal["putExtensionData"]
+    # The service's change.
+    change: Change
+    # The serial of the leaf certificate to store.
     leafSerial: str
-    # For a mesh entry: the items the registrator adds and removes, merged into the entry as read
-    # again at write time.
+    # The parameter name.
+    parameter: str
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKey
+
+
+class PutExtensionDataOperation(_PutExtensionDataOperationRequired, total=False):
+    """Write the service's extension data parameter."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: str
+    # The function (ARN).
+    function: str
+    # The customer KMS key.
+    keyId: str
+    # The tier for values over 4096 bytes.
+    tier: Tier
+
+
+class _DeregisterServiceOperationRequired(TypedDict):
+    kind: Literal["deregisterService"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKey
+    # The observed instance's service ID.
+    serviceId: str
+
+
+class DeregisterServiceOperation(_DeregisterServiceOperationRequired, total=False):
+    """Deregister the service from the registrator's node."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: str
+    # The function (ARN).
+    function: str
+    # The instance's `ModifyIndex` as observed.
+    index: int
+
+
+class _DeleteConfigEntryOperationRequired(TypedDict):
+    kind: Literal["deleteConfigEntry"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKey
+
+
+class DeleteConfigEntryOperation(_DeleteConfigEntryOperationRequired, total=False):
+    """Delete the service-defaults entry."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: str
+    # The function (ARN).
+    function: str
+    # The entry's `ModifyIndex` as observed.
+    index: int
+
+
+class _DeleteExtensionDataOperationRequired(TypedDict):
+    kind: Literal["deleteExtensionData"]
+    # The service's change.
+    change: Change
+    # The parameter name.
+    parameter: str
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKey
+
+
+class DeleteExtensionDataOperation(_DeleteExtensionDataOperationRequired, total=False):
+    """Delete the service's extension data parameter."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: str
+    # The function (ARN).
+    function: str
+
+
+class _UpdateTerminatingGatewayOperationRequired(TypedDict):
+    kind: Literal["updateTerminatingGateway"]
+    # `create` or `update`.
+    change: Change
+    # The items added and removed.
     mesh: MeshEdit
+    # Why.
+    reason: str
+    # The entry's name and partition.
+    service: ServiceKey
+
+
+class UpdateTerminatingGatewayOperation(_UpdateTerminatingGatewayOperationRequired, total=False):
+    """Merge the edit into the `terminating-gateway` entry."""
+
+    # The entry's `ModifyIndex` as observed (`0`: absent).
+    index: int
+
+
+class _UpdateExportedServicesOperationRequired(TypedDict):
+    kind: Literal["updateExportedServices"]
+    # `create` or `update`.
+    change: Change
+    # The items added and removed.
+    mesh: MeshEdit
+    # Why.
+    reason: str
+    # The entry's name and partition.
+    service: ServiceKey
+
+
+class UpdateExportedServicesOperation(_UpdateExportedServicesOperationRequired, total=False):
+    """Merge the edit into the `exported-services` entry."""
+
+    # The entry's `ModifyIndex` as observed (`0`: absent).
+    index: int
+
+
+# The fields every operation has. Tell the kinds apart by `kind`.
+Operation = Union[
+    UpsertConfigEntryOperation,
+    RegisterServiceOperation,
+    PutExtensionDataOperation,
+    DeregisterServiceOperation,
+    DeleteConfigEntryOperation,
+    DeleteExtensionDataOperation,
+    UpdateTerminatingGatewayOperation,
+    UpdateExportedServicesOperation,
+]
 
 
 class _ServiceChangeRequired(TypedDict):
@@ -1028,6 +1170,293 @@ class Plan(_PlanRequired, total=False):
     mesh: list[MeshChange]
 
 
+class _RequestPreviewRequired(TypedDict):
+    # The operation's position in the plan.
+    operation: int
+
+
+class RequestPreview(_RequestPreviewRequired, total=False):
+    """What one operation of a plan sends."""
+
+    # Why it cannot be sent as it stands.
+    refused: str
+    # What it sends (`{"consul": {method, path, query?, body?}}` or `{"aws": {service, operation,
+    # input}}`); absent when it sends nothing.
+    request: Any
+
+
+class _ServiceKeyInputRequired(TypedDict):
+    # Service name.
+    name: str
+
+
+class ServiceKeyInput(_ServiceKeyInputRequired, total=False):
+    """Where a service lives in Consul. (As the core reads it.)
+
+    Other keys are accepted and ignored.
+    """
+
+    # Datacenter (`None`: the agent's own).
+    datacenter: Optional[str]
+    # Namespace (Enterprise).
+    namespace: Optional[str]
+    # Partition (Enterprise).
+    partition: Optional[str]
+
+
+class _MeshItemInputRequired(TypedDict):
+    # The service name.
+    name: str
+
+
+class MeshItemInput(_MeshItemInputRequired, total=False):
+    """A service an entry item names. (As the core reads it.)"""
+
+    # The service's namespace (Enterprise; `None`: `default`).
+    namespace: Optional[str]
+
+
+class MeshConsumerInput(TypedDict, total=False):
+    """A consumer of exported services: a cluster peer or an admin partition. (As the core reads
+    it.)
+    """
+
+    # An admin partition (Enterprise).
+    partition: Optional[str]
+    # A cluster peer name.
+    peer: Optional[str]
+
+
+class _MeshEditInputRequired(TypedDict):
+    # The entry's kind.
+    kind: MeshEntryKind
+    # The entry's name.
+    name: str
+
+
+class MeshEditInput(_MeshEditInputRequired, total=False):
+    """What the registrator changes in one mesh entry: the items it adds (or, for exported services,
+    completes with the configured consumers) and the items it removes. Applied by `merge`. (As
+    the core reads it.)
+    """
+
+    # Managed services to list.
+    add: list[MeshItemInput]
+    # For exported services: the consumers every added service is exported to.
+    consumers: list[MeshConsumerInput]
+    # Whether the entry may be created when it does not exist.
+    create: bool
+    # Whether to write the `Namespace` of each item (Enterprise).
+    enterprise: bool
+    # Managed services to take out (deregistered).
+    remove: list[MeshItemInput]
+
+
+class _UpsertConfigEntryOperationInputRequired(TypedDict):
+    kind: Literal["upsertConfigEntry"]
+    # The service's change.
+    change: Change
+    # The Lambda extension's arguments.
+    entry: LambdaArgs
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+
+
+class UpsertConfigEntryOperationInput(_UpsertConfigEntryOperationInputRequired, total=False):
+    """Write the service-defaults entry that invokes the function."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+    # The entry's `ModifyIndex` as observed (`0`: absent, create only).
+    index: Optional[int]
+
+
+class _RegisterServiceOperationInputRequired(TypedDict):
+    kind: Literal["registerService"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+
+
+class RegisterServiceOperationInput(_RegisterServiceOperationInputRequired, total=False):
+    """Register the service on the registrator's node."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+    # The instance's `ModifyIndex` as observed (`0`: absent, create only).
+    index: Optional[int]
+
+
+class _PutExtensionDataOperationInputRequired(TypedDict):
+    kind: Literal["putExtensionData"]
+    # The service's change.
+    change: Change
+    # The serial of the leaf certificate to store.
+    leafSerial: str
+    # The parameter name.
+    parameter: str
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+
+
+class PutExtensionDataOperationInput(_PutExtensionDataOperationInputRequired, total=False):
+    """Write the service's extension data parameter."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+    # The customer KMS key.
+    keyId: Optional[str]
+    # The tier for values over 4096 bytes.
+    tier: Optional[Tier]
+
+
+class _DeregisterServiceOperationInputRequired(TypedDict):
+    kind: Literal["deregisterService"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+    # The observed instance's service ID.
+    serviceId: str
+
+
+class DeregisterServiceOperationInput(_DeregisterServiceOperationInputRequired, total=False):
+    """Deregister the service from the registrator's node."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+    # The instance's `ModifyIndex` as observed.
+    index: Optional[int]
+
+
+class _DeleteConfigEntryOperationInputRequired(TypedDict):
+    kind: Literal["deleteConfigEntry"]
+    # The service's change.
+    change: Change
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+
+
+class DeleteConfigEntryOperationInput(_DeleteConfigEntryOperationInputRequired, total=False):
+    """Delete the service-defaults entry."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+    # The entry's `ModifyIndex` as observed.
+    index: Optional[int]
+
+
+class _DeleteExtensionDataOperationInputRequired(TypedDict):
+    kind: Literal["deleteExtensionData"]
+    # The service's change.
+    change: Change
+    # The parameter name.
+    parameter: str
+    # Why.
+    reason: str
+    # The service.
+    service: ServiceKeyInput
+
+
+class DeleteExtensionDataOperationInput(_DeleteExtensionDataOperationInputRequired, total=False):
+    """Delete the service's extension data parameter."""
+
+    # Run only after `GetFunction` says this function does not exist.
+    confirmAbsent: Optional[str]
+    # The function (ARN).
+    function: Optional[str]
+
+
+class _UpdateTerminatingGatewayOperationInputRequired(TypedDict):
+    kind: Literal["updateTerminatingGateway"]
+    # `create` or `update`.
+    change: Change
+    # The items added and removed.
+    mesh: MeshEditInput
+    # Why.
+    reason: str
+    # The entry's name and partition.
+    service: ServiceKeyInput
+
+
+class UpdateTerminatingGatewayOperationInput(
+    _UpdateTerminatingGatewayOperationInputRequired, total=False
+):
+    """Merge the edit into the `terminating-gateway` entry."""
+
+    # The entry's `ModifyIndex` as observed (`0`: absent).
+    index: Optional[int]
+
+
+class _UpdateExportedServicesOperationInputRequired(TypedDict):
+    kind: Literal["updateExportedServices"]
+    # `create` or `update`.
+    change: Change
+    # The items added and removed.
+    mesh: MeshEditInput
+    # Why.
+    reason: str
+    # The entry's name and partition.
+    service: ServiceKeyInput
+
+
+class UpdateExportedServicesOperationInput(
+    _UpdateExportedServicesOperationInputRequired, total=False
+):
+    """Merge the edit into the `exported-services` entry."""
+
+    # The entry's `ModifyIndex` as observed (`0`: absent).
+    index: Optional[int]
+
+
+# The fields every operation has. (As the core reads it.) Tell the kinds apart by `kind`.
+OperationInput = Union[
+    UpsertConfigEntryOperationInput,
+    RegisterServiceOperationInput,
+    PutExtensionDataOperationInput,
+    DeregisterServiceOperationInput,
+    DeleteConfigEntryOperationInput,
+    DeleteExtensionDataOperationInput,
+    UpdateTerminatingGatewayOperationInput,
+    UpdateExportedServicesOperationInput,
+]
+
+
+class _LowerInputRequired(TypedDict):
+    # The operation (as a plan holds it).
+    operation: OperationInput
+
+
+class LowerInput(_LowerInputRequired, total=False):
+    """Input of `lowerOperation`."""
+
+    # For a mesh entry operation: the entry as read (absent: it does not exist).
+    entry: Any
+    # `NODE_NAME` (default `lambdas`).
+    nodeName: Optional[str]
+
+
 class _ExtensionDataInputRequired(TypedDict):
     # The raw leaf response.
     leaf: Leaf
@@ -1078,8 +1507,8 @@ class Start(_StartRequired, total=False):
 
     # The registrator's account, when the host knows it.
     accountId: Optional[str]
-    # Leaves the plan, the outcomes and the basis out of the result (a Lambda handler returns a
-    # small result; the counts, errors and failures stay).
+    # `false`: the result carries the plan, the outcomes and the basis (the command line asks for
+    # them). Default: a compact result (the counts, the errors and the failures).
     compact: Optional[bool]
     # Overrides `MAX_CONCURRENCY`.
     concurrency: Optional[int]
@@ -1088,7 +1517,7 @@ class Start(_StartRequired, total=False):
     doctor: Optional[bool]
     # Overrides `DRY_RUN`.
     dryRun: Optional[bool]
-    # The environment (the engine keeps only what it parses).
+    # The environment (the engine keeps only the configuration it reads from it).
     env: dict[str, str]
     # The EventBridge event; absent: a full sync.
     event: Any
@@ -1096,11 +1525,24 @@ class Start(_StartRequired, total=False):
     function: Optional[str]
     # Plans the removal of everything the registrator manages (`prune`).
     prune: Optional[bool]
-    # Applies exactly this reviewed plan (a `ReviewedPlan`: what `plan --out` wrote), or refuses if
-    # what it touches moved.
+    # Applies this reviewed plan (what `plan --out` wrote): only the operations a fresh plan also
+    # decides, or none.
     reviewed: Any
     # Seeds backoff jitter.
     seed: Optional[int]
+
+
+class Applied(TypedDict):
+    """Services whose change was confirmed done: a creation counts once its registration succeeded,
+    a deletion once its deregistration did, an update once every one of its writes did.
+    """
+
+    # Services registered for the first time.
+    created: int
+    # Services deregistered.
+    deleted: int
+    # Services repaired or changed.
+    updated: int
 
 
 class ObservedFunction(TypedDict):
@@ -1178,6 +1620,19 @@ class DoctorReport(TypedDict):
     ok: bool
 
 
+# What one operation does.
+OperationKind = Literal[
+    "upsertConfigEntry",
+    "registerService",
+    "putExtensionData",
+    "deregisterService",
+    "deleteConfigEntry",
+    "deleteExtensionData",
+    "updateTerminatingGateway",
+    "updateExportedServices",
+]
+
+
 # What became of one operation.
 OpStatus = Literal["planned", "ok", "failed", "skipped", "conflict"]
 
@@ -1187,7 +1642,7 @@ class _OutcomeRequired(TypedDict):
     change: Change
     # What the operation does.
     kind: OperationKind
-    # `PUT /v1/config`, `ssm PutParameter /name`: safe to print.
+    # The request it lowers to, e.g. `PUT /v1/config?cas=0&dc=dc1`: safe to print.
     request: str
     # The service.
     service: ServiceKey
@@ -1220,6 +1675,10 @@ class InventoryReport(_InventoryReportRequired, total=False):
     failed: list[str]
 
 
+# A CloudWatch Embedded Metric Format document.
+Metrics = dict[str, Any]
+
+
 class OpCounts(TypedDict):
     """Counts of operations by outcome."""
 
@@ -1249,11 +1708,11 @@ class AwsCounts(TypedDict):
 class ReadWrite(TypedDict):
     """Reads and writes."""
 
-    # GETs.
+    # Reads (and the doctor's questions).
     reads: int
     # `/v1/txn` requests (counted among the writes).
     transactions: int
-    # Everything else.
+    # Writes.
     writes: int
 
 
@@ -1271,6 +1730,8 @@ Verdict = Literal["ok", "ignored", "failed", "partial", "unreachable", "invalid_
 
 
 class _SyncResultRequired(TypedDict):
+    # What was confirmed done (all zero in a dry run).
+    applied: Applied
     # Whether nothing was to be changed.
     dryRun: bool
     # Milliseconds from the first step to the last (by the host's clock).
@@ -1287,18 +1748,18 @@ class _SyncResultRequired(TypedDict):
     message: str
     # The invocation's metrics as a CloudWatch Embedded Metric Format document: the host sets
     # `_aws.Timestamp` (wall clock, ms) and prints it as one line.
-    metrics: Any
+    metrics: Metrics
     # Whether the invocation succeeded (the Lambda handler raises when not).
     ok: bool
-    # Counts of `outcomes`.
+    # Counts of the outcomes.
     operations: OpCounts
-    # One entry per operation of the plan.
+    # One entry per operation of the plan, in a full result.
     outcomes: list[Outcome]
     # Whether writes stopped early (time ran out).
     partial: bool
     # Requests made.
     requests: RequestCounts
-    # The plan's counts (zero when no plan was made).
+    # The plan's counts: what was planned (zero when no plan was made).
     summary: Summary
     # What was reconciled.
     trigger: Trigger
@@ -1313,9 +1774,9 @@ class SyncResult(_SyncResultRequired, total=False):
     basis: PlanBasis
     # The doctor's report (`Start.doctor`).
     doctor: DoctorReport
-    # The failure behind `invalid_config` or another stop, with every problem.
+    # The failure behind a stop, with every problem: its code and hint say the way out.
     failure: Failure
-    # The plan, when one was made.
+    # The plan, in a full result (`compact: false`).
     plan: Plan
 
 
@@ -1344,19 +1805,21 @@ class AwsCall(TypedDict):
     service: str
 
 
-class _HttpRequestRequired(TypedDict):
-    # `GET`, `PUT` or `DELETE`.
+class _ConsulCallRequired(TypedDict):
+    # `GET`, `PUT`, `POST` or `DELETE`.
     method: str
-    # The path, e.g. `/v1/catalog/register`.
+    # The path, percent-encoded.
     path: str
 
 
-class HttpRequest(_HttpRequestRequired, total=False):
-    """An HTTP request to Consul's API."""
+class ConsulCall(_ConsulCallRequired, total=False):
+    """A Consul HTTP request: send `method` to the address + `path` (already percent-encoded: send
+    it as is) with `query` (URL-encode each value) and the JSON `body`.
+    """
 
     # The JSON body.
     body: Any
-    # Query parameters (`dc`, `ns`, `partition`).
+    # Query parameters.
     query: dict[str, str]
 
 
@@ -1375,9 +1838,8 @@ class WireRequest(_WireRequestRequired, total=False):
     # An AWS API call.
     aws: AwsCall
     # A Consul HTTP request.
-    consul: HttpRequest
-    # The answer's `Parameter.Value` is a Consul credential the host keeps (`consulToken` or
-    # `consulCaCert`) and feeds back as `""`.
+    consul: ConsulCall
+    # The answer's `Parameter.Value` is a Consul credential the host keeps and feeds back as `""`.
     secret: SecretKind
     # The request carries a private key: never log it.
     sensitive: bool
@@ -1389,7 +1851,7 @@ class _StepRequired(TypedDict):
 
 
 class Step(_StepRequired, total=False):
-    """What the host does next."""
+    """What the host does next: exactly one of `send`, `sleep` and `done`, with `logs`."""
 
     # The bound on requests in flight.
     concurrency: int
@@ -1404,12 +1866,12 @@ class Step(_StepRequired, total=False):
 
 
 class AnswerError(TypedDict, total=False):
-    """Why a request has no (successful) answer.
+    """Why a request has no (successful) answer, as the host reports it.
 
     Other keys are accepted and ignored.
     """
 
-    # `transport`, `config`, or the AWS error code.
+    # `transport` (no answer came), `config` (no credentials, no region), or the AWS error code.
     code: str
     # What happened.
     message: str
@@ -1423,11 +1885,13 @@ class _AnswerRequired(TypedDict):
 
 
 class Answer(_AnswerRequired, total=False):
-    """The answer to one request."""
+    """The JSON form of an answer: `{"id", "status", "headers", "body"}`, `{"id", "ok"}` or `{"id",
+    "error"}`.
+    """
 
     # Consul: the response body as text.
     body: Optional[str]
-    # No answer (`code: "transport"`), an AWS error, or a setup failure (`code: "config"`).
+    # No answer (`code: "transport"`), an AWS error, or a set-up failure (`code: "config"`).
     error: Optional[AnswerError]
     # Consul: response headers (names lower-case).
     headers: dict[str, str]
@@ -1438,7 +1902,7 @@ class Answer(_AnswerRequired, total=False):
 
 
 class ReviewedPlan(TypedDict):
-    """A plan reviewed by a person, to be applied exactly."""
+    """A plan reviewed by a person: what `plan --out` writes."""
 
     # What it was computed from.
     basis: PlanBasis
@@ -1457,6 +1921,8 @@ FunctionName = Literal[
     "evaluateFunction",
     "classifyEvent",
     "plan",
+    "planRequests",
+    "lowerOperation",
     "formatPlan",
     "extensionDataParameter",
     "parseGetResources",

@@ -75,8 +75,10 @@ With --json, a failure is one JSON object on stdout with "ok": false, "code" and
 
 reviewed plans:
   consul-lambda-sync plan --out plan.json   # review it
-  consul-lambda-sync sync --plan plan.json  # applies exactly that plan, or refuses if what it
-                                            # touches changed since (exit 1, plan_stale)
+  consul-lambda-sync sync --plan plan.json  # applies the plan's operations that a fresh plan
+                                            # also decides, or nothing: refuses if what it
+                                            # touches changed since (exit 1, plan_stale), or if
+                                            # the file holds anything else (plan_rejected)
 """
 
 
@@ -223,7 +225,12 @@ def _run(
     level = getattr(args, "log_level", None)
     if level:
         engine_env["LOG_LEVEL"] = level
-    start: Start = {"env": engine_env, "region": _region(env) or "", "seed": random.getrandbits(62)}
+    start: Start = {
+        "env": engine_env,
+        "region": _region(env) or "",
+        "seed": random.getrandbits(62),
+        "compact": False,  # the plan, the outcomes and the basis, to show and save
+    }
     if dry_run:
         start["dryRun"] = True
     if args.concurrency is not None:
@@ -405,9 +412,9 @@ def cmd_sync(args: argparse.Namespace, env: dict[str, str], prune: bool = False)
     result = _run(args, env, dry_run=False, bar=bool(show) and not args.json, prune=prune)
     plan: Mapping[str, Any] = result.get("plan") or {}
     failure = result.get("failure")
-    stale = failure is not None and failure["code"] == "plan_stale"
-    if not result["ok"] and (not plan or stale):
-        return _outcome(result, args, {})  # a stale reviewed plan: nothing was applied
+    refused = failure is not None and failure["code"] in ("plan_stale", "plan_rejected")
+    if not result["ok"] and (not plan or refused):
+        return _outcome(result, args, {})  # a reviewed plan refused: nothing was applied
     out = summary(result)
     if not result["ok"]:
         return _outcome(result, args, out)

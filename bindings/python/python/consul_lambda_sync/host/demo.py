@@ -268,7 +268,12 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
     def sync(dry_run: bool = False) -> dict[str, Any]:
         # The demo prints its own account of what happens; JSON logs are for Lambda.
         quiet = JsonLogger("error", stream=io.StringIO())
-        start: Start = {"env": start_env(env), "region": region, "accountId": account}
+        start: Start = {
+            "env": start_env(env),
+            "region": region,
+            "accountId": account,
+            "compact": False,  # the plan, to show
+        }
         if dry_run:
             start["dryRun"] = True
         result = run(start, carrier(env, aws, quiet), quiet)

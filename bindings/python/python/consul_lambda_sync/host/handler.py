@@ -79,7 +79,8 @@ def run(
                     max(1, step.get("concurrency", 8)), thread_name_prefix="cls-io"
                 )
             reqs = step.get("send") or []
-            engine.feed(list(pool.map(transport.carry, reqs, [timeout] * len(reqs))))
+            answers = list(pool.map(transport.carry, reqs, [timeout] * len(reqs)))
+            engine.feed(answers, time.monotonic() * 1000)
     finally:
         if pool is not None:
             pool.shutdown()

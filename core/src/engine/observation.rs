@@ -1,0 +1,98 @@
+//! What has been observed, and the planner's input made from it.
+
+use crate::consul::{CaRoots, Leaf, SsmParameter};
+use crate::engine::outcome::InventoryReport;
+use crate::engine::Run;
+use crate::plan::{
+    ConsulScope, ConsulState, ExtensionDataState, FailedFunction, Inventory, ObservedMeshEntry,
+    PlanInput,
+};
+use crate::tags::LambdaFunction;
+use std::collections::BTreeSet;
+
+/// What has been observed so far.
+#[derive(Debug, Default)]
+pub(crate) struct Observation {
+    pub(crate) local_dc: Option<String>,
+    pub(crate) datacenters: Vec<String>,
+    pub(crate) scopes: Vec<ConsulScope>,
+    pub(crate) functions: Vec<LambdaFunction>,
+    pub(crate) incomplete: Option<String>,
+    pub(crate) failed: Vec<FailedFunction>,
+    pub(crate) confirmed_absent: Vec<String>,
+    pub(crate) pages: u32,
+    pub(crate) tokens: BTreeSet<String>,
+    pub(crate) roots: Option<CaRoots>,
+    pub(crate) parameters: Vec<SsmParameter>,
+    pub(crate) parameter_tokens: BTreeSet<String>,
+    pub(crate) extension_failed: bool,
+    pub(crate) leaves: Vec<Leaf>,
+    /// The mesh config entries (docs/mesh.md), when mesh wiring is on.
+    pub(crate) mesh: Vec<ObservedMeshEntry>,
+}
+
+impl Observation {
+    /// What the Lambda inventory held.
+    pub(crate) fn report(&self) -> InventoryReport {
+        InventoryReport {
+            complete: self.incomplete.is_none(),
+            functions: self.functions.len(),
+            pages: self.pages,
+            error: self.incomplete.clone(),
+            failed: self.failed.iter().map(|f| f.arn.clone()).collect(),
+        }
+    }
+
+    /// Whether extension data is enabled and was observed.
+    pub(crate) fn extension_enabled(&self, run: &Run) -> bool {
+        run.config.consul_extension_data_prefix.is_some() && !self.extension_failed
+    }
+
+    /// The datacenter of a scope without one: the agent's, else `DATACENTER`.
+    pub(crate) fn local_datacenter(&self, run: &Run) -> String {
+        self.local_dc
+            .clone()
+            .or_else(|| run.config.datacenter.clone())
+            .unwrap_or_default()
+    }
+
+    /// The planner's input. The observation's large parts (functions, scopes,
+    /// leaves, parameters) move into it, and [`Observation::restore`] moves them
+    /// back: planning 10,000 functions copies none of them.
+    pub(crate) fn plan_input(&mut self, run: &Run, confirmed_absent: Vec<String>) -> PlanInput {
+        let extension_data = self.extension_enabled(run).then(|| ExtensionDataState {
+            roots: self.roots.clone(),
+            leaves: std::mem::take(&mut self.leaves),
+            parameters: std::mem::take(&mut self.parameters),
+        });
+        PlanInput {
+            // The planner is handed the validated configuration (`plan_with`).
+            config: Default::default(),
+            trigger: run.trigger.clone(),
+            inventory: Inventory {
+                account_id: run.account.clone().unwrap_or_default(),
+                region: run.region.clone(),
+                complete: self.incomplete.is_none(),
+                functions: std::mem::take(&mut self.functions),
+                failed: self.failed.clone(),
+                confirmed_absent,
+            },
+            consul: ConsulState {
+                local_datacenter: self.local_dc.clone(),
+                scopes: std::mem::take(&mut self.scopes),
+            },
+            extension_data,
+            mesh: self.mesh.clone(),
+        }
+    }
+
+    /// Moves the observation's parts back out of a planner input.
+    pub(crate) fn restore(&mut self, input: PlanInput) {
+        self.functions = input.inventory.functions;
+        self.scopes = input.consul.scopes;
+        if let Some(ext) = input.extension_data {
+            self.leaves = ext.leaves;
+            self.parameters = ext.parameters;
+        }
+    }
+}
