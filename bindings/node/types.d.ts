@@ -450,7 +450,11 @@ export interface CatalogService {
   [key: string]: unknown;
 }
 
-/** A node's services: a list (`node-services`) or a map by ID (`catalog/node`). */
+/**
+ * A node's services: a list (`node-services`) or a map by ID (`catalog/node`). Read by hand rather
+ * than as an untagged enum, which would first copy the whole answer into a generic tree (three
+ * times its size at 25,000 services).
+ */
 export type ServiceList = CatalogService[] | Record<string, CatalogService> | null;
 
 /**
@@ -679,7 +683,7 @@ export interface Confirmation {
   services: string[];
 }
 
-/** Where a service lives in Consul. */
+/** Where a service lives in Consul (read strictly: a key holds nothing else). */
 export interface ServiceKey {
   /** Datacenter (`None`: the agent's own). */
   datacenter?: string;
@@ -1003,7 +1007,10 @@ export interface RequestPreview {
   request?: unknown;
 }
 
-/** Where a service lives in Consul. (As the core reads it.) */
+/**
+ * Where a service lives in Consul (read strictly: a key holds nothing else). (As the core reads
+ * it.)
+ */
 export interface ServiceKeyInput {
   /** Datacenter (`None`: the agent's own). */
   datacenter?: string | null;
@@ -1013,8 +1020,6 @@ export interface ServiceKeyInput {
   namespace?: string | null;
   /** Partition (Enterprise). */
   partition?: string | null;
-  /** Other keys are accepted and ignored. */
-  [key: string]: unknown;
 }
 
 /** A service an entry item names. (As the core reads it.) */
@@ -1535,11 +1540,12 @@ export interface AwsCall {
 
 /**
  * A Consul HTTP request: send `method` to the address + `path` (already percent-encoded: send it as
- * is) with `query` (URL-encode each value) and the JSON `body`.
+ * is) with `query` (URL-encode each value) and `body` (JSON text: send it as is, `Content-Type:
+ * application/json`).
  */
 export interface ConsulCall {
-  /** The JSON body. */
-  body?: unknown;
+  /** The body: JSON text, sent as is. */
+  body?: string;
   /** `GET`, `PUT`, `POST` or `DELETE`. */
   method: string;
   /** The path, percent-encoded. */

@@ -149,9 +149,11 @@ pub fn call_enveloped(function: &str, input: &str) -> String {
 
 /// The sync engine behind the JSON API (docs/engine.md): every binding wraps
 /// this handle unchanged — JSON text in, JSON text out.
+#[cfg(feature = "engine")]
 #[derive(Debug)]
 pub struct EngineHandle(crate::engine::Engine);
 
+#[cfg(feature = "engine")]
 impl EngineHandle {
     /// Starts an invocation from the start JSON.
     pub fn new(start: &str) -> Result<Self, Failure> {
@@ -170,6 +172,7 @@ impl EngineHandle {
     }
 }
 
+#[cfg(feature = "engine")]
 fn millis(ms: f64) -> u64 {
     if ms.is_finite() && ms > 0.0 {
         // Saturating float-to-int conversion; fractions of a millisecond drop.

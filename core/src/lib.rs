@@ -17,6 +17,7 @@ pub mod arn;
 pub mod aws;
 pub mod config;
 pub mod consul;
+#[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -32,6 +33,7 @@ pub mod tags;
 pub mod text;
 
 pub use config::{config_from_env, config_from_input, Config, ConfigInput};
+#[cfg(feature = "engine")]
 pub use engine::{doctor, Engine};
 pub use error::{Code, Diagnostic, Failure};
 pub use event::{classify_event, Trigger};

@@ -22,6 +22,7 @@ pub fn call(function: &str, input: &str) -> Result<String, JsError> {
 }
 
 /// The sync engine (docs/engine.md): JSON text in, JSON text out.
+#[cfg(feature = "engine")]
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Engine {
@@ -35,6 +36,7 @@ fn failure_text(failure: &consul_lambda_sync::error::Failure) -> String {
     })
 }
 
+#[cfg(feature = "engine")]
 #[wasm_bindgen]
 impl Engine {
     /// Starts an invocation from the start JSON.

@@ -57,7 +57,7 @@ test('consul transport: token header, the raw path byte for byte, encoded query,
     assert.equal(a.headers['retry-after'], '1');
     assert.equal(seen[0].url, '/v1/config/service-defaults/a%2E%2E%2Fb/../x%20y?dc=dc%201%26x%3Dy&ns=*');
     assert.equal(seen[0].token, 'tok-secret');
-    const b = await t.send(2, { method: 'PUT', path: '/v1/txn', body: [{ Node: { Verb: 'cas' } }] }, 1000);
+    const b = await t.send(2, { method: 'PUT', path: '/v1/txn', body: '[{"Node":{"Verb":"cas"}}]' }, 1000);
     assert.equal(b.status, 200);
     assert.equal(seen[1].type, 'application/json');
     assert.deepEqual(JSON.parse(seen[1].body), [{ Node: { Verb: 'cas' } }]);

@@ -69,7 +69,7 @@ function createConsulTransport(config, o = {}) {
         const query = Object.entries(call.query || {})
           .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
           .join('&');
-        const body = call.body === undefined || call.body === null ? undefined : JSON.stringify(call.body);
+        const body = typeof call.body === 'string' ? call.body : undefined; // JSON text, sent as is
         const headers = { accept: 'application/json' };
         if (secrets.token) headers['x-consul-token'] = secrets.token;
         if (body !== undefined) {

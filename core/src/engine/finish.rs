@@ -32,6 +32,9 @@ pub(crate) struct Ending {
     pub(crate) inventory: InventoryReport,
     pub(crate) executed: Option<Executed>,
     pub(crate) basis: Option<PlanBasis>,
+    /// The functions the plan keeps registered, counted before a compact run
+    /// let go of the plan's rows.
+    pub(crate) functions_enabled: Option<usize>,
     /// The doctor's report, verdict and message.
     pub(crate) doctor: Option<(DoctorReport, Verdict, String)>,
 }
@@ -46,79 +49,84 @@ impl Ending {
     }
 }
 
-/// The outcomes of the plan's operations, and their counts.
-fn outcomes(
-    plan: Option<&Plan>,
-    executed: Option<&Executed>,
-    node: &str,
-) -> (Vec<Outcome>, OpCounts) {
-    let Some(plan) = plan else {
-        return (Vec::new(), OpCounts::default());
-    };
-    let lowering = Lowering { node };
-    let mut counts = OpCounts::default();
-    let list = plan
-        .operations
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let status = executed
-                .and_then(|e| e.status.get(i).copied())
-                .unwrap_or(OpStatus::Planned);
-            counts.add(status);
-            Outcome {
-                kind: op.kind(),
-                service: op.service.clone(),
-                change: op.change,
-                status,
-                request: lowering.describe(op),
-                error: executed.and_then(|e| e.errors.get(i).cloned().flatten()),
-            }
-        })
-        .collect();
-    (list, counts)
+/// What became of the plan's operations: every outcome (in a full result) or
+/// only those that did not succeed, their counts, and what was confirmed done.
+struct Tally {
+    outcomes: Vec<Outcome>,
+    failures: Vec<Outcome>,
+    counts: OpCounts,
+    applied: Applied,
+    mesh_written: usize,
 }
 
-/// What was confirmed done: creations whose registration succeeded, deletions
-/// whose deregistration did, updates whose every write did.
-fn applied(outcomes: &[Outcome]) -> Applied {
-    #[derive(Default)]
-    struct Seen {
-        change: Option<Change>,
-        registered: bool,
-        deregistered: bool,
-        all_ok: bool,
-        any: bool,
-    }
+/// What one service's operations came to.
+#[derive(Default)]
+struct Seen {
+    change: Option<Change>,
+    registered: bool,
+    deregistered: bool,
+    all_ok: bool,
+    any: bool,
+}
+
+fn tally(plan: Option<&Plan>, executed: Option<&Executed>, node: &str, full: bool) -> Tally {
+    let mut t = Tally {
+        outcomes: Vec::new(),
+        failures: Vec::new(),
+        counts: OpCounts::default(),
+        applied: Applied::default(),
+        mesh_written: 0,
+    };
+    let Some(plan) = plan else { return t };
+    let lowering = Lowering { node };
     let mut by_service: BTreeMap<&crate::consul::ServiceKey, Seen> = BTreeMap::new();
-    for o in outcomes {
-        if matches!(
-            o.kind,
-            OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices
-        ) {
+    for (i, op) in plan.operations.iter().enumerate() {
+        let status = executed
+            .and_then(|e| e.status.get(i).copied())
+            .unwrap_or(OpStatus::Planned);
+        t.counts.add(status);
+        let ok = status == OpStatus::Ok;
+        if op.mesh().is_some() {
+            t.mesh_written += usize::from(ok);
+        } else {
+            let seen = by_service.entry(&op.service).or_insert(Seen {
+                all_ok: true,
+                ..Seen::default()
+            });
+            seen.change = Some(op.change);
+            seen.any = true;
+            seen.all_ok &= ok;
+            seen.registered |= ok && op.kind() == OperationKind::RegisterService;
+            seen.deregistered |= ok && op.kind() == OperationKind::DeregisterService;
+        }
+        let failed = !matches!(status, OpStatus::Ok | OpStatus::Planned);
+        if !full && !failed {
             continue;
         }
-        let seen = by_service.entry(&o.service).or_insert(Seen {
-            all_ok: true,
-            ..Seen::default()
-        });
-        let ok = o.status == OpStatus::Ok;
-        seen.change = Some(o.change);
-        seen.any = true;
-        seen.all_ok &= ok;
-        seen.registered |= ok && o.kind == OperationKind::RegisterService;
-        seen.deregistered |= ok && o.kind == OperationKind::DeregisterService;
+        let outcome = Outcome {
+            kind: op.kind(),
+            service: op.service.clone(),
+            change: op.change,
+            status,
+            request: lowering.describe(op),
+            error: executed.and_then(|e| e.errors.get(i).cloned().flatten()),
+        };
+        if failed {
+            t.failures.push(outcome.clone());
+        }
+        if full {
+            t.outcomes.push(outcome);
+        }
     }
-    let mut a = Applied::default();
     for s in by_service.values() {
         match s.change {
-            Some(Change::Create) if s.registered => a.created += 1,
-            Some(Change::Delete) if s.deregistered => a.deleted += 1,
-            Some(Change::Update) if s.any && s.all_ok => a.updated += 1,
+            Some(Change::Create) if s.registered => t.applied.created += 1,
+            Some(Change::Delete) if s.deregistered => t.applied.deleted += 1,
+            Some(Change::Update) if s.any && s.all_ok => t.applied.updated += 1,
             _ => {}
         }
     }
-    a
+    t
 }
 
 /// The verdict and its message.
@@ -202,14 +210,15 @@ fn verdict(
 
 /// The result of an ending; logs "sync finished".
 pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
-    let (all, operations) = outcomes(
+    let full = !run.compact;
+    let t = tally(
         ending.plan.as_ref(),
         ending.executed.as_ref(),
         &run.config.node_name,
+        full,
     );
-    let applied = applied(&all);
     let partial = ending.executed.as_ref().is_some_and(|e| e.partial);
-    let (verdict, message) = verdict(run, &ending, &operations, &applied, partial);
+    let (verdict, message) = verdict(run, &ending, &t.counts, &t.applied, partial);
     let summary = ending
         .plan
         .as_ref()
@@ -221,27 +230,11 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         run,
         verdict,
         &message,
-        &applied,
-        &operations,
+        &t,
         &summary,
+        ending.stop.as_ref(),
         duration_ms,
     );
-    let mesh_written = all
-        .iter()
-        .filter(|o| o.status == OpStatus::Ok)
-        .filter(|o| {
-            matches!(
-                o.kind,
-                OperationKind::UpdateTerminatingGateway | OperationKind::UpdateExportedServices
-            )
-        })
-        .count();
-    let failures = all
-        .iter()
-        .filter(|o| !matches!(o.status, OpStatus::Ok | OpStatus::Planned))
-        .cloned()
-        .collect();
-    let full = !run.compact;
     let mut r = SyncResult {
         ok: verdict.ok(),
         verdict,
@@ -250,16 +243,16 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         dry_run: run.config.dry_run || ending.doctor.is_some(),
         trigger: run.trigger.clone(),
         summary,
-        applied,
+        applied: t.applied,
         plan: None,
-        outcomes: if full { all } else { Vec::new() },
+        outcomes: t.outcomes,
         errors: ending
             .plan
             .as_ref()
             .map(|p| p.errors.clone())
             .unwrap_or_default(),
-        failures,
-        operations,
+        failures: t.failures,
+        operations: t.counts,
         inventory: ending.inventory,
         requests: io.counts.clone(),
         partial,
@@ -269,11 +262,25 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         metrics: super::outcome::Metrics::default(),
         doctor: ending.doctor.map(|(report, _, _)| report),
     };
-    r.metrics = r.measure(ending.plan.as_ref(), mesh_written);
+    let enabled = ending
+        .functions_enabled
+        .unwrap_or_else(|| ending.plan.as_ref().map_or(0, functions_enabled));
+    r.metrics = r.measure(enabled, t.mesh_written);
     if full {
         r.plan = ending.plan;
     }
     r
+}
+
+/// The functions a plan keeps registered (for the metrics).
+pub(crate) fn functions_enabled(plan: &Plan) -> usize {
+    plan.services
+        .iter()
+        .filter(|s| s.change != Change::Delete)
+        .filter_map(|s| s.function.as_deref())
+        .map(|f| f.split(':').take(7).last().unwrap_or(f))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -282,11 +289,12 @@ fn log_finished(
     run: &Run,
     verdict: Verdict,
     message: &str,
-    applied: &Applied,
-    ops: &OpCounts,
+    t: &Tally,
     summary: &crate::plan::Summary,
+    stop: Option<&Stop>,
     duration_ms: u64,
 ) {
+    let (applied, ops) = (&t.applied, &t.counts);
     let level = if verdict.ok() {
         LogLevel::Info
     } else {
@@ -312,6 +320,8 @@ fn log_finished(
         ("consulWrites", Some(c.consul.writes.into())),
         ("awsCalls", Some((c.aws.reads + c.aws.writes).into())),
         ("durationMs", Some(duration_ms.into())),
+        ("code", stop.map(|s| s.failure.code.as_str().into())),
+        ("hint", stop.map(|s| s.failure.hint.clone().into())),
     ];
     io.log(level, "sync finished", fields);
 }

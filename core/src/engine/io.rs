@@ -34,6 +34,8 @@ pub(crate) struct Io {
     pub(crate) concurrency: u32,
     /// The timeout of one request.
     pub(crate) timeout_ms: u64,
+    /// The id of the last answer no request waited for.
+    pub(crate) last_unknown: Option<u64>,
 }
 
 impl Io {
@@ -50,6 +52,7 @@ impl Io {
             gates: BTreeMap::new(),
             concurrency,
             timeout_ms,
+            last_unknown: None,
         }
     }
 
@@ -214,6 +217,11 @@ impl<P> Calls<P> {
                 attempt,
             },
         ));
+    }
+
+    /// How many requests are queued (not sent yet).
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     /// Whether nothing is queued, waiting or in flight.

@@ -249,11 +249,26 @@ impl Engine {
         Ok(Engine::new(start))
     }
 
-    /// Parses a JSON list of answers and feeds them, at the host's time `now_ms`.
+    /// Parses a JSON list of answers and feeds them, at the host's time `now_ms`:
+    /// each answer is fed as it is read, so only one answer's body is held at a
+    /// time.
     pub fn feed_json(&mut self, answers: &str, now_ms: u64) -> Result<(), Failure> {
-        let answers: Vec<Answer> =
-            serde_json::from_str(answers).map_err(|e| Failure::input("answers", &e))?;
-        self.feed(answers, now_ms)
+        self.io.tick(now_ms);
+        let mut unknown = None;
+        let mut de = serde_json::Deserializer::from_str(answers);
+        let fed = serde::de::DeserializeSeed::deserialize(
+            Feeder {
+                engine: self,
+                unknown: &mut unknown,
+            },
+            &mut de,
+        )
+        .and_then(|()| de.end());
+        match (unknown, fed) {
+            (Some(id), _) => Err(unknown_answer(id)),
+            (None, Err(e)) => Err(Failure::input("answers", &e)),
+            (None, Ok(())) => Ok(()),
+        }
     }
 
     /// Takes the answers to the last step's requests (any order), at the host's
@@ -261,19 +276,21 @@ impl Engine {
     pub fn feed(&mut self, answers: Vec<Answer>, now_ms: u64) -> Result<(), Failure> {
         self.io.tick(now_ms);
         for answer in answers {
-            let known =
-                self.with_phase(|phase, io, run| phase.answer(io, run, answer.id, answer.reply));
-            if !known {
-                return Err(Diagnostic::new(
-                    Code::InvalidInput,
-                    format!("no request with id {} is waiting for an answer", answer.id),
-                    "feed each answer once, with the id of its request",
-                )
-                .key("id")
-                .into());
+            if !self.feed_one(answer) {
+                return Err(unknown_answer(answer_id_of_last(&self.io)));
             }
         }
         Ok(())
+    }
+
+    /// Feeds one answer; `false` when no request of its id is waiting.
+    fn feed_one(&mut self, answer: Answer) -> bool {
+        let id = answer.id;
+        let known = self.with_phase(|phase, io, run| phase.answer(io, run, id, answer.reply));
+        if !known {
+            self.io.last_unknown = Some(id);
+        }
+        known
     }
 
     /// The JSON text of [`Engine::next`].
@@ -335,6 +352,55 @@ impl Engine {
             Phase::Doctoring(p) => f(p.as_mut(), io, run),
             Phase::Done(_) => f(&mut Idle, io, run),
         }
+    }
+}
+
+/// The failure for an answer no request waits for.
+fn unknown_answer(id: u64) -> Failure {
+    Diagnostic::new(
+        Code::InvalidInput,
+        format!("no request with id {id} is waiting for an answer"),
+        "feed each answer once, with the id of its request",
+    )
+    .key("id")
+    .into()
+}
+
+/// The id of the last answer no request waited for.
+fn answer_id_of_last(io: &Io) -> u64 {
+    io.last_unknown.unwrap_or_default()
+}
+
+/// Reads a JSON list of answers, feeding each as it is read.
+struct Feeder<'e> {
+    engine: &'e mut Engine,
+    unknown: &'e mut Option<u64>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Feeder<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Feeder<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of answers")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(answer) = seq.next_element::<Answer>()? {
+            let id = answer.id;
+            if !self.engine.feed_one(answer) {
+                *self.unknown = Some(id);
+                return Err(serde::de::Error::custom("an answer no request waits for"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +472,9 @@ pub(crate) trait Machine {
     fn settle(&mut self, io: &mut Io, run: &mut Run, settled: Settled<Self::Purpose>);
     /// Every request is answered: queue more, or move on.
     fn advance(&mut self, io: &mut Io, run: &mut Run) -> Advance;
+    /// Queues more of what is under way before a step is made (a phase that
+    /// starts its requests as the step has room).
+    fn refill(&mut self, _io: &mut Io) {}
 }
 
 /// What the engine asks of the current phase, whatever its purposes.
@@ -425,6 +494,7 @@ pub(crate) trait Driver {
 
 impl<M: Machine> Driver for M {
     fn take_batch(&mut self, io: &mut Io, run: &mut Run) -> (Vec<Sent>, bool) {
+        self.refill(io);
         let (sent, failed) = self.calls().take_batch(io);
         let settled = !failed.is_empty();
         for s in failed {

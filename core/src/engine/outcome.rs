@@ -381,19 +381,10 @@ impl Serialize for Metrics {
 }
 
 impl SyncResult {
-    /// The metrics of this result; `plan`: the plan it carried out;
-    /// `mesh_written`: the mesh entry writes confirmed.
-    pub(crate) fn measure(&self, plan: Option<&Plan>, mesh_written: usize) -> Metrics {
+    /// The metrics of this result; `enabled`: the functions the plan keeps
+    /// registered; `mesh_written`: the mesh entry writes confirmed.
+    pub(crate) fn measure(&self, enabled: usize, mesh_written: usize) -> Metrics {
         let s = &self.summary;
-        let enabled = plan.map_or(0, |p| {
-            p.services
-                .iter()
-                .filter(|s| s.change != Change::Delete)
-                .filter_map(|s| s.function.as_deref())
-                .map(|f| f.split(':').take(7).last().unwrap_or(f))
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-        });
         let invalid = self
             .errors
             .iter()

@@ -308,8 +308,8 @@ mod schema {
     use std::collections::BTreeMap;
 
     /// A Consul HTTP request: send `method` to the address + `path` (already
-    /// percent-encoded: send it as is) with `query` (URL-encode each value) and the
-    /// JSON `body`.
+    /// percent-encoded: send it as is) with `query` (URL-encode each value) and
+    /// `body` (JSON text: send it as is, `Content-Type: application/json`).
     #[allow(dead_code)]
     #[derive(schemars::JsonSchema)]
     #[serde(rename_all = "camelCase")]
@@ -322,9 +322,9 @@ mod schema {
         /// Query parameters.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         query: Option<BTreeMap<String, String>>,
-        /// The JSON body.
+        /// The body: JSON text, sent as is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        body: Option<serde_json::Value>,
+        body: Option<String>,
     }
 
     /// An AWS API call, as both SDKs take it.

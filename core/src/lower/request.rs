@@ -380,6 +380,9 @@ pub struct ConsulWire<'a> {
     pub query: Query,
     /// The JSON body.
     pub body: Option<Body<'a>>,
+    /// Whether the body is written as JSON text in a string (what a host sends
+    /// as is) rather than as JSON.
+    pub body_as_text: bool,
 }
 
 /// A request body, written from the typed request.
@@ -407,6 +410,7 @@ impl ConsulRequest {
             path: self.path(),
             query: self.query(),
             body: self.body(),
+            body_as_text: false,
         }
     }
 
@@ -514,8 +518,14 @@ impl Serialize for ConsulWire<'_> {
         if !self.query.is_empty() {
             st.serialize_field("query", &self.query)?;
         }
-        if let Some(b) = &self.body {
-            st.serialize_field("body", b)?;
+        match (&self.body, self.body_as_text) {
+            (Some(Body::Raw(raw)), true) => st.serialize_field("body", raw.get())?,
+            (Some(b), true) => {
+                let text = serde_json::to_string(b).map_err(serde::ser::Error::custom)?;
+                st.serialize_field("body", &text)?;
+            }
+            (Some(b), false) => st.serialize_field("body", b)?,
+            (None, _) => {}
         }
         st.end()
     }
@@ -876,8 +886,9 @@ impl Serialize for AwsWire<'_> {
 }
 
 /// One request of a step, with its id, as the host reads it: `{"id", "consul":
-/// {method, path, query?, body?}}` or `{"id", "aws": {service, operation, input},
-/// "secret"?, "sensitive"?}`.
+/// {method, path, query?, body?}}` (`body`: the JSON text to send, as is) or
+/// `{"id", "aws": {service, operation, input}, "secret"?, "sensitive"?}`.
+/// A preview (no id) shows the body as JSON.
 #[derive(Debug)]
 pub struct Outgoing<'a> {
     /// Identifies the answer (`None`: a preview, without one).
@@ -893,7 +904,13 @@ impl Serialize for Outgoing<'_> {
             m.serialize_entry("id", &id)?;
         }
         match self.request {
-            Request::Consul(c) => m.serialize_entry("consul", &c.wire())?,
+            Request::Consul(c) => {
+                let wire = ConsulWire {
+                    body_as_text: self.id.is_some(),
+                    ..c.wire()
+                };
+                m.serialize_entry("consul", &wire)?
+            }
             Request::Aws(a) => {
                 m.serialize_entry("aws", &AwsWire(a))?;
                 if let Some(secret) = a.secret() {

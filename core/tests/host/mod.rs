@@ -22,7 +22,16 @@ pub struct ConsulCall {
     pub path: String,
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    /// The body's JSON text, read as JSON.
+    #[serde(default, deserialize_with = "json_text")]
     pub body: Option<Value>,
+}
+
+/// A body sent as JSON text, parsed.
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| serde_json::from_str(&t).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 #[derive(Debug, Clone, Deserialize)]

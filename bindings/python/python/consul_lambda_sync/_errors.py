@@ -125,6 +125,12 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "acl_denied": PlanError,
     "acl_filtered": PlanError,
     "plan_stale": PlanError,
+    "plan_rejected": PlanError,
+    "consul_unreachable": PlanError,
+    "aws_unreachable": PlanError,
+    "consul_error": PlanError,
+    "aws_error": PlanError,
+    "setup_failed": ConfigError,
 }
 
 

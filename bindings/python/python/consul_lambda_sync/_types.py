@@ -518,7 +518,9 @@ class CatalogService(_CatalogServiceRequired, total=False):
     Tags: Optional[list[str]]
 
 
-# A node's services: a list (`node-services`) or a map by ID (`catalog/node`).
+# A node's services: a list (`node-services`) or a map by ID (`catalog/node`). Read by hand rather
+# than as an untagged enum, which would first copy the whole answer into a generic tree (three times
+# its size at 25,000 services).
 ServiceList = Optional[Union[list[CatalogService], dict[str, CatalogService]]]
 
 
@@ -800,7 +802,7 @@ class _ServiceKeyRequired(TypedDict):
 
 
 class ServiceKey(_ServiceKeyRequired, total=False):
-    """Where a service lives in Consul."""
+    """Where a service lives in Consul (read strictly: a key holds nothing else)."""
 
     # Datacenter (`None`: the agent's own).
     datacenter: str
@@ -1191,9 +1193,8 @@ class _ServiceKeyInputRequired(TypedDict):
 
 
 class ServiceKeyInput(_ServiceKeyInputRequired, total=False):
-    """Where a service lives in Consul. (As the core reads it.)
-
-    Other keys are accepted and ignored.
+    """Where a service lives in Consul (read strictly: a key holds nothing else). (As the core reads
+    it.)
     """
 
     # Datacenter (`None`: the agent's own).
@@ -1814,11 +1815,12 @@ class _ConsulCallRequired(TypedDict):
 
 class ConsulCall(_ConsulCallRequired, total=False):
     """A Consul HTTP request: send `method` to the address + `path` (already percent-encoded: send
-    it as is) with `query` (URL-encode each value) and the JSON `body`.
+    it as is) with `query` (URL-encode each value) and `body` (JSON text: send it as is,
+    `Content-Type: application/json`).
     """
 
-    # The JSON body.
-    body: Any
+    # The body: JSON text, sent as is.
+    body: str
     # Query parameters.
     query: dict[str, str]
 

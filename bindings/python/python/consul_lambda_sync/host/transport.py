@@ -115,8 +115,8 @@ class Consul:
             path += "?" + urlencode(req["query"])
         headers = {"User-Agent": "consul-lambda-sync"}
         body = None
-        if "body" in req:
-            body = json.dumps(req["body"], separators=(",", ":")).encode()
+        if "body" in req:  # JSON text, sent as is
+            body = req["body"].encode()
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["X-Consul-Token"] = self.token
