@@ -412,10 +412,10 @@ function renderIgnored(plan) {
   const n = plan.ignored.length + plan.confirmations.length;
   box.hidden = n === 0;
   if (!n) return;
-  box.querySelector('summary').textContent = `Left alone: ${plural(plan.ignored.length, 'object')}; deletions awaiting GetFunction: ${plan.confirmations.length}`;
+  box.querySelector('summary').textContent = `Left alone: ${plural(plan.ignored.length, 'object')}; deletions awaiting ListTags: ${plan.confirmations.length}`;
   const items = [
     ...plan.ignored.slice(0, 500).map((i) => `<li>${i.service ? `<strong>${esc(i.service.name)}</strong> ` : ''}${esc(i.reason)}</li>`),
-    ...plan.confirmations.slice(0, 500).map((c) => `<li>Deleting <strong>${esc(c.services.join(', '))}</strong> waits until GetFunction confirms that <code>${esc(c.function)}</code> no longer exists.</li>`),
+    ...plan.confirmations.slice(0, 500).map((c) => `<li>Deleting <strong>${esc(c.services.join(', '))}</strong> waits until ListTags confirms that <code>${esc(c.function)}</code> no longer exists.</li>`),
   ];
   box.querySelector('ul').innerHTML = items.join('');
 }
@@ -447,7 +447,7 @@ function detailHtml(svc) {
   if (!ops.length) return '<p class="muted">No request: the service is already as wanted.</p>';
   return `<ol class="ops">${ops.map((op) => `<li class="op">
     <div class="op-head"><strong>${esc(OP_LABELS[op.kind] || op.kind)}</strong> <span class="muted">${esc(op.reason)}</span></div>
-    ${op.confirmAbsent ? `<p class="note">Runs only after GetFunction confirms that <code>${esc(op.confirmAbsent)}</code> does not exist.</p>` : ''}
+    ${op.confirmAbsent ? `<p class="note">Runs only after ListTags confirms that <code>${esc(op.confirmAbsent)}</code> does not exist.</p>` : ''}
     ${op.leafSerial ? `<p class="note">Leaf certificate serial <code>${esc(op.leafSerial)}</code> (the key itself never enters the plan).</p>` : ''}
     ${requestHtml(op)}</li>`).join('')}</ol>`;
 }

@@ -56,7 +56,11 @@ export type ErrorCode =
   | 'aws_unreachable'
   | 'consul_error'
   | 'aws_error'
-  | 'setup_failed';
+  | 'setup_failed'
+  | 'extension_data_prefix_overlap'
+  | 'name_on_other_node'
+  | 'alias_not_found'
+  | 'answer_too_large';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -401,7 +405,7 @@ export interface FullSyncTrigger {
   kind: 'fullSync';
 }
 
-/** Reconcile one function: the host reads it with `GetFunction` (absent means deleted). */
+/** Reconcile one function: the host reads it with `ListTags` (absent means deleted). */
 export interface FunctionTrigger {
   kind: 'function';
   /** The function's unqualified ARN. */
@@ -423,6 +427,20 @@ export interface IgnoreTrigger {
 
 /** What the registrator must do for one event. Tell the kinds apart by `kind`. */
 export type Trigger = FullSyncTrigger | FunctionTrigger | IgnoreTrigger;
+
+/** A service name Consul has on a node other than the registrator's. */
+export interface NameElsewhere {
+  /** The datacenter it was found in. */
+  datacenter: string;
+  /** The service name. */
+  name: string;
+  /** Its namespace (Enterprise). */
+  namespace?: string | null;
+  /** The nodes it is on (the first few; empty when the token may not read them). */
+  nodes?: string[];
+  /** Its partition (Enterprise). */
+  partition?: string | null;
+}
 
 /** The node part of a node-services response. */
 export interface NodeInfo {
@@ -519,6 +537,11 @@ export interface ConsulScope {
 
 /** The observed Consul state: raw responses per datacenter and partition. */
 export interface ConsulState {
+  /**
+   * Wanted names that Consul also has on nodes other than the registrator's, in any datacenter:
+   * their functions are refused (docs/contract.md §5.3).
+   */
+  elsewhere?: NameElsewhere[];
   /** The agent's own datacenter (`/v1/agent/self` → `Config.Datacenter`). */
   localDatacenter?: string | null;
   /** One entry per datacenter (and partition) observed. */
@@ -605,12 +628,17 @@ export interface Inventory {
   accountId: string;
   /** Whether the listing covered every function (no page failed). */
   complete?: boolean;
-  /** Function ARNs that `GetFunction` confirmed do not exist. */
+  /** Function ARNs that `ListTags` confirmed do not exist. */
   confirmedAbsent?: string[];
   /** Functions that could not be loaded; their Consul state is left as it is. */
   failed?: FailedFunction[];
   /** The tagged functions. */
   functions?: LambdaFunctionInput[];
+  /**
+   * Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist: their alias services
+   * are not created (docs/contract.md §5.3).
+   */
+  missingAliases?: string[];
   /** The registrator's AWS region. */
   region: string;
 }
@@ -633,7 +661,7 @@ export interface FullSyncTriggerInput {
   kind: 'fullSync';
 }
 
-/** Reconcile one function: the host reads it with `GetFunction` (absent means deleted). */
+/** Reconcile one function: the host reads it with `ListTags` (absent means deleted). */
 export interface FunctionTriggerInput {
   kind: 'function';
   /** The function's unqualified ARN. */
@@ -675,7 +703,7 @@ export interface PlanInput {
   trigger?: TriggerInput;
 }
 
-/** Operations that wait for `GetFunction` to confirm that a function is gone. */
+/** Operations that wait for `ListTags` to confirm that a function is gone. */
 export interface Confirmation {
   /** The function's ARN. */
   function: string;
@@ -782,7 +810,7 @@ export interface UpsertConfigEntryOperation {
   kind: 'upsertConfigEntry';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The Lambda extension's arguments. */
   entry: LambdaArgs;
@@ -801,7 +829,7 @@ export interface RegisterServiceOperation {
   kind: 'registerService';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The function (ARN). */
   function?: string;
@@ -818,7 +846,7 @@ export interface PutExtensionDataOperation {
   kind: 'putExtensionData';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The function (ARN). */
   function?: string;
@@ -841,7 +869,7 @@ export interface DeregisterServiceOperation {
   kind: 'deregisterService';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The function (ARN). */
   function?: string;
@@ -860,7 +888,7 @@ export interface DeleteConfigEntryOperation {
   kind: 'deleteConfigEntry';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The function (ARN). */
   function?: string;
@@ -877,7 +905,7 @@ export interface DeleteExtensionDataOperation {
   kind: 'deleteExtensionData';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string;
   /** The function (ARN). */
   function?: string;
@@ -974,7 +1002,7 @@ export interface Summary {
 
 /** The plan: what to do, in order, and everything worth saying about it. */
 export interface Plan {
-  /** Operations (deletions and take-overs) that wait for `GetFunction`, by function. */
+  /** Operations (deletions and take-overs) that wait for `ListTags`, by function. */
   confirmations: Confirmation[];
   /** Per-function and plan-wide errors. */
   errors: Diagnostic[];
@@ -1067,7 +1095,7 @@ export interface UpsertConfigEntryOperationInput {
   kind: 'upsertConfigEntry';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The Lambda extension's arguments. */
   entry: LambdaArgs;
@@ -1086,7 +1114,7 @@ export interface RegisterServiceOperationInput {
   kind: 'registerService';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The function (ARN). */
   function?: string | null;
@@ -1103,7 +1131,7 @@ export interface PutExtensionDataOperationInput {
   kind: 'putExtensionData';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The function (ARN). */
   function?: string | null;
@@ -1126,7 +1154,7 @@ export interface DeregisterServiceOperationInput {
   kind: 'deregisterService';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The function (ARN). */
   function?: string | null;
@@ -1145,7 +1173,7 @@ export interface DeleteConfigEntryOperationInput {
   kind: 'deleteConfigEntry';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The function (ARN). */
   function?: string | null;
@@ -1162,7 +1190,7 @@ export interface DeleteExtensionDataOperationInput {
   kind: 'deleteExtensionData';
   /** The service's change. */
   change: Change;
-  /** Run only after `GetFunction` says this function does not exist. */
+  /** Run only after `ListTags` says this function does not exist. */
   confirmAbsent?: string | null;
   /** The function (ARN). */
   function?: string | null;

@@ -116,3 +116,24 @@ pub fn function_from_get_function(out: &GetFunctionOutput) -> Result<LambdaFunct
         tags: out.tags.clone().unwrap_or_default(),
     })
 }
+
+/// Lambda `ListTags`: a function's tags (its `ResourceNotFoundException` says it
+/// does not exist). The registrator reads nothing else of a function: not its
+/// configuration, environment or code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ListTagsOutput {
+    /// The tags.
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// The function `arn` with the tags of its `ListTags` response.
+pub fn function_from_list_tags(arn: &str, out: &ListTagsOutput) -> Result<LambdaFunction, Failure> {
+    let arn = parse_function_arn(arn)?.unqualified();
+    Ok(LambdaFunction {
+        name: Some(arn.name.clone()),
+        arn: arn.to_string(),
+        tags: out.tags.clone().unwrap_or_default(),
+    })
+}

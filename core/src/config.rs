@@ -607,6 +607,28 @@ impl ConfigInput {
                 );
             }
         }
+        if let Some(prefix) = &self.consul_extension_data_prefix {
+            for (key, path) in [
+                ("CONSUL_HTTP_TOKEN_PATH", &self.consul_http_token_path),
+                ("CONSUL_CACERT_PATH", &self.consul_cacert_path),
+            ] {
+                let Some(path) = path else { continue };
+                let under = path
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+                if under {
+                    errors.push(
+                        Diagnostic::new(
+                            Code::ExtensionDataPrefixOverlap,
+                            format!("CONSUL_EXTENSION_DATA_PREFIX {prefix} holds {key} ({path}): the registrator writes and deletes parameters under the prefix and reads them all back, the secret included"),
+                            format!("move the extension data to a prefix of its own (e.g. /lambda_extension_data), or {key} out from under {prefix}"),
+                        )
+                        .key("CONSUL_EXTENSION_DATA_PREFIX")
+                        .value(prefix),
+                    );
+                }
+            }
+        }
         if let Some(key) = &self.consul_extension_data_kms_key_id {
             if let Err(e) = validate_kms_key_id("CONSUL_EXTENSION_DATA_KMS_KEY_ID", key) {
                 errors.push(e);

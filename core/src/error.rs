@@ -136,6 +136,14 @@ codes! {
     AwsError => "aws_error",
     /// The host could not make AWS calls at all: no credentials or no region.
     SetupFailed => "setup_failed",
+    /// CONSUL_EXTENSION_DATA_PREFIX holds the token or CA parameter: the registrator, which writes and deletes under the prefix, would read the secret back and could overwrite it.
+    ExtensionDataPrefixOverlap => "extension_data_prefix_overlap",
+    /// Consul has the wanted service name on a node other than the registrator's (in any datacenter): the function is refused and nothing is written for it.
+    NameOnOtherNode => "name_on_other_node",
+    /// A function's aliases tag names an alias the function does not have (GetAlias): its alias service is not created.
+    AliasNotFound => "alias_not_found",
+    /// A Consul answer was larger than the host reads for that request: nothing is written.
+    AnswerTooLarge => "answer_too_large",
 }
 
 impl fmt::Display for Code {

@@ -14,7 +14,7 @@ pub enum Trigger {
     /// Reconcile every function (a scheduled event).
     #[default]
     FullSync,
-    /// Reconcile one function: the host reads it with `GetFunction` (absent means deleted).
+    /// Reconcile one function: the host reads it with `ListTags` (absent means deleted).
     #[serde(rename_all = "camelCase")]
     Function {
         /// The function's unqualified ARN.

@@ -27,7 +27,7 @@ fn operation_line(op: &Operation) -> String {
     let gate = op
         .confirm_absent
         .as_deref()
-        .map(|a| format!("  (after GetFunction confirms {} is gone)", printable(a)))
+        .map(|a| format!("  (after ListTags confirms {} is gone)", printable(a)))
         .unwrap_or_default();
     format!("    {}{gate}", printable(&what))
 }

@@ -9,13 +9,15 @@ use std::fmt::Write;
 /// Longest text (in characters) copied into a diagnostic or a message.
 pub const MAX_CHARS: usize = 300;
 
-/// `text` cut to at most `max` characters, with `… (N bytes)` when cut.
+/// `text` cut to at most `max` characters, with `… (N bytes)` when cut, and
+/// its control characters escaped ([`printable`]): what a message may quote of
+/// text that came from outside.
 pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
-        None => Cow::Borrowed(text),
+        None => printable(text),
         Some((at, _)) => Cow::Owned(format!(
             "{}… ({} bytes)",
-            text.get(..at).unwrap_or_default(),
+            printable(text.get(..at).unwrap_or_default()),
             text.len()
         )),
     }

@@ -16,7 +16,7 @@ use consul_lambda_sync::engine::outcome::{OpStatus, SyncResult, Verdict};
 use consul_lambda_sync::engine::{Engine, Start};
 use host::{feed, view, Answer, AnswerError, WireRequest};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -54,6 +54,19 @@ struct World {
     mesh_denied: usize,
     /// Replaces the answer of `GET /v1/agent/self`.
     agent_self: Option<(u16, Value)>,
+    /// Answers every service-defaults write with this status and text.
+    entry_writes_fail: Option<(u16, String)>,
+    /// Services on other nodes: (datacenter, name) → node.
+    elsewhere: BTreeMap<(String, String), String>,
+    /// More datacenters than `dc1`.
+    more_dcs: Vec<String>,
+    /// Aliases (`ARN:ALIAS`) that do not exist; every other one does.
+    missing_aliases: BTreeSet<String>,
+    /// Registers this name on node `lambdas` (without the managed tag) just
+    /// before the next catalog transaction: a lost race.
+    race_register: Option<String>,
+    /// Someone rewrites this entry just before the registrator's delete of it.
+    edit_before_delete: Option<String>,
 }
 
 /// Consul's check-and-set on a config entry write: applies `body` when `cas`
@@ -134,7 +147,36 @@ impl World {
                 Some((status, body)) => ok(status, body),
                 None => ok(200, json!({"Config": {"Datacenter": "dc1"}})),
             },
-            ("GET", "/v1/catalog/datacenters") => ok(200, json!(["dc1"])),
+            ("GET", "/v1/catalog/datacenters") => {
+                let mut dcs = vec!["dc1".to_owned()];
+                dcs.extend(self.more_dcs.iter().cloned());
+                ok(200, json!(dcs))
+            }
+            ("GET", "/v1/catalog/services") => {
+                let dc = c.query.get("dc").cloned().unwrap_or_else(|| "dc1".into());
+                assert_eq!(
+                    c.query.get("filter").map(String::as_str),
+                    Some("Node != \"lambdas\"")
+                );
+                let names: serde_json::Map<String, Value> = self
+                    .elsewhere
+                    .keys()
+                    .filter(|(d, _)| *d == dc)
+                    .map(|(_, n)| (n.clone(), json!([])))
+                    .collect();
+                ok(200, Value::Object(names))
+            }
+            ("GET", p) if p.starts_with("/v1/catalog/service/") => {
+                let dc = c.query.get("dc").cloned().unwrap_or_else(|| "dc1".into());
+                let name = p["/v1/catalog/service/".len()..].to_owned();
+                let list: Vec<Value> = self
+                    .elsewhere
+                    .get(&(dc, name.clone()))
+                    .map(|node| json!({"Node": node, "ServiceName": name}))
+                    .into_iter()
+                    .collect();
+                ok(200, json!(list))
+            }
             ("GET", "/v1/catalog/node-services/lambdas") => {
                 if !self.node {
                     ok(404, Value::Null)
@@ -216,6 +258,15 @@ impl World {
                     None => ok(404, Value::Null),
                 }
             }
+            ("PUT", "/v1/config") if self.entry_writes_fail.is_some() => {
+                let (status, text) = self.entry_writes_fail.clone().unwrap();
+                Answer {
+                    id: r.id,
+                    status: Some(status),
+                    body: Some(text),
+                    ..Answer::default()
+                }
+            }
             ("PUT", "/v1/config") => {
                 let body = c.body.clone().unwrap();
                 let name = body["Name"].as_str().unwrap().to_owned();
@@ -235,6 +286,14 @@ impl World {
             }
             ("DELETE", p) if p.starts_with("/v1/config/service-defaults/") => {
                 let name = p["/v1/config/service-defaults/".len()..].to_owned();
+                if self.edit_before_delete.as_deref() == Some(name.as_str()) {
+                    self.edit_before_delete = None;
+                    let i = self.bump();
+                    if let Some(e) = self.entries.get_mut(&name) {
+                        e.0 = i;
+                        e.1["Meta"] = json!({"edited": "by someone"});
+                    }
+                }
                 let current = self.entries.get(&name).map(|e| e.0);
                 let applies = match cas {
                     None => true,
@@ -252,7 +311,14 @@ impl World {
                     },
                 )
             }
-            ("PUT", "/v1/txn") => self.txn(r.id, c.body.as_ref().unwrap()),
+            ("PUT", "/v1/txn") => {
+                if let Some(name) = self.race_register.take() {
+                    let i = self.bump();
+                    self.node = true;
+                    self.services.insert(name, (i, vec!["theirs".into()]));
+                }
+                self.txn(r.id, c.body.as_ref().unwrap())
+            }
             other => panic!("unexpected request {other:?}"),
         };
         if c.method != "GET" && self.lose_next_write > 0 && answer.status == Some(200) {
@@ -386,10 +452,30 @@ impl World {
                 };
                 ok(json!({"ResourceTagMappingList": page, "PaginationToken": next}))
             }
-            "GetFunction" => {
-                let name = input["FunctionName"].as_str().unwrap();
+            "GetAlias" => {
+                let qualified = format!(
+                    "{}:{}",
+                    input["FunctionName"].as_str().unwrap(),
+                    input["Name"].as_str().unwrap()
+                );
+                if self.missing_aliases.contains(&qualified) {
+                    Answer {
+                        id,
+                        error: Some(AnswerError {
+                            code: "ResourceNotFoundException".into(),
+                            message: format!("Alias not found: {qualified}"),
+                            status: Some(404),
+                        }),
+                        ..Answer::default()
+                    }
+                } else {
+                    ok(json!({"AliasArn": qualified, "Name": input["Name"]}))
+                }
+            }
+            "ListTags" => {
+                let name = input["Resource"].as_str().unwrap();
                 match self.functions.get(name) {
-                    Some(tags) => ok(json!({"Configuration": {"FunctionArn": name}, "Tags": tags})),
+                    Some(tags) => ok(json!({"Tags": tags})),
                     None => Answer {
                         id,
                         error: Some(AnswerError {
@@ -684,7 +770,7 @@ fn removal_deregisters_and_deletes_with_check_and_set() {
     assert!(!w.services.contains_key("f0003"));
     assert!(!w.entries.contains_key("f0003"));
     assert_eq!(
-        r.requests.aws.calls.get("GetFunction"),
+        r.requests.aws.calls.get("ListTags"),
         Some(&1),
         "the absence was confirmed"
     );
@@ -829,7 +915,7 @@ fn prune_removes_what_the_registrator_manages_and_nothing_else() {
     assert!(
         !w.seen
             .iter()
-            .any(|x| x.contains("GetResources") || x.contains("GetFunction")),
+            .any(|x| x.contains("GetResources") || x.contains("ListTags")),
         "{:?}",
         w.seen
     );
@@ -1319,4 +1405,155 @@ fn metrics_count_what_was_confirmed_not_what_was_planned() {
     assert!(doc.get("ServicesCreated").is_none(), "{doc}");
     assert_eq!(doc["ServicesToCreate"], 3);
     assert!(dry.message.contains("3 to create"), "{}", dry.message);
+}
+
+#[test]
+fn text_from_outside_cannot_forge_lines_or_colours() {
+    let mut w = world_with(2);
+    let forged = "boom\n\u{1b}[2K\u{1b}[32msynced: everything is fine\u{1b}[0m\r";
+    w.entry_writes_fail = Some((500, forged.to_owned()));
+    let (r, _) = run(&mut w, start());
+    assert!(!r.ok);
+    let mut texts = vec![r.message.clone()];
+    for f in &r.failures {
+        texts.push(f.error.clone().unwrap_or_default());
+    }
+    let joined = texts.join(" | ");
+    assert!(joined.contains("boom\\n\\u{1b}[2K"), "{joined}");
+    for t in &texts {
+        assert!(
+            !t.chars().any(|c| c.is_control()),
+            "control character in {t:?}"
+        );
+    }
+}
+
+fn codes(r: &SyncResult) -> Vec<String> {
+    r.errors
+        .iter()
+        .map(|e| e.code.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_name_consul_has_on_another_node_is_refused_in_any_datacenter() {
+    let mut w = world_with(3);
+    w.more_dcs = vec!["dc2".into()];
+    w.tag("payments", &[]);
+    w.tag("ledger", &[("aliases", "api")]);
+    // `payments` runs on a VM in the other datacenter; `ledger-api` on a node here.
+    w.elsewhere
+        .insert(("dc2".into(), "payments".into()), "vm-7".into());
+    w.elsewhere
+        .insert(("dc1".into(), "ledger-api".into()), "ext-node".into());
+    let (r, _) = run(&mut w, start());
+    assert!(w.services.contains_key("f0000") && w.entries.contains_key("f0002"));
+    for name in ["payments", "ledger", "ledger-api"] {
+        assert!(!w.services.contains_key(name), "{name} registered");
+        assert!(!w.entries.contains_key(name), "{name} entry written");
+    }
+    let refusals: Vec<&str> = r
+        .errors
+        .iter()
+        .filter(|e| e.code.as_str() == "name_on_other_node")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(refusals.len(), 2, "{:?}", codes(&r));
+    assert!(refusals
+        .iter()
+        .any(|m| m.contains("node vm-7 in datacenter dc2")));
+    assert!(refusals
+        .iter()
+        .any(|m| m.contains("node ext-node in datacenter dc1")));
+    assert_ne!(r.verdict, Verdict::Ok);
+    // One list per datacenter, one instance read per name found: a bounded cost.
+    let lists = w
+        .seen
+        .iter()
+        .filter(|s| *s == "GET /v1/catalog/services")
+        .count();
+    let instances = w
+        .seen
+        .iter()
+        .filter(|s| s.starts_with("GET /v1/catalog/service/"))
+        .count();
+    assert_eq!((lists, instances), (2, 2));
+
+    // The other node's instance goes: the next sync takes the name.
+    w.elsewhere.clear();
+    let (r, _) = run(&mut w, start());
+    assert!(r.ok, "{}", r.message);
+    assert!(w.services.contains_key("payments") && w.services.contains_key("ledger-api"));
+}
+
+#[test]
+fn alias_services_are_created_only_for_aliases_the_function_has() {
+    let mut w = world_with(2);
+    w.tag("ledger", &[("aliases", "api+live")]);
+    w.missing_aliases.insert(format!("{}:api", arn("ledger")));
+    let (r, _) = run(&mut w, start());
+    assert!(w.services.contains_key("ledger") && w.services.contains_key("ledger-live"));
+    assert!(!w.services.contains_key("ledger-api") && !w.entries.contains_key("ledger-api"));
+    let e = r
+        .errors
+        .iter()
+        .find(|e| e.code.as_str() == "alias_not_found")
+        .expect("alias_not_found");
+    assert_eq!(
+        (e.key.as_deref(), e.value.as_deref()),
+        (Some("aliases"), Some("api"))
+    );
+    let asked = |w: &World| w.seen.iter().filter(|s| *s == "aws GetAlias").count();
+    assert_eq!(asked(&w), 2, "one GetAlias per alias service to create");
+
+    // Steady state: nothing to create, nothing asked (the missing alias again).
+    let before = asked(&w);
+    let (_, _) = run(&mut w, start());
+    assert_eq!(asked(&w) - before, 1);
+    w.missing_aliases.clear();
+    let (r, _) = run(&mut w, start());
+    assert!(
+        r.ok && w.services.contains_key("ledger-api"),
+        "{}",
+        r.message
+    );
+    let before = asked(&w);
+    let (_, _) = run(&mut w, start());
+    assert_eq!(asked(&w), before, "a steady sync asks no GetAlias");
+}
+
+#[test]
+fn an_entry_written_for_a_registration_that_lost_a_race_is_removed_again() {
+    let mut w = world_with(3);
+    // Someone registers f0001 on our node between our read and our transaction.
+    w.race_register = Some("f0001".into());
+    let (r, _) = run(&mut w, start());
+    assert!(
+        r.message.contains("1 check-and-set conflict"),
+        "{}",
+        r.message
+    );
+    assert_eq!(
+        w.services.get("f0001").map(|s| s.1.clone()),
+        Some(vec!["theirs".to_owned()])
+    );
+    assert!(
+        !w.entries.contains_key("f0001"),
+        "our entry stayed on their service"
+    );
+    assert!(w.entries.contains_key("f0000") && w.entries.contains_key("f0002"));
+    let deletes: Vec<&String> = w.seen.iter().filter(|s| s.starts_with("DELETE")).collect();
+    assert_eq!(deletes, ["DELETE /v1/config/service-defaults/f0001"]);
+
+    // A newer write by someone else between our re-read and our delete stands.
+    let mut w = world_with(3);
+    w.race_register = Some("f0001".into());
+    w.edit_before_delete = Some("f0001".into());
+    let (_, _) = run(&mut w, start());
+    assert_eq!(
+        w.entries
+            .get("f0001")
+            .map(|e| e.1["Meta"]["edited"].clone()),
+        Some(json!("by someone"))
+    );
 }

@@ -77,13 +77,13 @@ test('the example: counts per change, messages, an expanded row, filters', async
     }],
   });
 
-  // The orphan: deregister then delete its entry, each after GetFunction confirms it is gone.
+  // The orphan: deregister then delete its entry, each after ListTags confirms it is gone.
   const orphan = rowOf(page, 'legacy-report');
   await orphan.locator('button.toggle').click();
   const orphanDetail = page.locator(`#d${await orphan.getAttribute('data-i')}`);
   assert.deepEqual((await orphanDetail.locator('.req').allInnerTexts()).map((t) => t.trim()),
     ['PUT /v1/catalog/deregister', 'DELETE /v1/config/service-defaults/legacy-report']);
-  assert.match(await orphanDetail.innerText(), /GetFunction confirms/);
+  assert.match(await orphanDetail.innerText(), /ListTags confirms/);
   assert.deepEqual(JSON.parse(await orphanDetail.locator('pre.body').first().innerText()), { Node: 'lambdas', ServiceID: 'legacy-report' });
 
   await screenshot(page, 'example-desktop.png');
@@ -137,7 +137,7 @@ test('mesh wiring: the gateway entry change is listed with what it adds and take
   await page.fill('#region', 'us-east-1');
   await page.fill('#functions', JSON.stringify([
     { arn: 'arn:aws:lambda:us-east-1:123456789012:function:orders', tags: { [`${P}enabled`]: 'true' } },
-    // Disabled: its service is deregistered now (an unlisted one would wait for GetFunction).
+    // Disabled: its service is deregistered now (an unlisted one would wait for ListTags).
     { arn: 'arn:aws:lambda:us-east-1:123456789012:function:gone', tags: { [`${P}enabled`]: 'false' } },
   ]));
   await page.fill('#node-services', JSON.stringify({ Node: { Node: 'lambdas' }, Services: [{ ID: 'gone', Service: 'gone', Tags: ['managed-by-lambda-registrator'] }] }));

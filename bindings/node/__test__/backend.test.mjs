@@ -30,6 +30,8 @@ test('every function of the core is exported in camelCase', () => {
     'evaluateFunction',
     'classifyEvent',
     'plan',
+    'planRequests',
+    'lowerOperation',
     'formatPlan',
     'extensionDataParameter',
     'parseGetResources',

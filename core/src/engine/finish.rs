@@ -7,7 +7,7 @@ use super::io::Io;
 use super::outcome::{Applied, InventoryReport, OpCounts, OpStatus, Outcome, SyncResult, Verdict};
 use super::{Run, Stop};
 use crate::config::LogLevel;
-use crate::error::Code;
+use crate::error::{Code, Diagnostic, Failure};
 use crate::event::Trigger;
 use crate::lower::Lowering;
 use crate::plan::{Change, OperationKind, Plan};
@@ -129,7 +129,29 @@ fn tally(plan: Option<&Plan>, executed: Option<&Executed>, node: &str, full: boo
     t
 }
 
-/// The verdict and its message.
+/// A failure as one line that says the way out: `[code] message (hint)`, every
+/// problem of a failure that has several.
+pub(crate) fn way_out(f: &Failure) -> String {
+    match f.errors.as_slice() {
+        [] => Diagnostic::new(f.code, f.message.clone(), f.hint.clone()).to_string(),
+        [one] => one.to_string(),
+        many => format!(
+            "[{}] {} ({} problems): {}",
+            f.code,
+            f.message,
+            many.len(),
+            many.iter()
+                .map(|d| match &d.key {
+                    Some(k) => format!("{k}: {d}"),
+                    None => d.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// The verdict and its message (a stop's says its code and the way out).
 fn verdict(
     run: &Run,
     ending: &Ending,
@@ -138,7 +160,7 @@ fn verdict(
     partial: bool,
 ) -> (Verdict, String) {
     if let Some(stop) = &ending.stop {
-        return (stop.verdict, stop.failure.message.clone());
+        return (stop.verdict, way_out(&stop.failure));
     }
     if let Some((_, verdict, message)) = &ending.doctor {
         return (*verdict, message.clone());
@@ -161,7 +183,7 @@ fn verdict(
     }
     let plan = ending.plan.as_ref();
     for e in plan.map(|p| p.errors.as_slice()).unwrap_or_default() {
-        if e.code == Code::MassDeregistrationBlocked {
+        if BLOCKING.contains(&e.code) {
             problems.push(format!("[{}] {} ({})", e.code, e.message, e.hint));
         }
     }
@@ -219,12 +241,19 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
     );
     let partial = ending.executed.as_ref().is_some_and(|e| e.partial);
     let (verdict, message) = verdict(run, &ending, &t.counts, &t.applied, partial);
+    // Said on a terminal by the command line: nothing in it may act there.
+    let message = crate::text::printable(&message).into_owned();
     let summary = ending
         .plan
         .as_ref()
         .map(|p| p.summary.clone())
         .unwrap_or_default();
     let duration_ms = io.elapsed();
+    let failure = ending
+        .stop
+        .as_ref()
+        .map(|s| s.failure.clone())
+        .or_else(|| blocking(ending.plan.as_ref()));
     log_finished(
         io,
         run,
@@ -232,7 +261,7 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         &message,
         &t,
         &summary,
-        ending.stop.as_ref(),
+        failure.as_ref(),
         duration_ms,
     );
     let mut r = SyncResult {
@@ -257,7 +286,7 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         requests: io.counts.clone(),
         partial,
         duration_ms,
-        failure: ending.stop.map(|s| s.failure),
+        failure,
         basis: if full { ending.basis } else { None },
         metrics: super::outcome::Metrics::default(),
         doctor: ending.doctor.map(|(report, _, _)| report),
@@ -270,6 +299,29 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
         r.plan = ending.plan;
     }
     r
+}
+
+/// The plan errors that fail a sync without stopping the rest of it: the
+/// mass-deregistration stop, and a name Consul has on another node (a take-over
+/// refused, which the operator must hear of).
+const BLOCKING: [Code; 2] = [Code::MassDeregistrationBlocked, Code::NameOnOtherNode];
+
+/// The plan errors that failed the sync without a stop, as the result's failure.
+fn blocking(plan: Option<&Plan>) -> Option<Failure> {
+    let errors: Vec<&Diagnostic> = plan?
+        .errors
+        .iter()
+        .filter(|e| BLOCKING.contains(&e.code))
+        .collect();
+    match errors.as_slice() {
+        [] => None,
+        [one] => Some((*one).clone().into()),
+        [first, ..] => Some(Failure::many(
+            first.code,
+            "the sync did not do everything it should",
+            errors.iter().map(|e| (*e).clone()).collect(),
+        )),
+    }
 }
 
 /// The functions a plan keeps registered (for the metrics).
@@ -291,7 +343,7 @@ fn log_finished(
     message: &str,
     t: &Tally,
     summary: &crate::plan::Summary,
-    stop: Option<&Stop>,
+    failure: Option<&Failure>,
     duration_ms: u64,
 ) {
     let (applied, ops) = (&t.applied, &t.counts);
@@ -320,8 +372,8 @@ fn log_finished(
         ("consulWrites", Some(c.consul.writes.into())),
         ("awsCalls", Some((c.aws.reads + c.aws.writes).into())),
         ("durationMs", Some(duration_ms.into())),
-        ("code", stop.map(|s| s.failure.code.as_str().into())),
-        ("hint", stop.map(|s| s.failure.hint.clone().into())),
+        ("code", failure.map(|f| f.code.as_str().into())),
+        ("hint", failure.map(|f| f.hint.clone().into())),
     ];
     io.log(level, "sync finished", fields);
 }

@@ -4,17 +4,39 @@ use crate::consul::{CaRoots, Leaf, SsmParameter};
 use crate::engine::outcome::InventoryReport;
 use crate::engine::Run;
 use crate::plan::{
-    ConsulScope, ConsulState, ExtensionDataState, FailedFunction, Inventory, ObservedMeshEntry,
-    PlanInput,
+    ConsulScope, ConsulState, ExtensionDataState, FailedFunction, Inventory, NameElsewhere,
+    ObservedMeshEntry, PlanInput,
 };
 use crate::tags::LambdaFunction;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a name check reads: datacenter, namespace, partition.
+pub(crate) type NameScope = (String, Option<String>, Option<String>);
+
+/// What the name check has read (docs/contract.md §5.3).
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    /// Per scope, the names Consul has on other nodes (`None`: asked, not answered).
+    pub(crate) lists: BTreeMap<NameScope, Option<BTreeSet<String>>>,
+    /// The names whose instances were read, with the scope.
+    pub(crate) detailed: BTreeSet<(NameScope, String)>,
+    /// The wanted names found on other nodes.
+    pub(crate) found: Vec<NameElsewhere>,
+    /// The alias ARNs asked about (`GetAlias`).
+    pub(crate) aliases_asked: BTreeSet<String>,
+    /// Those `GetAlias` says do not exist.
+    pub(crate) missing_aliases: Vec<String>,
+}
 
 /// What has been observed so far.
 #[derive(Debug, Default)]
 pub(crate) struct Observation {
     pub(crate) local_dc: Option<String>,
     pub(crate) datacenters: Vec<String>,
+    /// Every datacenter (`GET /v1/catalog/datacenters`): names are checked in all.
+    pub(crate) all_datacenters: Vec<String>,
+    /// The name and alias checks.
+    pub(crate) names: Names,
     pub(crate) scopes: Vec<ConsulScope>,
     pub(crate) functions: Vec<LambdaFunction>,
     pub(crate) incomplete: Option<String>,
@@ -76,10 +98,12 @@ impl Observation {
                 functions: std::mem::take(&mut self.functions),
                 failed: self.failed.clone(),
                 confirmed_absent,
+                missing_aliases: self.names.missing_aliases.clone(),
             },
             consul: ConsulState {
                 local_datacenter: self.local_dc.clone(),
                 scopes: std::mem::take(&mut self.scopes),
+                elsewhere: self.names.found.clone(),
             },
             extension_data,
             mesh: self.mesh.clone(),

@@ -91,6 +91,26 @@ pub enum ConsulRequest {
         /// Where.
         scope: ScopeQuery,
     },
+    /// `GET /v1/catalog/services?filter=Node != "<node>"`: the service names
+    /// Consul has on other nodes (one scope).
+    ServicesElsewhere {
+        /// The registrator's node.
+        node: String,
+        /// The datacenter.
+        dc: String,
+        /// The namespace (Enterprise).
+        namespace: Option<String>,
+        /// The partition (Enterprise).
+        partition: Option<String>,
+    },
+    /// `GET /v1/catalog/service/:name?filter=Node != "<node>"`: a name's
+    /// instances on other nodes.
+    InstancesElsewhere {
+        /// The registrator's node.
+        node: String,
+        /// The service, in the datacenter where it was found.
+        key: ServiceKey,
+    },
     /// `GET /v1/config/service-defaults`.
     ServiceDefaultsList {
         /// Where.
@@ -236,10 +256,17 @@ pub enum AwsRequest {
         /// The page token.
         token: Option<String>,
     },
-    /// `lambda GetFunction`.
-    GetFunction {
+    /// `lambda ListTags`: a function's tags, or that it does not exist.
+    ListTags {
         /// The function's ARN.
         arn: String,
+    },
+    /// `lambda GetAlias`: whether an alias exists.
+    GetAlias {
+        /// The function's ARN.
+        arn: String,
+        /// The alias.
+        alias: String,
     },
     /// `ssm GetParametersByPath`, recursive and decrypted.
     GetParametersByPath {
@@ -319,6 +346,21 @@ pub fn path_segment(segment: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The filter expression `Node != "<node>"`, the name quoted as a string
+/// literal of Consul's filter language (backslash and quote escaped).
+fn not_on(node: &str) -> String {
+    let mut out = String::with_capacity(node.len() + 12);
+    out.push_str("Node != \"");
+    for c in node.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Query parameters, written in key order.
@@ -438,6 +480,10 @@ impl ConsulRequest {
                 format!("/v1/catalog/node-services/{}", path_segment(node)).into()
             }
             C::ServiceDefaultsList { .. } => "/v1/config/service-defaults".into(),
+            C::ServicesElsewhere { .. } => "/v1/catalog/services".into(),
+            C::InstancesElsewhere { key, .. } => {
+                format!("/v1/catalog/service/{}", path_segment(&key.name)).into()
+            }
             C::ServiceDefaults { key } | C::DeleteServiceDefaults { key, .. } => {
                 format!("/v1/config/service-defaults/{}", path_segment(&key.name)).into()
             }
@@ -466,6 +512,19 @@ impl ConsulRequest {
             }
             C::NodeServices { scope, .. } | C::ServiceDefaultsList { scope } => {
                 Query::of_scope(scope)
+            }
+            C::ServicesElsewhere {
+                node,
+                dc,
+                namespace,
+                partition,
+            } => Query::default()
+                .with("dc", Some(dc.clone()))
+                .with("filter", Some(not_on(node)))
+                .with("ns", namespace.clone())
+                .with("partition", partition.clone()),
+            C::InstancesElsewhere { node, key } => {
+                Query::of_key(key).with("filter", Some(not_on(node)))
             }
             C::ServiceDefaults { key } | C::Register { key, .. } | C::Deregister { key, .. } => {
                 Query::of_key(key)
@@ -786,7 +845,7 @@ impl AwsRequest {
         match self {
             AwsRequest::GetCallerIdentity => "sts",
             AwsRequest::GetResources { .. } => "tagging",
-            AwsRequest::GetFunction { .. } => "lambda",
+            AwsRequest::ListTags { .. } | AwsRequest::GetAlias { .. } => "lambda",
             AwsRequest::GetParameter { .. }
             | AwsRequest::GetParametersByPath { .. }
             | AwsRequest::PutParameter(_)
@@ -800,7 +859,8 @@ impl AwsRequest {
             AwsRequest::GetCallerIdentity => "GetCallerIdentity",
             AwsRequest::GetParameter { .. } => "GetParameter",
             AwsRequest::GetResources { .. } => "GetResources",
-            AwsRequest::GetFunction { .. } => "GetFunction",
+            AwsRequest::ListTags { .. } => "ListTags",
+            AwsRequest::GetAlias { .. } => "GetAlias",
             AwsRequest::GetParametersByPath { .. } => "GetParametersByPath",
             AwsRequest::PutParameter(_) => "PutParameter",
             AwsRequest::DeleteParameter { .. } => "DeleteParameter",
@@ -840,7 +900,11 @@ impl Serialize for AwsInput<'_> {
                 m.serialize_entry("ResourceTypeFilters", &["lambda:function"])?;
                 m.serialize_entry("ResourcesPerPage", &100)?;
             }
-            AwsRequest::GetFunction { arn } => m.serialize_entry("FunctionName", arn)?,
+            AwsRequest::ListTags { arn } => m.serialize_entry("Resource", arn)?,
+            AwsRequest::GetAlias { arn, alias } => {
+                m.serialize_entry("FunctionName", arn)?;
+                m.serialize_entry("Name", alias)?;
+            }
             AwsRequest::GetParametersByPath {
                 path,
                 max_results,

@@ -5,7 +5,24 @@ use super::context::Ctx;
 use super::key::{sort_by_key_stable, Key};
 use super::observed::Observed;
 use super::ownership::Owner;
+use super::Plan;
+use crate::error::{Code, Diagnostic};
 use crate::tags::{Evaluation, FunctionStatus};
+
+/// An alias the aliases tag names that `GetAlias` says the function lacks: its
+/// service would invoke nothing, and could take a name that is not the
+/// function's to take (docs/contract.md §5.3).
+fn alias_not_found(function: &str, alias_arn: &str, service: &str) -> Diagnostic {
+    let alias = alias_arn.rsplit(':').next().unwrap_or_default();
+    Diagnostic::new(
+        Code::AliasNotFound,
+        format!("function {function} has no alias {alias}; service {service} is not created"),
+        "create the alias (aws lambda create-alias), or take it out of the aliases tag",
+    )
+    .key("aliases")
+    .value(alias)
+    .function(function.to_owned())
+}
 
 /// The names and ARNs of the alias services of the managed functions
 /// (`NAME-ALIAS`, `ARN:ALIAS`), written into one buffer, in function order.
@@ -66,6 +83,8 @@ pub(super) fn claims<'a>(
     ctx: &'a Ctx<'a>,
     reports: &'a [Evaluation<'a>],
     aliases: &'a AliasServices,
+    missing: &[String],
+    out: &mut Plan,
 ) -> Vec<(Key<'a>, Desired<'a>)> {
     let managed = || {
         reports
@@ -95,6 +114,11 @@ pub(super) fn claims<'a>(
                 break;
             };
             let text = |range| aliases.text.get(range).unwrap_or_default();
+            if missing.iter().any(|m| m == text(b..c)) {
+                out.errors
+                    .push(alias_not_found(&r.arn, text(b..c), text(a..b)));
+                continue;
+            }
             claims.push((
                 key(text(a..b)),
                 Desired {

@@ -8,8 +8,60 @@ use super::functions::Roster;
 use super::hasher::FxSet;
 use super::key::Key;
 use super::ownership::Owner;
+use super::NameElsewhere;
 use crate::consul::MANAGED_TAG;
 use crate::error::{Code, Diagnostic};
+use std::collections::BTreeMap;
+
+/// The wanted names Consul has on other nodes, by namespace, partition and name.
+pub(super) struct Elsewhere<'a>(
+    BTreeMap<(Option<&'a str>, Option<&'a str>, &'a str), &'a NameElsewhere>,
+);
+
+impl<'a> Elsewhere<'a> {
+    pub(super) fn new(found: &'a [NameElsewhere]) -> Self {
+        Elsewhere(
+            found
+                .iter()
+                .map(|f| {
+                    let key = (
+                        f.namespace.as_deref(),
+                        f.partition.as_deref(),
+                        f.name.as_str(),
+                    );
+                    (key, f)
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &Key<'_>) -> Option<&'a NameElsewhere> {
+        self.0
+            .get(&(key.namespace, key.partition, key.name))
+            .copied()
+    }
+}
+
+/// The refusal of a name Consul has on another node: taking it would send that
+/// service's mesh traffic to the function (docs/contract.md §5.3).
+fn on_other_node(ctx: &Ctx<'_>, found: &NameElsewhere) -> Diagnostic {
+    let nodes = match found.nodes.as_slice() {
+        [] => "a node the token may not read".to_owned(),
+        [one] => format!("node {one}"),
+        many => format!("nodes {}", many.join(", ")),
+    };
+    Diagnostic::new(
+        Code::NameOnOtherNode,
+        format!(
+            "service {} is registered on {nodes} in datacenter {}; the registrator does not take over a name Consul already uses, and writes nothing for this function",
+            found.name, found.datacenter
+        ),
+        format!(
+            "rename the function or alias, or deregister the other instances; only services on node {} are the registrator's",
+            ctx.config.node_name
+        ),
+    )
+}
 
 /// Every conflict of the wanted names, freezing the functions concerned; two
 /// sources of one name conflict and both freeze.
@@ -17,6 +69,7 @@ pub(super) fn conflicts<'a>(
     ctx: &Ctx<'_>,
     groups: &[Group<'_, 'a>],
     roster: &mut Roster<'a>,
+    elsewhere: &Elsewhere<'_>,
 ) -> Vec<Diagnostic> {
     let mut conflicts: Vec<Diagnostic> = Vec::new();
     claimed_twice(groups, &mut roster.frozen, &mut conflicts);
@@ -26,7 +79,11 @@ pub(super) fn conflicts<'a>(
     let mut held_by_other: Vec<(&Key<'a>, &Desired<'a>, &str)> = Vec::new();
     for g in groups {
         let [(key, d)] = g.claims else { continue };
-        match held(ctx, g, key, d, roster) {
+        let held = match elsewhere.get(key) {
+            Some(found) => Held::Blocked(on_other_node(ctx, found)),
+            None => held(ctx, g, key, d, roster),
+        };
+        match held {
             Held::Free => {}
             Held::ByOther(owner) => held_by_other.push((key, d, owner)),
             Held::Blocked(problem) => {

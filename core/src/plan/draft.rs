@@ -7,7 +7,7 @@
 //! (`write.rs`); [`super::plan`] turns the same rows into an owned [`Plan`].
 
 use super::claims::{claims, groups, AliasServices};
-use super::conflicts::conflicts;
+use super::conflicts::{conflicts, Elsewhere};
 use super::context::Ctx;
 use super::extension::ExtensionPlanner;
 use super::functions::Roster;
@@ -50,9 +50,10 @@ pub(super) fn draft<'a>(
 
     // 3. Desired services, in service order (claimants of one name in ARN order);
     // two sources of one name conflict and both freeze.
-    let claims = claims(ctx, reports, aliases);
+    let claims = claims(ctx, reports, aliases, &inv.missing_aliases, &mut out);
     let groups = groups(ctx, &claims, &observed);
-    let conflicts = conflicts(ctx, &groups, &mut roster);
+    let elsewhere = Elsewhere::new(&input.consul.elsewhere);
+    let conflicts = conflicts(ctx, &groups, &mut roster, &elsewhere);
     out.errors.extend(conflicts);
 
     // 4. What this trigger may touch.

@@ -1,5 +1,5 @@
 //! The evaluated functions as the plan sees them: which are listed, which are
-//! frozen (docs/contract.md §5.4), which `GetFunction` confirmed absent, and the
+//! frozen (docs/contract.md §5.4), which `ListTags` confirmed absent, and the
 //! names frozen functions keep.
 
 use super::context::Ctx;
@@ -66,7 +66,7 @@ pub(super) struct Roster<'a> {
     /// The functions nothing may change for: with errors, failed to load, or in a
     /// name conflict (`conflicts.rs` adds those).
     pub(super) frozen: FxSet<&'a str>,
-    /// The functions of our account and region that `GetFunction` confirmed absent.
+    /// The functions of our account and region that `ListTags` confirmed absent.
     pub(super) confirmed_absent: FxSet<&'a str>,
     /// The names a frozen function would register, and the frozen functions that
     /// would register each.
@@ -150,7 +150,7 @@ impl<'a> Roster<'a> {
         failed_names
     }
 
-    /// Only functions of our account and region can be confirmed absent: `GetFunction`
+    /// Only functions of our account and region can be confirmed absent: `ListTags`
     /// says nothing about ours when asked about another region's function of the same
     /// name. A name or partial ARN means ours (as `DeleteFunction` events do).
     fn read_confirmed_absent(&mut self, ctx: &Ctx<'_>, inv: &'a Inventory, out: &mut Plan) {

@@ -4,7 +4,7 @@
 //!
 //! Only services the registrator manages are named: a wanted service (its row:
 //! created, repaired or unchanged) is listed; a deregistered one (a deletion row
-//! that runs now, not waiting for `GetFunction`) is taken out, unless another
+//! that runs now, not waiting for `ListTags`) is taken out, unless another
 //! managed instance of the name stays (in another datacenter). Frozen, unreached
 //! and foreign services have no row, so their items are never touched.
 
@@ -34,7 +34,7 @@ fn named<'a>(key: &Key<'a>) -> Named<'a> {
 }
 
 /// What the entries list, what they lose: the services this plan leaves
-/// registered (not waiting for `GetFunction`), and the ones it deregisters (not
+/// registered (not waiting for `ListTags`), and the ones it deregisters (not
 /// waiting either) that no other managed instance of the name keeps.
 fn additions_and_removals<'a>(
     observed: &[(Key<'a>, Observed<'a>)],

@@ -11,7 +11,7 @@
 //!   ARN of our account and region;
 //! - nothing is deleted on behalf of a function that may exist but was not listed
 //!   (incomplete inventory), and a deletion caused only by absence from a listing
-//!   carries `confirmAbsent` until the host has confirmed it with `GetFunction`;
+//!   carries `confirmAbsent` until the host has confirmed it with `ListTags`;
 //! - a full sync that would deregister more than half of more than ten managed
 //!   services deletes nothing unless the configuration allows it.
 //!
@@ -152,9 +152,13 @@ pub struct Inventory {
     /// Functions that could not be loaded; their Consul state is left as it is.
     #[serde(default)]
     pub failed: Vec<FailedFunction>,
-    /// Function ARNs that `GetFunction` confirmed do not exist.
+    /// Function ARNs that `ListTags` confirmed do not exist.
     #[serde(default)]
     pub confirmed_absent: Vec<String>,
+    /// Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist:
+    /// their alias services are not created (docs/contract.md §5.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_aliases: Vec<String>,
 }
 
 /// A function that could not be loaded.
@@ -180,6 +184,30 @@ pub struct ConsulState {
     /// One entry per datacenter (and partition) observed.
     #[serde(default)]
     pub scopes: Vec<ConsulScope>,
+    /// Wanted names that Consul also has on nodes other than the registrator's,
+    /// in any datacenter: their functions are refused (docs/contract.md §5.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<NameElsewhere>,
+}
+
+/// A service name Consul has on a node other than the registrator's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameElsewhere {
+    /// The service name.
+    pub name: String,
+    /// Its namespace (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its partition (Enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The datacenter it was found in.
+    pub datacenter: String,
+    /// The nodes it is on (the first few; empty when the token may not read them).
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 /// The raw Consul responses for one datacenter and partition.
@@ -285,7 +313,7 @@ pub struct Ignored {
     pub reason: String,
 }
 
-/// Operations that wait for `GetFunction` to confirm that a function is gone.
+/// Operations that wait for `ListTags` to confirm that a function is gone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -336,7 +364,7 @@ pub struct Plan {
     pub skips: Vec<Skip>,
     /// Observed objects left alone, with reasons.
     pub ignored: Vec<Ignored>,
-    /// Operations (deletions and take-overs) that wait for `GetFunction`, by function.
+    /// Operations (deletions and take-overs) that wait for `ListTags`, by function.
     pub confirmations: Vec<Confirmation>,
     /// Counts.
     pub summary: Summary,

@@ -164,7 +164,7 @@ pub struct Operation {
     pub reason: String,
     /// The function (ARN) the service invokes or belonged to, when known.
     pub function: Option<String>,
-    /// When set, run only after `GetFunction` says this function does not exist.
+    /// When set, run only after `ListTags` says this function does not exist.
     pub confirm_absent: Option<String>,
     /// The `ModifyIndex` of the object as observed: the write is check-and-set at it
     /// (`0`: the object was absent, so create only). `None`: no index applies
@@ -421,7 +421,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The entry's `ModifyIndex` as observed (`0`: absent, create only).
@@ -441,7 +441,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The instance's `ModifyIndex` as observed (`0`: absent, create only).
@@ -459,7 +459,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The parameter name.
@@ -484,7 +484,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The instance's `ModifyIndex` as observed.
@@ -504,7 +504,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The entry's `ModifyIndex` as observed.
@@ -522,7 +522,7 @@ mod schema {
             /// The function (ARN).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             function: Option<String>,
-            /// Run only after `GetFunction` says this function does not exist.
+            /// Run only after `ListTags` says this function does not exist.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             confirm_absent: Option<String>,
             /// The parameter name.

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 /// What a deletion or take-over on behalf of a function that no longer wants
 /// a service needs before it may run.
 pub(super) enum Absence {
-    /// Nothing: the function is listed, or `GetFunction` confirmed it absent.
+    /// Nothing: the function is listed, or `ListTags` confirmed it absent.
     Settled,
-    /// `GetFunction` must confirm that the function (this ARN) does not exist.
+    /// `ListTags` must confirm that the function (this ARN) does not exist.
     Confirm(String),
     /// It must wait: a full sync over an incomplete inventory, and the function was
     /// not listed (it may exist in the part that is missing).
@@ -69,7 +69,7 @@ pub(super) fn mass_deregistration(
     })
 }
 
-/// Every operation that waits for `GetFunction`, deletion or take-over, listed by
+/// Every operation that waits for `ListTags`, deletion or take-over, listed by
 /// function.
 pub(super) fn confirmations(rows: &[Row<'_>]) -> Vec<Confirmation> {
     let mut confirmations: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

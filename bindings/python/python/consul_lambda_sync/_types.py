@@ -70,6 +70,10 @@ ErrorCode = Literal[
     "consul_error",
     "aws_error",
     "setup_failed",
+    "extension_data_prefix_overlap",
+    "name_on_other_node",
+    "alias_not_found",
+    "answer_too_large",
 ]
 
 
@@ -462,7 +466,7 @@ class _FunctionTriggerRequired(TypedDict):
 
 
 class FunctionTrigger(_FunctionTriggerRequired, total=False):
-    """Reconcile one function: the host reads it with `GetFunction` (absent means deleted)."""
+    """Reconcile one function: the host reads it with `ListTags` (absent means deleted)."""
 
     # The API call that caused it, e.g. `TagResource20170331v2`, when known.
     eventName: str
@@ -483,6 +487,24 @@ class IgnoreTrigger(_IgnoreTriggerRequired, total=False):
 
 # What the registrator must do for one event. Tell the kinds apart by `kind`.
 Trigger = Union[FullSyncTrigger, FunctionTrigger, IgnoreTrigger]
+
+
+class _NameElsewhereRequired(TypedDict):
+    # The datacenter it was found in.
+    datacenter: str
+    # The service name.
+    name: str
+
+
+class NameElsewhere(_NameElsewhereRequired, total=False):
+    """A service name Consul has on a node other than the registrator's."""
+
+    # Its namespace (Enterprise).
+    namespace: Optional[str]
+    # The nodes it is on (the first few; empty when the token may not read them).
+    nodes: list[str]
+    # Its partition (Enterprise).
+    partition: Optional[str]
 
 
 class NodeInfo(TypedDict, total=False):
@@ -596,6 +618,9 @@ class ConsulScope(TypedDict, total=False):
 class ConsulState(TypedDict, total=False):
     """The observed Consul state: raw responses per datacenter and partition."""
 
+    # Wanted names that Consul also has on nodes other than the registrator's, in any datacenter:
+    # their functions are refused (docs/contract.md §5.3).
+    elsewhere: list[NameElsewhere]
     # The agent's own datacenter (`/v1/agent/self` → `Config.Datacenter`).
     localDatacenter: Optional[str]
     # One entry per datacenter (and partition) observed.
@@ -702,12 +727,15 @@ class Inventory(_InventoryRequired, total=False):
 
     # Whether the listing covered every function (no page failed).
     complete: bool
-    # Function ARNs that `GetFunction` confirmed do not exist.
+    # Function ARNs that `ListTags` confirmed do not exist.
     confirmedAbsent: list[str]
     # Functions that could not be loaded; their Consul state is left as it is.
     failed: list[FailedFunction]
     # The tagged functions.
     functions: list[LambdaFunctionInput]
+    # Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist: their alias services
+    # are not created (docs/contract.md §5.3).
+    missingAliases: list[str]
 
 
 # The kind of a mesh config entry.
@@ -743,7 +771,7 @@ class _FunctionTriggerInputRequired(TypedDict):
 
 
 class FunctionTriggerInput(_FunctionTriggerInputRequired, total=False):
-    """Reconcile one function: the host reads it with `GetFunction` (absent means deleted)."""
+    """Reconcile one function: the host reads it with `ListTags` (absent means deleted)."""
 
     # The API call that caused it, e.g. `TagResource20170331v2`, when known.
     eventName: Optional[str]
@@ -788,7 +816,7 @@ class PlanInput(_PlanInputRequired, total=False):
 
 
 class Confirmation(TypedDict):
-    """Operations that wait for `GetFunction` to confirm that a function is gone."""
+    """Operations that wait for `ListTags` to confirm that a function is gone."""
 
     # The function's ARN.
     function: str
@@ -926,7 +954,7 @@ class _UpsertConfigEntryOperationRequired(TypedDict):
 class UpsertConfigEntryOperation(_UpsertConfigEntryOperationRequired, total=False):
     """Write the service-defaults entry that invokes the function."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -947,7 +975,7 @@ class _RegisterServiceOperationRequired(TypedDict):
 class RegisterServiceOperation(_RegisterServiceOperationRequired, total=False):
     """Register the service on the registrator's node."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -972,7 +1000,7 @@ class _PutExtensionDataOperationRequired(TypedDict):
 class PutExtensionDataOperation(_PutExtensionDataOperationRequired, total=False):
     """Write the service's extension data parameter."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -997,7 +1025,7 @@ class _DeregisterServiceOperationRequired(TypedDict):
 class DeregisterServiceOperation(_DeregisterServiceOperationRequired, total=False):
     """Deregister the service from the registrator's node."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -1018,7 +1046,7 @@ class _DeleteConfigEntryOperationRequired(TypedDict):
 class DeleteConfigEntryOperation(_DeleteConfigEntryOperationRequired, total=False):
     """Delete the service-defaults entry."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -1041,7 +1069,7 @@ class _DeleteExtensionDataOperationRequired(TypedDict):
 class DeleteExtensionDataOperation(_DeleteExtensionDataOperationRequired, total=False):
     """Delete the service's extension data parameter."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: str
     # The function (ARN).
     function: str
@@ -1147,7 +1175,7 @@ class Summary(TypedDict):
 
 
 class _PlanRequired(TypedDict):
-    # Operations (deletions and take-overs) that wait for `GetFunction`, by function.
+    # Operations (deletions and take-overs) that wait for `ListTags`, by function.
     confirmations: list[Confirmation]
     # Per-function and plan-wide errors.
     errors: list[Diagnostic]
@@ -1268,7 +1296,7 @@ class _UpsertConfigEntryOperationInputRequired(TypedDict):
 class UpsertConfigEntryOperationInput(_UpsertConfigEntryOperationInputRequired, total=False):
     """Write the service-defaults entry that invokes the function."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]
@@ -1289,7 +1317,7 @@ class _RegisterServiceOperationInputRequired(TypedDict):
 class RegisterServiceOperationInput(_RegisterServiceOperationInputRequired, total=False):
     """Register the service on the registrator's node."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]
@@ -1314,7 +1342,7 @@ class _PutExtensionDataOperationInputRequired(TypedDict):
 class PutExtensionDataOperationInput(_PutExtensionDataOperationInputRequired, total=False):
     """Write the service's extension data parameter."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]
@@ -1339,7 +1367,7 @@ class _DeregisterServiceOperationInputRequired(TypedDict):
 class DeregisterServiceOperationInput(_DeregisterServiceOperationInputRequired, total=False):
     """Deregister the service from the registrator's node."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]
@@ -1360,7 +1388,7 @@ class _DeleteConfigEntryOperationInputRequired(TypedDict):
 class DeleteConfigEntryOperationInput(_DeleteConfigEntryOperationInputRequired, total=False):
     """Delete the service-defaults entry."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]
@@ -1383,7 +1411,7 @@ class _DeleteExtensionDataOperationInputRequired(TypedDict):
 class DeleteExtensionDataOperationInput(_DeleteExtensionDataOperationInputRequired, total=False):
     """Delete the service's extension data parameter."""
 
-    # Run only after `GetFunction` says this function does not exist.
+    # Run only after `ListTags` says this function does not exist.
     confirmAbsent: Optional[str]
     # The function (ARN).
     function: Optional[str]

@@ -183,10 +183,10 @@ impl Doctoring {
             ));
         }
         match self.sample.clone() {
-            Some(arn) => self.aws(AwsRequest::GetFunction { arn }, Probe::Function),
+            Some(arn) => self.aws(AwsRequest::ListTags { arn }, Probe::Function),
             None => self.check(skipped(
-                "aws.get_function",
-                "no function listed to probe lambda:GetFunction with",
+                "aws.list_tags",
+                "no function listed to probe lambda:ListTags with",
             )),
         }
         self.extension(run);
@@ -286,7 +286,7 @@ impl Doctoring {
         let (code, resource) = match probe {
             Probe::Identity => ("aws.identity", "*".to_owned()),
             Probe::Inventory => ("aws.list_functions", "*".to_owned()),
-            Probe::Function => ("aws.get_function", self.sample.clone().unwrap_or_default()),
+            Probe::Function => ("aws.list_tags", self.sample.clone().unwrap_or_default()),
             Probe::Secret(SecretKind::ConsulToken) => (
                 "ssm.token",
                 parameter(config.consul_http_token_path.as_deref()),

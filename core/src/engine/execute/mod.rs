@@ -21,6 +21,7 @@
 //! before it is judged (`entries.rs`, `catalog.rs`), never resent blindly.
 
 mod catalog;
+mod cleanup;
 mod entries;
 mod mesh;
 
@@ -65,6 +66,10 @@ pub(crate) enum Write {
     Mesh { op: usize, round: u32 },
     /// A mesh entry read again, to merge again.
     MeshReread { op: usize, round: u32 },
+    /// An entry this sync created read again, its registration having failed.
+    CleanupRead { op: usize },
+    /// That entry deleted again.
+    Cleanup { op: usize },
 }
 
 /// What execution needs of the observation: the leaves and CA roots (extension
@@ -131,6 +136,8 @@ pub(crate) struct Executing {
     functions_enabled: Option<usize>,
     /// The wave's operations not started yet.
     pending: VecDeque<usize>,
+    /// Whether the clean-up after the catalog wave was done.
+    cleaned: bool,
 }
 
 impl Executing {
@@ -177,6 +184,7 @@ impl Executing {
             enterprise: run.config.enterprise,
             functions_enabled,
             pending: VecDeque::new(),
+            cleaned: false,
         }
     }
 
@@ -290,7 +298,7 @@ impl Executing {
                 continue;
             }
             if let Some(arn) = &op.confirm_absent {
-                let why = format!("waiting for GetFunction to confirm {arn} is gone");
+                let why = format!("waiting for ListTags to confirm {arn} is gone");
                 skip.push((i, OpStatus::Skipped, why));
                 continue;
             }
@@ -337,6 +345,12 @@ impl Executing {
             if io.out_of_time() {
                 self.defer_rest(io);
                 return false;
+            }
+            // After the catalog: what a lost race left behind goes first.
+            if self.wave == 3 && !self.cleaned && self.start_cleanup() {
+                self.cleaned = true;
+                self.wave -= 1;
+                return true;
             }
             let runnable = self.runnable(io, self.wave);
             if self.wave == 2 {
@@ -418,6 +432,8 @@ impl Machine for Executing {
             Write::Parameter { op } => self.on_parameter(io, op, outcome),
             Write::Mesh { op, round } => self.on_mesh_write(io, op, round, outcome),
             Write::MeshReread { op, round } => self.on_mesh_reread(io, op, round, outcome),
+            Write::CleanupRead { op } => self.on_cleanup_read(io, op, outcome),
+            Write::Cleanup { op } => self.on_cleanup(io, op, outcome),
         }
     }
 

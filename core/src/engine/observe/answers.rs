@@ -3,7 +3,7 @@
 
 use super::{Observing, Read};
 use crate::aws::{
-    function_from_get_function, functions_from_get_resources, GetFunctionOutput, GetResourcesPage,
+    function_from_list_tags, functions_from_get_resources, GetResourcesPage, ListTagsOutput,
 };
 use crate::config::LogLevel;
 use crate::consul::{CaRoots, Leaf, NodeServices, ServiceDefaults, ServiceKey, SsmParameter};
@@ -56,7 +56,7 @@ pub(super) fn failed_stop(what: &str, consul: bool, error: &CallError) -> Stop {
 }
 
 /// The rule a denied read needs, and its hint.
-fn denied(what: &str, reply: &HttpReply, rule: &str, hint: String) -> Stop {
+pub(super) fn denied(what: &str, reply: &HttpReply, rule: &str, hint: String) -> Stop {
     Stop::new(
         Verdict::Failed,
         Diagnostic::new(
@@ -89,6 +89,10 @@ impl Observing {
             (Read::TaggingPage, r) => self.on_tagging_page(io, r),
             (Read::Function { arn, confirm }, r) => self.on_function(io, arn, confirm, r),
             (Read::ParametersPage, r) => self.on_parameters(io, run, r),
+            (Read::Alias(qualified), r) => {
+                self.on_alias(io, qualified, r);
+                Ok(())
+            }
             (purpose, Reply::Http(h)) => self.on_consul(io, run, purpose, h),
             (_, _) => Err("an answer of the wrong kind".into()),
         }
@@ -106,7 +110,10 @@ impl Observing {
             Read::Datacenters => {
                 if let Some(body) = self.found(io, "GET /v1/catalog/datacenters", h) {
                     let dcs: Option<Vec<String>> = parse_body(body)?;
-                    self.obs.datacenters = dcs.unwrap_or_default();
+                    self.obs.all_datacenters = dcs.unwrap_or_default();
+                    if run.config.datacenter.is_none() {
+                        self.obs.datacenters = self.obs.all_datacenters.clone();
+                    }
                 }
                 Ok(())
             }
@@ -115,12 +122,19 @@ impl Observing {
             Read::Roots => self.on_roots(io, h),
             Read::Leaf(key) => self.on_leaf(io, run, key, h),
             Read::MeshEntry(i) => self.on_mesh_entry(io, i, h),
+            Read::NamesList(scope) => self.on_names_list(io, scope, h),
+            Read::Instances(scope, name) => self.on_instances(io, (scope, name), h),
             _ => Err("an HTTP answer for an AWS call".into()),
         }
     }
 
     /// The body of a 200; `None` for a 404; any other status stops the sync.
-    fn found<'h>(&mut self, io: &mut Io, what: &str, h: &'h HttpReply) -> Option<&'h str> {
+    pub(super) fn found<'h>(
+        &mut self,
+        io: &mut Io,
+        what: &str,
+        h: &'h HttpReply,
+    ) -> Option<&'h str> {
         match h.status {
             200 => Some(&h.body),
             404 => None,
@@ -136,7 +150,13 @@ impl Observing {
     }
 
     /// Whether Consul filtered the answer: then the sync stops, naming the rule.
-    fn filtered(&mut self, io: &mut Io, what: &str, h: &HttpReply, rule: String) -> bool {
+    pub(super) fn filtered(
+        &mut self,
+        io: &mut Io,
+        what: &str,
+        h: &HttpReply,
+        rule: String,
+    ) -> bool {
         if !h.filtered {
             return false;
         }
@@ -363,8 +383,8 @@ impl Observing {
             }
             return Ok(());
         }
-        let out: GetFunctionOutput = parse_aws(reply)?;
-        let function = function_from_get_function(&out).map_err(|f| f.message)?;
+        let out: ListTagsOutput = parse_aws(reply)?;
+        let function = function_from_list_tags(&arn, &out).map_err(|f| f.message)?;
         if confirm {
             io.log(
                 LogLevel::Info,
@@ -420,6 +440,12 @@ impl Observing {
         match purpose {
             Read::TaggingPage => self.inventory_incomplete(io, &error),
             Read::Function { arn, .. } => self.function_failed(io, arn, &error.to_string()),
+            Read::Alias(qualified) => {
+                let arn = qualified
+                    .rsplit_once(':')
+                    .map_or(qualified.as_str(), |(f, _)| f);
+                self.function_failed(io, arn.to_owned(), &error.to_string());
+            }
             Read::Roots | Read::ParametersPage => self.extension_unobserved(io, what, &error),
             Read::Leaf(key) => io.log(
                 LogLevel::Warn,
@@ -450,7 +476,7 @@ impl Observing {
         }
     }
 
-    fn function_failed(&mut self, io: &mut Io, arn: String, message: &str) {
+    pub(super) fn function_failed(&mut self, io: &mut Io, arn: String, message: &str) {
         io.log(
             LogLevel::Warn,
             "could not load a function; its services are kept as they are",

@@ -2,10 +2,11 @@
 //! topology (the agent's datacenter, the datacenters); per datacenter and
 //! partition the registrator node's services and the service-defaults entries,
 //! the mesh entries, the Lambda inventory and the extension data; then the plan,
-//! with confirmations (`GetFunction`) and leaf reads each followed by a re-plan
+//! with confirmations (`ListTags`) and leaf reads each followed by a re-plan
 //! (`plan.rs`). Answers are read in `answers.rs`.
 
 mod answers;
+mod names;
 mod plan;
 
 use super::io::{Calls, Io, Settled};
@@ -30,11 +31,20 @@ pub(crate) enum Read {
     NodeServices(usize),
     ServiceDefaults(usize),
     TaggingPage,
-    Function { arn: String, confirm: bool },
+    Function {
+        arn: String,
+        confirm: bool,
+    },
     Roots,
     ParametersPage,
     Leaf(ServiceKey),
     MeshEntry(usize),
+    /// The names on other nodes of one scope.
+    NamesList(crate::engine::observation::NameScope),
+    /// A wanted name's instances on other nodes.
+    Instances(crate::engine::observation::NameScope, String),
+    /// Whether an alias exists (`FUNCTION_ARN:ALIAS`).
+    Alias(String),
 }
 
 /// Where the observation is.
@@ -197,13 +207,14 @@ impl Observing {
     }
 
     fn start_topology(&mut self, run: &Run) {
+        // Every datacenter's names are checked (no ACL needed to list them).
+        self.get(ConsulRequest::Datacenters, Read::Datacenters);
         // With DATACENTER set nothing needs agent:read (upstream's documented policy).
         if let Some(dc) = run.config.datacenter.clone() {
             self.obs.datacenters = vec![dc];
             return;
         }
         self.get(ConsulRequest::AgentSelf, Read::AgentSelf);
-        self.get(ConsulRequest::Datacenters, Read::Datacenters);
     }
 
     fn start_scopes(&mut self, io: &mut Io, run: &Run) {
@@ -259,6 +270,9 @@ impl Observing {
             _ => self.tagging_page(None),
         }
         self.start_mesh(run, &partitions);
+        if !run.prune {
+            self.start_names(run);
+        }
         if let Some(prefix) = run.config.consul_extension_data_prefix.clone() {
             self.get(ConsulRequest::CaRoots, Read::Roots);
             self.parameters_page(&prefix, None);
@@ -312,7 +326,7 @@ impl Observing {
     }
 
     fn get_function(&mut self, arn: String, confirm: bool) {
-        let request = AwsRequest::GetFunction { arn: arn.clone() };
+        let request = AwsRequest::ListTags { arn: arn.clone() };
         self.aws(request, Read::Function { arn, confirm });
     }
 

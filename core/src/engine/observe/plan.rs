@@ -1,4 +1,4 @@
-//! The planning stage of the observing phase: plan; ask `GetFunction` to confirm
+//! The planning stage of the observing phase: plan; ask `ListTags` to confirm
 //! what the plan would delete for absence, and re-plan; read the leaves of the
 //! wanted services, and re-plan; check a reviewed plan against the fresh one;
 //! then execute, or end a dry run with the plan and its basis.
@@ -27,11 +27,17 @@ impl Observing {
                 return Advance::Finish(Box::new(self.ending(Some(stop))));
             }
         };
+        // Names, aliases and confirmations are asked in one round; each answer
+        // set is followed by a plan again.
+        let mut asked = !run.prune && self.check_names(run, &plan);
         if !self.confirmed && !plan.confirmations.is_empty() {
             self.confirmed = true;
             for c in &plan.confirmations {
                 self.get_function(c.function.clone(), true);
             }
+            asked = true;
+        }
+        if asked {
             return Advance::Continue;
         }
         if self.obs.extension_enabled(run) && !self.leaves_read {

@@ -92,8 +92,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+_CONTROL = {i: f"\\u{{{i:x}}}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped, as the core escapes what came
+    from outside: a message can forge neither lines nor colours on the terminal."""
+    return text.translate(_CONTROL)
+
+
 def _fail(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.write(f"{PROG}: {printable(message)}\n")
 
 
 def _print_json(doc: Mapping[str, Any]) -> None:
@@ -271,14 +281,14 @@ def _outcome(result: SyncResult, args: argparse.Namespace, doc: Mapping[str, Any
             extra["errors"] = failure["errors"]
         name = failure["code"] if failure else result["verdict"]
         return _failed(args, str(name), result["message"], code, **extra)
+    # The engine's message says the failure's code and the way out (its hint).
     if result["verdict"] == "invalid_config" and failure:
         _print_failure(failure_error(failure), args, code)
     elif result["verdict"] == "unreachable":
-        what = "Consul" if "Consul" in result["message"] else "AWS"
+        what = "Consul" if failure and failure["code"] == "consul_unreachable" else "AWS"
         _fail(f"cannot reach {what}: {result['message']}")
     elif result["verdict"] == "setup":
-        hint = f" ({failure['hint']})" if failure and failure.get("hint") else ""
-        _fail(f"AWS setup: {result['message']}{hint}")
+        _fail(f"AWS setup: {result['message']}")
     else:
         _fail(result["message"])
     return code

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from consul_lambda_sync import Answer
-    from consul_lambda_sync._types import AwsCall, HttpRequest, WireRequest
+    from consul_lambda_sync._types import AwsCall, ConsulCall, WireRequest
 
     from .log import JsonLogger
 
@@ -109,7 +109,7 @@ class Consul:
             conn.sock.settimeout(timeout)
         return conn
 
-    def call(self, rid: int, req: HttpRequest, timeout: float) -> Answer:
+    def call(self, rid: int, req: ConsulCall, timeout: float) -> Answer:
         path = self.prefix + req["path"]  # already percent-encoded: sent as is
         if req.get("query"):
             path += "?" + urlencode(req["query"])
