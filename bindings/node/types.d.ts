@@ -1574,6 +1574,11 @@ export interface AwsCall {
 export interface ConsulCall {
   /** The body: JSON text, sent as is. */
   body?: string;
+  /**
+   * The largest answer to read: a longer one is not read on but answered with the error
+   * `answer_too_large` (Content-Length over it, or the body growing past it).
+   */
+  maxBytes: number;
   /** `GET`, `PUT`, `POST` or `DELETE`. */
   method: string;
   /** The path, percent-encoded. */

@@ -77,7 +77,7 @@ def test_project_policy_passes_and_the_sync_succeeds(h_acl: Harness) -> None:
         "consul.service_read",
         "consul.connect_ca",
         "aws.list_functions",
-        "aws.get_function",
+        "aws.list_tags",
         "ssm.extension_data_read",
     ):
         assert got[code] == "ok", (code, by_code(report)[code])
@@ -332,7 +332,7 @@ def test_iam_access_denied_names_the_action(
     h = Harness(moto_iam, consul_plain, monkeypatch)  # request 1: its role
     iam_client = boto3.client("iam", endpoint_url=moto_iam.url, region_name="us-east-1")
     iam_client.create_user(UserName="registrator")
-    allowed = ["sts:GetCallerIdentity", "ssm:GetParameter", "lambda:GetFunction"]
+    allowed = ["sts:GetCallerIdentity", "ssm:GetParameter", "lambda:ListTags"]
     statement = {"Effect": "Allow", "Action": allowed, "Resource": "*"}
     policy = {"Version": "2012-10-17", "Statement": [statement]}
     iam_client.put_user_policy(

@@ -110,9 +110,10 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
     assert again["summary"]["unchanged"] == 10
     assert seen["PUT"] == 0
     assert seen["DELETE"] == 0
-    # agent/self, catalog/datacenters, node-services, service-defaults.
-    assert seen["GET"] == 4
-    assert again["requests"]["consul"] == {"reads": 4, "writes": 0, "transactions": 0}
+    # agent/self, catalog/datacenters, node-services, service-defaults, and the
+    # names on other nodes (catalog/services).
+    assert seen["GET"] == 5
+    assert again["requests"]["consul"] == {"reads": 5, "writes": 0, "transactions": 0}
     # One GetResources page for up to 100 functions, nothing else (the account comes
     # from the Lambda context, so no STS call).
     calls = again["requests"]["aws"]["calls"]
@@ -133,7 +134,7 @@ def test_tag_untag_and_delete_events(h: Harness) -> None:
     out = h.handle(h.tag_event("svc", {ENABLED: "true"}))
     assert out["trigger"]["kind"] == "function"
     assert out["summary"]["create"] == 1
-    assert out["requests"]["aws"]["calls"].get("GetFunction") == 1
+    assert out["requests"]["aws"]["calls"].get("ListTags") == 1
     assert "GetResources" not in out["requests"]["aws"]["calls"]
     assert "svc" in h.consul.services()
     assert "svc" in h.consul.entries()
@@ -238,7 +239,7 @@ def test_invalid_tag_freezes_only_that_function(h: Harness) -> None:
     assert "typo" not in h.consul.services()
 
 
-def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
+def test_listing_lag_is_confirmed_with_list_tags(h: Harness) -> None:
     h.enabled("young")
     h.enabled("gone")
     h.sync()
@@ -260,8 +261,8 @@ def test_listing_lag_is_confirmed_with_get_function(h: Harness) -> None:
         return aws
 
     out = h.sync(aws_factory=factory)
-    # Both are missing from the listing; GetFunction finds "young" and confirms "gone".
-    assert out["requests"]["aws"]["calls"]["GetFunction"] == 2
+    # Both are missing from the listing; ListTags finds "young" and confirms "gone".
+    assert out["requests"]["aws"]["calls"]["ListTags"] == 2
     assert out["summary"]["delete"] == 1
     assert sorted(h.consul.services()) == ["young"]
 
@@ -272,7 +273,7 @@ def test_untagged_function_is_deregistered_after_confirmation(h: Harness) -> Non
     h.untag("shy", [ENABLED])  # no tags left: GetResources no longer lists it
     out = h.sync()
     assert out["summary"]["delete"] == 1
-    assert out["requests"]["aws"]["calls"]["GetFunction"] == 1
+    assert out["requests"]["aws"]["calls"]["ListTags"] == 1
     assert h.consul.services() == {}
 
 

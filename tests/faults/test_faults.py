@@ -99,7 +99,7 @@ def test_throttling_429_from_consul_and_aws_is_retried(rig: Rig) -> None:
 THROTTLES = [
     ("GetResources", {"status": 400, "code": "ThrottlingException", "message": "Rate exceeded"}),
     (
-        "GetFunction",
+        "ListTags",
         {"status": 429, "code": "TooManyRequestsException", "message": "Rate exceeded"},
     ),
     ("GetParameter", {"status": 400, "code": "ThrottlingException", "message": "Rate exceeded"}),
@@ -114,7 +114,7 @@ def test_aws_throttling_is_retried_and_never_deregisters(
     rig: Rig, op: str, answer: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The token comes from Parameter Store (GetParameter), and two functions are
-    # gone, so their absence is confirmed with GetFunction: every call throttled
+    # gone, so their absence is confirmed with ListTags: every call throttled
     # here is on the path of a sync that also deletes.
     ssm = boto3.client(
         "ssm",
@@ -335,8 +335,8 @@ def test_unconfirmed_absence_keeps_services(rig: Rig) -> None:
     before = cold(rig)
     for i in (5, 6):
         rig.lam.delete_function(FunctionName=f"fn-{i:05d}")
-    # The listing works; the GetFunction that must confirm each absence fails.
-    rig.faults(aws=[{"match": "^GetFunction$", "action": "status", "status": 500}])
+    # The listing works; the ListTags that must confirm each absence fails.
+    rig.faults(aws=[{"match": "^ListTags$", "action": "status", "status": 500}])
     with pytest.raises(SyncFailed) as err:
         rig.sync()
     assert "could not be loaded" in str(err.value)

@@ -209,6 +209,7 @@ async function fakeConsul() {
     if (st.failOn && st.failOn(req.method, u.pathname, json)) return send(500, 'rpc error');
     if (m === 'GET /v1/agent/self') return send(200, { Config: { Datacenter: 'dc1' } });
     if (m === 'GET /v1/catalog/datacenters') return send(200, ['dc1']);
+    if (m === 'GET /v1/catalog/services') return send(200, {});
     if (m === 'GET /v1/catalog/node-services/lambdas') {
       return send(200, st.node ? { Node: { Node: 'lambdas', ModifyIndex: st.node }, Services: [...st.services.values()] } : null);
     }
@@ -275,7 +276,7 @@ async function fakeConsul() {
   return st;
 }
 
-function fakeAws({ pages, functions = {}, failPage = null, getFunctionError = null }) {
+function fakeAws({ pages, functions = {}, failPage = null, listTagsError = null }) {
   const calls = [];
   const client = (name) => ({
     async send(cmd) {
@@ -288,12 +289,13 @@ function fakeAws({ pages, functions = {}, failPage = null, getFunctionError = nu
         if (failPage === i) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
         return { $metadata: {}, ResourceTagMappingList: pages[i], PaginationToken: i + 1 < pages.length ? String(i + 1) : '' };
       }
-      if (name === 'lambda' && op === 'GetFunction') {
-        const n = input.FunctionName.split(':').pop();
-        if (getFunctionError) throw getFunctionError;
+      if (name === 'lambda' && op === 'ListTags') {
+        const n = input.Resource.split(':').pop();
+        if (listTagsError) throw listTagsError;
         if (!functions[n]) throw Object.assign(new Error('Function not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } });
-        return { Configuration: { FunctionArn: arn(n) }, Tags: functions[n] };
+        return { Tags: functions[n] };
       }
+      if (name === 'lambda' && op === 'GetAlias') return { AliasArn: `${input.FunctionName}:${input.Name}`, Name: input.Name };
       if (name === 'sts') return { Account: ACCOUNT };
       if (name === 'ssm' && op === 'GetParameter') return { Parameter: { Name: input.Name, Value: 'ssm-token-secret' } };
       throw new Error(`unexpected ${name}.${op}`);
@@ -368,21 +370,21 @@ test('a failed GetResources page: inventory incomplete, nothing deregistered, th
   await assert.rejects(host.handler(schedule, {}), (e) => e instanceof RegistratorError && e.code === 'sync_failed' && /inventory was incomplete/.test(e.message));
   assert.ok(consul.services.has('kept'), 'a service of a possibly-missing function is never deregistered');
   assert.ok(consul.services.has('a'), 'listed functions still sync');
-  assert.ok(!aws.calls.includes('GetFunction'));
+  assert.ok(!aws.calls.includes('ListTags'));
   assert.ok(aws.calls.filter((c) => c === 'GetResources').length > 2, 'the engine retried the throttled page');
 }));
 
-test('absent from the listing but GetFunction finds it: kept (and re-planned with its tags)', () => withConsul(async (consul) => {
+test('absent from the listing but ListTags finds it: kept (and re-planned with its tags)', () => withConsul(async (consul) => {
   consul.seedManaged('laggy', arn('laggy'));
   const aws = fakeAws({ pages: [[]], functions: { laggy: enabled } });
   const { host } = hostWith({ consul, aws });
   const res = await host.handler(schedule, {});
-  assert.equal(res.requests.aws.calls.GetFunction, 1);
+  assert.equal(res.requests.aws.calls.ListTags, 1);
   assert.ok(consul.services.has('laggy'));
   assert.equal(res.summary.delete, 0);
 }));
 
-test('absent from the listing and GetFunction says ResourceNotFound: deregistered', () => withConsul(async (consul) => {
+test('absent from the listing and ListTags says ResourceNotFound: deregistered', () => withConsul(async (consul) => {
   consul.seedManaged('gone', arn('gone'));
   const aws = fakeAws({ pages: [[]], functions: {} });
   const { host } = hostWith({ consul, aws });
@@ -392,9 +394,9 @@ test('absent from the listing and GetFunction says ResourceNotFound: deregistere
   assert.ok(!consul.entries.has('gone'));
 }));
 
-test('GetFunction failing (not ResourceNotFound) on a confirmation: nothing deleted, the handler throws', () => withConsul(async (consul) => {
+test('ListTags failing (not ResourceNotFound) on a confirmation: nothing deleted, the handler throws', () => withConsul(async (consul) => {
   consul.seedManaged('unsure', arn('unsure'));
-  const aws = fakeAws({ pages: [[]], getFunctionError: Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } }) });
+  const aws = fakeAws({ pages: [[]], listTagsError: Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } }) });
   const { host } = hostWith({ consul, aws });
   await assert.rejects(host.handler(schedule, {}), (e) => e.code === 'sync_failed');
   assert.ok(consul.services.has('unsure'));
@@ -411,7 +413,7 @@ test('a one-function event reads only that function; ResourceNotFound deregister
   };
   const res = await host.handler(event, {});
   assert.equal(res.trigger.kind, 'function');
-  assert.deepEqual(aws.calls.filter((c) => c !== 'GetCallerIdentity'), ['GetFunction']);
+  assert.deepEqual(aws.calls.filter((c) => c !== 'GetCallerIdentity'), ['ListTags']);
   assert.deepEqual([...consul.services.keys()], ['other']);
 }));
 

@@ -86,9 +86,25 @@ function createConsulTransport(config, o = {}) {
           agent: getAgent(),
           ...(tls && config.consulTlsServerName ? { servername: config.consulTlsServerName } : {}),
         };
+        // Never more than the engine's cap for this request (an answer over it is an
+        // error naming the request, not a process out of memory).
+        const limit = Number(call.maxBytes) || 0;
+        const tooLarge = () => {
+          req?.destroy();
+          finish({
+            id,
+            error: { code: 'answer_too_large', message: `${call.method} ${call.path}: the answer is over ${limit} bytes; not read` },
+          });
+        };
         req = (tls ? https : http).request(options, (res) => {
           const chunks = [];
-          res.on('data', (c) => chunks.push(c));
+          let size = 0;
+          if (limit && Number(res.headers['content-length']) > limit) return tooLarge();
+          res.on('data', (c) => {
+            size += c.length;
+            if (limit && size > limit) return tooLarge();
+            chunks.push(c);
+          });
           res.on('error', fail);
           res.on('end', () => {
             const hs = {};

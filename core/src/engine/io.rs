@@ -114,6 +114,15 @@ impl Io {
         self.gates.entry(target).or_default()
     }
 
+    /// A new wave of writes begins: budgets spent on 5xx answers are probed again
+    /// ([`Gate::reopen`]).
+    pub(crate) fn reopen_gates(&mut self) {
+        let now = self.now;
+        for gate in self.gates.values_mut() {
+            gate.reopen(now);
+        }
+    }
+
     fn count(&mut self, request: &Request) {
         let c = &mut self.counts;
         match request {

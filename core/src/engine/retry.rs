@@ -58,6 +58,8 @@ pub enum CallError {
     Setup(String),
     /// The host fed an answer of the wrong kind for the request.
     Malformed(String),
+    /// The answer was larger than the host reads for the request (`maxBytes`).
+    TooLarge(String),
 }
 
 impl CallError {
@@ -74,6 +76,7 @@ impl std::fmt::Display for CallError {
             CallError::Http { status, body } => f.write_str(&status_text(*status, body)),
             CallError::Aws(e) => f.write_str(&aws_error_text(e)),
             CallError::Setup(m) | CallError::Malformed(m) => f.write_str(&clip(m)),
+            CallError::TooLarge(m) => write!(f, "answer too large ({})", clip(m)),
         }
     }
 }
@@ -201,6 +204,9 @@ pub fn judge(request: &Request, incoming: Incoming) -> Judgement {
         (_, Incoming::Error(e)) if e.code == "config" => {
             Judgement::Final(CallError::Setup(e.message))
         }
+        (_, Incoming::Error(e)) if e.code == "answer_too_large" => {
+            Judgement::Final(CallError::TooLarge(e.message))
+        }
         (Request::Aws(_), Incoming::Error(e)) => {
             let transient = AWS_RETRY_CODES.contains(&e.code.as_str())
                 || e.message.contains("Rate exceeded")
@@ -238,6 +244,9 @@ pub struct Gate {
     limited: Option<Limited>,
     /// The outage outlasted its budget: why (every request fails with it).
     spent: Option<CallError>,
+    /// Reopened after an outage of answers (Consul answering 5xx): each request
+    /// gets one attempt until one succeeds.
+    degraded: bool,
     /// Requests in flight.
     pub(crate) in_flight: u32,
 }
@@ -293,9 +302,27 @@ impl Gate {
         self.limited.is_some()
     }
 
+    /// A new wave of requests begins. A budget spent on *answers* (the target
+    /// answered, with 5xx) is probed again, one attempt per request, so that one
+    /// failing endpoint does not fail the writes that do not use it; a budget spent
+    /// on silence (no answer: the agent is down) stays spent.
+    pub fn reopen(&mut self, now: u64) {
+        if matches!(self.spent, Some(CallError::Http { .. })) {
+            self.spent = None;
+            self.degraded = true;
+            self.limited = Some(Limited {
+                window: 1,
+                since: now,
+                probes: 0,
+                not_before: now,
+            });
+        }
+    }
+
     /// A usable answer came: the target opens further.
     pub fn answered(&mut self) {
         self.failures = 0;
+        self.degraded = false;
         if let Some(l) = self.limited.as_mut() {
             l.window = l.window.saturating_mul(2);
             l.probes = 0;
@@ -317,6 +344,10 @@ impl Gate {
     ) -> Verdict {
         if let Some(why) = &self.spent {
             return Verdict::Fail(why.clone());
+        }
+        if self.degraded {
+            self.spent = Some(error.clone());
+            return Verdict::Fail(error);
         }
         self.failures = self.failures.saturating_add(1);
         if self.limited.is_none() && self.failures >= TRIP_AFTER {
@@ -406,6 +437,46 @@ mod tests {
         assert!(matches!(
             g.failed(1, 0, unreachable(), OUTAGE_MS + 9, &mut j),
             Verdict::Fail(_)
+        ));
+        // Silence stays spent in the next wave.
+        g.reopen(OUTAGE_MS + 10);
+        assert!(g.spent().is_some());
+    }
+
+    fn answered_500() -> CallError {
+        CallError::Http {
+            status: 500,
+            body: "rpc error".into(),
+        }
+    }
+
+    #[test]
+    fn a_budget_spent_on_5xx_answers_is_probed_again_by_the_next_wave() {
+        let mut g = Gate::default();
+        let mut j = Jitter::new(1);
+        for _ in 0..TRIP_AFTER {
+            g.failed(1, 0, answered_500(), 0, &mut j);
+        }
+        assert!(matches!(
+            g.failed(1, 0, answered_500(), OUTAGE_MS, &mut j),
+            Verdict::Fail(_)
+        ));
+        assert!(g.spent().is_some());
+        // The next wave: one probe; failing again, it fails at once and stays spent.
+        g.reopen(OUTAGE_MS + 1);
+        assert!(g.spent().is_none() && g.admits(OUTAGE_MS + 1));
+        assert!(matches!(
+            g.failed(1, 0, answered_500(), OUTAGE_MS + 2, &mut j),
+            Verdict::Fail(_)
+        ));
+        assert!(g.spent().is_some());
+        // Or, answered, it opens gradually as after any outage.
+        g.reopen(OUTAGE_MS + 3);
+        g.answered();
+        assert!(g.spent().is_none() && !g.degraded);
+        assert!(matches!(
+            g.failed(1, 0, answered_500(), OUTAGE_MS + 4, &mut j),
+            Verdict::Wait(_)
         ));
     }
 }

@@ -325,6 +325,10 @@ mod schema {
         /// The body: JSON text, sent as is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<String>,
+        /// The largest answer to read: a longer one is not read on but answered
+        /// with the error `answer_too_large` (Content-Length over it, or the
+        /// body growing past it).
+        max_bytes: u64,
     }
 
     /// An AWS API call, as both SDKs take it.

@@ -425,6 +425,8 @@ pub struct ConsulWire<'a> {
     /// Whether the body is written as JSON text in a string (what a host sends
     /// as is) rather than as JSON.
     pub body_as_text: bool,
+    /// The largest answer the host reads (`maxBytes`, the host's form only).
+    pub max_bytes: Option<u64>,
 }
 
 /// A request body, written from the typed request.
@@ -453,6 +455,23 @@ impl ConsulRequest {
             query: self.query(),
             body: self.body(),
             body_as_text: false,
+            max_bytes: None,
+        }
+    }
+
+    /// The largest answer a host reads for this request, above what Consul
+    /// answers for it (docs/engine.md "Bounds"): a list of 100,000 services is
+    /// about 80 MiB; an answer over the cap is an error (`answer_too_large`)
+    /// naming the request, and an observation that gets one writes nothing.
+    pub fn max_answer_bytes(&self) -> u64 {
+        use ConsulRequest as C;
+        const MIB: u64 = 1 << 20;
+        match self {
+            C::NodeServices { .. }
+            | C::ServiceDefaultsList { .. }
+            | C::ServicesElsewhere { .. } => 128 * MIB,
+            C::InstancesElsewhere { .. } | C::ConfigEntry { .. } | C::Txn { .. } => 16 * MIB,
+            _ => 4 * MIB,
         }
     }
 
@@ -570,7 +589,10 @@ impl ConsulRequest {
 
 impl Serialize for ConsulWire<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let fields = 2 + usize::from(!self.query.is_empty()) + usize::from(self.body.is_some());
+        let fields = 2
+            + usize::from(!self.query.is_empty())
+            + usize::from(self.body.is_some())
+            + usize::from(self.max_bytes.is_some());
         let mut st = s.serialize_struct("ConsulCall", fields)?;
         st.serialize_field("method", self.method)?;
         st.serialize_field("path", &self.path)?;
@@ -585,6 +607,9 @@ impl Serialize for ConsulWire<'_> {
             }
             (Some(b), false) => st.serialize_field("body", b)?,
             (None, _) => {}
+        }
+        if let Some(max) = self.max_bytes {
+            st.serialize_field("maxBytes", &max)?;
         }
         st.end()
     }
@@ -971,6 +996,7 @@ impl Serialize for Outgoing<'_> {
             Request::Consul(c) => {
                 let wire = ConsulWire {
                     body_as_text: self.id.is_some(),
+                    max_bytes: self.id.map(|_| c.max_answer_bytes()),
                     ..c.wire()
                 };
                 m.serialize_entry("consul", &wire)?

@@ -86,6 +86,12 @@ type Rule struct {
 	DelayMs int    `json:"delay_ms,omitempty"`
 	// Headers are added to a "status" answer ({"Retry-After": "1"}).
 	Headers map[string]string `json:"headers,omitempty"`
+	// File and Size, for "answer": answer 200 (no forwarding) with the bytes of
+	// File (a crafted answer, e.g. 100,000 services), else with Size bytes (blanks
+	// then "{}"); Chunked leaves out Content-Length (the body only grows).
+	File    string `json:"file,omitempty"`
+	Size    int    `json:"size,omitempty"`
+	Chunked bool   `json:"chunked,omitempty"`
 	// Side is the request "side" sends to the target before forwarding.
 	Side *SideRequest `json:"side,omitempty"`
 	// After skips the first After matching requests; Times bounds the number of
@@ -420,6 +426,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.holding-- // not let go: held past maxHold
 		}
 		p.mu.Unlock()
+	case "answer":
+		p.record(op, "answer", start)
+		answer(w, &rcopy)
+		return
 	case "reset":
 		p.record(op, "reset", start)
 		resetConn(w)
@@ -458,6 +468,43 @@ func (p *proxy) record(op, status string, start time.Time) {
 		}
 	}
 	p.mu.Unlock()
+}
+
+// answer writes a crafted 200: the rule's file, or Size bytes of JSON padding,
+// with or without Content-Length.
+func answer(w http.ResponseWriter, rule *Rule) {
+	w.Header().Set("Content-Type", "application/json")
+	if rule.File != "" {
+		f, err := os.Open(rule.File)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && !rule.Chunked {
+			w.Header().Set("Content-Length", fmt.Sprint(st.Size()))
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.Copy(w, f)
+		return
+	}
+	size := rule.Size
+	if size < 2 {
+		size = 2
+	}
+	if !rule.Chunked {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+	}
+	w.WriteHeader(http.StatusOK)
+	blank := bytes.Repeat([]byte(" "), 1<<16)
+	for left := size - 2; left > 0; {
+		n := min(left, len(blank))
+		if _, err := w.Write(blank[:n]); err != nil {
+			return // the client stopped reading: what the test wants
+		}
+		left -= n
+	}
+	_, _ = w.Write([]byte("{}"))
 }
 
 // side sends another client's request straight to the target and waits for
@@ -595,7 +642,7 @@ func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, rule := range rules {
 			switch rule.Action {
-			case "status", "reset", "delay", "drop", "hold":
+			case "status", "reset", "delay", "drop", "hold", "answer":
 			case "side":
 				if rule.Side == nil || rule.Side.Method == "" || !strings.HasPrefix(rule.Side.Path, "/") {
 					http.Error(w, "a side rule needs side.method and side.path", http.StatusBadRequest)

@@ -1835,6 +1835,9 @@ class AwsCall(TypedDict):
 
 
 class _ConsulCallRequired(TypedDict):
+    # The largest answer to read: a longer one is not read on but answered with the error
+    # `answer_too_large` (Content-Length over it, or the body growing past it).
+    maxBytes: int
     # `GET`, `PUT`, `POST` or `DELETE`.
     method: str
     # The path, percent-encoded.

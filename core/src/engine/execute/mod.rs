@@ -342,6 +342,7 @@ impl Executing {
     fn next_wave(&mut self, io: &mut Io) -> bool {
         while self.wave < 5 {
             self.wave += 1;
+            io.reopen_gates();
             if io.out_of_time() {
                 self.defer_rest(io);
                 return false;

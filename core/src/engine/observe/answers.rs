@@ -43,6 +43,11 @@ pub(super) fn failed_stop(what: &str, consul: bool, error: &CallError) -> Stop {
             Code::ConsulError,
             "Consul answered with an error: check the agent's health (consul members, consul operator raft list-peers); the next sync tries again",
         ),
+        CallError::TooLarge(_) => (
+            Verdict::Failed,
+            Code::AnswerTooLarge,
+            "the answer is larger than the registrator reads for it (docs/engine.md \"Bounds\"); check what Consul holds there (consul catalog services -node NODE_NAME)",
+        ),
         CallError::Aws(_) | CallError::Malformed(_) => (
             Verdict::Failed,
             Code::AwsError,

@@ -14,7 +14,7 @@ use crate::config::LogLevel;
 use crate::consul::ServiceKey;
 use crate::engine::io::{parse_body, Io};
 use crate::engine::observation::NameScope;
-use crate::engine::retry::Reply;
+use crate::engine::retry::{CallError, Reply};
 use crate::engine::wire::HttpReply;
 use crate::engine::Run;
 use crate::lower::{AwsRequest, ConsulRequest, Request};
@@ -163,10 +163,16 @@ impl Observing {
         if self.filtered(io, what, h, rule) {
             return Ok(());
         }
-        let Some(body) = self.found(io, what, h) else {
+        // A list that did not come (even a 404) leaves the names unknown: stop.
+        if h.status != 200 {
+            let error = CallError::Http {
+                status: h.status,
+                body: h.body.clone(),
+            };
+            self.stop(io, super::answers::failed_stop(what, true, &error));
             return Ok(());
-        };
-        let names = parse_names(body)?;
+        }
+        let names = parse_names(&h.body)?;
         self.obs.names.lists.insert(scope, Some(names));
         Ok(())
     }

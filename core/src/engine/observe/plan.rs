@@ -10,7 +10,7 @@ use crate::engine::finish::Ending;
 use crate::engine::io::Io;
 use crate::engine::outcome::Verdict;
 use crate::engine::{review, Advance, Run, Stop};
-use crate::error::Failure;
+use crate::error::{Code, Diagnostic, Failure};
 use crate::plan::{plan_with, Change, Plan};
 use std::borrow::Cow;
 
@@ -118,37 +118,12 @@ impl Observing {
     }
 }
 
-/// The plan's errors and warnings (one record per kind of warning, with a count
-/// and the first names), its skipped functions and its counts.
+/// The plan's errors and warnings (one record per kind, with a count and the
+/// first names: 100,000 orphans are one record, not 100,000), its skipped
+/// functions and its counts.
 fn log_plan(io: &mut Io, plan: &Plan) {
-    for d in &plan.errors {
-        io.log(
-            LogLevel::Error,
-            "plan error",
-            [
-                ("code", Some(d.code.as_str().into())),
-                ("function", d.function.clone().map(Into::into)),
-                ("key", d.key.clone().map(Into::into)),
-                ("value", d.value.clone().map(Into::into)),
-                ("message", Some(d.message.clone().into())),
-                ("hint", Some(d.hint.clone().into())),
-            ],
-        );
-    }
-    for d in &plan.warnings {
-        io.log(
-            LogLevel::Warn,
-            "plan warning",
-            [
-                ("code", Some(d.code.as_str().into())),
-                ("function", d.function.clone().map(Into::into)),
-                ("key", d.key.clone().map(Into::into)),
-                ("value", d.value.clone().map(Into::into)),
-                ("message", Some(d.message.clone().into())),
-                ("hint", Some(d.hint.clone().into())),
-            ],
-        );
-    }
+    log_kinds(io, LogLevel::Error, "plan error", &plan.errors);
+    log_kinds(io, LogLevel::Warn, "plan warning", &plan.warnings);
     if io.logs_at(LogLevel::Debug) {
         for s in &plan.skips {
             io.log(
@@ -176,4 +151,46 @@ fn log_plan(io: &mut Io, plan: &Plan) {
             ("skipped", Some(s.skipped.into())),
         ],
     );
+}
+
+/// How many names a record of several problems of one kind lists.
+const FIRST_NAMES: usize = 5;
+
+/// One record per kind of problem, in the order the kinds first appear: the
+/// first problem's fields, the count, and the first few functions or values.
+fn log_kinds(io: &mut Io, level: LogLevel, msg: &str, problems: &[Diagnostic]) {
+    let mut kinds: Vec<(Code, Vec<&Diagnostic>)> = Vec::new();
+    for d in problems {
+        match kinds.iter_mut().find(|(code, _)| *code == d.code) {
+            Some((_, list)) => list.push(d),
+            None => kinds.push((d.code, vec![d])),
+        }
+    }
+    for (code, list) in kinds {
+        let Some(first) = list.first() else { continue };
+        let names: Vec<&str> = list
+            .iter()
+            .filter_map(|d| {
+                d.function
+                    .as_deref()
+                    .map(|f| f.rsplit(':').next().unwrap_or(f))
+                    .or(d.value.as_deref())
+            })
+            .take(FIRST_NAMES)
+            .collect();
+        io.log(
+            level,
+            msg,
+            [
+                ("code", Some(code.as_str().into())),
+                ("count", Some(list.len().into())),
+                ("first", (list.len() > 1).then(|| names.join(", ").into())),
+                ("function", first.function.clone().map(Into::into)),
+                ("key", first.key.clone().map(Into::into)),
+                ("value", first.value.clone().map(Into::into)),
+                ("message", Some(first.message.clone().into())),
+                ("hint", Some(first.hint.clone().into())),
+            ],
+        );
+    }
 }

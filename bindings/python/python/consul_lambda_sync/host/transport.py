@@ -125,7 +125,18 @@ class Consul:
             conn = self._conn(timeout)
             conn.request(req["method"], path, body=body, headers=headers)
             resp = conn.getresponse()
-            text = resp.read().decode("utf-8", "replace")
+            # Never more than the engine's cap for this request (an answer over it
+            # is an error naming the request, not a process out of memory).
+            limit = int(req.get("maxBytes") or 0)
+            length = resp.getheader("content-length") or ""
+            if limit and length.isdigit() and int(length) > limit:
+                conn.close()
+                return _too_large(rid, req, limit)
+            data = resp.read(limit + 1) if limit else resp.read()
+            if limit and len(data) > limit:
+                conn.close()
+                return _too_large(rid, req, limit)
+            text = data.decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as e:
             if conn is not None:
                 conn.close()  # the next request opens a new connection
@@ -137,6 +148,11 @@ class Consul:
         for conn in self._conns:
             conn.close()
         self._conns = []
+
+
+def _too_large(rid: int, req: ConsulCall, limit: int) -> Answer:
+    what = f"{req['method']} {req['path']}"
+    return failure(rid, "answer_too_large", f"{what}: the answer is over {limit} bytes; not read")
 
 
 def _reason(e: BaseException) -> str:
