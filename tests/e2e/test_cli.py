@@ -125,7 +125,9 @@ def test_failures_before_execution_delete_nothing(h: Harness) -> None:
     proc = h.cli("sync", env=bad)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("consul-lambda-sync: invalid configuration (2 problems):")
+    assert proc.stderr.startswith(
+        "consul-lambda-sync: [invalid_config] invalid configuration (2 problems):"
+    )
     assert sorted(h.consul.services()) == want
 
     no_aws = h.env()

@@ -66,7 +66,9 @@ def measured(host: str, env: dict[str, str]) -> tuple[dict[str, Any], int, list[
     proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
-    assert proc.stdin and proc.stdout and proc.stderr
+    assert proc.stdin
+    assert proc.stdout
+    assert proc.stderr
     out: list[bytes] = []
     err: list[bytes] = []
     readers = [
@@ -83,7 +85,8 @@ def measured(host: str, env: dict[str, str]) -> tuple[dict[str, Any], int, list[
         r.join()
     logs = b"".join(err).decode().splitlines()
     lines = b"".join(out).decode().strip().splitlines()
-    assert proc.returncode == 0 and lines, f"{host} exited {proc.returncode}:\n{logs[-20:]}"
+    assert proc.returncode == 0, f"{host} exited {proc.returncode}:\n{logs[-20:]}"
+    assert lines, f"{host} printed nothing:\n{logs[-20:]}"
     return json.loads(lines[-1]), usage.ru_maxrss * 1024, logs
 
 
@@ -133,7 +136,8 @@ def crafted_node_services(consul: sup.ConsulAgent, path: Path) -> int:
     """The registrator node's real answer with ``ORPHANS`` managed-tagged services
     added (each shaped as Consul answers it); returns the file's size."""
     real = consul.get(f"/v1/catalog/node-services/{sup.NODE}")
-    assert real and real["Services"], real
+    assert real, real
+    assert real["Services"], real
     template = real["Services"][0]
     with path.open("w") as f:
         f.write('{"Node":')

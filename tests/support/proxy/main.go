@@ -84,7 +84,7 @@ type Rule struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	DelayMs int    `json:"delay_ms,omitempty"`
-	// Headers are added to a "status" answer ({"Retry-After": "1"}).
+	// Headers are added to a "status" or "answer" answer ({"Retry-After": "1"}).
 	Headers map[string]string `json:"headers,omitempty"`
 	// File and Size, for "answer": answer 200 (no forwarding) with the bytes of
 	// File (a crafted answer, e.g. 100,000 services), else with Size bytes (blanks
@@ -474,6 +474,9 @@ func (p *proxy) record(op, status string, start time.Time) {
 // with or without Content-Length.
 func answer(w http.ResponseWriter, rule *Rule) {
 	w.Header().Set("Content-Type", "application/json")
+	for k, v := range rule.Headers {
+		w.Header().Set(k, v)
+	}
 	if rule.File != "" {
 		f, err := os.Open(rule.File)
 		if err != nil {

@@ -131,7 +131,8 @@ def _print_failure(err: Any, args: argparse.Namespace, exit_code: int) -> int:
         fields = {k: v for k, v in extra.items() if v}
         return _failed(args, str(getattr(err, "code", "error")), _message(err), exit_code, **fields)
     if getattr(err, "code", "") == "invalid_config" and errors:
-        _fail(f"invalid configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):")
+        n = len(errors)
+        _fail(f"[invalid_config] invalid configuration ({n} problem{'s' if n > 1 else ''}):")
         for d in errors:
             key = d.get("key")
             value = d.get("value")
@@ -139,7 +140,8 @@ def _print_failure(err: Any, args: argparse.Namespace, exit_code: int) -> int:
                 f"{key}={value!s}: " if key and value is not None else (f"{key}: " if key else "")
             )
             hint = f" ({d['hint']})" if d.get("hint") else ""
-            sys.stderr.write(f"  - {where}{d.get('message')}{hint}\n")
+            code = f"[{d['code']}] " if d.get("code") else ""
+            sys.stderr.write(printable(f"  - {code}{where}{d.get('message')}{hint}") + "\n")
         return exit_code
     _fail(str(err))  # "[code] message (hint)"
     return exit_code
