@@ -21,8 +21,8 @@
 #
 # The tarball's Python Lambda zips hold only what the host imports (tests/packages/check_lambda_zip.py).
 # What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip (and the example's venv
-# in target/cdk/venv-python, parliament's in target/cdk/venv-iam-lint), Maven in ~/.m2 (only the construct's own artefact is purged
-# from ~/.m2 each run).
+# in target/cdk/venv-python, parliament's in target/cdk/venv-iam-lint), Maven in ~/.m2
+# (only the construct's own artefact is purged from ~/.m2 each run).
 # Usage: scripts/test-cdk.sh [ts] [python] [java] [go]   (default: ts python java)
 # Environment: DIST (default <repo>/dist, the core's artefacts built there first when
 # unset), CDK_NO_BUILD=1 to test the construct packages already in DIST.
