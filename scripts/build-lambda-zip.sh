@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Lambda deployment package of the registrator (x86_64 or arm64):
-#   the consul-lambda-sync wheel (Rust core + consul_lambda_sync.host) and requests,
-#   installed with `pip install --target` and zipped.
-# boto3 is left out: every Lambda Python runtime ships it (--with-boto3 adds it).
+# Builds the Lambda deployment package of the registrator (x86_64 or arm64): the
+# consul-lambda-sync wheel (Rust core + consul_lambda_sync.host) installed with
+# `pip install --target` and zipped, and nothing else: the host imports only the
+# standard library (Consul over http.client) and boto3, which every Lambda Python
+# runtime ships. --with-boto3 bundles boto3 and its dependencies anyway, at the
+# versions and hashes of scripts/requirements/lambda-boto3.txt (pip --require-hashes;
+# Python >= 3.10). tests/packages/check_lambda_zip.py checks what a zip holds.
 #
 # By default the wheel is manylinux2014 (glibc 2.17), built with zig (the ziglang
 # package from PyPI, installed into the venv), so the zip runs on every Lambda
@@ -36,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --native) native=true; shift ;;
     --arch) arch="$2"; shift 2 ;;
     --wheel) wheel_in="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build-lambda-zip: unknown argument $1" >&2; exit 3 ;;
   esac
 done
@@ -46,6 +49,10 @@ case "$arch" in
   arm64 | aarch64) arch=arm64; rust_target=aarch64-unknown-linux-gnu; platform=manylinux2014_aarch64 ;;
   *) echo "build-lambda-zip: --arch must be x86_64 or arm64, not $arch" >&2; exit 3 ;;
 esac
+if $with_boto3 && [[ "$(printf '%s\n' "$pyver" 3.10 | sort -V | head -n 1)" != 3.10 ]]; then
+  echo "build-lambda-zip: --with-boto3 needs --python 3.10 or later (scripts/requirements/lambda-boto3.txt is locked for it)" >&2
+  exit 3
+fi
 if $native && [[ "$arch" != x86_64 || "$(uname -m)" != x86_64 ]]; then
   echo "build-lambda-zip: --native builds only for this machine's own architecture (x86_64)" >&2
   exit 3
@@ -55,7 +62,8 @@ if [[ -n "$wheel_in" ]]; then
   [[ -f "$wheel_in" ]] || { echo "build-lambda-zip: no wheel $wheel_in" >&2; exit 3; }
 fi
 
-venv_ensure "$VENV" "${REQ_BUILD[@]}"
+# boto3: the smoke test below imports the handler, and the Lambda runtime provides boto3.
+venv_ensure "$VENV" "${REQ_BUILD[@]}" 'boto3>=1.28'
 pip() { "$py" -m pip install -q --disable-pip-version-check "$@" >&2; }
 
 work="$(mktemp -d)"
@@ -91,11 +99,12 @@ else
   pip --target "$pkg" --no-deps --platform "$platform" --implementation cp \
     --python-version "$pyver" --only-binary=:all: "$wheel"
 fi
-rm -rf "$pkg/bin" # the console script: of no use in Lambda
-deps=("requests>=2.31")
-$with_boto3 && deps+=("boto3>=1.28")
-pip --target "$pkg" --platform "$platform" --implementation cp \
-  --python-version "$pyver" --only-binary=:all: "${deps[@]}"
+if $with_boto3; then
+  log "bundling boto3: scripts/requirements/lambda-boto3.txt (pinned, --require-hashes)"
+  pip --target "$pkg" --platform "$platform" --implementation cp --python-version "$pyver" \
+    --only-binary=:all: --require-hashes -r "$repo/scripts/requirements/lambda-boto3.txt"
+fi
+rm -rf "$pkg/bin" # console scripts: of no use in Lambda
 find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 # Smoke test: the handler imports from the package directory alone (plus boto3,
@@ -103,10 +112,11 @@ find "$pkg" -name '__pycache__' -type d -prune -exec rm -rf {} +
 # architecture of its extension module is checked instead.
 if [[ "$arch" == x86_64 ]]; then
   (cd "$work" && PYTHONPATH="$pkg" "$py" -c '
-import consul_lambda_sync.host.handler as h, consul_lambda_sync as c, sys
+import consul_lambda_sync.host.handler as h, consul_lambda_sync as c, sys, boto3
 assert h.__file__.startswith(sys.argv[1]), h.__file__
-print("build-lambda-zip: handler imports; core", c.version(), file=sys.stderr)
-' "$pkg")
+assert (sys.argv[2] == "true") == boto3.__file__.startswith(sys.argv[1]), boto3.__file__
+print("build-lambda-zip: handler imports; core", c.version(), "boto3", boto3.__version__, file=sys.stderr)
+' "$pkg" "$with_boto3")
 else
   so="$(ls "$pkg"/consul_lambda_sync/_native*.so)"
   "$py" - "$so" <<'PY'

@@ -170,6 +170,23 @@ need_venv() {
   venv_ensure "$VENV" "${REQ_SERVERS[@]}" "${REQ_TEST[@]}" "${REQ_BUILD[@]}"
 }
 
+# parliament, the IAM linter of tests/cdk/lint_iam.py: its own venv, target/cdk/venv-iam-lint,
+# from scripts/requirements/iam-lint.txt (pinned, --require-hashes), made again only when that
+# lock changes. Exports IAM_LINT_PYTHON.
+need_iam_lint() {
+  local dir="$repo/target/cdk/venv-iam-lint" lock="$repo/scripts/requirements/iam-lint.txt" sum
+  sum="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [[ -x "$dir/bin/python" && "$(cat "$dir/.lock.sha256" 2>/dev/null)" == "$sum" ]]; then
+    log "parliament: $dir matches ${lock#"$repo"/}"
+  else
+    log "parliament: $dir from ${lock#"$repo"/} (pip --require-hashes)"
+    rm -rf "$dir"
+    venv_ensure --clean "$dir" --require-hashes -r "$lock"
+    printf '%s\n' "$sum" >"$dir/.lock.sha256"
+  fi
+  printf 'export IAM_LINT_PYTHON=%q\n' "$dir/bin/python" >"$CLS_NEED_DIR/iam_lint.env"
+}
+
 # ruff, mypy and the type stubs, in the project venv.
 need_lint() {
   need venv

@@ -9,16 +9,20 @@
 #      clean copy; the assertion tests again against that installed copy; then
 #      `cdk synth` with NO NETWORK (unshare -rn: a network namespace without
 #      interfaces), the template checked (tests/cdk/check-template.mjs: reserved
-#      concurrency 1, the dead-letter queue, least-privilege IAM, the schedule, the
-#      CloudTrail rule, alarms), and the bad-tag variant failing with one error
+#      concurrency 1, the dead-letter queue, least-privilege IAM — no Lambda action that
+#      reads code or environment, Parameter Store writes only under the extension-data
+#      prefix and never on the token or CA parameters —, the schedule, the CloudTrail
+#      rule, alarms), the role's policies linted by parliament (tests/cdk/lint_iam.py),
+#      and the bad-tag variant failing with one error
 #   4. Python: examples/cdk-python with the WHEEL in a clean venv; synth offline; checks
 #   5. Java: examples/cdk-java against the Maven repository; synth offline; checks
 #   6. Go, only when asked (scripts/test-cdk.sh go): examples/cdk-go against the generated
 #      module; synth offline; checks
 #
+# The tarball's Python Lambda zips hold only what the host imports (tests/packages/check_lambda_zip.py).
 # What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip (and the example's venv
-# in target/cdk/venv-python), Maven in ~/.m2 (only the construct's own artefact is purged
-# from ~/.m2 each run).
+# in target/cdk/venv-python, parliament's in target/cdk/venv-iam-lint), Maven in ~/.m2
+# (only the construct's own artefact is purged from ~/.m2 each run).
 # Usage: scripts/test-cdk.sh [ts] [python] [java] [go]   (default: ts python java)
 # Environment: DIST (default <repo>/dist, the core's artefacts built there first when
 # unset), CDK_NO_BUILD=1 to test the construct packages already in DIST.
@@ -79,6 +83,17 @@ for (const f of ["package/.jsii", "package/lib/index.js", "package/core/wasm/con
   if (!files.includes(f)) { console.error("missing " + f); process.exit(1); }
 }
 if (files.some((f) => f.endsWith(".node") || f.includes("node_modules/"))) { console.error("addon or node_modules in the tarball"); process.exit(1); }' "$tgz"
+for arch in x86_64 arm64; do
+  tar -xzOf "$tgz" "package/lambda/python-$arch.zip" >"$work/python-$arch.zip"
+  check "the tarball's python-$arch.zip: only what the host imports (no requests, no boto3)" \
+    python3 "$root/tests/packages/check_lambda_zip.py" "$work/python-$arch.zip"
+done
+
+# parliament lints each example's synthesized role (tests/cdk/lint_iam.py).
+t0=$SECONDS
+need iam_lint
+lint_iam() { "$IAM_LINT_PYTHON" "$root/tests/cdk/lint_iam.py" "$1"; }
+mark iam-lint-install "$t0"
 
 # TAP counts of a node --test run.
 node_suite() {
@@ -124,6 +139,7 @@ fs.writeFileSync(p, JSON.stringify(d, null, 2));' "$app" "$tgz"
   check "ts: the template" node "$check_template" "$app/cdk.out/ConsulLambdaExample.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
     --ext /consul/lambda-extension-data
+  check "ts: parliament finds nothing in the role's policies" lint_iam "$app/cdk.out/ConsulLambdaExample.template.json"
   check "ts: no error annotation" node "$check_annotations" "$app/cdk.out" ConsulLambdaExample 0
   rc=0
   (cd "$app" && offline npx --no-install cdk synth --no-notices -q --app 'node bad-tag.mjs' -o bad.out) >"$work/ts-bad.log" 2>&1 || rc=$?
@@ -155,6 +171,7 @@ if want python; then
   check "python: the template" node "$check_template" "$out/ConsulLambdaPython.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
     --ext /consul/lambda-extension-data
+  check "python: parliament finds nothing in the role's policies" lint_iam "$out/ConsulLambdaPython.template.json"
   check "python: no error annotation" node "$check_annotations" "$out" ConsulLambdaPython 0
   check "python: terminating gateway, exported services and the dashboard" node -e '
 const t = require(process.argv[1]); const r = Object.values(t.Resources);
@@ -219,6 +236,7 @@ if want java; then
   check "java: the template (Python host on x86_64)" node "$check_template" "$out/ConsulLambdaJava.template.json" \
     --runtime python --arch x86_64 --schedule 'rate(15 minutes)' --token /consul/lambda-registrator/token \
     --ca /consul/lambda-registrator/ca-cert
+  check "java: parliament finds nothing in the role's policies" lint_iam "$out/ConsulLambdaJava.template.json"
   check "java: no error annotation" node "$check_annotations" "$out" ConsulLambdaJava 0
   rc=0
   ORDERS_INVOCATION_MODE=async CDK_OUTDIR="$work/java-bad.out" run_java >"$work/java-bad.log" 2>&1 || rc=$?

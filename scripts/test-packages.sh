@@ -12,8 +12,10 @@
 #            bindings/python/tests plus tests/packages/python; the aarch64
 #            wheel checked statically: auditwheel's tag, ELF machine AArch64,
 #            glibc symbol versions <= 2.17, only libc/libpthread/libdl needed
-#   zips     each Lambda zip: size (goal < 5 MB; boto3 is not in it), handler
-#            and architecture of every extension module; the x86_64 zip
+#   zips     each Lambda zip: size (goal < 5 MB), exactly the package and
+#            nothing else (tests/packages/check_lambda_zip.py: no requests, no
+#            boto3), architecture of every extension module; a --with-boto3
+#            zip holds exactly scripts/requirements/lambda-boto3.txt; the x86_64 zip
 #            unpacked and the Python suite run against it on Python 3.12 (the
 #            runtime it is built for) with boto3 beside it, as Lambda has
 #
@@ -270,8 +272,8 @@ JSON
         unpacked="$work/zip-$arch"
         mkdir -p "$unpacked"
         python3 -m zipfile -e "$zip" "$unpacked"
-        check "zip $arch: holds the handler and requests, not boto3" bash -c \
-          'test -f "$1/consul_lambda_sync/host/handler.py" -a -d "$1/requests" -a ! -e "$1/boto3" -a ! -e "$1/botocore"' _ "$unpacked"
+        check "zip $arch: only what the host imports (tests/packages/check_lambda_zip.py)" \
+          python3 "$root/tests/packages/check_lambda_zip.py" "$zip"
         machine=$([[ $arch == arm64 ]] && echo AArch64 || echo "Advanced Micro Devices X86-64")
         check "zip $arch: every extension module is $machine" bash -c '
           n=0
@@ -284,6 +286,16 @@ JSON
         check "zip $arch: core extension glibc <= 2.17" \
           check_so "$unpacked/consul_lambda_sync/_native.abi3.so" "$machine"
       done
+
+      # --with-boto3: what it bundles is exactly the lock, which pip checks (--require-hashes).
+      lock="$root/scripts/requirements/lambda-boto3.txt"
+      rc=0
+      VENV="$PACKAGING_VENV" bash "$root/scripts/build-lambda-zip.sh" --with-boto3 \
+        --wheel "$(artefact "consul_lambda_sync-$version-cp39-abi3-*_x86_64.whl")" \
+        --out "$work/lambda-boto3.zip" >/dev/null || rc=$?
+      check "zip --with-boto3: built from ${lock#"$root"/} (pip --require-hashes)" test "$rc" -eq 0
+      check "zip --with-boto3: the package and the lock's distributions at their pinned versions, nothing else" \
+        python3 "$root/tests/packages/check_lambda_zip.py" "$work/lambda-boto3.zip" --with-boto3 "$lock"
 
       # The x86_64 zip as Lambda runs it: its folder on sys.path of Python 3.12,
       # with the runtime's boto3 beside it (in the venv, not in the zip).

@@ -32,6 +32,9 @@ cargo test --workspace
 stage "generated types are current (cargo run -p gen-types -- --check)"
 cargo run -q -p gen-types -- --check
 
+stage "SECURITY.md names tests that exist (tests/docs/check_security_md.py)"
+python3 tests/docs/check_security_md.py
+
 for suite in test-python test-node test-packages test-cdk test-web test-e2e test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"

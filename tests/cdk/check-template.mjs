@@ -112,11 +112,49 @@ check('IAM: tag:GetResources is the only action on *', () => {
   const star = statements.filter((s) => arr(s.Resource).includes('*'));
   assert(star.length === 1 && JSON.stringify(actionsOf(star[0])) === '["tag:GetResources"]', JSON.stringify(star));
 });
-check('IAM: lambda:GetFunction and lambda:ListTags scoped to functions of this account and region', () => {
-  const s = bySid('ReadFunctions');
-  assert(s && JSON.stringify(actionsOf(s).sort()) === '["lambda:GetFunction","lambda:ListTags"]', JSON.stringify(s));
-  const res = arr(s.Resource);
-  assert(res.length === 1 && /^arn:aws:lambda:[^:]+:[^:]+:function:\*$/.test(res[0]) && !res[0].includes('::'), JSON.stringify(res));
+const allows = statements.filter((s) => s.Effect === 'Allow');
+check('IAM: no NotAction or NotResource, no action wildcard', () => {
+  for (const s of statements) {
+    assert(!('NotAction' in s) && !('NotResource' in s), `NotAction/NotResource: ${JSON.stringify(s)}`);
+    for (const a of actionsOf(s)) assert(!a.includes('*'), `wildcard action ${a}`);
+  }
+});
+// The engine reads a function's ARN, tags and existence (ListTags) and its aliases (GetAlias);
+// these return a function's environment variables or a code download URL.
+const LAMBDA_READS_CODE_OR_ENV = ['lambda:GetFunction', 'lambda:GetFunctionConfiguration', 'lambda:ListFunctions',
+  'lambda:ListVersionsByFunction', 'lambda:GetLayerVersion', 'lambda:GetLayerVersionByArn'];
+check('IAM: no Lambda action that reads code or environment: lambda:ListTags and lambda:GetAlias only', () => {
+  const lambdaActions = allows.flatMap(actionsOf).filter((a) => /^lambda:/i.test(a));
+  const readers = lambdaActions.filter((a) => LAMBDA_READS_CODE_OR_ENV.some((r) => r.toLowerCase() === a.toLowerCase()));
+  assert(readers.length === 0, `reads code or environment: ${readers}`);
+  assert(JSON.stringify([...new Set(lambdaActions)].sort()) === '["lambda:GetAlias","lambda:ListTags"]', `lambda actions: ${lambdaActions}`);
+});
+check('IAM: lambda:ListTags and lambda:GetAlias on the functions and aliases of this account and region', () => {
+  const s = bySid('ReadFunctionTagsAndAliases');
+  assert(s && s.Effect === 'Allow' && JSON.stringify(actionsOf(s).sort()) === '["lambda:GetAlias","lambda:ListTags"]', JSON.stringify(s));
+  const res = arr(s.Resource).map(String);
+  assert(res.length === 2 && /^arn:aws:lambda:[^:*]+:[^:*]+:function:\*$/.test(res[0]) && res[1] === `${res[0]}:*`, JSON.stringify(res));
+});
+// Parameter Store: writes only under the extension-data prefix, never on the token or CA parameters.
+const SSM_READS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:DescribeParameters', 'ssm:GetParameterHistory'];
+const isSsmWrite = (a) => /^ssm:/i.test(a) && !SSM_READS.some((r) => r.toLowerCase() === a.toLowerCase());
+/** The parameter-name glob of an SSM resource ARN ('*' for any resource that is not one parameter path). */
+const parameterGlob = (r) => (typeof r === 'string' && /^arn:aws:ssm:[^:*]+:[^:*]+:parameter\//.test(r) ? r.replace(/^[^]*?:parameter\//, '') : '*');
+const globMatches = (glob, name) =>
+  new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name);
+check(`IAM: Parameter Store writes ${opt.ext ? `only under ${opt.ext}/` : 'none (no extension data)'}, never on the token or CA parameters`, () => {
+  const writes = allows.filter((s) => actionsOf(s).some(isSsmWrite));
+  const ext = opt.ext?.replace(/^\//, '');
+  if (!ext) assert(writes.length === 0, `SSM writes without extension data: ${JSON.stringify(writes)}`);
+  const secrets = [opt.token, opt.ca].filter(Boolean).map((p) => p.replace(/^\//, ''));
+  for (const s of writes) {
+    for (const r of arr(s.Resource)) {
+      const glob = parameterGlob(r);
+      assert(glob.startsWith(`${ext}/`), `${actionsOf(s).filter(isSsmWrite)} on ${JSON.stringify(r)}: outside ${opt.ext}/`);
+      for (const secret of secrets) assert(!globMatches(glob, secret), `${actionsOf(s).filter(isSsmWrite)} on ${JSON.stringify(r)} reaches /${secret}`);
+    }
+  }
+  if (ext) assert(writes.length > 0, 'no extension data write statement');
 });
 check('IAM: every lambda:, ssm: and kms: action is on a scoped resource', () => {
   for (const s of statements) {
@@ -139,12 +177,6 @@ if (opt.token || opt.ca) {
     assert(k && JSON.stringify(actionsOf(k)) === '["kms:Decrypt"]', JSON.stringify(k));
     assert(k.Condition?.StringEquals?.['kms:ViaService'], 'no kms:ViaService');
     if (opt['key-ref']) assert(JSON.stringify(k.Resource).includes(opt['key-ref']), `kms:Decrypt not on ${opt['key-ref']}: ${JSON.stringify(k.Resource)}`);
-  });
-}
-if (opt.ext) {
-  check(`IAM: extension data under ${opt.ext} only`, () => {
-    const w = bySid('WriteExtensionData');
-    assert(w && arr(w.Resource).every((r) => String(r).endsWith(`:parameter/${opt.ext.replace(/^\//, '')}/*`)), JSON.stringify(w));
   });
 }
 

@@ -242,6 +242,15 @@ function warn(scope: Construct, id: string, message: string): void {
   Annotations.of(scope).addWarningV2(id, message);
 }
 
+/** The only Parameter Store writes the registrator makes: extension data, under its prefix. */
+const EXTENSION_DATA_WRITES = ['ssm:PutParameter', 'ssm:DeleteParameter'];
+
+/**
+ * The code of a CONSUL_EXTENSION_DATA_PREFIX that holds the token or CA parameter (the core's
+ * configuration refuses it too; when the core reports this code, the construct does not repeat it).
+ */
+const PREFIX_OVERLAP_CODE = 'extension_data_prefix_overlap';
+
 function parameterArn(stack: Stack, name: string): string {
   const resourceName = name.startsWith('/') ? name.slice(1) : name;
   return stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
@@ -289,6 +298,30 @@ function deploymentDiagnostics(props: ConsulLambdaRegistratorProps): (CoreDiagno
   const age = props.maxEventAge;
   if (age && !age.isUnresolved()) {
     range('maxEventAge', age.toSeconds(), 60, 21600, ' seconds', 'set maxEventAge from Duration.minutes(1) to Duration.hours(6); the default is 1 hour');
+  }
+  // The extension-data prefix must not hold the token or CA parameter: the role may write and
+  // delete under it, and GetParametersByPath would read the decrypted token back.
+  const prefix = props.consulExtensionDataPrefix;
+  if (typeof prefix === 'string' && prefix !== '' && !hasToken(prefix)) {
+    const under = (name: string) => {
+      const [n, p] = [name.replace(/^\//, ''), prefix.replace(/^\/+|\/+$/g, '')];
+      return p === '' || n === p || n.startsWith(`${p}/`);
+    };
+    for (const [what, prop, name] of [
+      ['token', 'tokenParameter', props.tokenParameter ? props.tokenParameter.parameterName : props.tokenParameterName],
+      ['CA certificate', 'caCertParameter', props.caCertParameter ? props.caCertParameter.parameterName : props.caCertParameterName],
+    ] as const) {
+      if (typeof name === 'string' && !hasToken(name) && under(name)) {
+        out.push({
+          code: PREFIX_OVERLAP_CODE,
+          key: 'consulExtensionDataPrefix',
+          prop: 'consulExtensionDataPrefix',
+          value: prefix,
+          message: `consulExtensionDataPrefix holds the ${what} parameter ${name} (${prop}): the registrator may write and delete every parameter under the prefix, and reads them back decrypted`,
+          hint: 'choose a prefix that holds neither the token nor the CA certificate parameter, e.g. /consul/lambda-extension-data',
+        });
+      }
+    }
   }
   const gw = props.terminatingGateway;
   if (gw && !hasToken(gw.name) && (typeof gw.name !== 'string' || gw.name.trim() === '')) {
@@ -598,11 +631,17 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
   ): void {
     const fn = this.function;
     fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListTaggedFunctions', actions: ['tag:GetResources'], resources: ['*'] }));
+    // A function's ARN, tags and existence (ListTags; its ResourceNotFoundException confirms
+    // absence) and whether an alias its tags name exists (GetAlias). Nothing that returns a
+    // function's code or environment: not GetFunction, GetFunctionConfiguration, ListFunctions or
+    // ListVersionsByFunction (tests/cdk/check-template.mjs, tests/cdk/lint_iam.py).
+    const functionArn = (resourceName: string) =>
+      stack.formatArn({ service: 'lambda', resource: 'function', resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: 'ReadFunctions',
-        actions: ['lambda:GetFunction', 'lambda:ListTags'],
-        resources: [stack.formatArn({ service: 'lambda', resource: 'function', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+        sid: 'ReadFunctionTagsAndAliases',
+        actions: ['lambda:ListTags', 'lambda:GetAlias'],
+        resources: [functionArn('*'), functionArn('*:*')],
       }),
     );
     const anyKeyHere = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
@@ -628,7 +667,15 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
       const base = parameterArn(stack, prefix);
       const under = parameterArn(stack, `${prefix}/*`);
       fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListExtensionData', actions: ['ssm:GetParametersByPath'], resources: [base, under] }));
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'WriteExtensionData', actions: ['ssm:PutParameter', 'ssm:DeleteParameter'], resources: [under] }));
+      // Writes only under the prefix; a prefix holding the token or CA parameter is refused at
+      // synth time (extension_data_prefix_overlap), and, for names known only at deploy time,
+      // this Deny keeps the token and CA parameters out of reach of the writes all the same.
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'WriteExtensionData', actions: [...EXTENSION_DATA_WRITES], resources: [under] }));
+      if (secretArns.length > 0) {
+        fn.addToRolePolicy(
+          new iam.PolicyStatement({ sid: 'NeverWriteConsulSecrets', effect: iam.Effect.DENY, actions: [...EXTENSION_DATA_WRITES], resources: secretArns }),
+        );
+      }
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           sid: 'EncryptExtensionData',
@@ -692,7 +739,8 @@ function validate(
     failure = e.details;
     for (const d of e.errors) errors.push({ ...d, prop: (d.key && propOf[d.key]) || d.key || '(props)' });
   }
-  errors.push(...deploymentDiagnostics(props));
+  // The construct's own checks, less a problem the core already reported under the same code and prop.
+  errors.push(...deploymentDiagnostics(props).filter((d) => !errors.some((e) => e.code === d.code && e.prop === d.prop)));
   if (errors.length === 0) return { config, tokens };
   const lines = errors.map(
     (d) => `[${d.code}] prop ${d.prop}${d.value !== undefined ? `=${JSON.stringify(d.value)}` : ''}: ${d.message} (fix: ${d.hint})`,

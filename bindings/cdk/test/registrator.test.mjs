@@ -186,9 +186,18 @@ test('IAM: least privilege; KMS without a key is scoped to this account and regi
   assert.deepEqual(star.map((s) => s.Action), ['tag:GetResources']);
   const byId = Object.fromEntries(all.filter((s) => s.Sid).map((s) => [s.Sid, s]));
   assert.deepEqual(Object.keys(byId).sort(), [
-    'DecryptConsulSecrets', 'EncryptExtensionData', 'ListExtensionData', 'ListTaggedFunctions', 'ReadConsulSecrets', 'ReadFunctions', 'WriteExtensionData',
+    'DecryptConsulSecrets', 'EncryptExtensionData', 'ListExtensionData', 'ListTaggedFunctions', 'NeverWriteConsulSecrets', 'ReadConsulSecrets',
+    'ReadFunctionTagsAndAliases', 'WriteExtensionData',
   ]);
-  assert.equal(byId.ReadFunctions.Resource, 'arn:aws:lambda:eu-west-1:111122223333:function:*');
+  // Tags, existence and aliases; never GetFunction/GetFunctionConfiguration (environment, code URL).
+  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Action, ['lambda:ListTags', 'lambda:GetAlias']);
+  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Resource, ['arn:aws:lambda:eu-west-1:111122223333:function:*', 'arn:aws:lambda:eu-west-1:111122223333:function:*:*']);
+  assert.ok(!all.some((s) => [s.Action].flat().some((a) => /^lambda:(GetFunction|GetFunctionConfiguration|ListFunctions|ListVersionsByFunction)$/.test(a))));
+  // Writes under the prefix only; the token and CA parameters explicitly denied to them.
+  assert.deepEqual(byId.WriteExtensionData.Action, ['ssm:PutParameter', 'ssm:DeleteParameter']);
+  assert.equal(byId.NeverWriteConsulSecrets.Effect, 'Deny');
+  assert.deepEqual(byId.NeverWriteConsulSecrets.Action, ['ssm:PutParameter', 'ssm:DeleteParameter']);
+  assert.deepEqual(byId.NeverWriteConsulSecrets.Resource, byId.ReadConsulSecrets.Resource);
   assert.equal(byId.DecryptConsulSecrets.Resource, 'arn:aws:kms:eu-west-1:111122223333:key/*');
   assert.equal(byId.DecryptConsulSecrets.Condition.StringEquals['kms:ViaService'], 'ssm.eu-west-1.amazonaws.com');
   assert.deepEqual(byId.DecryptConsulSecrets.Condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN'], byId.ReadConsulSecrets.Resource);
@@ -197,7 +206,40 @@ test('IAM: least privilege; KMS without a key is scoped to this account and regi
   for (const s of all) for (const a of [s.Action].flat()) assert.ok(!a.endsWith(':*') && a !== '*', `wildcard action ${a}`);
   // Without token, CA or extension data: only the inventory reads.
   const bare = statements(synth({ consulHttpAddr: 'http://10.0.0.10:8500' }).template).map((s) => s.Sid).filter(Boolean).sort();
-  assert.deepEqual(bare, ['ListTaggedFunctions', 'ReadFunctions']);
+  assert.deepEqual(bare, ['ListTaggedFunctions', 'ReadFunctionTagsAndAliases']);
+  // Extension data without token or CA: no Deny (nothing to protect).
+  const ext = statements(synth({ consulHttpAddr: 'http://10.0.0.10:8500', consulExtensionDataPrefix: '/x' }).template).map((s) => s.Sid);
+  assert.ok(ext.includes('WriteExtensionData') && !ext.includes('NeverWriteConsulSecrets'), ext.join());
+});
+
+test('an extension-data prefix holding the token or CA parameter is refused at synth time, naming the parameter and the fix', () => {
+  const refused = (props) => {
+    try {
+      synth(props);
+    } catch (e) {
+      return e;
+    }
+    assert.fail(`no error for ${JSON.stringify(props)}`);
+  };
+  for (const prefix of ['/consul', '/consul/registrator-token']) {
+    const e = refused({ ...BASE, consulExtensionDataPrefix: prefix });
+    assert.equal(e.name, 'ConsulLambdaSyncError');
+    assert.equal(e.code, 'invalid_config');
+    const overlap = e.errors.filter((d) => d.code === 'extension_data_prefix_overlap');
+    assert.deepEqual(overlap.map((d) => d.prop), prefix === '/consul' ? ['consulExtensionDataPrefix', 'consulExtensionDataPrefix'] : ['consulExtensionDataPrefix']);
+    assert.match(e.message, new RegExp(`\\[extension_data_prefix_overlap\\] prop consulExtensionDataPrefix="${prefix}": consulExtensionDataPrefix holds the token parameter /consul/registrator-token \\(tokenParameter\\).* \\(fix: choose a prefix that holds neither`));
+    if (prefix === '/consul') assert.match(e.message, /holds the CA certificate parameter \/consul\/ca-cert \(caCertParameter\)/);
+  }
+  // An IParameter's name counts the same; so does the CA alone.
+  const app = new cdk.App();
+  const stack = new cdk.Stack(app, 'P', { env: ENV });
+  const ca = ssm.StringParameter.fromStringParameterName(stack, 'Ca', '/mesh/ext/ca');
+  assert.throws(() => new ConsulLambdaRegistrator(stack, 'Reg', { consulHttpAddr: 'https://c:8501', caCertParameter: ca, consulExtensionDataPrefix: '/mesh/ext' }),
+    (e) => e.errors.some((d) => d.code === 'extension_data_prefix_overlap' && /CA certificate parameter \/mesh\/ext\/ca/.test(d.message)));
+  // Siblings and look-alike names are not overlaps: /consul/registrator-token-data, /consul/ca-cert2.
+  for (const prefix of ['/consul/registrator-token-data', '/consul/ca-cert2', '/consul/ext']) {
+    assert.doesNotThrow(() => synth({ ...BASE, consulExtensionDataPrefix: prefix }), prefix);
+  }
 });
 
 test('an extension data key (IKey, or a key ID) scopes the KMS statement and sets the variable', () => {
