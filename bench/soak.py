@@ -90,7 +90,9 @@ class World:
             elif kind == "aliases":
                 chosen = rng.sample(ALIASES, rng.randint(0, 3))
                 if chosen:
-                    self.lam.tag_resource(Resource=arn, Tags={PREFIX + "aliases": "+".join(chosen)})
+                    tags = {PREFIX + "aliases": "+".join(chosen)}
+                    self.lam.tag_resource(Resource=arn, Tags=tags)
+                    sup.create_aliases(self.lam, arn.rsplit(":", 1)[1], tags)
                 else:
                     self.lam.untag_resource(Resource=arn, TagKeys=[PREFIX + "aliases"])
             elif kind == "mode":
@@ -118,6 +120,7 @@ class World:
             Code={"ZipFile": sup.function_zip()},
             Tags=tags,
         )
+        sup.create_aliases(self.lam, f"soak-{self.created:06d}", tags)
         self._count("create")
 
     def consul_churn(self, wanted: set[str], edits: int) -> None:

@@ -98,7 +98,9 @@ def resolver(resources: dict[str, Any]) -> Callable[[Any], Any]:
                 return sep.join(str(resolve(p)) for p in parts)
             if k == "Fn::Sub":
                 text = x if isinstance(x, str) else x[0]
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(resolve({"Ref": m.group(1)})), text)
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: str(resolve({"Ref": m.group(1)})), text
+                )
             if k.startswith("Fn::"):
                 raise Unresolved(k)
         return {k: resolve(x) for k, x in v.items()}
@@ -121,7 +123,9 @@ def main() -> int:
         and "consul-lambda-sync" in str(r.get("Properties", {}).get("Description", ""))
     ]
     if len(registrators) != 1:
-        print(f"not ok 1 - one registrator function\n  # found {[i for i, _ in registrators]}")
+        print(
+            f"not ok 1 - one registrator function\n  # found {[i for i, _ in registrators]}"
+        )
         return 1
     role_id = registrators[0][1]["Properties"]["Role"]["Fn::GetAtt"][0]
     role = resources[role_id]["Properties"]
@@ -155,16 +159,21 @@ def main() -> int:
         else:
             print(f"ok {n} - {name}")
 
-    result(f"the role {role_id} has policy documents", [] if documents else ["none found"])
+    result(
+        f"the role {role_id} has policy documents", [] if documents else ["none found"]
+    )
     for name, document in documents:
         try:
             text = json.dumps(resolve(document), indent=1)
         except Unresolved as e:
             result(
-                f"parliament: {name}", [f"cannot resolve {e}: teach tests/cdk/lint_iam.py its ARN"]
+                f"parliament: {name}",
+                [f"cannot resolve {e}: teach tests/cdk/lint_iam.py its ARN"],
             )
             continue
-        policy = parliament.analyze_policy_string(text, name, include_community_auditors=True)
+        policy = parliament.analyze_policy_string(
+            text, name, include_community_auditors=True
+        )
         findings = [parliament.enhance_finding(f) for f in policy.findings]
         problems = [
             f"{f.severity} {f.issue}: {f.title} - {f.detail} - {f.location}"

@@ -35,7 +35,9 @@ def proof_items(text: str) -> list[tuple[int, str]]:
         indent = len(m.group(1))
         i += 1
         while (
-            i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) > indent
+            i < len(lines)
+            and lines[i].strip()
+            and len(lines[i]) - len(lines[i].lstrip()) > indent
         ):
             if lines[i].lstrip().startswith("- "):
                 break
@@ -64,7 +66,9 @@ def check(path: Path) -> int:
                     problems.append(f"line {line}: no file {tick}")
                     current = None
                 else:
-                    body = current.read_text(encoding="utf-8") if current.is_file() else ""
+                    body = (
+                        current.read_text(encoding="utf-8") if current.is_file() else ""
+                    )
                 continue
             if current is None or not current.is_file():
                 continue
@@ -75,13 +79,19 @@ def check(path: Path) -> int:
             else:
                 found = all(part in body for part in name.split("…"))
             if not found:
-                problems.append(f"line {line}: {current.relative_to(ROOT)} has no {name!r}")
+                problems.append(
+                    f"line {line}: {current.relative_to(ROOT)} has no {name!r}"
+                )
     for p in problems:
         print(f"FAILED {p}")
-    print(f"{path.name}: {files} files and {names} test names checked; {len(todo)} proofs to come:")
+    print(
+        f"{path.name}: {files} files and {names} test names checked; {len(todo)} proofs to come:"
+    )
     for t in todo:
         print(f"  {t}")
-    print(f"security-md: {names + files - len(problems)} passed, {len(problems)} failed")
+    print(
+        f"security-md: {names + files - len(problems)} passed, {len(problems)} failed"
+    )
     return 1 if problems else 0
 
 

@@ -22,6 +22,7 @@ from cls_support import (
     PREFIX,
     REGION,
     REPO,
+    create_aliases,
     function_zip,
     schedule_event,
 )
@@ -68,6 +69,9 @@ class Harness:
         role = iam.create_role(RoleName="fn-role", AssumeRolePolicyDocument="{}")
         self.role = role["Role"]["Arn"]
         self._zip = function_zip()
+        # Aliases the tags name that the functions do not have (every other one
+        # is created with the function or the tag, as in a real account).
+        self.missing_aliases: tuple[str, ...] = ()
         # Handler-level client cache must not outlive a test.
         handler_module._AWS.clear()
 
@@ -98,6 +102,7 @@ class Harness:
             Code={"ZipFile": self._zip},
             Tags=tags or {},
         )
+        create_aliases(self.lam, name, tags or {}, skip=self.missing_aliases)
         return str(out["FunctionArn"])
 
     def enabled(self, name: str, **extra: str) -> str:
@@ -107,6 +112,7 @@ class Harness:
 
     def tag(self, name: str, tags: dict[str, str]) -> None:
         self.lam.tag_resource(Resource=self.arn(name), Tags=tags)
+        create_aliases(self.lam, name, tags, skip=self.missing_aliases)
 
     def untag(self, name: str, keys: list[str]) -> None:
         self.lam.untag_resource(Resource=self.arn(name), TagKeys=keys)

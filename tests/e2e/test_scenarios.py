@@ -63,6 +63,7 @@ def subset(expected: Any, actual: Any, where: str = "$") -> None:
 
 def apply_aws(h: Harness, action: dict[str, Any]) -> None:
     ((kind, a),) = action.items()
+    h.missing_aliases = tuple(a.get("missingAliases") or ())
     if kind == "createFunction":
         h.create_function(a["name"], a.get("tags") or {})
     elif kind == "tagResource":

@@ -50,6 +50,7 @@ def create_function(rig: Rig, name: str, tags: dict[str, str]) -> None:
         Code={"ZipFile": sup.function_zip()},
         Tags=tags,
     )
+    sup.create_aliases(rig.lam, name, tags)
 
 
 def converges_after(rig: Rig) -> dict[str, Any]:

@@ -78,6 +78,19 @@ TOKEN_PARAM = "/consul-lambda-sync/transcript/acl-token"
 FUNCTIONS = 12
 INDEX_KEYS = frozenset({"ModifyIndex", "CreateIndex", "Index"})
 HOSTS = ("python", "node")
+# Every AWS call the registrator may make (the construct's role allows no other).
+REGISTRATOR_AWS_CALLS = frozenset(
+    {
+        "GetResources",
+        "ListTags",
+        "GetAlias",
+        "GetCallerIdentity",
+        "GetParameter",
+        "GetParametersByPath",
+        "PutParameter",
+        "DeleteParameter",
+    }
+)
 
 
 # -- the two hosts -----------------------------------------------------------------------
@@ -385,8 +398,12 @@ def apply_aws(lam: Any, role: str, action: dict[str, Any]) -> None:
             Code={"ZipFile": sup.function_zip()},
             Tags=a.get("tags") or {},
         )
+        sup.create_aliases(
+            lam, a["name"], a.get("tags") or {}, tuple(a.get("missingAliases") or ())
+        )
     elif kind == "tagResource":
         lam.tag_resource(Resource=arn, Tags=a["tags"])
+        sup.create_aliases(lam, a["name"], a["tags"], tuple(a.get("missingAliases") or ()))
     elif kind == "untagResource":
         lam.untag_resource(Resource=arn, TagKeys=a["keys"])
     elif kind == "deleteFunction":
@@ -437,6 +454,10 @@ def test_scenario_transcripts_are_equal(path: Path, acl_wire: Wire, moto: sup.Mo
         acl_wire.compare(label, {h: steps[h][i] for h in HOSTS})
         for host in HOSTS:
             assert_golden_wire(f"{label}, {host}", want[i], steps[host][i])
+            # The registrator reads a function's tags and existence and its aliases,
+            # never its code or environment (SECURITY.md, least privilege).
+            ops = {e["op"] for e in steps[host][i]["wire"]["aws"]}
+            assert ops <= REGISTRATOR_AWS_CALLS, f"{label}, {host}: {ops - REGISTRATOR_AWS_CALLS}"
 
 
 # -- fault runs ------------------------------------------------------------------------

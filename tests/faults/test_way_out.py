@@ -199,3 +199,40 @@ def test_a_stale_reviewed_plan_says_its_code_and_the_way_out(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "[plan_stale]" in proc.stderr, proc.stderr
     assert "plan again" in proc.stderr, proc.stderr
+
+
+FORGED = "rpc error\n\x1b[2K\x1b[32msynced: 9 created, 0 updated, 0 deleted\x1b[0m\n"
+
+
+def test_text_from_outside_cannot_forge_lines_or_colours_on_the_command_line(
+    servers: Servers, tmp_path: Path
+) -> None:
+    body = tmp_path / "forged.txt"
+    body.write_text(FORGED)
+    servers[1].faults(
+        [{"match": "^GET /v1/agent/self$", "action": "answer", "status": 500, "file": str(body)}]
+    )
+    proc = cli(env_of(servers), "sync")
+    assert proc.returncode != 0
+    assert "\x1b" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert "[consul_error]" in lines[0], lines
+    assert "\\u{1b}[2K\\u{1b}[32msynced" in lines[0], lines
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_text_from_outside_is_escaped_in_both_handlers_errors_and_records(
+    host: str, servers: Servers, tmp_path: Path
+) -> None:
+    body = tmp_path / "forged.txt"
+    body.write_text(FORGED)
+    servers[1].faults(
+        [{"match": "^GET /v1/agent/self$", "action": "answer", "status": 500, "file": str(body)}]
+    )
+    run, _, logs = measured(host, env_of(servers))
+    raised, result = outcome(run)
+    assert raised, result
+    for text in (run["error"]["message"], result["message"], finished(logs)["message"]):
+        assert "\x1b" not in text, text
+        assert "\n" not in text, text

@@ -52,12 +52,16 @@ class Zip:
         self.dist_infos = {t for t in self.top if t.endswith(".dist-info")}
         ours = sorted(d for d in self.dist_infos if d.startswith(f"{PACKAGE}-"))
         self.ours = ours
-        self.version = ours[0][len(PACKAGE) + 1 : -len(".dist-info")] if len(ours) == 1 else "?"
+        self.version = (
+            ours[0][len(PACKAGE) + 1 : -len(".dist-info")] if len(ours) == 1 else "?"
+        )
 
     def tops_of(self, dist_info: str) -> set[str]:
         """The top-level names a distribution installed (its RECORD), less ../bin and caches."""
         record = self.zip.read(f"{dist_info}/RECORD").decode()
-        paths = (PurePosixPath(line.split(",")[0]) for line in record.splitlines() if line)
+        paths = (
+            PurePosixPath(line.split(",")[0]) for line in record.splitlines() if line
+        )
         return {p.parts[0] for p in paths} - {"..", "__pycache__"}
 
     def hard_requirements(self) -> list[str]:
@@ -78,7 +82,9 @@ def unpinned(z: Zip, pins: dict[str, str]) -> str:
         if pins.get(normalize(name)) != version:
             bad.append(f"{d} (lock: {pins.get(normalize(name))})")
     bad += [
-        f"missing {k}=={v}" for k, v in pins.items() if f"{k}-{v}.dist-info" not in z.dist_infos
+        f"missing {k}=={v}"
+        for k, v in pins.items()
+        if f"{k}-{v}.dist-info" not in z.dist_infos
     ]
     return "; ".join(bad)
 
@@ -91,9 +97,16 @@ def checks(z: Zip, pins: dict[str, str]) -> list[tuple[str, str]]:
         expected |= z.tops_of(d)
     # urllib3 is botocore's dependency: only in a --with-boto3 zip, at its pinned version.
     never = [n for n in NEVER if not (pins and n == "urllib3")]
-    what = f"the package and the {len(pins)} distributions of the lock" if pins else "the package"
+    what = (
+        f"the package and the {len(pins)} distributions of the lock"
+        if pins
+        else "the package"
+    )
     out = [
-        (f"one {PACKAGE} dist-info (version {z.version})", "" if len(z.ours) == 1 else f"{z.ours}"),
+        (
+            f"one {PACKAGE} dist-info (version {z.version})",
+            "" if len(z.ours) == 1 else f"{z.ours}",
+        ),
         (
             f"exactly the expected top-level entries ({what})",
             ""
@@ -107,20 +120,35 @@ def checks(z: Zip, pins: dict[str, str]) -> list[tuple[str, str]]:
     ]
     if pins:
         out += [
-            ("every bundled distribution is in the lock at its pinned version", unpinned(z, pins)),
-            ("boto3 comes from the zip", "" if "boto3/__init__.py" in z.names else "no boto3"),
+            (
+                "every bundled distribution is in the lock at its pinned version",
+                unpinned(z, pins),
+            ),
+            (
+                "boto3 comes from the zip",
+                "" if "boto3/__init__.py" in z.names else "no boto3",
+            ),
         ]
     else:
-        aws = sorted(t for t in z.top if t.startswith(("boto3", "botocore", "s3transfer")))
+        aws = sorted(
+            t for t in z.top if t.startswith(("boto3", "botocore", "s3transfer"))
+        )
         out.append(("no boto3 or botocore (the runtime provides them)", ", ".join(aws)))
     handler = f"{PACKAGE}/host/handler.py"
     native = [x for x in z.names if re.fullmatch(rf"{PACKAGE}/_native[^/]*\.so", x)]
-    junk = [x for x in z.names if x.startswith("bin/") or "__pycache__" in x or x.endswith(".pyc")]
+    junk = [
+        x
+        for x in z.names
+        if x.startswith("bin/") or "__pycache__" in x or x.endswith(".pyc")
+    ]
     out += [
         (f"the handler: {handler}", "" if handler in z.names else "missing"),
         ("the core's extension module", "" if native else "missing"),
         ("no console scripts, bytecode or caches", ", ".join(junk)),
-        (f"{PACKAGE} requires nothing outside its extras", ", ".join(z.hard_requirements())),
+        (
+            f"{PACKAGE} requires nothing outside its extras",
+            ", ".join(z.hard_requirements()),
+        ),
     ]
     return out
 
@@ -128,7 +156,9 @@ def checks(z: Zip, pins: dict[str, str]) -> list[tuple[str, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("zip")
-    parser.add_argument("--with-boto3", metavar="LOCK", help="the lock of the bundled boto3")
+    parser.add_argument(
+        "--with-boto3", metavar="LOCK", help="the lock of the bundled boto3"
+    )
     args = parser.parse_args()
     results = checks(Zip(args.zip), locked(args.with_boto3) if args.with_boto3 else {})
     for i, (name, problem) in enumerate(results, 1):

@@ -139,6 +139,22 @@ async function functionArn(name) {
   return `arn:aws:lambda:${REGION}:${account}:function:${name}`;
 }
 
+/**
+ * The aliases an aliases tag names exist, as in a real account (the registrator
+ * creates an alias service only for an alias GetAlias finds); `missing` are left out.
+ */
+async function createAliases(name, tags = {}, missing = []) {
+  const names = String(tags[TAG_PREFIX + 'aliases'] || '').split('+').map((x) => x.trim()).filter(Boolean);
+  for (const alias of names) {
+    if (missing.includes(alias)) continue;
+    try {
+      await sdk.lambda.send(new sdk.L.CreateAliasCommand({ FunctionName: name, Name: alias, FunctionVersion: '$LATEST' }));
+    } catch (e) {
+      if (!['ResourceConflictException', 'ValidationException', 'ConflictException'].includes(e.name)) throw e;
+    }
+  }
+}
+
 async function applyAws(action) {
   const [kind, a] = Object.entries(action)[0];
   if (kind === 'createFunction') {
@@ -152,8 +168,10 @@ async function applyAws(action) {
         ...(a.tags && Object.keys(a.tags).length > 0 ? { Tags: a.tags } : {}),
       }),
     );
+    await createAliases(a.name, a.tags, a.missingAliases);
   } else if (kind === 'tagResource') {
     await sdk.lambda.send(new sdk.L.TagResourceCommand({ Resource: await functionArn(a.name), Tags: a.tags }));
+    await createAliases(a.name, a.tags, a.missingAliases);
   } else if (kind === 'untagResource') {
     await sdk.lambda.send(new sdk.L.UntagResourceCommand({ Resource: await functionArn(a.name), TagKeys: a.keys }));
   } else if (kind === 'deleteFunction') {

@@ -19,6 +19,7 @@ It is on the path of the project venv (scripts/lib.sh ``venv_ensure`` writes a
   Consul against what the tags ask for.
 """
 
+from .aliases import create_aliases
 from .constants import (
     ACCOUNT,
     AWS_TEST_ENV,
@@ -28,6 +29,7 @@ from .constants import (
     NODE,
     PREFIX,
     REGION,
+    aliases_of,
 )
 from .consul import (
     ClusterClientAgent,
@@ -89,9 +91,11 @@ __all__ = [
     "Registrator",
     "RuntimeAPI",
     "acl_policy",
+    "aliases_of",
     "cache_dir",
     "compare",
     "consul_binary",
+    "create_aliases",
     "free_port",
     "function_zip",
     "lambda_args",

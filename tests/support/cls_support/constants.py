@@ -14,3 +14,8 @@ AWS_TEST_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+def aliases_of(tags: dict[str, str]) -> list[str]:
+    """The aliases an aliases tag names (``a+b``), as the registrator reads it."""
+    return [a.strip() for a in tags.get(PREFIX + "aliases", "").split("+") if a.strip()]

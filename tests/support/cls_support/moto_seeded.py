@@ -118,6 +118,9 @@ class Bench:
                         "Tags": spec_tags(i),
                     }
                 )
+                # Every alias churn may name exists, as in a real account.
+                for alias in ALIASES:
+                    be.create_alias(alias, name_of(i), "$LATEST", "", None)
             return {"created": n, "seconds": round(time.monotonic() - start, 3)}
 
     def churn(self) -> dict[str, Any]:

@@ -75,7 +75,7 @@ type Rule struct {
 	// while the client's next requests wait, e.g. kills a server after exactly
 	// After writes; "holding" in the stats counts the requests waiting).
 	Action string `json:"action"`
-	// Status for "status": 429 answers as a throttling error (AWS: the
+	// Status for "status" (and "answer"): 429 answers as a throttling error (AWS: the
 	// protocol's throttling exception), anything else as a server error.
 	Status int `json:"status,omitempty"`
 	// Code and Message, for an AWS "status" answer, replace the error code
@@ -86,7 +86,7 @@ type Rule struct {
 	DelayMs int    `json:"delay_ms,omitempty"`
 	// Headers are added to a "status" or "answer" answer ({"Retry-After": "1"}).
 	Headers map[string]string `json:"headers,omitempty"`
-	// File and Size, for "answer": answer 200 (no forwarding) with the bytes of
+	// File and Size, for "answer": answer Status (default 200; no forwarding) with the bytes of
 	// File (a crafted answer, e.g. 100,000 services), else with Size bytes (blanks
 	// then "{}"); Chunked leaves out Content-Length (the body only grows).
 	File    string `json:"file,omitempty"`
@@ -178,6 +178,7 @@ var (
 	lambdaFunction  = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/?$`)
 	lambdaTags      = regexp.MustCompile(`^/20[0-9-]+/tags/`)
 	lambdaSub       = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/([a-z-]+)`)
+	lambdaAlias     = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/aliases/[^/]+/?$`)
 )
 
 // awsWrites are the AWS actions that change state.
@@ -226,6 +227,8 @@ func awsOp(r *http.Request, body []byte) string {
 		case http.MethodDelete:
 			return "UntagResource"
 		}
+	case lambdaAlias.MatchString(path) && r.Method == http.MethodGet:
+		return "GetAlias"
 	case lambdaSub.MatchString(path):
 		return "Lambda " + r.Method + " " + lambdaSub.FindStringSubmatch(path)[1]
 	}
@@ -477,6 +480,10 @@ func answer(w http.ResponseWriter, rule *Rule) {
 	for k, v := range rule.Headers {
 		w.Header().Set(k, v)
 	}
+	status := http.StatusOK
+	if rule.Status != 0 {
+		status = rule.Status
+	}
 	if rule.File != "" {
 		f, err := os.Open(rule.File)
 		if err != nil {
@@ -487,7 +494,7 @@ func answer(w http.ResponseWriter, rule *Rule) {
 		if st, err := f.Stat(); err == nil && !rule.Chunked {
 			w.Header().Set("Content-Length", fmt.Sprint(st.Size()))
 		}
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(status)
 		_, _ = io.Copy(w, f)
 		return
 	}
@@ -498,7 +505,7 @@ func answer(w http.ResponseWriter, rule *Rule) {
 	if !rule.Chunked {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 	}
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	blank := bytes.Repeat([]byte(" "), 1<<16)
 	for left := size - 2; left > 0; {
 		n := min(left, len(blank))

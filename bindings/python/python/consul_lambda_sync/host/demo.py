@@ -9,6 +9,7 @@ Lambda handler process the CloudTrail events EventBridge would deliver.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -183,12 +184,21 @@ def _create_samples(session: Any) -> dict[str, str]:
                 Code={"ZipFile": code},
                 Tags=tags,
             )["FunctionArn"]
+        _create_aliases(lam, name, tags)
         arns[name] = str(arn)
         text = "  ".join(f"{_short(k)}={v}" for k, v in tags.items())
         print(f"   {name:<15} {text}")
         print(f"   {'':<15} -> {shows}")
     print(f"   (tag keys shown without the prefix {PREFIX})")
     return arns
+
+
+def _create_aliases(lam: Any, name: str, tags: dict[str, str]) -> None:
+    """The aliases the tags name, as a real account has them: the registrator
+    creates an alias service only for an alias ``GetAlias`` finds."""
+    for alias in filter(None, (a.strip() for a in tags.get(PREFIX + "aliases", "").split("+"))):
+        with contextlib.suppress(lam.exceptions.ResourceConflictException):
+            lam.create_alias(FunctionName=name, Name=alias, FunctionVersion="$LATEST")
 
 
 def _requests(summary: dict[str, Any]) -> str:
