@@ -22,6 +22,12 @@ export const {
   extensionDataParameter,
   parseGetResources,
   parseGetFunction,
+  extensionSettings,
+  extensionUpstream,
+  extensionTarget,
+  extensionDataRead,
+  extensionPeer,
+  extensionDataBuild,
 } = cls;
 
 export default cls;

@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod extension;
 pub mod ffi;
 mod json;
 pub mod mesh;
