@@ -32,7 +32,7 @@ cargo test --workspace
 stage "generated types are current (cargo run -p gen-types -- --check)"
 cargo run -q -p gen-types -- --check
 
-for suite in test-python test-node test-packages test-cdk test-web test-e2e test-e2e-consul-1.15 test-faults test-node-host; do
+for suite in test-python test-node test-packages test-cdk test-web test-e2e test-extension test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"
 done

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the Lambda extension's layer zips (docs/lambda-to-mesh.md):
+#   dist/consul-lambda-extension-<version>-x86_64.zip
+#   dist/consul-lambda-extension-<version>-arm64.zip
+# each holding extensions/consul-lambda-extension (mode 755), the layout Lambda
+# expects for an external extension (/opt/extensions/<name>). The binaries link
+# against glibc 2.17 (every Lambda runtime has a newer one), cross-built with
+# cargo-zigbuild and PyPI's zig, as the project's other artefacts. A layer zip
+# over 4 MB fails the build.
+#
+# Usage: bash scripts/build-extension.sh [x86_64|arm64 ...]   (default: both)
+# stdout: the zip paths, one a line.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$repo"
+
+archs=("$@")
+[[ ${#archs[@]} -gt 0 ]] || archs=(x86_64 arm64)
+max_bytes=4000000
+
+venv_ensure --clean "$PACKAGING_VENV" "${REQ_ZIG[@]}"
+export PATH="$PACKAGING_VENV/bin:$PATH"
+version="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
+mkdir -p dist
+for arch in "${archs[@]}"; do
+  case "$arch" in
+    x86_64) triple=x86_64-unknown-linux-gnu ;;
+    arm64) triple=aarch64-unknown-linux-gnu ;;
+    *) die "unknown architecture $arch (x86_64 or arm64)" ;;
+  esac
+  rust_targets "$triple"
+  log "extension $arch ($triple, glibc 2.17, cargo zigbuild)"
+  cargo zigbuild -q --locked --profile extension-release -p consul-lambda-extension \
+    --target "$triple.2.17" --target-dir target/extension >&2
+  bin="target/extension/$triple/extension-release/consul-lambda-extension"
+  zip="dist/consul-lambda-extension-$version-$arch.zip"
+  # A reproducible zip: fixed time, the mode Lambda needs, nothing else.
+  "$PACKAGING_VENV/bin/python" - "$bin" "$zip" <<'PY'
+import sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+info = zipfile.ZipInfo("extensions/consul-lambda-extension", date_time=(1980, 1, 1, 0, 0, 0))
+info.external_attr = (0o100755 << 16)
+info.compress_type = zipfile.ZIP_DEFLATED
+with open(src, "rb") as f, zipfile.ZipFile(out, "w") as z:
+    z.writestr(info, f.read(), compresslevel=9)
+PY
+  size="$(stat -c %s "$zip")"
+  log "$zip: $size bytes (binary $(stat -c %s "$bin") bytes)"
+  [[ "$size" -le "$max_bytes" ]] || die "$zip is $size bytes, over the 4 MB limit"
+  printf '%s\n' "$repo/$zip"
+done

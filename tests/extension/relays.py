@@ -1,0 +1,155 @@
+"""Small TCP stand-ins for the extension's end-to-end test, on the loopback only.
+
+- :class:`SniGateway`: a mesh gateway stand-in. It reads the TLS ClientHello,
+  routes on its SNI name to a Connect proxy's address, and splices the bytes
+  without decrypting (as a real mesh gateway does for TCP). An unknown name is
+  refused.
+- :class:`Switch`: a TCP relay that can be cut off (a Parameter Store outage).
+- :class:`EchoServer`: the destination service.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Optional
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    def one(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
+                try:
+                    s.shutdown(how)
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=one, args=(b, a), daemon=True)
+    t.start()
+    one(a, b)
+    t.join(timeout=30)
+    a.close()
+    b.close()
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class EchoServer(_Server):
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                conn.sendall(data)
+
+
+def client_hello_sni(record: bytes) -> Optional[str]:
+    """The server_name of a TLS ClientHello record, or None."""
+    try:
+        if record[0] != 0x16:
+            return None
+        body = record[5:]
+        if body[0] != 0x01:
+            return None
+        p = 4 + 2 + 32  # handshake header, version, random
+        p += 1 + body[p]  # session id
+        p += 2 + struct.unpack(">H", body[p : p + 2])[0]  # cipher suites
+        p += 1 + body[p]  # compression methods
+        end = p + 2 + struct.unpack(">H", body[p : p + 2])[0]
+        p += 2
+        while p + 4 <= end:
+            kind, size = struct.unpack(">HH", body[p : p + 4])
+            p += 4
+            if kind == 0:  # server_name: list length, type, name length, name
+                n = struct.unpack(">H", body[p + 3 : p + 5])[0]
+                return body[p + 5 : p + 5 + n].decode("ascii")
+            p += size
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    return None
+
+
+class SniGateway(_Server):
+    """Routes by SNI name: ``routes[name] = (host, port)``."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[str, int]] = {}
+        self.seen: list[str] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        head = b""
+        try:
+            while len(head) < 5 or len(head) < 5 + struct.unpack(">H", head[3:5])[0]:
+                chunk = conn.recv(16384)
+                if not chunk:
+                    conn.close()
+                    return
+                head += chunk
+        except OSError:
+            conn.close()
+            return
+        name = client_hello_sni(head) or ""
+        self.seen.append(name)
+        target = self.routes.get(name)
+        if target is None:
+            conn.close()
+            return
+        up = socket.create_connection(target, timeout=10)
+        up.settimeout(None)
+        conn.settimeout(None)
+        up.sendall(head)
+        _splice(conn, up)
+
+
+class Switch(_Server):
+    """A relay to ``target`` that refuses connections while ``on`` is False."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.on = True
+        self.refused = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        if not self.on:
+            self.refused += 1
+            conn.close()
+            return
+        up = socket.create_connection(self.target, timeout=10)
+        _splice(conn, up)
