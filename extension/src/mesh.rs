@@ -236,6 +236,13 @@ pub fn build(
                         "the extension data's certificate and key do not make a client identity"
                             .to_owned()
                     })?;
+                // No TLS resumption: a resumed session skips the server's client-certificate
+                // checks in some sidecars (Go's VerifyPeerCertificate, which Consul's built-in
+                // proxy authorizes intentions in, is not called on resumption), so an intention
+                // changed to deny would not apply to resumed connections. Upstream's extension
+                // made a full handshake every time too.
+                let mut config = config;
+                config.resumption = rustls::client::Resumption::disabled();
                 let server_name = ServerName::try_from(dial.sni.clone())
                     .map_err(|_| format!("`{}` is not a valid SNI name", dial.sni))?;
                 Ok(Target {
