@@ -300,6 +300,7 @@ def test_allowed_intention_reaches_the_echo_service(world: World) -> None:
     )
     assert not any(".dc1." in n for n in world.gateway.seen)
     ready = [r for r in world.log_records() if r["msg"] == "ready"]
+    print(f"\nextension ready: {ready[0] if ready else None}")
     assert ready
     assert ready[0]["upstreams"] == 1
     assert "PRIVATE KEY" not in world.rie_log.read_text(errors="replace")
