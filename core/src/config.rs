@@ -427,8 +427,21 @@ impl ConfigInput {
             }
         }
         if let Some(prefix) = &self.consul_extension_data_prefix {
-            if let Err(e) = validate_extension_data_prefix(prefix) {
-                errors.push(e);
+            let bad = !prefix.starts_with('/')
+                || prefix.len() < 2
+                || prefix.ends_with('/')
+                || prefix.contains("//")
+                || !prefix.bytes().all(parameter_char);
+            if bad {
+                errors.push(
+                    Diagnostic::new(
+                        Code::InvalidParameterPath,
+                        "CONSUL_EXTENSION_DATA_PREFIX must be a Parameter Store path: it starts with `/`, does not end with `/`, and uses letters, digits and . - _ /",
+                        "use a prefix such as /lambda_extension_data",
+                    )
+                    .key("CONSUL_EXTENSION_DATA_PREFIX")
+                    .value(prefix),
+                );
             }
         }
         let tier = match &self.consul_extension_data_tier {
@@ -457,13 +470,27 @@ impl ConfigInput {
             100,
             &mut errors,
         );
-        let log_level = match self.log_level.as_deref().map(parse_log_level) {
+        let log_level = match self.log_level.as_deref() {
             None => LogLevel::Info,
-            Some(Ok(level)) => level,
-            Some(Err(e)) => {
-                errors.push(e);
-                LogLevel::Info
-            }
+            Some(l) => match l.to_ascii_lowercase().as_str() {
+                "trace" => LogLevel::Trace,
+                "debug" => LogLevel::Debug,
+                "info" => LogLevel::Info,
+                "warn" | "warning" => LogLevel::Warn,
+                "error" => LogLevel::Error,
+                _ => {
+                    errors.push(
+                        Diagnostic::new(
+                            Code::InvalidLogLevel,
+                            "LOG_LEVEL must be trace, debug, info, warn or error",
+                            "set LOG_LEVEL=info",
+                        )
+                        .key("LOG_LEVEL")
+                        .value(l),
+                    );
+                    LogLevel::Info
+                }
+            },
         };
         if self.consul_client_cert.is_some() != self.consul_client_key.is_some() {
             errors.push(
@@ -776,45 +803,6 @@ pub(crate) fn validate_kms_key_id(key: &str, value: &str) -> Result<(), Diagnost
         .key(key)
         .value(value))
     }
-}
-
-/// Reads `LOG_LEVEL` (any case; `warning` is `warn`).
-pub(crate) fn parse_log_level(value: &str) -> Result<LogLevel, Diagnostic> {
-    match value.to_ascii_lowercase().as_str() {
-        "trace" => Ok(LogLevel::Trace),
-        "debug" => Ok(LogLevel::Debug),
-        "info" => Ok(LogLevel::Info),
-        "warn" | "warning" => Ok(LogLevel::Warn),
-        "error" => Ok(LogLevel::Error),
-        _ => Err(Diagnostic::new(
-            Code::InvalidLogLevel,
-            "LOG_LEVEL must be trace, debug, info, warn or error",
-            "set LOG_LEVEL=info",
-        )
-        .key("LOG_LEVEL")
-        .value(value)),
-    }
-}
-
-/// Checks `CONSUL_EXTENSION_DATA_PREFIX`: a Parameter Store path that starts with
-/// `/` and does not end with one (the registrator and the extension both append
-/// `/<partition>/<namespace>/<service>` to it).
-pub(crate) fn validate_extension_data_prefix(prefix: &str) -> Result<(), Diagnostic> {
-    let bad = !prefix.starts_with('/')
-        || prefix.len() < 2
-        || prefix.ends_with('/')
-        || prefix.contains("//")
-        || !prefix.bytes().all(parameter_char);
-    if bad {
-        return Err(Diagnostic::new(
-            Code::InvalidParameterPath,
-            "CONSUL_EXTENSION_DATA_PREFIX must be a Parameter Store path: it starts with `/`, does not end with `/`, and uses letters, digits and . - _ /",
-            "use a prefix such as /lambda_extension_data",
-        )
-        .key("CONSUL_EXTENSION_DATA_PREFIX")
-        .value(prefix));
-    }
-    Ok(())
 }
 
 fn parameter_char(b: u8) -> bool {

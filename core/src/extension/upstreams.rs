@@ -9,7 +9,7 @@
 //! at least four labels (upstream read such an entry as a namespace called `svc`
 //! and dropped the labels after the third, which no Consul name fits).
 
-use crate::config::{parse_log_level, validate_consul_name, LogLevel};
+use crate::config::{validate_consul_name, LogLevel};
 use crate::error::{clip, Code, Diagnostic, Failure};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -329,7 +329,7 @@ pub fn extension_settings_from_env(
             String::new()
         }
         Some(p) => {
-            if let Err(e) = crate::config::validate_extension_data_prefix(p) {
+            if let Err(e) = validate_data_prefix(p) {
                 errors.push(e);
             }
             p.to_owned()
@@ -414,6 +414,54 @@ pub fn extension_settings_from_env(
     })
 }
 
+/// Reads `LOG_LEVEL` as the registrator does: any case, `warning` for `warn`.
+// (The registrator's own check is inline in `config.rs`, which is being
+// reshaped on another branch; the two can share one function after that.)
+fn parse_log_level(value: &str) -> Result<LogLevel, Diagnostic> {
+    let lower = value.to_ascii_lowercase();
+    let known = if lower == "warning" {
+        "warn"
+    } else {
+        lower.as_str()
+    };
+    serde_json::from_value::<LogLevel>(serde_json::Value::String(known.to_owned())).map_err(|_| {
+        Diagnostic::new(
+            Code::InvalidLogLevel,
+            "LOG_LEVEL must be trace, debug, info, warn or error",
+            "set LOG_LEVEL=info",
+        )
+        .key("LOG_LEVEL")
+        .value(value)
+    })
+}
+
+/// Checks `CONSUL_EXTENSION_DATA_PREFIX` with the registrator's rule: a Parameter
+/// Store path of one or more non-empty segments of letters, digits and `. - _`,
+/// each after a `/`, with no `/` at the end (both append
+/// `/<partition>/<namespace>/<service>` to it).
+fn validate_data_prefix(prefix: &str) -> Result<(), Diagnostic> {
+    let mut segments = prefix.split('/');
+    let rooted = segments.next() == Some("");
+    let mut any = false;
+    let segments_ok = segments.all(|seg| {
+        any = true;
+        !seg.is_empty()
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    });
+    if rooted && any && segments_ok {
+        return Ok(());
+    }
+    Err(Diagnostic::new(
+        Code::InvalidParameterPath,
+        "CONSUL_EXTENSION_DATA_PREFIX must be a Parameter Store path: it starts with `/`, does not end with `/`, and uses letters, digits and . - _ /",
+        "use the registrator's prefix, such as /lambda_extension_data",
+    )
+    .key("CONSUL_EXTENSION_DATA_PREFIX")
+    .value(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +499,38 @@ mod tests {
         assert_eq!(parse_host_port("::1:8443"), None);
         assert_eq!(parse_host_port("gw"), None);
         assert_eq!(parse_host_port("gw:0"), None);
+    }
+
+    #[test]
+    fn data_prefix_follows_the_registrators_rule() {
+        for ok in ["/a", "/lambda_extension_data", "/a.b-c_d/E9"] {
+            assert!(validate_data_prefix(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/", "a", "a/b", "/a/", "//a", "/a//b", "/a b", "/a:b"] {
+            let e = validate_data_prefix(bad).err();
+            assert_eq!(
+                e.map(|d| d.code),
+                Some(Code::InvalidParameterPath),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_levels_as_the_registrator_reads_them() {
+        for (text, level) in [
+            ("trace", LogLevel::Trace),
+            ("DEBUG", LogLevel::Debug),
+            ("Info", LogLevel::Info),
+            ("warn", LogLevel::Warn),
+            ("WARNING", LogLevel::Warn),
+            ("error", LogLevel::Error),
+        ] {
+            assert_eq!(parse_log_level(text).ok(), Some(level), "{text}");
+        }
+        for bad in ["loud", "warnings", "\"info\"", "1"] {
+            let e = parse_log_level(bad).err();
+            assert_eq!(e.map(|d| d.code), Some(Code::InvalidLogLevel), "{bad}");
+        }
     }
 }
