@@ -8,6 +8,12 @@
 # cargo-zigbuild and PyPI's zig, as the project's other artefacts. A layer zip
 # over 4 MB fails the build.
 #
+# Cargo's output goes to $EXTENSION_TARGET_DIR, by default
+#   ${CONSUL_LAMBDA_SYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/consul-lambda-sync}/extension-target
+# outside the checkout, so that a fresh clone (CI) reuses the compiled
+# dependencies (ring's C and assembly, rustls, serde) and rebuilds only the
+# workspace's own crates. Cargo locks the directory; concurrent builds wait.
+#
 # Usage: bash scripts/build-extension.sh [x86_64|arm64 ...]   (default: both)
 # stdout: the zip paths, one a line.
 set -euo pipefail
@@ -20,6 +26,9 @@ max_bytes=4000000
 
 venv_ensure --clean "$PACKAGING_VENV" "${REQ_ZIG[@]}"
 export PATH="$PACKAGING_VENV/bin:$PATH"
+cache_root="${CONSUL_LAMBDA_SYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/consul-lambda-sync}"
+target_dir="${EXTENSION_TARGET_DIR:-$cache_root/extension-target}"
+mkdir -p "$target_dir"
 version="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
 mkdir -p dist
 for arch in "${archs[@]}"; do
@@ -29,10 +38,11 @@ for arch in "${archs[@]}"; do
     *) die "unknown architecture $arch (x86_64 or arm64)" ;;
   esac
   rust_targets "$triple"
-  log "extension $arch ($triple, glibc 2.17, cargo zigbuild)"
+  log "extension $arch ($triple, glibc 2.17, cargo zigbuild, target dir $target_dir)"
+  t0=$SECONDS
   cargo zigbuild -q --locked --profile extension-release -p consul-lambda-extension \
-    --target "$triple.2.17" --target-dir target/extension >&2
-  bin="target/extension/$triple/extension-release/consul-lambda-extension"
+    --target "$triple.2.17" --target-dir "$target_dir" >&2
+  bin="$target_dir/$triple/extension-release/consul-lambda-extension"
   zip="dist/consul-lambda-extension-$version-$arch.zip"
   # A reproducible zip: fixed time, the mode Lambda needs, nothing else.
   "$PACKAGING_VENV/bin/python" - "$bin" "$zip" <<'PY'
@@ -45,7 +55,7 @@ with open(src, "rb") as f, zipfile.ZipFile(out, "w") as z:
     z.writestr(info, f.read(), compresslevel=9)
 PY
   size="$(stat -c %s "$zip")"
-  log "$zip: $size bytes (binary $(stat -c %s "$bin") bytes)"
+  log "$zip: $size bytes (binary $(stat -c %s "$bin") bytes; built in $((SECONDS - t0))s)"
   [[ "$size" -le "$max_bytes" ]] || die "$zip is $size bytes, over the 4 MB limit"
   printf '%s\n' "$repo/$zip"
 done
