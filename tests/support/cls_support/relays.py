@@ -1,4 +1,4 @@
-"""Small TCP stand-ins for the extension's end-to-end test, on the loopback only.
+"""Small TCP stand-ins for the extension's end-to-end test and benchmark, on the loopback only.
 
 - :class:`SniGateway`: a mesh gateway stand-in. It reads the TLS ClientHello,
   routes on its SNI name to a Connect proxy's address, and splices the bytes
@@ -40,7 +40,9 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
     b.close()
 
 
-class _Server:
+class Server:
+    """A loopback TCP server: a thread per connection, ``handle`` in subclasses."""
+
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,6 +58,8 @@ class _Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            # Relays and services reply at once (no Nagle delay before an echo).
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
     def handle(self, conn: socket.socket) -> None:
@@ -66,7 +70,7 @@ class _Server:
         self.sock.close()
 
 
-class EchoServer(_Server):
+class EchoServer(Server):
     def handle(self, conn: socket.socket) -> None:
         with conn:
             while True:
@@ -102,7 +106,7 @@ def client_hello_sni(record: bytes) -> Optional[str]:
     return None
 
 
-class SniGateway(_Server):
+class SniGateway(Server):
     """Routes by SNI name: ``routes[name] = (host, port)``."""
 
     def __init__(self) -> None:
@@ -130,13 +134,14 @@ class SniGateway(_Server):
             conn.close()
             return
         up = socket.create_connection(target, timeout=10)
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         up.settimeout(None)
         conn.settimeout(None)
         up.sendall(head)
         _splice(conn, up)
 
 
-class Switch(_Server):
+class Switch(Server):
     """A relay to ``target`` that refuses connections while ``on`` is False."""
 
     def __init__(self, target: tuple[str, int]) -> None:
