@@ -12,7 +12,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-const BUF: usize = 32 * 1024;
+/// Bytes read from a socket at a time, and what rustls may hold unsent: a bulk
+/// transfer then goes out as eight full TLS records per write.
+const BUF: usize = 128 * 1024;
 
 /// Binds every upstream's port; an error names the port.
 pub fn bind(shared: &Arc<Shared>) -> Result<Vec<(u16, TcpListener)>, String> {
@@ -136,6 +138,7 @@ fn dial(
     tcp.set_write_timeout(Some(timeout))?;
     let mut conn = ClientConnection::new(target.config.clone(), target.server_name.clone())
         .map_err(|e| io::Error::other(e.to_string()))?;
+    conn.set_buffer_limit(Some(BUF));
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp)?;
     }
