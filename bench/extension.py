@@ -46,8 +46,8 @@ from typing import Any
 import boto3
 from cls_support import ConsulAgent, MotoServer, consul_binary, make_workdir, remove_workdir
 from cls_support.constants import AWS_TEST_ENV, REGION
-from cls_support.procs import free_port, spawn, stop_process, wait_for
-from cls_support.relays import Server, SniGateway
+from cls_support.procs import free_port, stop_process
+from cls_support.relays import Server, SniGateway, connect_sidecar
 
 PREFIX = "/cls/bench"
 FN = "bench-caller"
@@ -262,30 +262,8 @@ class Bench:
 
     def setup(self) -> None:
         c = self.consul
-        c.put(
-            "/v1/agent/service/register",
-            {
-                "Name": "echo",
-                "Address": "127.0.0.1",
-                "Port": self.service.port,
-                "Connect": {
-                    "SidecarService": {
-                        "Address": "127.0.0.1",
-                        "Port": self.sidecar_port,
-                        "Proxy": {
-                            "LocalServiceAddress": "127.0.0.1",
-                            "LocalServicePort": self.service.port,
-                        },
-                    }
-                },
-            },
-        )
         log = self.root / "sidecar.log"
-        proc = spawn(
-            [c.binary, "connect", "proxy", "-sidecar-for", "echo", "-http-addr", c.addr], log
-        )
-        self.procs.append(proc)
-        wait_for("connect proxy", lambda: _listening(self.sidecar_port), 60, proc, log)
+        self.procs.append(connect_sidecar(c, "echo", self.service.port, self.sidecar_port, log))
         c.put(
             "/v1/config",
             {
@@ -423,11 +401,6 @@ class Bench:
             s.close()
         self.moto.stop()
         self.consul.stop()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def layer_zip_bytes(binary: Path, out: Path) -> int:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ import requests
 from cls_support import ConsulAgent, MotoServer, consul_binary, make_workdir, remove_workdir
 from cls_support.constants import AWS_TEST_ENV, REGION
 from cls_support.procs import free_port, spawn, stop_process, tail, wait_for
-from cls_support.relays import EchoServer, SniGateway, Switch
+from cls_support.relays import EchoServer, SniGateway, Switch, connect_sidecar, listening
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,39 +70,10 @@ class World:
 
     # -- Consul -------------------------------------------------------------------
     def start_sidecar(self) -> None:
-        self.consul.put(
-            "/v1/agent/service/register",
-            {
-                "Name": "echo",
-                "Address": "127.0.0.1",
-                "Port": self.echo.port,
-                "Connect": {
-                    "SidecarService": {
-                        "Address": "127.0.0.1",
-                        "Port": self.sidecar_port,
-                        "Proxy": {
-                            "LocalServiceAddress": "127.0.0.1",
-                            "LocalServicePort": self.echo.port,
-                        },
-                    }
-                },
-            },
-        )
         log = self.root / "sidecar.log"
-        proc = spawn(
-            [
-                self.consul.binary,
-                "connect",
-                "proxy",
-                "-sidecar-for",
-                "echo",
-                "-http-addr",
-                self.consul.addr,
-            ],
-            log,
+        self.procs.append(
+            connect_sidecar(self.consul, "echo", self.echo.port, self.sidecar_port, log)
         )
-        self.procs.append(proc)
-        wait_for("connect proxy", lambda: _listening(self.sidecar_port), 60, proc, log)
         trust_domain = self.consul.get("/v1/agent/connect/ca/roots")["TrustDomain"]
         self.gateway.routes[f"echo.default.{DC}.internal.{trust_domain}"] = (
             "127.0.0.1",
@@ -211,7 +181,7 @@ class World:
         self.rie = spawn(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", script], self.rie_log, env=env
         )
-        wait_for("the emulator", lambda: _listening(self.invoke_port), 30, self.rie, self.rie_log)
+        wait_for("the emulator", lambda: listening(self.invoke_port), 30, self.rie, self.rie_log)
 
     def invoke(self, message: str = "hello mesh") -> dict[str, Any]:
         r = requests.post(
@@ -243,11 +213,6 @@ class World:
             s.close()
         self.moto.stop()
         self.consul.stop()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def extension_binary() -> Path:
@@ -424,4 +389,4 @@ def test_shutdown_ends_the_extension(world: World) -> None:
     ):
         time.sleep(0.2)
     assert any(r["msg"] == "shutting down" for r in world.log_records()), tail(world.rie_log)
-    assert not _listening(world.echo_port)
+    assert not listening(world.echo_port)

@@ -6,6 +6,7 @@
   refused.
 - :class:`Switch`: a TCP relay that can be cut off (a Parameter Store outage).
 - :class:`EchoServer`: the destination service.
+- :func:`connect_sidecar`: the destination's sidecar, `consul connect proxy`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,51 @@ import contextlib
 import socket
 import struct
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+from .procs import spawn, wait_for
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
+    from .consul import ConsulAgent
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def connect_sidecar(
+    consul: ConsulAgent, name: str, service_port: int, sidecar_port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """Registers ``name`` (on ``service_port``) with a Connect sidecar on ``sidecar_port``
+    and starts `consul connect proxy` as that sidecar: it checks each client certificate
+    against Consul's CA and asks the agent for the intention. Returns once it listens."""
+    consul.put(
+        "/v1/agent/service/register",
+        {
+            "Name": name,
+            "Address": "127.0.0.1",
+            "Port": service_port,
+            "Connect": {
+                "SidecarService": {
+                    "Address": "127.0.0.1",
+                    "Port": sidecar_port,
+                    "Proxy": {
+                        "LocalServiceAddress": "127.0.0.1",
+                        "LocalServicePort": service_port,
+                    },
+                }
+            },
+        },
+    )
+    argv = [consul.binary, "connect", "proxy", "-sidecar-for", name, "-http-addr", consul.addr]
+    proc = spawn(argv, log)
+    wait_for("connect proxy", lambda: listening(sidecar_port), 60, proc, log)
+    return proc
 
 
 def _splice(a: socket.socket, b: socket.socket) -> None:
