@@ -185,45 +185,14 @@ fn pump(client: TcpStream, (conn, tcp): (ClientConnection, TcpStream)) -> io::Re
         let mut from = tcp.try_clone()?;
         let mut to = client.try_clone()?;
         std::thread::spawn(move || -> io::Result<()> {
-            let mut buf = vec![0u8; BUF];
-            let mut plain = vec![0u8; BUF];
-            loop {
-                let n = from.read(&mut buf)?;
-                let mut closed = n == 0;
-                let mut received = Vec::new();
-                {
-                    let mut conn = tls.conn.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut slice = buf.get(..n).unwrap_or_default();
-                    while !slice.is_empty() {
-                        conn.read_tls(&mut slice)?;
-                        let state = conn
-                            .process_new_packets()
-                            .map_err(|e| io::Error::other(e.to_string()))?;
-                        if state.plaintext_bytes_to_read() > 0 {
-                            loop {
-                                match conn.reader().read(&mut plain) {
-                                    Ok(0) => break,
-                                    Ok(k) => received
-                                        .extend_from_slice(plain.get(..k).unwrap_or_default()),
-                                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                                    Err(e) => return Err(e),
-                                }
-                            }
-                        }
-                        closed |= state.peer_has_closed();
-                    }
-                    if conn.wants_write() {
-                        tls.flush_locked(conn)?;
-                    }
-                }
-                if !received.is_empty() {
-                    to.write_all(&received)?;
-                }
-                if closed {
-                    let _ = to.shutdown(Shutdown::Write);
-                    return Ok(());
-                }
+            let r = gateway_to_function(&tls, &mut from, &mut to);
+            if r.is_err() {
+                // The mesh side failed (a TLS alert such as a refused certificate, a
+                // reset): the function's connection closes at once, rather than
+                // waiting for a reply that cannot come.
+                let _ = to.shutdown(Shutdown::Both);
             }
+            r
         })
     };
     // Function → gateway.
@@ -269,4 +238,47 @@ fn pump(client: TcpStream, (conn, tcp): (ClientConnection, TcpStream)) -> io::Re
     let _ = tcp.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
     up.and(down)
+}
+
+/// Decrypts what the gateway sends and writes it to the function, until the
+/// gateway closes (passed on as a half-close) or fails.
+fn gateway_to_function(tls: &Tls, from: &mut TcpStream, to: &mut TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF];
+    let mut plain = vec![0u8; BUF];
+    loop {
+        let n = from.read(&mut buf)?;
+        let mut closed = n == 0;
+        let mut received = Vec::new();
+        {
+            let mut conn = tls.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slice = buf.get(..n).unwrap_or_default();
+            while !slice.is_empty() {
+                conn.read_tls(&mut slice)?;
+                let state = conn
+                    .process_new_packets()
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                if state.plaintext_bytes_to_read() > 0 {
+                    loop {
+                        match conn.reader().read(&mut plain) {
+                            Ok(0) => break,
+                            Ok(k) => received.extend_from_slice(plain.get(..k).unwrap_or_default()),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                closed |= state.peer_has_closed();
+            }
+            if conn.wants_write() {
+                tls.flush_locked(conn)?;
+            }
+        }
+        if !received.is_empty() {
+            to.write_all(&received)?;
+        }
+        if closed {
+            let _ = to.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+    }
 }

@@ -336,6 +336,9 @@ def test_denied_intention_is_refused(world: World) -> None:
             break
         time.sleep(0.5)
     assert out.get("reply") != "should not arrive", out
+    # The function sees its connection closed, at once: not a wait for a reply that
+    # cannot come (its socket's timeout is 10 s).
+    assert out == {"reply": ""}, out
     # The sidecar refuses the function's certificate (a TLS alert), which the log names.
     assert any("BadCertificate" in str(r.get("error")) for r in world.log_records()), tail(
         world.rie_log
@@ -377,6 +380,8 @@ def test_allow_after_deny_follows_consuls_answer(world: World) -> None:
     )
     if authorized == after:  # (not when the agent's answer changed during the call)
         assert through == authorized, (authorized, out, tail(world.rie_log))
+    if not through:
+        assert out == {"reply": ""}, out  # closed at once, as above
 
 
 def test_shutdown_ends_the_extension(world: World) -> None:
