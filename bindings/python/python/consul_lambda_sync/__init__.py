@@ -364,7 +364,9 @@ def extension_data_parameter(input: Mapping[str, Any]) -> PutParameter:
 
 def extension_settings(env: Optional[Mapping[str, str]] = None) -> ExtensionSettings:
     """The Lambda extension's settings from its environment (default: ``os.environ``)."""
-    return cast("ExtensionSettings", call("extensionSettings", dict(os.environ if env is None else env)))
+    return cast(
+        "ExtensionSettings", call("extensionSettings", dict(os.environ if env is None else env))
+    )
 
 
 def extension_upstream(entry: str) -> Upstream:
