@@ -125,6 +125,12 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "acl_denied": PlanError,
     "acl_filtered": PlanError,
     "plan_stale": PlanError,
+    # the Lambda extension: its settings, and the data it reads
+    "invalid_upstream": ConfigError,
+    "invalid_duration": ConfigError,
+    "missing_setting": ConfigError,
+    "invalid_extension_data": InputError,
+    "unknown_peer": InputError,
 }
 
 
