@@ -46,9 +46,18 @@ pub struct Target {
 
 /// rustls on ring: small, and it cross-builds with zig (aws-lc-rs needs cmake and
 /// more). ring has no post-quantum key exchange, which Consul's peers do not need.
+///
+/// X25519 comes first: the ClientHello carries a key share for the first group
+/// only, and the sidecars (Go's `consul connect proxy`, Envoy) choose X25519. The
+/// ring provider lists P-384 first, which cost every connection a P-384 key
+/// (about a millisecond here) and a HelloRetryRequest round trip, since no TLS
+/// session remembers the server's choice (resumption is off).
 #[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 struct SpiffeVerifier {
@@ -258,4 +267,24 @@ pub fn build(
         not_after_ms: info.not_after_ms,
         leaf_datacenter,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn x25519_is_the_first_key_share() {
+        let groups: Vec<_> = super::provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                rustls::NamedGroup::X25519,
+                rustls::NamedGroup::secp256r1,
+                rustls::NamedGroup::secp384r1
+            ]
+        );
+    }
 }

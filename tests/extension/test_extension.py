@@ -268,6 +268,10 @@ def test_allowed_intention_reaches_the_echo_service(world: World) -> None:
         world.gateway.seen
     )
     assert not any(".dc1." in n for n in world.gateway.seen)
+    # One key share, X25519, the group the sidecar picks: no HelloRetryRequest round
+    # trip on each connection (rustls' ring provider put P-384 first).
+    assert world.gateway.key_shares
+    assert all(groups == [0x001D] for groups in world.gateway.key_shares), world.gateway.key_shares
     ready = [r for r in world.log_records() if r["msg"] == "ready"]
     print(f"\nextension ready: {ready[0] if ready else None}")
     assert ready

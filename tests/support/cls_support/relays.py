@@ -3,7 +3,7 @@
 - :class:`SniGateway`: a mesh gateway stand-in. It reads the TLS ClientHello,
   routes on its SNI name to a Connect proxy's address, and splices the bytes
   without decrypting (as a real mesh gateway does for TCP). An unknown name is
-  refused.
+  refused. It notes each ClientHello's name and key share groups.
 - :class:`Switch`: a TCP relay that can be cut off (a Parameter Store outage).
 - :class:`EchoServer`: the destination service.
 - :func:`connect_sidecar`: the destination's sidecar, `consul connect proxy`.
@@ -125,14 +125,15 @@ class EchoServer(Server):
                 conn.sendall(data)
 
 
-def client_hello_sni(record: bytes) -> Optional[str]:
-    """The server_name of a TLS ClientHello record, or None."""
+def _client_hello_extensions(record: bytes) -> dict[int, bytes]:
+    """The extensions of a TLS ClientHello record, by type (empty if it is not one)."""
+    out: dict[int, bytes] = {}
     try:
         if record[0] != 0x16:
-            return None
+            return out
         body = record[5:]
         if body[0] != 0x01:
-            return None
+            return out
         p = 4 + 2 + 32  # handshake header, version, random
         p += 1 + body[p]  # session id
         p += 2 + struct.unpack(">H", body[p : p + 2])[0]  # cipher suites
@@ -141,14 +142,35 @@ def client_hello_sni(record: bytes) -> Optional[str]:
         p += 2
         while p + 4 <= end:
             kind, size = struct.unpack(">HH", body[p : p + 4])
-            p += 4
-            if kind == 0:  # server_name: list length, type, name length, name
-                n = struct.unpack(">H", body[p + 3 : p + 5])[0]
-                return body[p + 5 : p + 5 + n].decode("ascii")
-            p += size
-    except (IndexError, struct.error, UnicodeDecodeError):
+            out[kind] = body[p + 4 : p + 4 + size]
+            p += 4 + size
+    except (IndexError, struct.error):
+        return out
+    return out
+
+
+def client_hello_sni(record: bytes) -> Optional[str]:
+    """The server_name of a TLS ClientHello record, or None."""
+    ext = _client_hello_extensions(record).get(0)  # list length, type, name length, name
+    if ext is None or len(ext) < 5:
         return None
-    return None
+    n = struct.unpack(">H", ext[3:5])[0]
+    try:
+        return ext[5 : 5 + n].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def client_hello_key_shares(record: bytes) -> list[int]:
+    """The named groups of the key shares a TLS 1.3 ClientHello carries (0x001d is X25519)."""
+    ext = _client_hello_extensions(record).get(51, b"")  # key_share
+    groups = []
+    p = 2  # the list's length
+    while p + 4 <= len(ext):
+        group, size = struct.unpack(">HH", ext[p : p + 4])
+        groups.append(group)
+        p += 4 + size
+    return groups
 
 
 class SniGateway(Server):
@@ -157,6 +179,7 @@ class SniGateway(Server):
     def __init__(self) -> None:
         self.routes: dict[str, tuple[str, int]] = {}
         self.seen: list[str] = []
+        self.key_shares: list[list[int]] = []
         super().__init__()
 
     def handle(self, conn: socket.socket) -> None:
@@ -174,6 +197,7 @@ class SniGateway(Server):
             return
         name = client_hello_sni(head) or ""
         self.seen.append(name)
+        self.key_shares.append(client_hello_key_shares(head))
         target = self.routes.get(name)
         if target is None:
             conn.close()
