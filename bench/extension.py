@@ -249,21 +249,54 @@ def bulk_seconds(name: str) -> float:
     return seconds
 
 
+def serve(root: Path, kind: str, *routes: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Starts this file as a server process (``--serve KIND``); returns it and its port."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, *routes],
+        stdout=subprocess.PIPE,
+        stderr=open(root / f"{kind}.log", "ab"),  # noqa: SIM115 - the child keeps it
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        raise SystemExit(f"the {kind} stand-in did not start: {line!r}")
+    return proc, int(line)
+
+
+def serve_forever(kind: str, routes: list[str]) -> None:
+    """The server process: prints its port, then serves until killed."""
+    server: Server
+    if kind == "gateway":
+        gateway = SniGateway()
+        for r in routes:
+            name, _, addr = r.partition("=")
+            host, _, port = addr.rpartition(":")
+            gateway.routes[name] = (host, int(port))
+        server = gateway
+    else:
+        server = EchoCount()
+    print(server.port, flush=True)
+    threading.Event().wait()
+
+
 class Bench:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.consul = ConsulAgent(consul_binary(), root / "consul", node_name="cls-bench").start()
         self.moto = MotoServer(root).start()
         self.relay = TimedRelay(("127.0.0.1", self.moto.port))
-        self.service = EchoCount()
-        self.gateway = SniGateway()
+        # The destination and the gateway stand-in run in processes of their own: in this
+        # one, their threads would wait for the interpreter's lock behind the client's.
+        self.service_proc, self.service_port = serve(root, "service")
+        self.gateway_proc: subprocess.Popen[bytes] | None = None
+        self.gateway_port = 0
         self.sidecar_port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def setup(self) -> None:
         c = self.consul
         log = self.root / "sidecar.log"
-        self.procs.append(connect_sidecar(c, "echo", self.service.port, self.sidecar_port, log))
+        self.procs.append(connect_sidecar(c, "echo", self.service_port, self.sidecar_port, log))
         c.put(
             "/v1/config",
             {
@@ -273,7 +306,8 @@ class Bench:
             },
         )
         td = c.get("/v1/agent/connect/ca/roots")["TrustDomain"]
-        self.gateway.routes[f"echo.default.dc1.internal.{td}"] = ("127.0.0.1", self.sidecar_port)
+        route = f"echo.default.dc1.internal.{td}=127.0.0.1:{self.sidecar_port}"
+        self.gateway_proc, self.gateway_port = serve(self.root, "gateway", route)
         # The function, and our registrator writing its extension data.
         iam = boto3.client(
             "iam",
@@ -331,7 +365,7 @@ class Bench:
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.relay.port}",
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",
             "AWS_LAMBDA_FUNCTION_NAME": FN,
-            "CONSUL_MESH_GATEWAY_URI": f"127.0.0.1:{self.gateway.port}",
+            "CONSUL_MESH_GATEWAY_URI": f"127.0.0.1:{self.gateway_port}",
             "CONSUL_SERVICE_UPSTREAMS": f"echo:{LISTEN_PORT}",
             "CONSUL_EXTENSION_DATA_PREFIX": PREFIX,
             "LOG_LEVEL": "info",
@@ -397,8 +431,9 @@ class Bench:
     def stop(self) -> None:
         for p in self.procs:
             stop_process(p)
-        for s in (self.gateway, self.relay, self.service):
-            s.close()
+        stop_process(self.gateway_proc)
+        stop_process(self.service_proc)
+        self.relay.close()
         self.moto.stop()
         self.consul.stop()
 
@@ -431,12 +466,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--ours", type=Path, required=True, help="our consul-lambda-extension binary")
+    ap.add_argument("--serve", choices=["gateway", "service"], help=argparse.SUPPRESS)
+    ap.add_argument("routes", nargs="*", help=argparse.SUPPRESS)
+    ap.add_argument("--ours", type=Path, help="our consul-lambda-extension binary")
     ap.add_argument("--ours-zip", type=Path, help="our layer zip (its size is reported)")
     ap.add_argument("--upstream", type=Path, help="upstream's consul-lambda-extension binary")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.serve:
+        serve_forever(args.serve, args.routes)
+        return
+    if not args.ours:
+        ap.error("--ours is required")
     impls = {"ours": args.ours}
     if args.upstream:
         impls["upstream"] = args.upstream
