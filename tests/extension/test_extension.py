@@ -164,7 +164,14 @@ class World:
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.ssm_switch.port}",
             "AWS_LAMBDA_FUNCTION_NAME": FN,
             "CONSUL_MESH_GATEWAY_URI": f"127.0.0.1:{self.gateway.port}",
-            "CONSUL_SERVICE_UPSTREAMS": f"echo:{self.echo_port}",
+            # CLS_EXTENSION_UPSTREAM_DC names the datacenter in the entry (`echo:PORT:DC`),
+            # for an extension swapped in that cannot find it alone (upstream's: `dc1`).
+            "CONSUL_SERVICE_UPSTREAMS": f"echo:{self.echo_port}"
+            + (
+                f":{os.environ['CLS_EXTENSION_UPSTREAM_DC']}"
+                if os.environ.get("CLS_EXTENSION_UPSTREAM_DC")
+                else ""
+            ),
             "CONSUL_EXTENSION_DATA_PREFIX": PREFIX,
             "CONSUL_REFRESH_FREQUENCY": refresh,
             "LOG_LEVEL": "debug",
