@@ -222,7 +222,7 @@ class World:
         self.consul.stop()
 
 
-def extension_binary() -> Path:
+def extension_binary(root: Path) -> Path:
     """The binary from the x86_64 layer zip (scripts/test-extension.sh builds it), or
     CLS_EXTENSION_BINARY: another extension swapped in, such as upstream's (not in CI;
     its faults then fail the tests marked FIX)."""
@@ -233,7 +233,7 @@ def extension_binary() -> Path:
     assert layer, (
         "CLS_EXTENSION_LAYER_ZIP is not set: run scripts/test-extension.sh (it builds the layer)"
     )
-    out = Path(make_workdir("ext-layer"))
+    out = root / "layer"
     with zipfile.ZipFile(layer) as z:
         info = z.getinfo("extensions/consul-lambda-extension")
         assert (info.external_attr >> 16) & 0o111, "the layer's extension is not executable"
@@ -252,7 +252,7 @@ def world() -> Iterator[World]:
         w.create_function()
         out = w.sync()
         assert out["ok"], out
-        w.start_function(extension_binary())
+        w.start_function(extension_binary(root))
         yield w
     finally:
         w.stop()
