@@ -19,6 +19,8 @@
 #               host/ and index.js, that architecture's addon, the wasm
 #               fallback; the Lambda Node.js runtime provides the AWS SDK v3)
 #               and python-{x86_64,arm64}.zip (the Lambda zips of build-packages.sh)
+#   layer/      the Lambda extension's layers (ConsulMeshAccess):
+#               consul-lambda-extension-{x86_64,arm64}.zip (scripts/build-extension.sh)
 #
 # Usage: scripts/build-cdk.sh [js] [python] [java] [go]   (default: js python java)
 # Environment: DIST (default <repo>/dist; the core's artefacts are built there
@@ -87,6 +89,17 @@ for arch in x86_64 arm64; do
   python3 -m zipfile -e "$dist/consul-lambda-sync-lambda-$arch.zip" "$work/python-$arch"
   zip_dir "$work/python-$arch" "lambda/python-$arch.zip"
 done
+# layer/: the Lambda extension's layer zips (ConsulMeshAccess), built here (cargo
+# skips what is up to date; scripts/build-extension.sh).
+rm -rf layer
+mkdir -p layer
+while read -r zip; do
+  case "$zip" in
+    *-x86_64.zip) cp "$zip" layer/consul-lambda-extension-x86_64.zip ;;
+    *-arm64.zip) cp "$zip" layer/consul-lambda-extension-arm64.zip ;;
+  esac
+done < <(bash "$root/scripts/build-extension.sh" x86_64 arm64)
+[[ -f layer/consul-lambda-extension-x86_64.zip && -f layer/consul-lambda-extension-arm64.zip ]] || die "the extension's layer zips were not built"
 cp "$root/bindings/cdk/README.md" "$work/README.check" 2>/dev/null || die "bindings/cdk/README.md is missing"
 
 # --- jsii ----------------------------------------------------------------------------
@@ -117,7 +130,7 @@ for t in "${targets[@]}"; do
 done
 log "done in $((SECONDS - start))s"
 for f in "$dist"/consul-lambda-sync-cdk-*.tgz "$dist"/consul_lambda_sync_cdk-*.whl \
-  "$dist"/consul-lambda-sync-cdk-maven/com/example/consul-lambda-sync/consul-lambda-sync-cdk/*/*.jar lambda/*.zip; do
+  "$dist"/consul-lambda-sync-cdk-maven/com/example/consul-lambda-sync/consul-lambda-sync-cdk/*/*.jar lambda/*.zip layer/*.zip; do
   [[ -f "$f" ]] && printf '%-70s %10d\n' "$(basename "$f")" "$(wc -c <"$f")" >&2
 done
 true

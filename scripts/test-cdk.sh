@@ -12,8 +12,9 @@
 #      concurrency 1, the dead-letter queue, least-privilege IAM — no Lambda action that
 #      reads code or environment, Parameter Store writes only under the extension-data
 #      prefix and never on the token or CA parameters —, the schedule, the CloudTrail
-#      rule, alarms), the role's policies linted by parliament (tests/cdk/lint_iam.py),
-#      and the bad-tag variant failing with one error
+#      rule, alarms; a function's mesh access: the extension layer, its variables, read
+#      access to exactly its parameter), the role's policies linted by parliament
+#      (tests/cdk/lint_iam.py), and the bad-tag variant failing with one error
 #   4. Python: examples/cdk-python with the WHEEL in a clean venv; synth offline; checks
 #   5. Java: examples/cdk-java against the Maven repository; synth offline; checks
 #   6. Go, only when asked (scripts/test-cdk.sh go): examples/cdk-go against the generated
@@ -79,7 +80,8 @@ const pkg = JSON.parse(execFileSync("tar", ["-xzOf", process.argv[1], "package/p
 if (pkg.private || Object.keys(pkg.dependencies || {}).length || !pkg.peerDependencies["aws-cdk-lib"] || !pkg.peerDependencies.constructs) process.exit(1);
 const files = execFileSync("tar", ["-tzf", process.argv[1]]).toString().split("\n");
 for (const f of ["package/.jsii", "package/lib/index.js", "package/core/wasm/consul_lambda_sync_wasm_bg.wasm",
-  "package/lambda/nodejs-arm64.zip", "package/lambda/nodejs-x86_64.zip", "package/lambda/python-arm64.zip", "package/lambda/python-x86_64.zip"]) {
+  "package/lambda/nodejs-arm64.zip", "package/lambda/nodejs-x86_64.zip", "package/lambda/python-arm64.zip", "package/lambda/python-x86_64.zip",
+  "package/layer/consul-lambda-extension-x86_64.zip", "package/layer/consul-lambda-extension-arm64.zip"]) {
   if (!files.includes(f)) { console.error("missing " + f); process.exit(1); }
 }
 if (files.some((f) => f.endsWith(".node") || f.includes("node_modules/"))) { console.error("addon or node_modules in the tarball"); process.exit(1); }' "$tgz"
@@ -138,7 +140,8 @@ fs.writeFileSync(p, JSON.stringify(d, null, 2));' "$app" "$tgz"
   check "ts: cdk synth with no network" test "$rc" -eq 0
   check "ts: the template" node "$check_template" "$app/cdk.out/ConsulLambdaExample.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
-    --ext /consul/lambda-extension-data
+    --ext /consul/lambda-extension-data \
+    --mesh checkout --mesh-arch arm64 --mesh-upstreams orders-api:1234,ledger.finance:1235:dc2
   check "ts: parliament finds nothing in the role's policies" lint_iam "$app/cdk.out/ConsulLambdaExample.template.json"
   check "ts: no error annotation" node "$check_annotations" "$app/cdk.out" ConsulLambdaExample 0
   rc=0
@@ -170,7 +173,8 @@ if want python; then
   check "python: synth with no network" test "$rc" -eq 0
   check "python: the template" node "$check_template" "$out/ConsulLambdaPython.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
-    --ext /consul/lambda-extension-data
+    --ext /consul/lambda-extension-data \
+    --mesh checkout --mesh-arch x86_64 --mesh-upstreams orders-api:1234,api.svc.east.peer:1236
   check "python: parliament finds nothing in the role's policies" lint_iam "$out/ConsulLambdaPython.template.json"
   check "python: no error annotation" node "$check_annotations" "$out" ConsulLambdaPython 0
   check "python: terminating gateway, exported services and the dashboard" node -e '
@@ -235,7 +239,9 @@ if want java; then
   check "java: synth with no network" test "$rc" -eq 0
   check "java: the template (Python host on x86_64)" node "$check_template" "$out/ConsulLambdaJava.template.json" \
     --runtime python --arch x86_64 --schedule 'rate(15 minutes)' --token /consul/lambda-registrator/token \
-    --ca /consul/lambda-registrator/ca-cert
+    --ca /consul/lambda-registrator/ca-cert \
+    --mesh checkout --mesh-arch arm64 --mesh-upstreams orders-api:1234,ledger.finance:1235:dc2 \
+    --mesh-prefix /consul/lambda-extension-data
   check "java: parliament finds nothing in the role's policies" lint_iam "$out/ConsulLambdaJava.template.json"
   check "java: no error annotation" node "$check_annotations" "$out" ConsulLambdaJava 0
   rc=0

@@ -35,7 +35,7 @@ cargo run -q -p gen-types -- --check
 stage "SECURITY.md names tests that exist (tests/docs/check_security_md.py)"
 python3 tests/docs/check_security_md.py
 
-for suite in test-python test-node test-packages test-cdk test-web test-e2e test-e2e-consul-1.15 test-faults test-node-host; do
+for suite in test-python test-node test-packages test-cdk test-web test-e2e test-extension test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"
 done

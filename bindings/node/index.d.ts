@@ -7,9 +7,13 @@ import type {
   Config,
   ConfigInput,
   Diagnostic,
+  DialTarget,
   ErrorCode,
   ErrorCodeInfo,
+  ExtensionDataBuildInput,
   ExtensionDataInput,
+  ExtensionDataSummary,
+  ExtensionSettings,
   Failure,
   FunctionName,
   FunctionPage,
@@ -17,6 +21,8 @@ import type {
   LambdaFunction,
   LambdaFunctionInput,
   LowerInput,
+  PeerData,
+  PeerInput,
   Plan,
   PlanInput,
   PutParameter,
@@ -25,7 +31,9 @@ import type {
   Step,
   TagOptions,
   TagReport,
+  TargetInput,
   Trigger,
+  Upstream,
 } from './types';
 
 export * from './types';
@@ -92,5 +100,17 @@ export declare function extensionDataParameter(input: ExtensionDataInput): PutPa
 export declare function parseGetResources(response: unknown): FunctionPage;
 /** A function from a Lambda `GetFunction` response. */
 export declare function parseGetFunction(response: unknown): LambdaFunction;
+/** The Lambda extension's settings from its environment (default: `process.env`): upstream's variables, validated. */
+export declare function extensionSettings(env?: Environment): ExtensionSettings;
+/** One `CONSUL_SERVICE_UPSTREAMS` entry: `name[.ns[.ap]]:port[:dc]` or `name.svc[.NS.ns][.PEER.peer]:port`. */
+export declare function extensionUpstream(entry: string): Upstream;
+/** The SNI name and SPIFFE IDs the extension uses for one upstream, given the stored extension data. */
+export declare function extensionTarget(input: TargetInput): DialTarget;
+/** What a stored extension data value holds (never its private key). */
+export declare function extensionDataRead(value: string): ExtensionDataSummary;
+/** What the registrator writes about one cluster peer, from `GET /v1/peering/:name`. */
+export declare function extensionPeer(input: PeerInput): PeerData;
+/** The SSM PutParameter request that stores extension data with the datacenter, inactive roots and peers. */
+export declare function extensionDataBuild(input: ExtensionDataBuildInput): PutParameter;
 /** Calls the core's JSON API by function name (the typed functions above wrap it). */
 export declare function call(name: FunctionName, input: unknown): unknown;

@@ -227,6 +227,31 @@ function extensionDataParameter(input) {
   return call('extensionDataParameter', input);
 }
 
+// The Lambda extension's pure parts (docs/contract.md §12).
+function extensionSettings(env = process.env) {
+  return call('extensionSettings', env);
+}
+
+function extensionUpstream(entry) {
+  return call('extensionUpstream', entry);
+}
+
+function extensionTarget(input) {
+  return call('extensionTarget', input);
+}
+
+function extensionDataRead(value) {
+  return call('extensionDataRead', value);
+}
+
+function extensionPeer(input) {
+  return call('extensionPeer', input);
+}
+
+function extensionDataBuild(input) {
+  return call('extensionDataBuild', input);
+}
+
 function parseGetResources(response) {
   return call('parseGetResources', response);
 }
@@ -255,4 +280,10 @@ module.exports = {
   extensionDataParameter,
   parseGetResources,
   parseGetFunction,
+  extensionSettings,
+  extensionUpstream,
+  extensionTarget,
+  extensionDataRead,
+  extensionPeer,
+  extensionDataBuild,
 };

@@ -24,6 +24,12 @@ export const {
   extensionDataParameter,
   parseGetResources,
   parseGetFunction,
+  extensionSettings,
+  extensionUpstream,
+  extensionTarget,
+  extensionDataRead,
+  extensionPeer,
+  extensionDataBuild,
 } = cls;
 
 export default cls;

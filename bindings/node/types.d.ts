@@ -60,7 +60,12 @@ export type ErrorCode =
   | 'extension_data_prefix_overlap'
   | 'name_on_other_node'
   | 'alias_not_found'
-  | 'answer_too_large';
+  | 'answer_too_large'
+  | 'invalid_upstream'
+  | 'invalid_duration'
+  | 'missing_setting'
+  | 'invalid_extension_data'
+  | 'unknown_peer';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -1661,6 +1666,227 @@ export interface ReviewedPlan {
   plan: Plan;
 }
 
+/** One upstream the function calls through a local listener. */
+export interface Upstream {
+  /** Its datacenter (absent: the registrator's, from the extension data). */
+  datacenter?: string;
+  /**
+   * Its namespace (Enterprise; absent: `default`). For a peered upstream, the namespace in the
+   * exporting cluster.
+   */
+  namespace?: string;
+  /** Its admin partition (Enterprise; absent: `default`). */
+  partition?: string;
+  /** The cluster peer that exports it (absent: not peered). */
+  peer?: string;
+  /** The local port the function connects to (`127.0.0.1:<port>`). */
+  port: number;
+  /** The Consul service name. */
+  service: string;
+}
+
+/** The extension's validated settings. */
+export interface ExtensionSettings {
+  /** `CONSUL_EXTENSION_DATA_PREFIX`. */
+  dataPrefix: string;
+  /** `LOG_LEVEL` (default `info`). */
+  logLevel: LogLevel;
+  /** `CONSUL_MESH_GATEWAY_URI`'s host (a name or an IP address, without brackets). */
+  meshGatewayHost: string;
+  /** `CONSUL_MESH_GATEWAY_URI`'s port. */
+  meshGatewayPort: number;
+  /** `CONSUL_SERVICE_NAMESPACE` (absent: `default`). */
+  namespace?: string;
+  /** The parameter the extension reads: `<prefix>/<partition>/<namespace>/<service>`. */
+  parameterName: string;
+  /** `CONSUL_SERVICE_PARTITION` (absent: `default`). */
+  partition?: string;
+  /** `CONSUL_EXTENSION_PROXY_TIMEOUT` in milliseconds (default 3 seconds). */
+  proxyTimeoutMs: number;
+  /** `CONSUL_REFRESH_FREQUENCY` in milliseconds (default 5 minutes). */
+  refreshFrequencyMs: number;
+  /** The function's Consul service (`AWS_LAMBDA_FUNCTION_NAME`). */
+  service: string;
+  /** `TRACE_ENABLED` (upstream: only `true`, in any case, enables it). */
+  traceEnabled: boolean;
+  /** `CONSUL_SERVICE_UPSTREAMS`, in the order given. */
+  upstreams: Upstream[];
+}
+
+/** One upstream the function calls through a local listener. (As the core reads it.) */
+export interface UpstreamInput {
+  /** Its datacenter (absent: the registrator's, from the extension data). */
+  datacenter?: string | null;
+  /**
+   * Its namespace (Enterprise; absent: `default`). For a peered upstream, the namespace in the
+   * exporting cluster.
+   */
+  namespace?: string | null;
+  /** Its admin partition (Enterprise; absent: `default`). */
+  partition?: string | null;
+  /** The cluster peer that exports it (absent: not peered). */
+  peer?: string | null;
+  /** The local port the function connects to (`127.0.0.1:<port>`). */
+  port: number;
+  /** The Consul service name. */
+  service: string;
+}
+
+/** An upstream as text or as its parsed shape. */
+export type UpstreamArg = string | UpstreamInput;
+
+/** Input of `extensionTarget`. */
+export interface TargetInput {
+  /** The extension data value (the JSON text, as stored). */
+  data: string;
+  /** The datacenter of the function's own certificate. */
+  leafDatacenter?: string | null;
+  /** An upstream entry as written in `CONSUL_SERVICE_UPSTREAMS`, or parsed. */
+  upstream: UpstreamArg;
+}
+
+/** Where a connection to one upstream goes, and whom it must reach. */
+export interface DialTarget {
+  /** The datacenter the SNI name names (the exporting cluster's for a peer, when known). */
+  datacenter?: string;
+  /**
+   * Where the datacenter came from: `upstream` (the entry), `data` (the registrator's
+   * `datacenter`), `certificate` (the function's own leaf) or `fallback` (`dc1`, as upstream's
+   * extension always did), or `peering`.
+   */
+  datacenterSource: string;
+  /** The peer, for a peered upstream. */
+  peer?: string;
+  /** The local port. */
+  port: number;
+  /** The SNI name sent to the mesh gateway, which routes on it. */
+  sni: string;
+  /**
+   * The SPIFFE IDs the server's certificate may carry (the service's; for a peer, also the
+   * exporting cluster's mesh gateway, which terminates TLS for L7 protocols).
+   */
+  spiffeIds: string[];
+  /** The trust domain whose roots verify the server. */
+  trustDomain: string;
+}
+
+/** What the extension needs to reach the services a cluster peer exports to us. */
+export interface PeerData {
+  /** The peer's datacenter (`Remote.Datacenter`). */
+  datacenter?: string;
+  /** Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it). */
+  name: string;
+  /** The peer's exporting partition (`Remote.Partition`). */
+  partition?: string;
+  /**
+   * The name the peer gave its peering with us: the peer label of the SNI names of the services it
+   * exports to us (read from an imported service's `PeerMeta.SNI`).
+   */
+  remotePeerName?: string;
+  /** The peer's CA roots (`PeerCAPems`), which verify its services. */
+  rootCertPEMs?: string[];
+  /** The peer's trust domain (upstream's field). */
+  trustDomain: string;
+}
+
+/** What `read_extension_data` tells about a value, without its private key. */
+export interface ExtensionDataSummary {
+  /** The registrator's datacenter, when written. */
+  datacenter?: string;
+  /**
+   * Which optional fields of ours the value has (`datacenter`, `inactiveRootCertPEMs`, `peers`).
+   */
+  extensions: string[];
+  /** The peers. */
+  peers: PeerData[];
+  /** How many roots the extension trusts (the active one and the inactive ones). */
+  roots: number;
+  /** The trust domain. */
+  trustDomain: string;
+}
+
+/** `Remote` of a peering. */
+export interface PeeringRemote {
+  /** The peer's datacenter. */
+  Datacenter?: string;
+  /** The peer's partition. */
+  Partition?: string;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
+/** The parts of `GET /v1/peering/:name` the extension data needs. */
+export interface Peering {
+  /** Our name for the peering. */
+  Name?: string;
+  /** The peer's CA roots. */
+  PeerCAPems?: string[] | null;
+  /** `server.<dc>.peering.<trust domain>` (`connect.PeeringServerSAN`). */
+  PeerServerName?: string;
+  /** The peer's partition and datacenter. */
+  Remote?: PeeringRemote | null;
+  /** `ACTIVE`, `PENDING`, `ESTABLISHING`, `FAILING`, `DELETING`, `TERMINATED`. */
+  State?: string;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
+/** Input of `peer_data` (the JSON API's `extensionPeer`). */
+export interface PeerInput {
+  /**
+   * `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us (`GET
+   * /v1/health/connect/:service?peer=:name`), when one is imported.
+   */
+  importedSni?: string | null;
+  /** The answer of `GET /v1/peering/:name`. */
+  peering: Peering;
+}
+
+/**
+ * What the extension needs to reach the services a cluster peer exports to us. (As the core reads
+ * it.)
+ */
+export interface PeerDataInput {
+  /** The peer's datacenter (`Remote.Datacenter`). */
+  datacenter?: string | null;
+  /** Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it). */
+  name: string;
+  /** The peer's exporting partition (`Remote.Partition`). */
+  partition?: string | null;
+  /**
+   * The name the peer gave its peering with us: the peer label of the SNI names of the services it
+   * exports to us (read from an imported service's `PeerMeta.SNI`).
+   */
+  remotePeerName?: string | null;
+  /** The peer's CA roots (`PeerCAPems`), which verify its services. */
+  rootCertPEMs?: string[];
+  /** The peer's trust domain (upstream's field). */
+  trustDomain?: string;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
+/**
+ * Input of `extension_data_put` (the JSON API's `extensionDataBuild`): the input of
+ * `extensionDataParameter` and the new fields.
+ */
+export interface ExtensionDataBuildInput {
+  /** The service's datacenter (the registrator's, or the function's tag). */
+  datacenter?: string | null;
+  /** The customer KMS key (from the plan's operation), when one is configured. */
+  keyId?: string | null;
+  /** The raw leaf response. */
+  leaf: Leaf;
+  /** The parameter name (from the plan's operation). */
+  name: string;
+  /** The peers (from `peer_data`), in name order. */
+  peers?: PeerDataInput[];
+  /** The raw roots response. */
+  roots: CaRoots;
+  /** The tier for values over 4096 bytes (from the plan's operation). */
+  tier?: Tier | null;
+}
+
 /** The functions the JSON API (`call`) knows, by name. */
 export type FunctionName =
   | 'version'
@@ -1677,4 +1903,10 @@ export type FunctionName =
   | 'formatPlan'
   | 'extensionDataParameter'
   | 'parseGetResources'
-  | 'parseGetFunction';
+  | 'parseGetFunction'
+  | 'extensionSettings'
+  | 'extensionUpstream'
+  | 'extensionTarget'
+  | 'extensionDataRead'
+  | 'extensionPeer'
+  | 'extensionDataBuild';

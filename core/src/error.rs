@@ -144,6 +144,16 @@ codes! {
     AliasNotFound => "alias_not_found",
     /// A Consul answer was larger than the host reads for that request: nothing is written.
     AnswerTooLarge => "answer_too_large",
+    /// The Lambda extension's upstream list (CONSUL_SERVICE_UPSTREAMS) has an entry that is not `name[.ns[.ap]]:port[:dc]` or the labelled form, or two entries on one port.
+    InvalidUpstream => "invalid_upstream",
+    /// A duration that is not Go's duration syntax (`300ms`, `30s`, `5m`, `1h30m`) or is not positive.
+    InvalidDuration => "invalid_duration",
+    /// A setting the Lambda extension needs is not set.
+    MissingSetting => "missing_setting",
+    /// The extension data read from Parameter Store is not the JSON the registrator writes, or lacks a certificate, key, root or trust domain.
+    InvalidExtensionData => "invalid_extension_data",
+    /// A peered upstream names a peer that the extension data does not describe (or describes without the fields its SNI name needs).
+    UnknownPeer => "unknown_peer",
 }
 
 impl fmt::Display for Code {

@@ -25,6 +25,13 @@ pub const FUNCTIONS: &[&str] = &[
     "extensionDataParameter",
     "parseGetResources",
     "parseGetFunction",
+    // The Lambda extension (`extension` module, docs/contract.md §12).
+    "extensionSettings",
+    "extensionUpstream",
+    "extensionTarget",
+    "extensionDataRead",
+    "extensionPeer",
+    "extensionDataBuild",
 ];
 
 /// Input of `parseTags`.
@@ -67,11 +74,11 @@ pub(crate) struct ErrorCodeInfo {
     description: &'static str,
 }
 
-fn parse<T: DeserializeOwned>(what: &str, input: &str) -> Result<T, Failure> {
+pub(crate) fn parse<T: DeserializeOwned>(what: &str, input: &str) -> Result<T, Failure> {
     serde_json::from_str(input).map_err(|e| Failure::input(what, &e))
 }
 
-fn emit<T: Serialize>(value: &T) -> Result<String, Failure> {
+pub(crate) fn emit<T: Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string(value).map_err(|e| Failure::input("output", &e))
 }
 
@@ -123,6 +130,7 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
             "GetFunction response",
             input,
         )?)?),
+        f if crate::extension::FFI_FUNCTIONS.contains(&f) => crate::extension::ffi_call(f, input),
         other => Err(crate::error::Diagnostic::new(
             Code::InvalidInput,
             format!("unknown function `{}`", crate::error::clip(other)),

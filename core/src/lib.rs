@@ -21,6 +21,7 @@ pub mod consul;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod extension;
 pub mod ffi;
 mod json;
 pub mod lower;

@@ -12,7 +12,7 @@
 
 use crate::error::{Code, Diagnostic, Failure};
 use crate::ffi::ErrorCodeInfo;
-use crate::{aws, config, consul, doctor, engine, event, plan, tags};
+use crate::{aws, config, consul, doctor, engine, event, extension, plan, tags};
 use schemars::JsonSchema;
 
 /// Receives the root types of the API.
@@ -61,4 +61,13 @@ pub fn register(r: &mut impl Registry) {
     r.output::<engine::review::ReviewedPlan>();
     // The doctor's report (the result's `doctor`; the hosts' `doctor()` returns it).
     r.output::<doctor::DoctorReport>();
+    // The Lambda extension (docs/contract.md §12).
+    r.output::<extension::ExtensionSettings>();
+    r.output::<extension::Upstream>();
+    r.input::<extension::TargetInput>();
+    r.output::<extension::DialTarget>();
+    r.output::<extension::data::ExtensionDataSummary>();
+    r.input::<extension::data::PeerInput>();
+    r.output::<extension::PeerData>();
+    r.input::<extension::data::ExtensionDataBuildInput>();
 }

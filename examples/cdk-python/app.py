@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A CDK app in Python: the consul-lambda-sync registrator and two functions it registers.
+"""A CDK app in Python: the consul-lambda-sync registrator, two functions it registers, and a
+function that calls mesh services through the consul-lambda-extension layer (ConsulMeshAccess).
 
 ORDERS_INVOCATION_MODE=async makes the `orders` function's tag invalid: the tag checker then
 reports one error naming the function, the tag and the fix (and `cdk synth` fails).
@@ -14,11 +15,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from consul_lambda_sync_cdk import (
     ConsulLambdaRegistrator,
+    ConsulMeshAccess,
     ConsulTagChecker,
     ConsulTagOptions,
     ConsulTags,
     ExportToOptions,
     InvocationMode,
+    MeshUpstream,
     TerminatingGatewayOptions,
 )
 
@@ -72,6 +75,29 @@ cdk.Tags.of(orders).add(ConsulTags.TAG_PREFIX + "enabled", "true")
 cdk.Tags.of(orders).add(
     ConsulTags.TAG_PREFIX + "invocation-mode",
     os.environ.get("ORDERS_INVOCATION_MODE", "ASYNCHRONOUS"),
+)
+
+# A function that calls mesh services, given mesh access in one call.
+checkout = lambda_.Function(
+    stack,
+    "Checkout",
+    function_name="checkout",
+    runtime=lambda_.Runtime.PYTHON_3_12,
+    architecture=lambda_.Architecture.X86_64,
+    handler="index.handler",
+    code=lambda_.Code.from_inline("def handler(event, context):\n    return 1\n"),
+)
+ConsulTags.apply_to(checkout, ConsulTagOptions())
+ConsulMeshAccess(
+    stack,
+    "CheckoutMesh",
+    function=checkout,
+    mesh_gateway_uri="mesh-gateway.internal.example.com:8443",
+    extension_data_prefix="/consul/lambda-extension-data",
+    upstreams=[
+        MeshUpstream(service="orders-api", port=1234),
+        MeshUpstream(service="api", port=1236, peer="east"),
+    ],
 )
 
 ConsulTagChecker.apply_to(app)

@@ -5,8 +5,14 @@
 //
 // Usage: node tests/cdk/check-template.mjs TEMPLATE.json [--arch arm64|x86_64] [--runtime nodejs|python]
 //        [--schedule 'rate(5 minutes)'] [--token PARAM] [--ca PARAM] [--ext PREFIX] [--key-ref LOGICAL_ID]
+//        [--mesh FUNCTION_NAME --mesh-arch arm64|x86_64 --mesh-upstreams 'a:1234,b:1235' --mesh-prefix PREFIX]
+// With --mesh, the function of that name has mesh access (ConsulMeshAccess): the shipped
+// extension layer (its asset in the template's directory), the variables, and read access to
+// exactly its extension data parameter.
 // Prints one "ok"/"not ok" line per check (TAP-like) and exits 1 on any failure.
 import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
 const file = args.shift();
@@ -188,6 +194,49 @@ check('alarms: failed syncs (ConsulLambdaSync SyncFailed), dead-letter queue mes
   assert(text.some((t) => t.includes('ApproximateNumberOfMessagesVisible') && t.includes(queues[0]?.[0] ?? '?')), 'no DLQ alarm');
   assert(text.some((t) => t.includes('"Errors"') && t.includes('AWS/Lambda')), 'no Errors alarm');
 });
+
+// Mesh access (ConsulMeshAccess) of one application function.
+if (opt.mesh) {
+  const entry = functions.find(([, r]) => r.Properties?.FunctionName === opt.mesh);
+  const mfn = entry?.[1]?.Properties ?? {};
+  const prefix = opt['mesh-prefix'] ?? opt.ext;
+  check(`mesh: function ${opt.mesh} has the extension layer for ${opt['mesh-arch']}, shipped as an asset holding extensions/consul-lambda-extension`, () => {
+    assert(entry, `no function ${opt.mesh}`);
+    const layers = arr(mfn.Layers ?? []);
+    assert(layers.length === 1 && layers[0].Ref, JSON.stringify(mfn.Layers));
+    const layer = template.Resources[layers[0].Ref];
+    assert(layer?.Type === 'AWS::Lambda::LayerVersion', JSON.stringify(layer));
+    assert(JSON.stringify(layer.Properties.CompatibleArchitectures) === JSON.stringify([opt['mesh-arch']]), JSON.stringify(layer.Properties.CompatibleArchitectures));
+    assert(JSON.stringify(mfn.Architectures ?? ['x86_64']) === JSON.stringify([opt['mesh-arch']]), JSON.stringify(mfn.Architectures));
+    const key = String(flat(layer.Properties.Content?.S3Key ?? ''));
+    assert(/^[0-9a-f]{64}\.zip$/.test(key), key);
+    const asset = path.join(path.dirname(file), `asset.${key}`);
+    const listing = execFileSync('python3', ['-c', 'import sys, zipfile\nfor i in zipfile.ZipFile(sys.argv[1]).infolist(): print(i.filename, oct(i.external_attr >> 16))', asset]).toString().trim();
+    assert(listing === 'extensions/consul-lambda-extension 0o100755', listing);
+    assert(fs.statSync(asset).size <= 4_000_000, `${fs.statSync(asset).size} bytes`);
+  });
+  check(`mesh: the extension's variables (gateway, prefix ${prefix}, upstreams ${opt['mesh-upstreams']})`, () => {
+    const env = mfn.Environment?.Variables ?? {};
+    assert(typeof env.CONSUL_MESH_GATEWAY_URI === 'string' && /^[^:/]+:\d+$/.test(env.CONSUL_MESH_GATEWAY_URI), JSON.stringify(env));
+    assert(env.CONSUL_EXTENSION_DATA_PREFIX === prefix, JSON.stringify(env));
+    assert(env.CONSUL_SERVICE_UPSTREAMS === opt['mesh-upstreams'], JSON.stringify(env));
+  });
+  check(`mesh: ssm:GetParameter on exactly ${prefix}/default/default/${opt.mesh}, kms:Decrypt through SSM for it, no other ssm: or kms: action`, () => {
+    const mrole = mfn.Role?.['Fn::GetAtt']?.[0];
+    const ms = ofType('AWS::IAM::Policy')
+      .filter(([, p]) => (p.Properties.Roles ?? []).some((r) => r.Ref === mrole))
+      .flatMap(([, p]) => flat(p.Properties.PolicyDocument.Statement));
+    const arn = `arn:aws:ssm:\${Region}:\${Account}:parameter/${prefix.replace(/^\//, '')}/default/default/${opt.mesh}`;
+    const scoped = ms.filter((s) => actionsOf(s).some((a) => /^(ssm|kms):/.test(a)));
+    assert(scoped.length === 2, JSON.stringify(scoped));
+    const read = scoped.find((s) => JSON.stringify(actionsOf(s)) === '["ssm:GetParameter"]');
+    assert(read && JSON.stringify(arr(read.Resource)) === JSON.stringify([arn]), JSON.stringify(read));
+    const dec = scoped.find((s) => JSON.stringify(actionsOf(s)) === '["kms:Decrypt"]');
+    assert(dec, JSON.stringify(scoped));
+    assert(dec.Condition?.StringEquals?.['kms:ViaService'] === 'ssm.${Region}.amazonaws.com', JSON.stringify(dec.Condition));
+    assert(dec.Condition?.StringEquals?.['kms:EncryptionContext:PARAMETER_ARN'] === arn, JSON.stringify(dec.Condition));
+  });
+}
 
 console.log(`1..${n}`);
 console.log(`# ${n - failed} passed, ${failed} failed`);

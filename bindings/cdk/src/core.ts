@@ -35,6 +35,8 @@ export interface CoreApi {
   parseTags(tags: Record<string, string>, enterprise?: boolean): CoreReport;
   tagsFromOptions(options: Record<string, unknown>, enterprise?: boolean): Record<string, string>;
   evaluateFunction(fn: Record<string, unknown>, config?: Record<string, unknown>): CoreReport;
+  /** The Lambda extension's settings from its environment (ConsulMeshAccess). */
+  extensionSettings(env: Record<string, string>): Record<string, any>;
 }
 
 let loaded: CoreApi | undefined;

@@ -1,2 +1,3 @@
 export * from './registrator';
 export * from './tags';
+export * from './mesh-access';

@@ -9,10 +9,12 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import {
   ConsulLambdaRegistrator,
+  ConsulMeshAccess,
   ConsulTagChecker,
   ConsulTags,
   ExtensionDataTier,
   InvocationMode,
+  MeshUpstream,
   RegistratorLogLevel,
   RegistratorRuntime,
 } from '../lib';
@@ -54,4 +56,19 @@ ConsulTags.of({ invocationMode: 'async' });
 ConsulTags.applyTo(fn, { payloadPassthrough: true });
 const checker: ConsulTagChecker = ConsulTagChecker.applyTo(app, { enterprise: false });
 const names: string[] = ConsulLambdaRegistrator.LAMBDA_EVENT_NAMES;
-void [connectable, metric, tags, checker, names];
+const upstreams: MeshUpstream[] = [{ service: 'orders', port: 1234 }, { service: 'api', port: 1235, peer: 'east' }];
+const mesh = new ConsulMeshAccess(stack, 'Mesh', {
+  function: fn,
+  meshGatewayUri: 'gw:8443',
+  extensionDataPrefix: '/ext',
+  upstreams,
+  refreshFrequency: cdk.Duration.minutes(1),
+  logLevel: RegistratorLogLevel.INFO,
+});
+const layer: lambda.ILayerVersion = mesh.layer;
+const parameterArn: string = mesh.parameterArn;
+// @ts-expect-error: a port is a number
+new ConsulMeshAccess(stack, 'Port', { function: fn, meshGatewayUri: 'gw:8443', extensionDataPrefix: '/ext', upstreams: [{ service: 'a', port: '1' }] });
+// @ts-expect-error: the function is a lambda.Function (the layer and variables are added to it)
+new ConsulMeshAccess(stack, 'Name', { function: 'checkout', meshGatewayUri: 'gw:8443', extensionDataPrefix: '/ext', upstreams });
+void [connectable, metric, tags, checker, names, layer, parameterArn];

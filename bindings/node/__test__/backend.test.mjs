@@ -36,6 +36,12 @@ test('every function of the core is exported in camelCase', () => {
     'extensionDataParameter',
     'parseGetResources',
     'parseGetFunction',
+    'extensionSettings',
+    'extensionUpstream',
+    'extensionTarget',
+    'extensionDataRead',
+    'extensionPeer',
+    'extensionDataBuild',
   ];
   for (const name of names) assert.equal(typeof lib[name], 'function', name);
   // The core's own list (via the unknown-function error) names the same functions.

@@ -30,6 +30,12 @@ const typed = {
   extensionDataParameter: (i) => lib.extensionDataParameter(i),
   parseGetResources: (i) => lib.parseGetResources(i),
   parseGetFunction: (i) => lib.parseGetFunction(i),
+  extensionSettings: (i) => lib.extensionSettings(i),
+  extensionUpstream: (i) => lib.extensionUpstream(i),
+  extensionTarget: (i) => lib.extensionTarget(i),
+  extensionDataRead: (i) => lib.extensionDataRead(i),
+  extensionPeer: (i) => lib.extensionPeer(i),
+  extensionDataBuild: (i) => lib.extensionDataBuild(i),
 };
 
 const files = fs

@@ -30,6 +30,12 @@ OUTPUT_TYPES: dict[str, Any] = {
     "extensionDataParameter": cls.PutParameter,
     "parseGetResources": cls.FunctionPage,
     "parseGetFunction": cls.LambdaFunction,
+    "extensionSettings": cls.ExtensionSettings,
+    "extensionUpstream": cls.Upstream,
+    "extensionTarget": cls.DialTarget,
+    "extensionDataRead": cls.ExtensionDataSummary,
+    "extensionPeer": cls.PeerData,
+    "extensionDataBuild": cls.PutParameter,
 }
 
 

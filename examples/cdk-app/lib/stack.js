@@ -1,9 +1,10 @@
 'use strict';
-// The registrator, and two application functions that it will register.
+// The registrator, two application functions that it will register, and a function that
+// calls mesh services through the consul-lambda-extension layer (ConsulMeshAccess).
 const cdk = require('aws-cdk-lib');
 const events = require('aws-cdk-lib/aws-events');
 const lambda = require('aws-cdk-lib/aws-lambda');
-const { ConsulLambdaRegistrator, ConsulTags, InvocationMode } = require('consul-lambda-sync-cdk');
+const { ConsulLambdaRegistrator, ConsulMeshAccess, ConsulTags, InvocationMode } = require('consul-lambda-sync-cdk');
 
 class ConsulLambdaStack extends cdk.Stack {
   /**
@@ -43,6 +44,26 @@ class ConsulLambdaStack extends cdk.Stack {
     });
     cdk.Tags.of(orders).add(`${ConsulTags.TAG_PREFIX}enabled`, 'true');
     cdk.Tags.of(orders).add(`${ConsulTags.TAG_PREFIX}invocation-mode`, props.ordersInvocationMode || 'ASYNCHRONOUS');
+
+    // A function that calls mesh services: registered too (the registrator writes its
+    // certificate under the extension data prefix), and given mesh access in one call.
+    const checkout = new lambda.Function(this, 'Checkout', {
+      functionName: 'checkout',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code,
+    });
+    ConsulTags.applyTo(checkout, {});
+    new ConsulMeshAccess(this, 'CheckoutMesh', {
+      function: checkout,
+      meshGatewayUri: 'mesh-gateway.internal.example.com:8443',
+      extensionDataPrefix: '/consul/lambda-extension-data',
+      upstreams: [
+        { service: 'orders-api', port: 1234 },
+        { service: 'ledger', namespace: 'finance', port: 1235, datacenter: 'dc2' },
+      ],
+    });
   }
 }
 

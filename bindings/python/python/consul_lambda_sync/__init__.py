@@ -40,10 +40,14 @@ from ._types import (
     ConfigInput,
     Confirmation,
     Diagnostic,
+    DialTarget,
     DoctorReport,
     ErrorCode,
     ErrorCodeInfo,
+    ExtensionDataBuildInput,
     ExtensionDataInput,
+    ExtensionDataSummary,
+    ExtensionSettings,
     Failure,
     FullSyncTrigger,
     FunctionName,
@@ -61,6 +65,8 @@ from ._types import (
     LowerInput,
     Operation,
     OperationKind,
+    PeerData,
+    PeerInput,
     Plan,
     PlanInput,
     PutParameter,
@@ -76,8 +82,10 @@ from ._types import (
     TagOptions,
     TagReport,
     TagSettings,
+    TargetInput,
     Tier,
     Trigger,
+    Upstream,
 )
 from ._types import ErrorCode as ERROR_CODES  # the Literal of every code, by its older name
 from ._types import Summary as PlanSummary  # the older name
@@ -97,12 +105,16 @@ __all__ = [
     "Confirmation",
     "ConsulLambdaSyncError",
     "Diagnostic",
+    "DialTarget",
     "DoctorReport",
     "Engine",
     "ErrorCode",
     "ErrorCodeInfo",
     "EventError",
+    "ExtensionDataBuildInput",
     "ExtensionDataInput",
+    "ExtensionDataSummary",
+    "ExtensionSettings",
     "Failure",
     "FullSyncTrigger",
     "FunctionName",
@@ -121,6 +133,8 @@ __all__ = [
     "LowerInput",
     "Operation",
     "OperationKind",
+    "PeerData",
+    "PeerInput",
     "Plan",
     "PlanError",
     "PlanInput",
@@ -139,8 +153,10 @@ __all__ = [
     "TagOptions",
     "TagReport",
     "TagSettings",
+    "TargetInput",
     "Tier",
     "Trigger",
+    "Upstream",
     "call",
     "classify_event",
     "config_from_env",
@@ -148,7 +164,13 @@ __all__ = [
     "error_class",
     "error_codes",
     "evaluate_function",
+    "extension_data_build",
     "extension_data_parameter",
+    "extension_data_read",
+    "extension_peer",
+    "extension_settings",
+    "extension_target",
+    "extension_upstream",
     "format_plan",
     "lower_operation",
     "parse_get_function",
@@ -352,6 +374,41 @@ def extension_data_parameter(input: Mapping[str, Any]) -> PutParameter:
     The result holds a private key: send it, never print or log it.
     """
     return cast("PutParameter", call("extensionDataParameter", input))
+
+
+def extension_settings(env: Optional[Mapping[str, str]] = None) -> ExtensionSettings:
+    """The Lambda extension's settings from its environment (default: ``os.environ``)."""
+    return cast(
+        "ExtensionSettings", call("extensionSettings", dict(os.environ if env is None else env))
+    )
+
+
+def extension_upstream(entry: str) -> Upstream:
+    """One ``CONSUL_SERVICE_UPSTREAMS`` entry, parsed."""
+    return cast("Upstream", call("extensionUpstream", entry))
+
+
+def extension_target(input: Mapping[str, Any]) -> DialTarget:
+    """The SNI name and SPIFFE IDs the extension uses for one upstream."""
+    return cast("DialTarget", call("extensionTarget", input))
+
+
+def extension_data_read(value: str) -> ExtensionDataSummary:
+    """What a stored extension data value holds (never its private key)."""
+    return cast("ExtensionDataSummary", call("extensionDataRead", value))
+
+
+def extension_peer(input: Mapping[str, Any]) -> PeerData:
+    """What the registrator writes about one cluster peer, from ``GET /v1/peering/:name``."""
+    return cast("PeerData", call("extensionPeer", input))
+
+
+def extension_data_build(input: Mapping[str, Any]) -> PutParameter:
+    """The ``PutParameter`` call with the datacenter, inactive roots and peers.
+
+    The result holds a private key: send it, never print or log it.
+    """
+    return cast("PutParameter", call("extensionDataBuild", input))
 
 
 def parse_get_resources(page: Mapping[str, Any]) -> FunctionPage:

@@ -131,6 +131,16 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "consul_error": PlanError,
     "aws_error": PlanError,
     "setup_failed": ConfigError,
+    "extension_data_prefix_overlap": ConfigError,
+    "name_on_other_node": PlanError,
+    "alias_not_found": PlanError,
+    "answer_too_large": PlanError,
+    # the Lambda extension: its settings, and the data it reads
+    "invalid_upstream": ConfigError,
+    "invalid_duration": ConfigError,
+    "missing_setting": ConfigError,
+    "invalid_extension_data": InputError,
+    "unknown_peer": InputError,
 }
 
 

@@ -74,6 +74,11 @@ ErrorCode = Literal[
     "name_on_other_node",
     "alias_not_found",
     "answer_too_large",
+    "invalid_upstream",
+    "invalid_duration",
+    "missing_setting",
+    "invalid_extension_data",
+    "unknown_peer",
 ]
 
 
@@ -1943,6 +1948,254 @@ class ReviewedPlan(TypedDict):
     plan: Plan
 
 
+class _UpstreamRequired(TypedDict):
+    # The local port the function connects to (`127.0.0.1:<port>`).
+    port: int
+    # The Consul service name.
+    service: str
+
+
+class Upstream(_UpstreamRequired, total=False):
+    """One upstream the function calls through a local listener."""
+
+    # Its datacenter (absent: the registrator's, from the extension data).
+    datacenter: str
+    # Its namespace (Enterprise; absent: `default`). For a peered upstream, the namespace in the
+    # exporting cluster.
+    namespace: str
+    # Its admin partition (Enterprise; absent: `default`).
+    partition: str
+    # The cluster peer that exports it (absent: not peered).
+    peer: str
+
+
+class _ExtensionSettingsRequired(TypedDict):
+    # `CONSUL_EXTENSION_DATA_PREFIX`.
+    dataPrefix: str
+    # `LOG_LEVEL` (default `info`).
+    logLevel: LogLevel
+    # `CONSUL_MESH_GATEWAY_URI`'s host (a name or an IP address, without brackets).
+    meshGatewayHost: str
+    # `CONSUL_MESH_GATEWAY_URI`'s port.
+    meshGatewayPort: int
+    # The parameter the extension reads: `<prefix>/<partition>/<namespace>/<service>`.
+    parameterName: str
+    # `CONSUL_EXTENSION_PROXY_TIMEOUT` in milliseconds (default 3 seconds).
+    proxyTimeoutMs: int
+    # `CONSUL_REFRESH_FREQUENCY` in milliseconds (default 5 minutes).
+    refreshFrequencyMs: int
+    # The function's Consul service (`AWS_LAMBDA_FUNCTION_NAME`).
+    service: str
+    # `TRACE_ENABLED` (upstream: only `true`, in any case, enables it).
+    traceEnabled: bool
+    # `CONSUL_SERVICE_UPSTREAMS`, in the order given.
+    upstreams: list[Upstream]
+
+
+class ExtensionSettings(_ExtensionSettingsRequired, total=False):
+    """The extension's validated settings."""
+
+    # `CONSUL_SERVICE_NAMESPACE` (absent: `default`).
+    namespace: str
+    # `CONSUL_SERVICE_PARTITION` (absent: `default`).
+    partition: str
+
+
+class _UpstreamInputRequired(TypedDict):
+    # The local port the function connects to (`127.0.0.1:<port>`).
+    port: int
+    # The Consul service name.
+    service: str
+
+
+class UpstreamInput(_UpstreamInputRequired, total=False):
+    """One upstream the function calls through a local listener. (As the core reads it.)"""
+
+    # Its datacenter (absent: the registrator's, from the extension data).
+    datacenter: Optional[str]
+    # Its namespace (Enterprise; absent: `default`). For a peered upstream, the namespace in the
+    # exporting cluster.
+    namespace: Optional[str]
+    # Its admin partition (Enterprise; absent: `default`).
+    partition: Optional[str]
+    # The cluster peer that exports it (absent: not peered).
+    peer: Optional[str]
+
+
+# An upstream as text or as its parsed shape.
+UpstreamArg = Union[str, UpstreamInput]
+
+
+class _TargetInputRequired(TypedDict):
+    # The extension data value (the JSON text, as stored).
+    data: str
+    # An upstream entry as written in `CONSUL_SERVICE_UPSTREAMS`, or parsed.
+    upstream: UpstreamArg
+
+
+class TargetInput(_TargetInputRequired, total=False):
+    """Input of `extensionTarget`."""
+
+    # The datacenter of the function's own certificate.
+    leafDatacenter: Optional[str]
+
+
+class _DialTargetRequired(TypedDict):
+    # Where the datacenter came from: `upstream` (the entry), `data` (the registrator's
+    # `datacenter`), `certificate` (the function's own leaf) or `fallback` (`dc1`, as upstream's
+    # extension always did), or `peering`.
+    datacenterSource: str
+    # The local port.
+    port: int
+    # The SNI name sent to the mesh gateway, which routes on it.
+    sni: str
+    # The SPIFFE IDs the server's certificate may carry (the service's; for a peer, also the
+    # exporting cluster's mesh gateway, which terminates TLS for L7 protocols).
+    spiffeIds: list[str]
+    # The trust domain whose roots verify the server.
+    trustDomain: str
+
+
+class DialTarget(_DialTargetRequired, total=False):
+    """Where a connection to one upstream goes, and whom it must reach."""
+
+    # The datacenter the SNI name names (the exporting cluster's for a peer, when known).
+    datacenter: str
+    # The peer, for a peered upstream.
+    peer: str
+
+
+class _PeerDataRequired(TypedDict):
+    # Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it).
+    name: str
+    # The peer's trust domain (upstream's field).
+    trustDomain: str
+
+
+class PeerData(_PeerDataRequired, total=False):
+    """What the extension needs to reach the services a cluster peer exports to us."""
+
+    # The peer's datacenter (`Remote.Datacenter`).
+    datacenter: str
+    # The peer's exporting partition (`Remote.Partition`).
+    partition: str
+    # The name the peer gave its peering with us: the peer label of the SNI names of the services it
+    # exports to us (read from an imported service's `PeerMeta.SNI`).
+    remotePeerName: str
+    # The peer's CA roots (`PeerCAPems`), which verify its services.
+    rootCertPEMs: list[str]
+
+
+class _ExtensionDataSummaryRequired(TypedDict):
+    # Which optional fields of ours the value has (`datacenter`, `inactiveRootCertPEMs`, `peers`).
+    extensions: list[str]
+    # The peers.
+    peers: list[PeerData]
+    # How many roots the extension trusts (the active one and the inactive ones).
+    roots: int
+    # The trust domain.
+    trustDomain: str
+
+
+class ExtensionDataSummary(_ExtensionDataSummaryRequired, total=False):
+    """What `read_extension_data` tells about a value, without its private key."""
+
+    # The registrator's datacenter, when written.
+    datacenter: str
+
+
+class PeeringRemote(TypedDict, total=False):
+    """`Remote` of a peering.
+
+    Other keys are accepted and ignored.
+    """
+
+    # The peer's datacenter.
+    Datacenter: str
+    # The peer's partition.
+    Partition: str
+
+
+class Peering(TypedDict, total=False):
+    """The parts of `GET /v1/peering/:name` the extension data needs.
+
+    Other keys are accepted and ignored.
+    """
+
+    # Our name for the peering.
+    Name: str
+    # The peer's CA roots.
+    PeerCAPems: Optional[list[str]]
+    # `server.<dc>.peering.<trust domain>` (`connect.PeeringServerSAN`).
+    PeerServerName: str
+    # The peer's partition and datacenter.
+    Remote: Optional[PeeringRemote]
+    # `ACTIVE`, `PENDING`, `ESTABLISHING`, `FAILING`, `DELETING`, `TERMINATED`.
+    State: str
+
+
+class _PeerInputRequired(TypedDict):
+    # The answer of `GET /v1/peering/:name`.
+    peering: Peering
+
+
+class PeerInput(_PeerInputRequired, total=False):
+    """Input of `peer_data` (the JSON API's `extensionPeer`)."""
+
+    # `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us (`GET
+    # /v1/health/connect/:service?peer=:name`), when one is imported.
+    importedSni: Optional[str]
+
+
+class _PeerDataInputRequired(TypedDict):
+    # Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it).
+    name: str
+
+
+class PeerDataInput(_PeerDataInputRequired, total=False):
+    """What the extension needs to reach the services a cluster peer exports to us. (As the core
+    reads it.)
+
+    Other keys are accepted and ignored.
+    """
+
+    # The peer's datacenter (`Remote.Datacenter`).
+    datacenter: Optional[str]
+    # The peer's exporting partition (`Remote.Partition`).
+    partition: Optional[str]
+    # The name the peer gave its peering with us: the peer label of the SNI names of the services it
+    # exports to us (read from an imported service's `PeerMeta.SNI`).
+    remotePeerName: Optional[str]
+    # The peer's CA roots (`PeerCAPems`), which verify its services.
+    rootCertPEMs: list[str]
+    # The peer's trust domain (upstream's field).
+    trustDomain: str
+
+
+class _ExtensionDataBuildInputRequired(TypedDict):
+    # The raw leaf response.
+    leaf: Leaf
+    # The parameter name (from the plan's operation).
+    name: str
+    # The raw roots response.
+    roots: CaRoots
+
+
+class ExtensionDataBuildInput(_ExtensionDataBuildInputRequired, total=False):
+    """Input of `extension_data_put` (the JSON API's `extensionDataBuild`): the input of
+    `extensionDataParameter` and the new fields.
+    """
+
+    # The service's datacenter (the registrator's, or the function's tag).
+    datacenter: Optional[str]
+    # The customer KMS key (from the plan's operation), when one is configured.
+    keyId: Optional[str]
+    # The peers (from `peer_data`), in name order.
+    peers: list[PeerDataInput]
+    # The tier for values over 4096 bytes (from the plan's operation).
+    tier: Optional[Tier]
+
+
 # The functions the JSON API (`call`) knows, by name.
 FunctionName = Literal[
     "version",
@@ -1960,4 +2213,10 @@ FunctionName = Literal[
     "extensionDataParameter",
     "parseGetResources",
     "parseGetFunction",
+    "extensionSettings",
+    "extensionUpstream",
+    "extensionTarget",
+    "extensionDataRead",
+    "extensionPeer",
+    "extensionDataBuild",
 ]

@@ -1,10 +1,12 @@
 package com.example.consullambdasync;
 
 import com.example.consullambdasync.cdk.ConsulLambdaRegistrator;
+import com.example.consullambdasync.cdk.ConsulMeshAccess;
 import com.example.consullambdasync.cdk.ConsulTagChecker;
 import com.example.consullambdasync.cdk.ConsulTagOptions;
 import com.example.consullambdasync.cdk.ConsulTags;
 import com.example.consullambdasync.cdk.InvocationMode;
+import com.example.consullambdasync.cdk.MeshUpstream;
 import com.example.consullambdasync.cdk.RegistratorRuntime;
 import com.example.consullambdasync.cdk.TerminatingGatewayOptions;
 import java.util.List;
@@ -15,12 +17,14 @@ import software.amazon.awscdk.Duration;
 import software.amazon.awscdk.Stack;
 import software.amazon.awscdk.Tags;
 import software.amazon.awscdk.services.events.Schedule;
+import software.amazon.awscdk.services.lambda.Architecture;
 import software.amazon.awscdk.services.lambda.Code;
 import software.amazon.awscdk.services.lambda.Function;
 import software.amazon.awscdk.services.lambda.Runtime;
 
 /**
- * The consul-lambda-sync registrator (the Python host, on x86_64) and two functions it registers.
+ * The consul-lambda-sync registrator (the Python host, on x86_64), two functions it registers, and a
+ * function that calls mesh services through the consul-lambda-extension layer (ConsulMeshAccess).
  * ORDERS_INVOCATION_MODE=async makes the orders function's tag invalid: the tag checker reports one
  * error naming the function, the tag and the fix.
  */
@@ -56,6 +60,19 @@ public final class ConsulLambdaApp {
     String mode = System.getenv().getOrDefault("ORDERS_INVOCATION_MODE", "ASYNCHRONOUS");
     Tags.of(orders).add(ConsulTags.TAG_PREFIX + "enabled", "true");
     Tags.of(orders).add(ConsulTags.TAG_PREFIX + "invocation-mode", mode);
+
+    // A function that calls mesh services, given mesh access in one call.
+    Function checkout = Function.Builder.create(stack, "Checkout")
+        .functionName("checkout").runtime(Runtime.NODEJS_22_X).architecture(Architecture.ARM_64)
+        .handler("index.handler").code(code).build();
+    ConsulMeshAccess.Builder.create(stack, "CheckoutMesh")
+        .function(checkout)
+        .meshGatewayUri("mesh-gateway.internal.example.com:8443")
+        .extensionDataPrefix("/consul/lambda-extension-data")
+        .upstreams(List.of(
+            MeshUpstream.builder().service("orders-api").port(1234).build(),
+            MeshUpstream.builder().service("ledger").namespace("finance").port(1235).datacenter("dc2").build()))
+        .build();
 
     ConsulTagChecker.applyTo(app);
     CfnOutput.Builder.create(stack, "RegistratorFunction").value(registrator.getFunction().getFunctionName()).build();
