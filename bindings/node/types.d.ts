@@ -585,6 +585,30 @@ export interface SsmParameter {
   [key: string]: unknown;
 }
 
+/**
+ * What the extension needs to reach the services a cluster peer exports to us. (As the core reads
+ * it.)
+ */
+export interface PeerDataInput {
+  /** The peer's datacenter (`Remote.Datacenter`). */
+  datacenter?: string | null;
+  /** Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it). */
+  name: string;
+  /** The peer's exporting partition (`Remote.Partition`). */
+  partition?: string | null;
+  /**
+   * The name the peer gave its peering with us: the peer label of the SNI names of the services it
+   * exports to us (read from an imported service's `PeerMeta.SNI`).
+   */
+  remotePeerName?: string | null;
+  /** The peer's CA roots (`PeerCAPems`), which verify its services. */
+  rootCertPEMs?: string[];
+  /** The peer's trust domain (upstream's field). */
+  trustDomain?: string;
+  /** Other keys are accepted and ignored. */
+  [key: string]: unknown;
+}
+
 /** One CA root. */
 export interface CaRoot {
   /** Whether it is the active root. */
@@ -615,6 +639,8 @@ export interface ExtensionDataState {
   leaves?: Leaf[];
   /** `GetParametersByPath` (recursive, decrypted) under the prefix. */
   parameters?: SsmParameter[];
+  /** The cluster peers the extension data names (`GET /v1/peerings`). */
+  peers?: PeerDataInput[];
   /** `GET /v1/agent/connect/ca/roots`. */
   roots?: CaRoots | null;
 }
@@ -1260,12 +1286,16 @@ export interface LowerInput {
 
 /** Input of `extension_data_parameter`: what a host fetched for one service. */
 export interface ExtensionDataInput {
+  /** The service's datacenter (the registrator's, or the function's tag). */
+  datacenter?: string | null;
   /** The customer KMS key (from the plan's operation), when one is configured. */
   keyId?: string | null;
   /** The raw leaf response. */
   leaf: Leaf;
   /** The parameter name (from the plan's operation). */
   name: string;
+  /** The cluster peers (`GET /v1/peerings`), any order. */
+  peers?: PeerDataInput[];
   /** The raw roots response. */
   roots: CaRoots;
   /** The tier for values over 4096 bytes (from the plan's operation). */
@@ -1581,9 +1611,10 @@ export interface ConsulCall {
   body?: string;
   /**
    * The largest answer to read: a longer one is not read on but answered with the error
-   * `answer_too_large` (Content-Length over it, or the body growing past it).
+   * `answer_too_large` (Content-Length over it, or the body growing past it). The engine always
+   * sets it.
    */
-  maxBytes: number;
+  maxBytes?: number;
   /** `GET`, `PUT`, `POST` or `DELETE`. */
   method: string;
   /** The path, percent-encoded. */
@@ -1840,51 +1871,6 @@ export interface PeerInput {
   importedSni?: string | null;
   /** The answer of `GET /v1/peering/:name`. */
   peering: Peering;
-}
-
-/**
- * What the extension needs to reach the services a cluster peer exports to us. (As the core reads
- * it.)
- */
-export interface PeerDataInput {
-  /** The peer's datacenter (`Remote.Datacenter`). */
-  datacenter?: string | null;
-  /** Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it). */
-  name: string;
-  /** The peer's exporting partition (`Remote.Partition`). */
-  partition?: string | null;
-  /**
-   * The name the peer gave its peering with us: the peer label of the SNI names of the services it
-   * exports to us (read from an imported service's `PeerMeta.SNI`).
-   */
-  remotePeerName?: string | null;
-  /** The peer's CA roots (`PeerCAPems`), which verify its services. */
-  rootCertPEMs?: string[];
-  /** The peer's trust domain (upstream's field). */
-  trustDomain?: string;
-  /** Other keys are accepted and ignored. */
-  [key: string]: unknown;
-}
-
-/**
- * Input of `extension_data_put` (the JSON API's `extensionDataBuild`): the input of
- * `extensionDataParameter` and the new fields.
- */
-export interface ExtensionDataBuildInput {
-  /** The service's datacenter (the registrator's, or the function's tag). */
-  datacenter?: string | null;
-  /** The customer KMS key (from the plan's operation), when one is configured. */
-  keyId?: string | null;
-  /** The raw leaf response. */
-  leaf: Leaf;
-  /** The parameter name (from the plan's operation). */
-  name: string;
-  /** The peers (from `peer_data`), in name order. */
-  peers?: PeerDataInput[];
-  /** The raw roots response. */
-  roots: CaRoots;
-  /** The tier for values over 4096 bytes (from the plan's operation). */
-  tier?: Tier | null;
 }
 
 /** The functions the JSON API (`call`) knows, by name. */

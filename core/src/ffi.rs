@@ -178,6 +178,28 @@ impl EngineHandle {
     pub fn feed(&mut self, answers: &str, now_ms: f64) -> Result<(), Failure> {
         self.0.feed_json(answers, millis(now_ms))
     }
+
+    /// Feeds one Consul answer whose body is passed as it is, not inside the
+    /// answers' JSON (a large body is then neither escaped nor copied twice):
+    /// the same answer as `{"id", "status", "headers", "body"}` in [`Self::feed`].
+    pub fn feed_body(
+        &mut self,
+        id: f64,
+        status: u16,
+        headers: &str,
+        body: String,
+        now_ms: f64,
+    ) -> Result<(), Failure> {
+        let headers: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(headers).map_err(|e| Failure::input("headers", &e))?;
+        let answer = crate::engine::wire::Answer {
+            id: millis(id),
+            reply: crate::engine::wire::Incoming::Http(crate::engine::wire::HttpReply::new(
+                status, &headers, body,
+            )),
+        };
+        self.0.feed(vec![answer], millis(now_ms))
+    }
 }
 
 #[cfg(feature = "engine")]

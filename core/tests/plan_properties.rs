@@ -191,10 +191,13 @@ fn root(version: u8) -> String {
     format!("-----BEGIN CERTIFICATE-----\nroot/{version}\n-----END CERTIFICATE-----\n")
 }
 
-fn ext_value(service: &str, leaf: u8, root_version: u8) -> String {
-    json!({"privateKeyPEM": format!("-----BEGIN EC PRIVATE KEY-----\n{service}\n-----END EC PRIVATE KEY-----\n"),
-        "certPEM": cert(service, leaf), "rootCertPEM": root(root_version), "trustDomain": TRUST_DOMAIN})
-    .to_string()
+fn ext_value(service: &str, leaf: u8, root_version: u8, datacenter: Option<&str>) -> String {
+    let mut v = json!({"privateKeyPEM": format!("-----BEGIN EC PRIVATE KEY-----\n{service}\n-----END EC PRIVATE KEY-----\n"),
+        "certPEM": cert(service, leaf), "rootCertPEM": root(root_version), "trustDomain": TRUST_DOMAIN});
+    if let Some(dc) = datacenter {
+        v["datacenter"] = json!(dc);
+    }
+    v.to_string()
 }
 
 fn param_name(service: &str) -> String {
@@ -341,7 +344,7 @@ impl World {
                     );
                     self.params.insert(
                         s.name.clone(),
-                        ext_value(&op.service.name, leaf, self.active_root),
+                        ext_value(&op.service.name, leaf, self.active_root, Some("dc1")),
                     );
                 }
                 "DeleteParameter" => {
@@ -553,7 +556,7 @@ fn world() -> impl Strategy<Value = World> {
                 let value = if garbage == 0 {
                     "not json".to_owned()
                 } else {
-                    ext_value(&s, leaf, root)
+                    ext_value(&s, leaf, root, (garbage % 2 == 0).then_some("dc1"))
                 };
                 (param_name(&s), value)
             })
@@ -898,6 +901,10 @@ fn apply_to_input(input: &mut Value, p: &Plan) {
                 }
             }
             Sent::Ssm(s) => {
+                let registrator_dc: Option<String> = input["config"]["datacenter"]
+                    .as_str()
+                    .or(input["consul"]["localDatacenter"].as_str())
+                    .map(str::to_owned);
                 let ext = &mut input["extensionData"];
                 let leaf = ext["leaves"]
                     .as_array()
@@ -931,8 +938,23 @@ fn apply_to_input(input: &mut Value, p: &Plan) {
                         .find(|r| r["Active"] == true)
                         .cloned()
                         .unwrap();
-                    let value = json!({"privateKeyPEM": leaf["PrivateKeyPEM"], "certPEM": leaf["CertPEM"],
+                    // What the lowering writes: the service's datacenter, the inactive roots.
+                    let inactive: Vec<Value> = roots["Roots"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| r["RootCert"] != active["RootCert"] && r["RootCert"] != "")
+                        .map(|r| r["RootCert"].clone())
+                        .collect();
+                    let mut value = json!({"privateKeyPEM": leaf["PrivateKeyPEM"], "certPEM": leaf["CertPEM"],
                         "rootCertPEM": active["RootCert"], "trustDomain": roots["TrustDomain"]});
+                    // The registrator's datacenter: DATACENTER, else the agent's.
+                    if let Some(dc) = &registrator_dc {
+                        value["datacenter"] = json!(dc);
+                    }
+                    if !inactive.is_empty() {
+                        value["inactiveRootCertPEMs"] = json!(inactive);
+                    }
                     params.push(json!({"Name": s.name, "Value": value.to_string()}));
                 }
             }

@@ -364,18 +364,19 @@ def test_agent_down_until_operations_fail(
     crig: Rig, cluster: sup.ConsulCluster, agent: sup.ClusterClientAgent
 ) -> None:
     desired = crig.desired()
-    f = during_sync(
-        crig,
-        [
-            (K, lambda: cluster.kill(agent)),
-            # Down until the engine has given up on an operation (its 5 attempts).
-            (lambda: failed_operations(crig) > 0, lambda: cluster.restart(agent, wait=False)),
-        ],
-    )
+    # Down for the rest of the sync: the engine probes the agent (one request at a
+    # time, spaced by backoff) for its outage budget, then gives up on everything
+    # waiting at once, instead of spending every request's own attempts.
+    f = during_sync(crig, [(K, lambda: cluster.kill(agent))])
     hit = affected(f)
     assert hit["non_200"] + hit["retries"] > 0, hit
-    crig.consul = cluster.wait_ready()
     assert f.error is not None
+    assert failed_operations(crig) > 0
+    # The outage's cost: requests the dead agent got no answer to, and retries
+    # (about 3,800 before the shared budget; issue 23 asks for at most 400).
+    assert hit["non_200"] + hit["retries"] <= 400, hit
+    cluster.restart(agent, wait=False)
+    crig.consul = cluster.wait_ready()
     state = judge(crig, f, desired)
     writes = next_sync_is_minimal(crig, state, desired)
     record("agent down", f, {"restarted": agent.name, "next_writes": writes})

@@ -156,8 +156,10 @@ def test_every_stop_says_its_code_and_the_way_out_in_both_handlers(  # noqa: PLR
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line at its default level (no log records on stderr)."""
+    env = {k: v for k, v in env.items() if k != "LOG_LEVEL"}
     return subprocess.run(
-        [sys.executable, "-m", "consul_lambda_sync", *args],
+        [sys.executable, "-m", "consul_lambda_sync.host", *args],
         env={**env, "AWS_REGION": sup.REGION},
         capture_output=True,
         text=True,

@@ -64,4 +64,22 @@ impl Engine {
             .feed(answers, now_ms)
             .map_err(|f| JsError::new(&failure_text(&f)))
     }
+
+    /// Feeds one Consul answer with its body passed as it is (not inside JSON).
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    #[wasm_bindgen(js_name = feedBody)]
+    pub fn feed_body(
+        &mut self,
+        id: f64,
+        status: u16,
+        headers: &str,
+        body: String,
+        now_ms: f64,
+    ) -> Result<(), JsError> {
+        self.inner
+            .feed_body(id, status, headers, body, now_ms)
+            .map_err(|f| JsError::new(&failure_text(&f)))
+    }
 }

@@ -6,6 +6,7 @@
 const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
+const { StringDecoder } = require('node:string_decoder');
 
 /**
  * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
@@ -97,19 +98,22 @@ function createConsulTransport(config, o = {}) {
           });
         };
         req = (tls ? https : http).request(options, (res) => {
-          const chunks = [];
+          // Decoded as it comes (a chunk's bytes are let go at once), joined once.
+          const decoder = new StringDecoder('utf8');
+          const parts = [];
           let size = 0;
           if (limit && Number(res.headers['content-length']) > limit) return tooLarge();
           res.on('data', (c) => {
             size += c.length;
             if (limit && size > limit) return tooLarge();
-            chunks.push(c);
+            parts.push(decoder.write(c));
           });
           res.on('error', fail);
           res.on('end', () => {
             const hs = {};
             for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-            finish({ id, status: res.statusCode, headers: hs, body: Buffer.concat(chunks).toString('utf8') });
+            parts.push(decoder.end());
+            finish({ id, status: res.statusCode, headers: hs, body: parts.join('') });
           });
         });
         req.on('error', fail);

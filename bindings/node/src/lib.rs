@@ -54,6 +54,29 @@ impl Engine {
     }
 }
 
+#[napi]
+impl Engine {
+    /// Feeds one Consul answer with its body passed as it is (see `feed_body` in
+    /// the core): a large body is neither escaped into JSON nor copied twice.
+    ///
+    /// # Errors
+    /// A JS `Error` whose message is the failure JSON.
+    #[napi]
+    pub fn feed_body(
+        &mut self,
+        id: f64,
+        status: u32,
+        headers: String,
+        body: String,
+        now_ms: f64,
+    ) -> napi::Result<()> {
+        let status = u16::try_from(status).unwrap_or(u16::MAX);
+        self.inner
+            .feed_body(id, status, &headers, body, now_ms)
+            .map_err(|f| failure_error(&f))
+    }
+}
+
 fn failure_error(failure: &consul_lambda_sync::error::Failure) -> napi::Error {
     let json = serde_json::to_string(failure).unwrap_or_else(|_| {
         r#"{"code":"invalid_input","message":"unprintable failure","hint":"","errors":[]}"#

@@ -6,7 +6,7 @@ mod extension_data;
 mod model;
 
 pub use extension_data::{
-    extension_data_parameter, ExtensionData, ExtensionDataInput, PutParameter,
+    extension_data_parameter, ExtensionData, ExtensionDataInput, PeerData, PutParameter,
 };
 pub use model::*;
 use serde::{Deserialize, Serialize};

@@ -558,6 +558,16 @@ impl CaRoots {
             .or_else(|| roots.iter().find(|r| r.id == self.active_root_id))
             .map(|r| r.root_cert.as_str())
     }
+
+    /// The other roots' PEMs (still trusted during a CA rotation), in the answer's order.
+    pub fn inactive_pems(&self, active: &str) -> Vec<String> {
+        let roots = self.roots.as_deref().unwrap_or_default();
+        roots
+            .iter()
+            .filter(|r| !r.root_cert.is_empty() && r.root_cert != active)
+            .map(|r| r.root_cert.clone())
+            .collect()
+    }
 }
 
 /// A Parameter Store parameter as `GetParametersByPath` (with decryption) returns it.

@@ -1,6 +1,6 @@
 //! What has been observed, and the planner's input made from it.
 
-use crate::consul::{CaRoots, Leaf, SsmParameter};
+use crate::consul::{CaRoots, Leaf, PeerData, SsmParameter};
 use crate::engine::outcome::InventoryReport;
 use crate::engine::Run;
 use crate::plan::{
@@ -45,6 +45,10 @@ pub(crate) struct Observation {
     pub(crate) pages: u32,
     pub(crate) tokens: BTreeSet<String>,
     pub(crate) roots: Option<CaRoots>,
+    /// The cluster peers, for the extension data (`GET /v1/peerings`).
+    pub(crate) peers: Vec<PeerData>,
+    /// The active peerings the peers were read from (same order).
+    pub(crate) peerings: Vec<crate::extension::data::Peering>,
     pub(crate) parameters: Vec<SsmParameter>,
     pub(crate) parameter_tokens: BTreeSet<String>,
     pub(crate) extension_failed: bool,
@@ -84,6 +88,7 @@ impl Observation {
     pub(crate) fn plan_input(&mut self, run: &Run, confirmed_absent: Vec<String>) -> PlanInput {
         let extension_data = self.extension_enabled(run).then(|| ExtensionDataState {
             roots: self.roots.clone(),
+            peers: self.peers.clone(),
             leaves: std::mem::take(&mut self.leaves),
             parameters: std::mem::take(&mut self.parameters),
         });

@@ -149,6 +149,25 @@ pub struct HttpReply {
     pub body: String,
 }
 
+impl HttpReply {
+    /// A Consul answer from its status, headers (any case) and body.
+    pub fn new(status: u16, headers: &BTreeMap<String, String>, body: String) -> Self {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        HttpReply {
+            status,
+            retry_after: header("retry-after"),
+            filtered: header("x-consul-results-filtered-by-acls")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            body,
+        }
+    }
+}
+
 /// Why a request has no (successful) answer, as the host reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -196,20 +215,12 @@ pub(crate) struct AnswerJson {
 impl<'de> Deserialize<'de> for Answer {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let j = AnswerJson::deserialize(d)?;
-        let header = |name: &str| {
-            j.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_owned())
-        };
         let reply = match (j.status, j.ok, j.error) {
-            (Some(status), None, None) => Incoming::Http(HttpReply {
+            (Some(status), None, None) => Incoming::Http(HttpReply::new(
                 status,
-                retry_after: header("retry-after"),
-                filtered: header("x-consul-results-filtered-by-acls")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-                body: j.body.unwrap_or_default(),
-            }),
+                &j.headers,
+                j.body.unwrap_or_default(),
+            )),
             (None, Some(ok), None) => Incoming::Aws(ok),
             (None, None, Some(error)) => Incoming::Error(error),
             _ => {
@@ -327,8 +338,9 @@ mod schema {
         body: Option<String>,
         /// The largest answer to read: a longer one is not read on but answered
         /// with the error `answer_too_large` (Content-Length over it, or the
-        /// body growing past it).
-        max_bytes: u64,
+        /// body growing past it). The engine always sets it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u64>,
     }
 
     /// An AWS API call, as both SDKs take it.

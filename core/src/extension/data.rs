@@ -12,82 +12,13 @@
 //!             "rootCertPEMs": ["…"], "remotePeerName": "west"}]}
 //! ```
 
-use crate::config::Tier;
-use crate::consul::{
-    extension_data_parameter, CaRoots, ExtensionDataInput, Leaf, PutParameter, STANDARD_TIER_LIMIT,
-};
+pub use crate::consul::PeerData;
+use crate::consul::{extension_data_parameter, ExtensionData, ExtensionDataInput, PutParameter};
 use crate::error::{clip, Code, Diagnostic, Failure};
 use serde::{Deserialize, Serialize};
 
-/// The stored value. Holds the function's private key: never print it.
-#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ExtensionDataValue {
-    /// The leaf's private key (upstream's field).
-    #[serde(rename = "privateKeyPEM", default)]
-    pub private_key_pem: String,
-    /// The leaf certificate (upstream's field).
-    #[serde(rename = "certPEM", default)]
-    pub cert_pem: String,
-    /// The active CA root (upstream's field).
-    #[serde(rename = "rootCertPEM", default)]
-    pub root_cert_pem: String,
-    /// The trust domain (upstream's field).
-    #[serde(rename = "trustDomain", default)]
-    pub trust_domain: String,
-    /// New: the registrator's datacenter, the default of upstreams without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datacenter: Option<String>,
-    /// New: the CA's other (inactive) roots, still trusted during a CA rotation.
-    #[serde(
-        rename = "inactiveRootCertPEMs",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub inactive_root_cert_pems: Vec<String>,
-    /// Upstream declared `peers` (`name`, `trustDomain`) and never filled it; we do.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub peers: Vec<PeerData>,
-}
-
-impl std::fmt::Debug for ExtensionDataValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExtensionDataValue")
-            .field("trust_domain", &self.trust_domain)
-            .field("datacenter", &self.datacenter)
-            .field("peers", &self.peers)
-            .field("private_key_pem", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the extension needs to reach the services a cluster peer exports to us.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct PeerData {
-    /// Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it).
-    pub name: String,
-    /// The peer's trust domain (upstream's field).
-    #[serde(default)]
-    pub trust_domain: String,
-    /// The peer's datacenter (`Remote.Datacenter`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datacenter: Option<String>,
-    /// The peer's exporting partition (`Remote.Partition`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
-    /// The peer's CA roots (`PeerCAPems`), which verify its services.
-    #[serde(
-        rename = "rootCertPEMs",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub root_cert_pems: Vec<String>,
-    /// The name the peer gave its peering with us: the peer label of the SNI names
-    /// of the services it exports to us (read from an imported service's `PeerMeta.SNI`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_peer_name: Option<String>,
-}
+/// The stored value (one type with the registrator's: [`crate::consul::ExtensionData`]).
+pub type ExtensionDataValue = ExtensionData;
 
 /// What [`read_extension_data`] tells about a value, without its private key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,63 +198,15 @@ pub fn peer_data(input: &PeerInput) -> Result<PeerData, Failure> {
     })
 }
 
-/// Input of [`extension_data_put`] (the JSON API's `extensionDataBuild`): the input
-/// of `extensionDataParameter` and the new fields.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExtensionDataBuildInput {
-    /// The parameter name (from the plan's operation).
-    pub name: String,
-    /// The tier for values over 4096 bytes (from the plan's operation).
-    #[serde(default)]
-    pub tier: Option<Tier>,
-    /// The customer KMS key (from the plan's operation), when one is configured.
-    #[serde(default)]
-    pub key_id: Option<String>,
-    /// The raw leaf response.
-    pub leaf: Leaf,
-    /// The raw roots response.
-    pub roots: CaRoots,
-    /// The service's datacenter (the registrator's, or the function's tag).
-    #[serde(default)]
-    pub datacenter: Option<String>,
-    /// The peers (from [`peer_data`]), in name order.
-    #[serde(default)]
-    pub peers: Vec<PeerData>,
-}
+/// Input of [`extension_data_put`] (the JSON API's `extensionDataBuild`): the
+/// registrator's own input, which carries the datacenter and the peers.
+pub type ExtensionDataBuildInput = ExtensionDataInput;
 
-/// The `PutParameter` call that stores a service's extension data with our fields:
-/// `extensionDataParameter`'s value plus `datacenter`, the inactive roots and the
-/// peers. Holds the private key: send it, never print it.
+/// The `PutParameter` call that stores a service's extension data, as the
+/// registrator writes it (`datacenter`, the inactive roots, the peers). Holds the
+/// private key: send it, never print it.
 pub fn extension_data_put(input: &ExtensionDataBuildInput) -> Result<PutParameter, Failure> {
-    let base = extension_data_parameter(&ExtensionDataInput {
-        name: input.name.clone(),
-        tier: input.tier,
-        key_id: input.key_id.clone(),
-        leaf: input.leaf.clone(),
-        roots: input.roots.clone(),
-    })?;
-    let mut value = parse_extension_data(&base.value)?;
-    if let Some(dc) = &input.datacenter {
-        crate::config::validate_consul_name("datacenter", dc)?;
-        value.datacenter = Some(dc.clone());
-    }
-    let roots = input.roots.roots.as_deref().unwrap_or_default();
-    value.inactive_root_cert_pems = roots
-        .iter()
-        .filter(|r| r.root_cert != value.root_cert_pem && !r.root_cert.is_empty())
-        .map(|r| r.root_cert.clone())
-        .collect();
-    let mut peers = input.peers.clone();
-    peers.sort_by(|a, b| a.name.cmp(&b.name));
-    value.peers = peers;
-    let text = serde_json::to_string(&value).map_err(|e| Failure::input("extension data", &e))?;
-    Ok(PutParameter {
-        tier: input.tier.filter(|_| text.len() > STANDARD_TIER_LIMIT),
-        value: text,
-        ..base
-    })
+    extension_data_parameter(input)
 }
 
 #[cfg(test)]

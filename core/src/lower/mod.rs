@@ -6,7 +6,7 @@
 pub mod preview;
 pub mod request;
 
-use crate::consul::{extension_data_parameter, CaRoots, ExtensionDataInput, Leaf};
+use crate::consul::{extension_data_parameter, CaRoots, ExtensionDataInput, Leaf, PeerData};
 use crate::mesh::{merge, Merged};
 use crate::plan::{Action, Operation, OperationKind};
 pub use preview::{lower_operation, plan_requests, LowerInput};
@@ -35,6 +35,10 @@ pub enum Material<'a> {
         leaf: Option<&'a Leaf>,
         /// The CA roots.
         roots: Option<&'a CaRoots>,
+        /// The cluster peers.
+        peers: &'a [PeerData],
+        /// The registrator's datacenter (the default of upstreams without one).
+        datacenter: Option<&'a str>,
     },
     /// A mesh entry as last read (`None`: absent), and its `ModifyIndex`.
     MeshEntry {
@@ -101,6 +105,8 @@ impl Lowering<'_> {
                 let Material::ExtensionData {
                     leaf: Some(leaf),
                     roots: Some(roots),
+                    peers,
+                    datacenter,
                 } = material
                 else {
                     return Lowered::Refused(
@@ -113,6 +119,8 @@ impl Lowering<'_> {
                     key_id: w.key_id.clone(),
                     leaf: leaf.clone(),
                     roots: roots.clone(),
+                    datacenter: datacenter.map(str::to_owned),
+                    peers: peers.to_vec(),
                 };
                 match extension_data_parameter(&input) {
                     Ok(put) => Lowered::Send(Request::Aws(AwsRequest::PutParameter(Box::new(put)))),

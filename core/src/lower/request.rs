@@ -123,6 +123,21 @@ pub enum ConsulRequest {
     },
     /// `GET /v1/agent/connect/ca/roots`.
     CaRoots,
+    /// `GET /v1/peerings`: the cluster peers (for the extension data).
+    Peerings,
+    /// `GET /v1/catalog/services?peer=:peer`: the services a peer exports to us.
+    ImportedServices {
+        /// The peering.
+        peer: String,
+    },
+    /// `GET /v1/health/service/:service?peer=:peer`: an imported service's
+    /// instances, whose `PeerMeta.SNI` names the peer's label for us.
+    PeerService {
+        /// The peering.
+        peer: String,
+        /// The imported service.
+        service: String,
+    },
     /// `GET /v1/agent/connect/ca/leaf/:service` (`ns` and `partition` in Enterprise).
     Leaf {
         /// The service.
@@ -507,6 +522,11 @@ impl ConsulRequest {
                 format!("/v1/config/service-defaults/{}", path_segment(&key.name)).into()
             }
             C::CaRoots => "/v1/agent/connect/ca/roots".into(),
+            C::Peerings => "/v1/peerings".into(),
+            C::ImportedServices { .. } => "/v1/catalog/services".into(),
+            C::PeerService { service, .. } => {
+                format!("/v1/health/service/{}", path_segment(service)).into()
+            }
             C::Leaf { key, .. } => {
                 format!("/v1/agent/connect/ca/leaf/{}", path_segment(&key.name)).into()
             }
@@ -525,7 +545,10 @@ impl ConsulRequest {
         use ConsulRequest as C;
         let cas = |q: Query, cas: Option<u64>| q.with("cas", cas.map(|c| c.to_string()));
         match self {
-            C::AgentSelf | C::Datacenters | C::CaRoots => Query::default(),
+            C::AgentSelf | C::Datacenters | C::CaRoots | C::Peerings => Query::default(),
+            C::ImportedServices { peer } | C::PeerService { peer, .. } => {
+                Query::default().with("peer", Some(peer.clone()))
+            }
             C::StatusLeader { dc } | C::Authorize { dc, .. } => {
                 Query::default().with("dc", dc.clone())
             }

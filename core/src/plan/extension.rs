@@ -23,6 +23,8 @@ pub(super) struct ExtensionPlanner<'a> {
     leaves: FxMap<(&'a str, &'a str, &'a str), &'a Leaf>,
     stored: FxMap<&'a str, Option<ExtensionData>>,
     root: Option<(&'a str, &'a str)>,
+    /// The registrator's datacenter, written into every value.
+    datacenter: Option<&'a str>,
 }
 
 impl<'a> ExtensionPlanner<'a> {
@@ -81,6 +83,7 @@ impl<'a> ExtensionPlanner<'a> {
             leaves,
             stored,
             root,
+            datacenter: ctx.datacenter(None),
         }
     }
 
@@ -132,6 +135,10 @@ impl<'a> ExtensionPlanner<'a> {
                     .is_some_and(|(pem, td)| data.root_cert_pem != pem || data.trust_domain != td)
                 {
                     "CA root changed".to_owned()
+                } else if data.datacenter.as_deref() != self.datacenter {
+                    "the registrator's datacenter is not in the extension data".to_owned()
+                } else if !self.same_peers(&data.peers) {
+                    "cluster peers changed".to_owned()
                 } else {
                     return None;
                 }
@@ -146,6 +153,17 @@ impl<'a> ExtensionPlanner<'a> {
             },
             why,
         ))
+    }
+
+    /// Whether stored peers are the observed ones (the registrator writes them sorted).
+    fn same_peers(&self, stored: &[crate::consul::PeerData]) -> bool {
+        let observed = self
+            .observed
+            .map(|o| o.peers.as_slice())
+            .unwrap_or_default();
+        let mut sorted: Vec<&crate::consul::PeerData> = observed.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.len() == stored.len() && sorted.iter().zip(stored).all(|(a, b)| *a == b)
     }
 
     /// The parameter a deregistered service's extension data is deleted from, if any.

@@ -243,6 +243,9 @@ pub struct ExtensionDataState {
     /// `GetParametersByPath` (recursive, decrypted) under the prefix.
     #[serde(default)]
     pub parameters: Vec<SsmParameter>,
+    /// The cluster peers the extension data names (`GET /v1/peerings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<crate::consul::PeerData>,
 }
 
 /// The kind of change a service undergoes.

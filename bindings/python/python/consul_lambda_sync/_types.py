@@ -669,6 +669,31 @@ class SsmParameter(_SsmParameterRequired, total=False):
     Value: Optional[str]
 
 
+class _PeerDataInputRequired(TypedDict):
+    # Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it).
+    name: str
+
+
+class PeerDataInput(_PeerDataInputRequired, total=False):
+    """What the extension needs to reach the services a cluster peer exports to us. (As the core
+    reads it.)
+
+    Other keys are accepted and ignored.
+    """
+
+    # The peer's datacenter (`Remote.Datacenter`).
+    datacenter: Optional[str]
+    # The peer's exporting partition (`Remote.Partition`).
+    partition: Optional[str]
+    # The name the peer gave its peering with us: the peer label of the SNI names of the services it
+    # exports to us (read from an imported service's `PeerMeta.SNI`).
+    remotePeerName: Optional[str]
+    # The peer's CA roots (`PeerCAPems`), which verify its services.
+    rootCertPEMs: list[str]
+    # The peer's trust domain (upstream's field).
+    trustDomain: str
+
+
 class CaRoot(TypedDict, total=False):
     """One CA root.
 
@@ -704,6 +729,8 @@ class ExtensionDataState(TypedDict, total=False):
     leaves: list[Leaf]
     # `GetParametersByPath` (recursive, decrypted) under the prefix.
     parameters: list[SsmParameter]
+    # The cluster peers the extension data names (`GET /v1/peerings`).
+    peers: list[PeerDataInput]
     # `GET /v1/agent/connect/ca/roots`.
     roots: Optional[CaRoots]
 
@@ -1503,8 +1530,12 @@ class _ExtensionDataInputRequired(TypedDict):
 class ExtensionDataInput(_ExtensionDataInputRequired, total=False):
     """Input of `extension_data_parameter`: what a host fetched for one service."""
 
+    # The service's datacenter (the registrator's, or the function's tag).
+    datacenter: Optional[str]
     # The customer KMS key (from the plan's operation), when one is configured.
     keyId: Optional[str]
+    # The cluster peers (`GET /v1/peerings`), any order.
+    peers: list[PeerDataInput]
     # The tier for values over 4096 bytes (from the plan's operation).
     tier: Optional[Tier]
 
@@ -1840,9 +1871,6 @@ class AwsCall(TypedDict):
 
 
 class _ConsulCallRequired(TypedDict):
-    # The largest answer to read: a longer one is not read on but answered with the error
-    # `answer_too_large` (Content-Length over it, or the body growing past it).
-    maxBytes: int
     # `GET`, `PUT`, `POST` or `DELETE`.
     method: str
     # The path, percent-encoded.
@@ -1857,6 +1885,10 @@ class ConsulCall(_ConsulCallRequired, total=False):
 
     # The body: JSON text, sent as is.
     body: str
+    # The largest answer to read: a longer one is not read on but answered with the error
+    # `answer_too_large` (Content-Length over it, or the body growing past it). The engine always
+    # sets it.
+    maxBytes: int
     # Query parameters.
     query: dict[str, str]
 
@@ -2145,55 +2177,6 @@ class PeerInput(_PeerInputRequired, total=False):
     # `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us (`GET
     # /v1/health/connect/:service?peer=:name`), when one is imported.
     importedSni: Optional[str]
-
-
-class _PeerDataInputRequired(TypedDict):
-    # Our name for the peering (upstream's field; `name.svc….PEER.peer` upstreams name it).
-    name: str
-
-
-class PeerDataInput(_PeerDataInputRequired, total=False):
-    """What the extension needs to reach the services a cluster peer exports to us. (As the core
-    reads it.)
-
-    Other keys are accepted and ignored.
-    """
-
-    # The peer's datacenter (`Remote.Datacenter`).
-    datacenter: Optional[str]
-    # The peer's exporting partition (`Remote.Partition`).
-    partition: Optional[str]
-    # The name the peer gave its peering with us: the peer label of the SNI names of the services it
-    # exports to us (read from an imported service's `PeerMeta.SNI`).
-    remotePeerName: Optional[str]
-    # The peer's CA roots (`PeerCAPems`), which verify its services.
-    rootCertPEMs: list[str]
-    # The peer's trust domain (upstream's field).
-    trustDomain: str
-
-
-class _ExtensionDataBuildInputRequired(TypedDict):
-    # The raw leaf response.
-    leaf: Leaf
-    # The parameter name (from the plan's operation).
-    name: str
-    # The raw roots response.
-    roots: CaRoots
-
-
-class ExtensionDataBuildInput(_ExtensionDataBuildInputRequired, total=False):
-    """Input of `extension_data_put` (the JSON API's `extensionDataBuild`): the input of
-    `extensionDataParameter` and the new fields.
-    """
-
-    # The service's datacenter (the registrator's, or the function's tag).
-    datacenter: Optional[str]
-    # The customer KMS key (from the plan's operation), when one is configured.
-    keyId: Optional[str]
-    # The peers (from `peer_data`), in name order.
-    peers: list[PeerDataInput]
-    # The tier for values over 4096 bytes (from the plan's operation).
-    tier: Optional[Tier]
 
 
 # The functions the JSON API (`call`) knows, by name.

@@ -145,6 +145,8 @@ impl Executing {
             Action::PutExtensionData(w) => Material::ExtensionData {
                 leaf: self.leaf_of(op, &w.leaf_serial),
                 roots: self.material.roots.as_ref(),
+                peers: &self.material.peers,
+                datacenter: Some(self.material.local_dc.as_str()).filter(|d| !d.is_empty()),
             },
             _ => Material::None,
         };

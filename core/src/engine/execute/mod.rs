@@ -78,6 +78,7 @@ pub(crate) enum Write {
 pub(crate) struct Material {
     pub(crate) leaves: Vec<Leaf>,
     pub(crate) roots: Option<CaRoots>,
+    pub(crate) peers: Vec<crate::consul::PeerData>,
     pub(crate) mesh: Vec<ObservedMeshEntry>,
     pub(crate) nodes: BTreeSet<Scope>,
     pub(crate) local_dc: String,
@@ -104,6 +105,7 @@ impl Material {
         Material {
             leaves: obs.leaves,
             roots: obs.roots,
+            peers: obs.peers,
             mesh: obs.mesh,
             nodes,
             local_dc,

@@ -7,6 +7,7 @@
 
 mod answers;
 mod names;
+mod peers;
 mod plan;
 
 use super::io::{Calls, Io, Settled};
@@ -45,6 +46,12 @@ pub(crate) enum Read {
     Instances(crate::engine::observation::NameScope, String),
     /// Whether an alias exists (`FUNCTION_ARN:ALIAS`).
     Alias(String),
+    /// The cluster peers.
+    Peerings,
+    /// The services the i-th peer exports to us.
+    Imported(usize),
+    /// One of them, for its SNI name.
+    PeerSni(usize),
 }
 
 /// Where the observation is.
@@ -276,6 +283,7 @@ impl Observing {
         if let Some(prefix) = run.config.consul_extension_data_prefix.clone() {
             self.get(ConsulRequest::CaRoots, Read::Roots);
             self.parameters_page(&prefix, None);
+            self.start_peers();
         }
     }
 

@@ -132,8 +132,8 @@ class Consul:
             if limit and length.isdigit() and int(length) > limit:
                 conn.close()
                 return _too_large(rid, req, limit)
-            data = resp.read(limit + 1) if limit else resp.read()
-            if limit and len(data) > limit:
+            data = _read_body(resp, limit)
+            if data is None:
                 conn.close()
                 return _too_large(rid, req, limit)
             text = data.decode("utf-8", "replace")
@@ -148,6 +148,17 @@ class Consul:
         for conn in self._conns:
             conn.close()
         self._conns = []
+
+
+def _read_body(resp: http.client.HTTPResponse, limit: int) -> Optional[bytearray]:
+    """The body, read a mebibyte at a time into one buffer; ``None`` past ``limit``
+    (chunked answers say their size only as they come)."""
+    buf = bytearray()
+    while chunk := resp.read(1 << 20):
+        buf += chunk
+        if limit and len(buf) > limit:
+            return None
+    return buf
 
 
 def _too_large(rid: int, req: ConsulCall, limit: int) -> Answer:
