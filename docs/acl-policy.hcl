@@ -29,6 +29,14 @@ service_prefix "" {
   policy = "write"
 }
 
+# GET /v1/catalog/services?filter=Node != "lambdas" (and /v1/catalog/service/:name),
+# in every datacenter: before a name is taken, the registrator checks that no node
+# but its own has it (docs/contract.md §5.3). Consul filters that list by node:read
+# and service:read; a filtered list stops the sync (acl_filtered), so read them all.
+node_prefix "" {
+  policy = "read"
+}
+
 # GET /v1/agent/self, to learn the agent's datacenter. Not used when DATACENTER is set:
 # then this rule can be dropped.
 agent_prefix "" {
@@ -38,7 +46,11 @@ agent_prefix "" {
 # Compared with upstream's documented policy (service_prefix "" write only): the node
 # rule lets the registrator read its node (without node:read Consul filters the list,
 # and the registrator stops with acl_filtered rather than act on it) and create the
-# node the first time; the agent rule is only for an unset DATACENTER.
+# node the first time; node_prefix read lets it see the names other nodes use (a
+# tagger cannot take one over); the agent rule is only for an unset DATACENTER.
+#
+# With extension data, peered upstreams also need peering = "read" (GET /v1/peerings);
+# without it the extension data names no peer (an info record says so).
 #
 # Mesh wiring (opt-in, docs/mesh.md: TERMINATING_GATEWAY_NAME, EXPORTED_SERVICES_PEERS,
 # EXPORTED_SERVICES_PARTITIONS) also needs the rule below; uncomment it then.

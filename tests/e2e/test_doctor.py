@@ -75,9 +75,11 @@ def test_project_policy_passes_and_the_sync_succeeds(h_acl: Harness) -> None:
         "consul.service_write",
         "consul.node_read",
         "consul.service_read",
+        "consul.names_read",
         "consul.connect_ca",
         "aws.list_functions",
         "aws.list_tags",
+        "aws.get_alias",
         "ssm.extension_data_read",
     ):
         assert got[code] == "ok", (code, by_code(report)[code])

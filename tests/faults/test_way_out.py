@@ -103,7 +103,7 @@ def invalid_config(s: Servers) -> dict[str, str]:
 
 STOPS: list[tuple[str, Callable[[Servers], dict[str, str]], str, str]] = [
     ("acl_denied", acl_denied, "acl_denied", "set DATACENTER"),
-    ("acl_filtered", acl_filtered, "acl_filtered", 'service_prefix "" { policy = "read" }'),
+    ("acl_filtered", acl_filtered, "acl_filtered", 'node_prefix "" { policy = "read" }'),
     (
         "mass_deregistration",
         mass_deregistration,

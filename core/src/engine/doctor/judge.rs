@@ -182,6 +182,14 @@ pub fn aws_check(need: &AwsNeed, resource: &str, outcome: &Result<Reply, CallErr
         };
     }
     match err.code.as_str() {
+        // The probe asks for an alias no function has: not found means allowed.
+        "ResourceNotFoundException" if need.code == "aws.get_alias" => ok(
+            need.code,
+            format!(
+                "{} {}: allowed, for {}",
+                need.service, need.operation, need.why
+            ),
+        ),
         "ParameterNotFound" => Check {
             code: need.code.into(),
             status: CheckStatus::Missing,

@@ -43,7 +43,13 @@ pub(crate) enum Probe {
     Authorize,
     NodeRead,
     ServiceRead,
+    NamesRead,
+    Alias,
 }
+
+/// The alias the `lambda:GetAlias` probe asks for (no function has it: not found
+/// means allowed).
+const PROBE_ALIAS: &str = "consul-lambda-sync-doctor-probe";
 
 /// The doctor phase.
 #[derive(Debug, Default)]
@@ -183,11 +189,20 @@ impl Doctoring {
             ));
         }
         match self.sample.clone() {
-            Some(arn) => self.aws(AwsRequest::ListTags { arn }, Probe::Function),
-            None => self.check(skipped(
-                "aws.list_tags",
-                "no function listed to probe lambda:ListTags with",
-            )),
+            Some(arn) => {
+                self.aws(AwsRequest::ListTags { arn: arn.clone() }, Probe::Function);
+                let alias = PROBE_ALIAS.to_owned();
+                self.aws(AwsRequest::GetAlias { arn, alias }, Probe::Alias);
+            }
+            None => {
+                for (code, action) in [
+                    ("aws.list_tags", "lambda:ListTags"),
+                    ("aws.get_alias", "lambda:GetAlias"),
+                ] {
+                    let why = format!("no function listed to probe {action} with");
+                    self.check(skipped(code, why));
+                }
+            }
         }
         self.extension(run);
         if config.enterprise {
@@ -238,6 +253,7 @@ impl Doctoring {
             "consul.service_write",
             "consul.node_read",
             "consul.service_read",
+            "consul.names_read",
         ];
         let why = if self.status_of("consul.reachable") != Some(CheckStatus::Ok) {
             Some("Consul did not answer GET /v1/status/leader")
@@ -275,6 +291,15 @@ impl Doctoring {
             ConsulRequest::ServiceDefaultsList { scope },
             Probe::ServiceRead,
         );
+        if let Some(dc) = self.datacenter.clone() {
+            let request = ConsulRequest::ServicesElsewhere {
+                node: run.config.node_name.clone(),
+                dc,
+                namespace: None,
+                partition: None,
+            };
+            self.consul(request, Probe::NamesRead);
+        }
     }
 
     /// The AWS need an AWS probe checks, and the resource it must cover.
@@ -287,6 +312,10 @@ impl Doctoring {
             Probe::Identity => ("aws.identity", "*".to_owned()),
             Probe::Inventory => ("aws.list_functions", "*".to_owned()),
             Probe::Function => ("aws.list_tags", self.sample.clone().unwrap_or_default()),
+            Probe::Alias => (
+                "aws.get_alias",
+                format!("{}:*", self.sample.clone().unwrap_or_default()),
+            ),
             Probe::Secret(SecretKind::ConsulToken) => (
                 "ssm.token",
                 parameter(config.consul_http_token_path.as_deref()),
@@ -394,6 +423,14 @@ impl Doctoring {
                 "Consul filtered GET /v1/config/service-defaults (no service read): the sync stops with acl_filtered",
                 consul_rule("service", "", "read"),
             ),
+            Probe::NamesRead if status == 200 && !h.filtered => {
+                ok(code, "GET /v1/catalog/services (the names on other nodes) is not filtered")
+            }
+            Probe::NamesRead if status == 200 || status == 403 => missing_rule(
+                code,
+                "Consul filtered or denied GET /v1/catalog/services (the names on other nodes, checked before a name is taken): the sync stops with acl_filtered",
+                consul_rule("node", "", "read"),
+            ),
             Probe::NodeRead | Probe::ServiceRead if status == 403 => missing_rule(
                 code,
                 format!("the read was denied ({}): the sync stops with acl_denied", status_text(status, &h.body)),
@@ -421,6 +458,7 @@ impl Doctoring {
             Probe::ConnectCa => "consul.connect_ca",
             Probe::NodeRead => "consul.node_read",
             Probe::ServiceRead => "consul.service_read",
+            Probe::NamesRead => "consul.names_read",
             _ => "consul.service_write",
         };
         let codes: Vec<&'static str> = match probe {

@@ -154,7 +154,7 @@ impl Observing {
         h: &HttpReply,
     ) -> Result<(), String> {
         let what = "GET /v1/catalog/services";
-        let rule = "service_prefix \"\" { policy = \"read\" } (every datacenter's names are checked before one is taken)".to_owned();
+        let rule = "node_prefix \"\" { policy = \"read\" } and service_prefix \"\" { policy = \"read\" } (every datacenter's names are checked before one is taken; docs/acl-policy.hcl)".to_owned();
         if h.status == 403 {
             let hint = format!("add {rule} to the token's policy (docs/acl-policy.hcl)");
             self.stop(io, super::answers::denied(what, h, "service:read", hint));
