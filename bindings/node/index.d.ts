@@ -10,7 +10,6 @@ import type {
   DialTarget,
   ErrorCode,
   ErrorCodeInfo,
-  ExtensionDataBuildInput,
   ExtensionDataInput,
   ExtensionDataSummary,
   ExtensionSettings,
@@ -111,6 +110,6 @@ export declare function extensionDataRead(value: string): ExtensionDataSummary;
 /** What the registrator writes about one cluster peer, from `GET /v1/peering/:name`. */
 export declare function extensionPeer(input: PeerInput): PeerData;
 /** The SSM PutParameter request that stores extension data with the datacenter, inactive roots and peers. */
-export declare function extensionDataBuild(input: ExtensionDataBuildInput): PutParameter;
+export declare function extensionDataBuild(input: ExtensionDataInput): PutParameter;
 /** Calls the core's JSON API by function name (the typed functions above wrap it). */
 export declare function call(name: FunctionName, input: unknown): unknown;

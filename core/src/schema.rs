@@ -69,5 +69,4 @@ pub fn register(r: &mut impl Registry) {
     r.output::<extension::data::ExtensionDataSummary>();
     r.input::<extension::data::PeerInput>();
     r.output::<extension::PeerData>();
-    r.input::<extension::data::ExtensionDataBuildInput>();
 }
