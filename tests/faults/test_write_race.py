@@ -110,3 +110,50 @@ def test_entry_created_between_read_and_write_is_left_alone(
         if e["method"] != "GET" and "/v1/config" in e["path"] and NAME in str(e)
     ]
     assert len(writes) == 1, f"a write to {NAME}'s entry besides the raced one: {writes}"
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_registration_that_lost_the_race_leaves_no_entry_of_ours(
+    host: str, servers: tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy]
+) -> None:
+    """Someone registers the name on the registrator's node between the read and the
+    catalog transaction: their service stands, and the entry this sync wrote for the
+    name just before is removed again (check-and-set at the index it re-read), or
+    every mesh call to their service would invoke the function (issue 24, item 3)."""
+    consul, consul_proxy, aws_proxy = servers
+    env = host_env(consul_proxy.url, aws_proxy.url)
+    theirs = {
+        "Node": sup.NODE,
+        "Address": "127.0.0.1",
+        "NodeMeta": {"external-node": "true", "external-probe": "true"},
+        "Service": {"ID": NAME, "Service": NAME, "Tags": ["theirs"], "Port": 8080},
+    }
+    consul_proxy.faults(
+        [
+            {
+                "match": "^PUT /v1/txn$",
+                "body": f'"Service":"{NAME}"',
+                "action": "side",
+                "side": {"method": "PUT", "path": "/v1/catalog/register", "body": theirs},
+                "times": 1,
+            }
+        ]
+    )
+    consul_proxy.clear_transcript()
+    run = RUNNERS[host](env, sup.schedule_event(), sup.FUNCTION_ARN)
+    consul_proxy.clear_faults()
+    raced = [e for e in consul_proxy.transcript() if e.get("fault") == "side"]
+    assert len(raced) == 1, raced
+    # Their service stands; no entry of ours sends its traffic to the function.
+    assert consul.services()[NAME]["Tags"] == ["theirs"]
+    assert consul.get(f"/v1/config/service-defaults/{NAME}") is None
+    cleanup = [
+        e
+        for e in consul_proxy.transcript()
+        if e["method"] == "DELETE" and e["path"] == f"/v1/config/service-defaults/{NAME}"
+    ]
+    assert len(cleanup) == 1, cleanup
+    assert cleanup[0]["query"].get("cas") not in (None, "0"), cleanup
+    result = run["result"]
+    assert failures_of(result).get(("registerService", NAME)) == "conflict", result["failures"]
+    consul.put("/v1/catalog/deregister", {"Node": sup.NODE, "ServiceID": NAME})
