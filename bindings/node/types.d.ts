@@ -1286,7 +1286,7 @@ export interface LowerInput {
 
 /** Input of `extension_data_parameter`: what a host fetched for one service. */
 export interface ExtensionDataInput {
-  /** The service's datacenter (the registrator's, or the function's tag). */
+  /** The registrator's datacenter (`DATACENTER`, else the agent's). */
   datacenter?: string | null;
   /** The customer KMS key (from the plan's operation), when one is configured. */
   keyId?: string | null;
@@ -1846,7 +1846,10 @@ export interface PeeringRemote {
   [key: string]: unknown;
 }
 
-/** The parts of `GET /v1/peering/:name` the extension data needs. */
+/**
+ * The parts of one peering of `GET /v1/peerings` (or `GET /v1/peering/:name`) the extension data
+ * needs.
+ */
 export interface Peering {
   /** Our name for the peering. */
   Name?: string;
@@ -1866,10 +1869,10 @@ export interface Peering {
 export interface PeerInput {
   /**
    * `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us (`GET
-   * /v1/health/connect/:service?peer=:name`), when one is imported.
+   * /v1/health/service/:service?peer=:name`), when one is imported.
    */
   importedSni?: string | null;
-  /** The answer of `GET /v1/peering/:name`. */
+  /** The answer of one peering of `GET /v1/peerings`. */
   peering: Peering;
 }
 

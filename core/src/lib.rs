@@ -1,11 +1,21 @@
 //! # consul-lambda-sync core
 //!
-//! The pure heart of consul-lambda-sync: it reads Lambda function tags and the
-//! registrator's configuration, classifies EventBridge events, and computes the
-//! reconcile plan — the exact Consul and Parameter Store requests that make Consul
-//! match the tagged functions. It does no I/O, reads no clock and no environment;
-//! hosts (Python, Node, the browser) observe, ask this crate for a plan, and
-//! execute it.
+//! The pure heart of consul-lambda-sync, and its sync engine. It reads Lambda
+//! function tags and the registrator's configuration, classifies EventBridge
+//! events, plans — decisions ([`plan::Operation`]: a kind, an object, the content
+//! wanted, the index observed), lowered to typed requests in one place
+//! ([`lower`]) — and drives a whole invocation sans-IO ([`engine::Engine`]: each
+//! `next(now, remaining)` yields the requests to carry, a sleep or the result;
+//! `feed(answers, now)` takes what came back). It does no I/O, reads no clock, no
+//! randomness and no environment: hosts (Python, Node, the Rust Lambda extension)
+//! only carry requests; the browser plans and previews.
+//!
+//! The parts: [`tags`], [`config`], [`event`] (inputs); [`plan`] (the reconcile
+//! rules, docs/contract.md §5); [`lower`] (the wire: methods, paths, bodies);
+//! [`engine`] (observe → plan → execute or review → finish, retries with a shared
+//! budget, the doctor); [`consul`], [`aws`], [`mesh`] (answers and entries);
+//! [`extension`] (the Lambda extension's pure parts, §12); [`text`] (escaping
+//! what came from outside); [`error`] (stable codes, errors as data).
 //!
 //! Every input and output has one JSON shape (camelCase), defined by the types
 //! here; [`ffi::call`] is the JSON API that every binding exposes unchanged.

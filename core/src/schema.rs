@@ -64,7 +64,7 @@ pub fn register(r: &mut impl Registry) {
     // The Lambda extension (docs/contract.md §12).
     r.output::<extension::ExtensionSettings>();
     r.output::<extension::Upstream>();
-    r.input::<extension::TargetInput>();
+    r.input::<crate::ffi::TargetInput>();
     r.output::<extension::DialTarget>();
     r.output::<extension::data::ExtensionDataSummary>();
     r.input::<extension::data::PeerInput>();

@@ -26,7 +26,7 @@ pub struct ExtensionData {
     /// The trust domain (upstream's field).
     #[serde(rename = "trustDomain", default)]
     pub trust_domain: String,
-    /// Ours: the service's datacenter, the default of upstreams without one.
+    /// Ours: the registrator's datacenter (`DATACENTER`, else the agent's), the default of upstreams without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<String>,
     /// Ours: the CA's other (inactive) roots, still trusted during a CA rotation.
@@ -98,7 +98,7 @@ pub struct ExtensionDataInput {
     pub leaf: Leaf,
     /// The raw roots response.
     pub roots: CaRoots,
-    /// The service's datacenter (the registrator's, or the function's tag).
+    /// The registrator's datacenter (`DATACENTER`, else the agent's).
     #[serde(default)]
     pub datacenter: Option<String>,
     /// The cluster peers (`GET /v1/peerings`), any order.

@@ -98,7 +98,7 @@ pub fn read_extension_data(text: &str) -> Result<ExtensionDataSummary, Failure> 
     })
 }
 
-/// The parts of `GET /v1/peering/:name` the extension data needs.
+/// The parts of one peering of `GET /v1/peerings` (or `GET /v1/peering/:name`) the extension data needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Peering {
@@ -136,10 +136,10 @@ pub struct PeeringRemote {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerInput {
-    /// The answer of `GET /v1/peering/:name`.
+    /// The answer of one peering of `GET /v1/peerings`.
     pub peering: Peering,
     /// `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us
-    /// (`GET /v1/health/connect/:service?peer=:name`), when one is imported.
+    /// (`GET /v1/health/service/:service?peer=:name`), when one is imported.
     #[serde(default)]
     pub imported_sni: Option<String>,
 }
@@ -151,7 +151,7 @@ pub fn peer_data(input: &PeerInput) -> Result<PeerData, Failure> {
         Diagnostic::new(
             Code::InvalidResponse,
             message,
-            "pass the answer of GET /v1/peering/:name of an active peering",
+            "pass the answer of an active peering of GET /v1/peerings",
         )
         .key("peering")
     };

@@ -24,12 +24,7 @@ pub use data::{ExtensionDataValue, PeerData};
 pub use naming::{dial_target, DialTarget};
 pub use upstreams::{extension_settings_from_env, parse_upstream, ExtensionSettings, Upstream};
 
-use crate::error::Failure;
-use crate::ffi::{emit, parse};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-
-/// The JSON API's functions of this module (also listed in [`crate::ffi::FUNCTIONS`]).
+/// The JSON API's functions of this module (dispatched in `crate::ffi`).
 pub const FFI_FUNCTIONS: &[&str] = &[
     "extensionSettings",
     "extensionUpstream",
@@ -38,81 +33,3 @@ pub const FFI_FUNCTIONS: &[&str] = &[
     "extensionPeer",
     "extensionDataBuild",
 ];
-
-/// Input of `extensionTarget`.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct TargetInput {
-    /// An upstream entry as written in `CONSUL_SERVICE_UPSTREAMS`, or parsed.
-    upstream: UpstreamArg,
-    /// The extension data value (the JSON text, as stored).
-    data: String,
-    /// The datacenter of the function's own certificate.
-    #[serde(default)]
-    leaf_datacenter: Option<String>,
-}
-
-/// An upstream as text or as its parsed shape.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(untagged)]
-pub(crate) enum UpstreamArg {
-    /// `name[.ns[.ap]]:port[:dc]` or the labelled form.
-    Text(String),
-    /// A parsed upstream.
-    Parsed(Upstream),
-}
-
-/// Calls one of [`FFI_FUNCTIONS`].
-pub(crate) fn ffi_call(function: &str, input: &str) -> Result<String, Failure> {
-    match function {
-        "extensionSettings" => {
-            let env: BTreeMap<String, String> = parse("environment", input)?;
-            emit(&extension_settings_from_env(&env)?)
-        }
-        "extensionUpstream" => {
-            let text: String = parse("upstream entry", input)?;
-            emit(&parse_upstream(&text)?)
-        }
-        "extensionTarget" => {
-            let i: TargetInput = parse("extensionTarget input", input)?;
-            let upstream = match i.upstream {
-                UpstreamArg::Text(t) => parse_upstream(&t)?,
-                UpstreamArg::Parsed(u) => u,
-            };
-            let data = data::parse_extension_data(&i.data)?;
-            emit(&dial_target(
-                &upstream,
-                &data,
-                i.leaf_datacenter.as_deref(),
-            )?)
-        }
-        "extensionDataRead" => {
-            let text: String = parse("extension data text", input)?;
-            emit(&data::read_extension_data(&text)?)
-        }
-        "extensionPeer" => emit(&data::peer_data(&parse("extensionPeer input", input)?)?),
-        "extensionDataBuild" => emit(&data::extension_data_put(&parse(
-            "extensionDataBuild input",
-            input,
-        )?)?),
-        other => Err(crate::error::Diagnostic::new(
-            crate::error::Code::InvalidInput,
-            format!("unknown function `{}`", crate::error::clip(other)),
-            format!("call one of: {}", FFI_FUNCTIONS.join(", ")),
-        )
-        .key("function")
-        .into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn listed_in_the_json_api() {
-        for f in super::FFI_FUNCTIONS {
-            assert!(crate::ffi::FUNCTIONS.contains(f), "{f}");
-        }
-    }
-}

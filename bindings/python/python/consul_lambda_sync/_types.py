@@ -1530,7 +1530,7 @@ class _ExtensionDataInputRequired(TypedDict):
 class ExtensionDataInput(_ExtensionDataInputRequired, total=False):
     """Input of `extension_data_parameter`: what a host fetched for one service."""
 
-    # The service's datacenter (the registrator's, or the function's tag).
+    # The registrator's datacenter (`DATACENTER`, else the agent's).
     datacenter: Optional[str]
     # The customer KMS key (from the plan's operation), when one is configured.
     keyId: Optional[str]
@@ -2149,7 +2149,8 @@ class PeeringRemote(TypedDict, total=False):
 
 
 class Peering(TypedDict, total=False):
-    """The parts of `GET /v1/peering/:name` the extension data needs.
+    """The parts of one peering of `GET /v1/peerings` (or `GET /v1/peering/:name`) the extension
+    data needs.
 
     Other keys are accepted and ignored.
     """
@@ -2167,7 +2168,7 @@ class Peering(TypedDict, total=False):
 
 
 class _PeerInputRequired(TypedDict):
-    # The answer of `GET /v1/peering/:name`.
+    # The answer of one peering of `GET /v1/peerings`.
     peering: Peering
 
 
@@ -2175,7 +2176,7 @@ class PeerInput(_PeerInputRequired, total=False):
     """Input of `peer_data` (the JSON API's `extensionPeer`)."""
 
     # `Service.Connect.PeerMeta.SNI[0]` of any service the peer exports to us (`GET
-    # /v1/health/connect/:service?peer=:name`), when one is imported.
+    # /v1/health/service/:service?peer=:name`), when one is imported.
     importedSni: Optional[str]
 
 

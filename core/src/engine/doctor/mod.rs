@@ -291,14 +291,20 @@ impl Doctoring {
             ConsulRequest::ServiceDefaultsList { scope },
             Probe::ServiceRead,
         );
-        if let Some(dc) = self.datacenter.clone() {
-            let request = ConsulRequest::ServicesElsewhere {
-                node: run.config.node_name.clone(),
-                dc,
-                namespace: None,
-                partition: None,
-            };
-            self.consul(request, Probe::NamesRead);
+        match self.datacenter.clone() {
+            Some(dc) => {
+                let request = ConsulRequest::ServicesElsewhere {
+                    node: run.config.node_name.clone(),
+                    dc,
+                    namespace: None,
+                    partition: None,
+                };
+                self.consul(request, Probe::NamesRead);
+            }
+            None => self.check(skipped(
+                "consul.names_read",
+                "not checked: the datacenter is not known (set DATACENTER, or let the token read the agent)",
+            )),
         }
     }
 

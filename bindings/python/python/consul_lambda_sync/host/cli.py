@@ -333,14 +333,16 @@ def _function_from_tags(args: argparse.Namespace, env: dict[str, str]) -> dict[s
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    # Names, keys and messages come from tags: escaped, they cannot act on the terminal.
     reason = f" ({report['reason']})" if report.get("reason") else ""
-    print(f"{report.get('name')}: {report.get('status')}{reason}")
+    print(printable(f"{report.get('name')}: {report.get('status')}{reason}"))
     for s in report.get("services") or []:
-        print(f"  service {s.get('name')} -> {s.get('arn')}")
+        print(printable(f"  service {s.get('name')} -> {s.get('arn')}"))
     for label in ("errors", "warnings"):
         for d in report.get(label) or []:
             key = d.get("key") or ""
-            print(f"  {label[:-1]} [{d.get('code')}] {key}: {d.get('message')} ({d.get('hint')})")
+            text = f"  {label[:-1]} [{d.get('code')}] {key}: {d.get('message')} ({d.get('hint')})"
+            print(printable(text))
 
 
 def cmd_validate(args: argparse.Namespace, env: dict[str, str]) -> int:

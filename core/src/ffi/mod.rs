@@ -2,6 +2,11 @@
 //! returns the output JSON or a [`Failure`]. One shape (camelCase) for every
 //! runtime, defined by the Rust types of this crate.
 
+mod extension;
+
+#[cfg(feature = "schema")]
+pub(crate) use extension::TargetInput;
+
 use crate::error::{Code, Failure};
 use crate::{aws, config, consul, event, plan, tags};
 use serde::de::DeserializeOwned;
@@ -130,7 +135,7 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
             "GetFunction response",
             input,
         )?)?),
-        f if crate::extension::FFI_FUNCTIONS.contains(&f) => crate::extension::ffi_call(f, input),
+        f if crate::extension::FFI_FUNCTIONS.contains(&f) => extension::call(f, input),
         other => Err(crate::error::Diagnostic::new(
             Code::InvalidInput,
             format!("unknown function `{}`", crate::error::clip(other)),
