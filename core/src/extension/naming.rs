@@ -12,7 +12,7 @@
 //!   (the partition only when it is not `default`); a mesh gateway:
 //!   `spiffe://<trust domain>[/ap/<partition>]/gateway/mesh/dc/<datacenter>`.
 
-use super::data::ExtensionDataValue;
+use super::data::{ExtensionDataValue, PeerData};
 use super::upstreams::Upstream;
 use crate::error::{Code, Diagnostic};
 use serde::{Deserialize, Serialize};
@@ -153,73 +153,107 @@ pub fn dial_target(
     data: &ExtensionDataValue,
     leaf_datacenter: Option<&str>,
 ) -> Result<DialTarget, Diagnostic> {
-    let namespace = upstream.namespace.as_deref();
-    if let Some(peer_name) = &upstream.peer {
-        let peer = data.peers.iter().find(|p| &p.name == peer_name).ok_or_else(|| {
-            Diagnostic::new(
-                Code::UnknownPeer,
-                format!("the extension data describes no peer `{}`", crate::error::clip(peer_name)),
-                "the registrator writes the peers it reads with GET /v1/peering/:name; check the peer's name and that the registrator's version writes peers",
-            )
-            .key("CONSUL_SERVICE_UPSTREAMS")
-            .value(peer_name)
-        })?;
-        let incomplete = |what: &str| {
-            Diagnostic::new(
-                Code::UnknownPeer,
-                format!(
-                    "the extension data's peer `{}` lacks {what}",
-                    crate::error::clip(peer_name)
-                ),
-                "the registrator fills it once the peering is active and exports a service to us",
-            )
-            .key("peers")
-            .value(peer_name)
-        };
-        let remote_name = peer
-            .remote_peer_name
-            .as_deref()
-            .ok_or_else(|| incomplete("remotePeerName"))?;
-        if peer.trust_domain.is_empty() {
-            return Err(incomplete("trustDomain"));
-        }
-        let partition = peer.partition.as_deref();
-        let mut spiffe_ids = Vec::new();
-        if let Some(dc) = peer.datacenter.as_deref() {
-            spiffe_ids.push(service_spiffe_id(
-                &peer.trust_domain,
-                partition,
-                namespace,
-                dc,
-                &upstream.service,
-            ));
-            spiffe_ids.push(mesh_gateway_spiffe_id(&peer.trust_domain, partition, dc));
-        }
-        return Ok(DialTarget {
-            port: upstream.port,
-            sni: peered_service_sni(
-                &upstream.service,
-                namespace,
-                partition,
-                remote_name,
-                &peer.trust_domain,
-            ),
-            spiffe_ids,
-            trust_domain: peer.trust_domain.clone(),
-            datacenter: peer.datacenter.clone(),
-            peer: Some(peer_name.clone()),
-            datacenter_source: "peering".to_owned(),
-        });
+    match &upstream.peer {
+        Some(peer_name) => peered_dial_target(upstream, peer_name, data),
+        None => Ok(local_dial_target(upstream, data, leaf_datacenter)),
     }
-    let (datacenter, source) = match (&upstream.datacenter, &data.datacenter, leaf_datacenter) {
-        (Some(dc), _, _) => (dc.as_str(), "upstream"),
-        (None, Some(dc), _) if !dc.is_empty() => (dc.as_str(), "data"),
-        (None, _, Some(dc)) if !dc.is_empty() => (dc, "certificate"),
-        _ => (UPSTREAM_DEFAULT_DATACENTER, "fallback"),
+}
+
+/// The dial target of an upstream exported by the cluster peer `peer_name`: the
+/// peer's entry in the extension data names its SNI and identities.
+fn peered_dial_target(
+    upstream: &Upstream,
+    peer_name: &str,
+    data: &ExtensionDataValue,
+) -> Result<DialTarget, Diagnostic> {
+    let peer = find_peer(data, peer_name)?;
+    let remote_name = peer
+        .remote_peer_name
+        .as_deref()
+        .ok_or_else(|| incomplete_peer(peer_name, "remotePeerName"))?;
+    if peer.trust_domain.is_empty() {
+        return Err(incomplete_peer(peer_name, "trustDomain"));
+    }
+    let namespace = upstream.namespace.as_deref();
+    let partition = peer.partition.as_deref();
+    Ok(DialTarget {
+        port: upstream.port,
+        sni: peered_service_sni(
+            &upstream.service,
+            namespace,
+            partition,
+            remote_name,
+            &peer.trust_domain,
+        ),
+        spiffe_ids: peer_spiffe_ids(upstream, peer),
+        trust_domain: peer.trust_domain.clone(),
+        datacenter: peer.datacenter.clone(),
+        peer: Some(peer_name.to_owned()),
+        datacenter_source: "peering".to_owned(),
+    })
+}
+
+/// The extension data's entry for the peer `peer_name`.
+fn find_peer<'a>(
+    data: &'a ExtensionDataValue,
+    peer_name: &str,
+) -> Result<&'a PeerData, Diagnostic> {
+    data.peers.iter().find(|p| p.name == peer_name).ok_or_else(|| {
+        Diagnostic::new(
+            Code::UnknownPeer,
+            format!("the extension data describes no peer `{}`", crate::error::clip(peer_name)),
+            "the registrator writes the peers it reads with GET /v1/peering/:name; check the peer's name and that the registrator's version writes peers",
+        )
+        .key("CONSUL_SERVICE_UPSTREAMS")
+        .value(peer_name)
+    })
+}
+
+/// The peer `peer_name` is in the extension data but lacks the field `what`.
+fn incomplete_peer(peer_name: &str, what: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnknownPeer,
+        format!(
+            "the extension data's peer `{}` lacks {what}",
+            crate::error::clip(peer_name)
+        ),
+        "the registrator fills it once the peering is active and exports a service to us",
+    )
+    .key("peers")
+    .value(peer_name)
+}
+
+/// The identities a peered upstream's server may present: the service's and the
+/// exporting cluster's mesh gateway's, when the peer's datacenter is known (none
+/// otherwise).
+fn peer_spiffe_ids(upstream: &Upstream, peer: &PeerData) -> Vec<String> {
+    let Some(dc) = peer.datacenter.as_deref() else {
+        return Vec::new();
     };
+    let partition = peer.partition.as_deref();
+    vec![
+        service_spiffe_id(
+            &peer.trust_domain,
+            partition,
+            upstream.namespace.as_deref(),
+            dc,
+            &upstream.service,
+        ),
+        mesh_gateway_spiffe_id(&peer.trust_domain, partition, dc),
+    ]
+}
+
+/// The dial target of an upstream in a datacenter of the local cluster.
+fn local_dial_target(
+    upstream: &Upstream,
+    data: &ExtensionDataValue,
+    leaf_datacenter: Option<&str>,
+) -> DialTarget {
+    let (datacenter, source) = upstream_datacenter(upstream, data, leaf_datacenter);
+    let namespace = upstream.namespace.as_deref();
     let partition = upstream.partition.as_deref();
     let td = &data.trust_domain;
-    Ok(DialTarget {
+    DialTarget {
         port: upstream.port,
         sni: service_sni(
             &upstream.service,
@@ -240,7 +274,23 @@ pub fn dial_target(
         datacenter: Some(datacenter.to_owned()),
         peer: None,
         datacenter_source: source.to_owned(),
-    })
+    }
+}
+
+/// The datacenter of a local upstream and where it came from (see
+/// [`DialTarget::datacenter_source`]): the entry's, else the data's, else the
+/// function's certificate's, else `dc1`.
+fn upstream_datacenter<'a>(
+    upstream: &'a Upstream,
+    data: &'a ExtensionDataValue,
+    leaf_datacenter: Option<&'a str>,
+) -> (&'a str, &'static str) {
+    match (&upstream.datacenter, &data.datacenter, leaf_datacenter) {
+        (Some(dc), _, _) => (dc.as_str(), "upstream"),
+        (None, Some(dc), _) if !dc.is_empty() => (dc.as_str(), "data"),
+        (None, _, Some(dc)) if !dc.is_empty() => (dc, "certificate"),
+        _ => (UPSTREAM_DEFAULT_DATACENTER, "fallback"),
+    }
 }
 
 #[cfg(test)]

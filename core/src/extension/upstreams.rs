@@ -92,22 +92,7 @@ fn invalid(value: &str, why: &str) -> Diagnostic {
 /// Parses one `CONSUL_SERVICE_UPSTREAMS` entry (surrounding spaces ignored).
 pub fn parse_upstream(entry: &str) -> Result<Upstream, Diagnostic> {
     let entry = entry.trim();
-    let parts: Vec<&str> = entry.split(':').collect();
-    let (name, port, datacenter) = match parts.as_slice() {
-        [name, port] => (*name, *port, None),
-        [name, port, dc] => (*name, *port, Some(*dc)),
-        [_] => return Err(invalid(entry, "has no port")),
-        _ => return Err(invalid(entry, "has more than three `:`-separated parts")),
-    };
-    let port = match port.parse::<u16>() {
-        Ok(p) if p > 0 => p,
-        _ => {
-            return Err(invalid(
-                entry,
-                "has a port that is not a number from 1 to 65535",
-            ))
-        }
-    };
+    let (name, port, datacenter) = split_entry(entry)?;
     let labels: Vec<&str> = name.split('.').collect();
     let mut up = Upstream {
         service: String::new(),
@@ -126,25 +111,7 @@ pub fn parse_upstream(entry: &str) -> Result<Upstream, Diagnostic> {
                 ));
             }
             up.service = (*service).to_owned();
-            for pair in rest.chunks(2) {
-                let (value, label) = match pair {
-                    [v, l] => (*v, *l),
-                    _ => return Err(invalid(entry, "has a label without a value (each value is followed by ns, ap, peer or dc)")),
-                };
-                let slot = match label {
-                    "ns" => &mut up.namespace,
-                    "ap" => &mut up.partition,
-                    "peer" => &mut up.peer,
-                    "dc" => &mut up.datacenter,
-                    _ => return Err(invalid(entry, "has a label other than ns, ap, peer or dc")),
-                };
-                if slot.replace(value.to_owned()).is_some() {
-                    return Err(invalid(entry, "repeats a label"));
-                }
-            }
-            if up.peer.is_some() && (up.partition.is_some() || up.datacenter.is_some()) {
-                return Err(invalid(entry, "names a peer together with a partition or datacenter (a peer's partition and datacenter come from the peering)"));
-            }
+            read_labels(entry, rest, &mut up)?;
         }
         [service] => up.service = (*service).to_owned(),
         [service, ns] => {
@@ -166,6 +133,61 @@ pub fn parse_upstream(entry: &str) -> Result<Upstream, Diagnostic> {
     if up.datacenter.is_none() {
         up.datacenter = datacenter.map(str::to_owned);
     }
+    validate_upstream_names(entry, &up)?;
+    Ok(up)
+}
+
+/// Splits an entry into its name, its port (1 to 65535) and its datacenter, if
+/// any (`name:port[:datacenter]`).
+fn split_entry(entry: &str) -> Result<(&str, u16, Option<&str>), Diagnostic> {
+    let parts: Vec<&str> = entry.split(':').collect();
+    let (name, port, datacenter) = match parts.as_slice() {
+        [name, port] => (*name, *port, None),
+        [name, port, dc] => (*name, *port, Some(*dc)),
+        [_] => return Err(invalid(entry, "has no port")),
+        _ => return Err(invalid(entry, "has more than three `:`-separated parts")),
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((name, p, datacenter)),
+        _ => Err(invalid(
+            entry,
+            "has a port that is not a number from 1 to 65535",
+        )),
+    }
+}
+
+/// Reads the `value.label` pairs after `name.svc` in the labelled form into `up`:
+/// each of `ns`, `ap`, `peer` and `dc` at most once, and a peer with neither a
+/// partition nor a datacenter.
+fn read_labels(entry: &str, rest: &[&str], up: &mut Upstream) -> Result<(), Diagnostic> {
+    for pair in rest.chunks(2) {
+        let (value, label) =
+            match pair {
+                [v, l] => (*v, *l),
+                _ => return Err(invalid(
+                    entry,
+                    "has a label without a value (each value is followed by ns, ap, peer or dc)",
+                )),
+            };
+        let slot = match label {
+            "ns" => &mut up.namespace,
+            "ap" => &mut up.partition,
+            "peer" => &mut up.peer,
+            "dc" => &mut up.datacenter,
+            _ => return Err(invalid(entry, "has a label other than ns, ap, peer or dc")),
+        };
+        if slot.replace(value.to_owned()).is_some() {
+            return Err(invalid(entry, "repeats a label"));
+        }
+    }
+    if up.peer.is_some() && (up.partition.is_some() || up.datacenter.is_some()) {
+        return Err(invalid(entry, "names a peer together with a partition or datacenter (a peer's partition and datacenter come from the peering)"));
+    }
+    Ok(())
+}
+
+/// Checks that every name of the upstream parsed from `entry` is one Consul allows.
+fn validate_upstream_names(entry: &str, up: &Upstream) -> Result<(), Diagnostic> {
     for (what, value) in [
         ("service", Some(&up.service)),
         ("namespace", up.namespace.as_ref()),
@@ -182,7 +204,7 @@ pub fn parse_upstream(entry: &str) -> Result<Upstream, Diagnostic> {
             }
         }
     }
-    Ok(up)
+    Ok(())
 }
 
 /// Parses a duration in Go's syntax (`time.ParseDuration`, which upstream's
@@ -270,127 +292,32 @@ fn parse_host_port(value: &str) -> Option<(String, u16)> {
 pub fn extension_settings_from_env(
     env: &BTreeMap<String, String>,
 ) -> Result<ExtensionSettings, Failure> {
-    let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let mut errors = Vec::new();
-    let missing = |key: &str, hint: &str| {
-        Diagnostic::new(Code::MissingSetting, format!("{key} is not set"), hint).key(key)
+    let mut reader = EnvReader {
+        env,
+        errors: Vec::new(),
     };
-
-    let service = get("AWS_LAMBDA_FUNCTION_NAME")
-        .unwrap_or_default()
-        .to_owned();
-    if service.is_empty() {
-        errors.push(missing(
-            "AWS_LAMBDA_FUNCTION_NAME",
-            "Lambda sets it; outside Lambda, set it to the function's name (its Consul service)",
-        ));
-    }
-    let mut name = |key: &str| {
-        let v = get(key)?;
-        match validate_consul_name(key, v) {
-            Ok(()) => Some(v.to_owned()),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        }
-    };
-    let namespace = name("CONSUL_SERVICE_NAMESPACE");
-    let partition = name("CONSUL_SERVICE_PARTITION");
-
-    let (mesh_gateway_host, mesh_gateway_port) = match get("CONSUL_MESH_GATEWAY_URI") {
-        None => {
-            errors.push(missing(
-                "CONSUL_MESH_GATEWAY_URI",
-                "set it to the mesh gateway's address, e.g. mesh-gateway.internal:8443",
-            ));
-            (String::new(), 0)
-        }
-        Some(v) => parse_host_port(v).unwrap_or_else(|| {
-            errors.push(
-                Diagnostic::new(
-                    Code::InvalidUrl,
-                    "CONSUL_MESH_GATEWAY_URI must be host:port (no scheme), as upstream dials it",
-                    "e.g. mesh-gateway.internal:8443 or 10.0.1.5:8443",
-                )
-                .key("CONSUL_MESH_GATEWAY_URI")
-                .value(v),
-            );
-            (String::new(), 0)
-        }),
-    };
-
-    let data_prefix = match get("CONSUL_EXTENSION_DATA_PREFIX") {
-        None => {
-            errors.push(missing(
-                "CONSUL_EXTENSION_DATA_PREFIX",
-                "set it to the registrator's CONSUL_EXTENSION_DATA_PREFIX, e.g. /lambda_extension_data",
-            ));
-            String::new()
-        }
-        Some(p) => {
-            if let Err(e) = validate_data_prefix(p) {
-                errors.push(e);
-            }
-            p.to_owned()
-        }
-    };
-
-    let mut upstreams = Vec::new();
-    let mut ports = BTreeSet::new();
-    if let Some(list) = get("CONSUL_SERVICE_UPSTREAMS") {
-        for entry in list.split(',') {
-            if entry.trim().is_empty() {
-                errors.push(invalid(list, "has an empty entry"));
-                continue;
-            }
-            match parse_upstream(entry) {
-                Ok(up) if !ports.insert(up.port) => {
-                    errors.push(invalid(
-                        entry.trim(),
-                        "uses a port that another upstream uses",
-                    ));
-                }
-                Ok(up) => upstreams.push(up),
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-
-    let mut duration = |key: &str, default: u64| match get(key) {
-        None => default,
-        Some(v) => parse_go_duration(v).unwrap_or_else(|| {
-            errors.push(
-                Diagnostic::new(
-                    Code::InvalidDuration,
-                    format!("{key} must be a positive Go duration"),
-                    "e.g. 30s, 5m or 1h30m (a number needs a unit)",
-                )
-                .key(key)
-                .value(v),
-            );
-            default
-        }),
-    };
-    let refresh_frequency_ms = duration("CONSUL_REFRESH_FREQUENCY", DEFAULT_REFRESH_FREQUENCY_MS);
-    let proxy_timeout_ms = duration("CONSUL_EXTENSION_PROXY_TIMEOUT", DEFAULT_PROXY_TIMEOUT_MS);
-
-    let log_level = match get("LOG_LEVEL").map(parse_log_level) {
-        None => LogLevel::Info,
-        Some(Ok(l)) => l,
-        Some(Err(e)) => {
-            errors.push(e);
-            LogLevel::Info
-        }
-    };
+    // The problems are listed in this order.
+    let service = reader.service();
+    let namespace = reader.consul_name("CONSUL_SERVICE_NAMESPACE");
+    let partition = reader.consul_name("CONSUL_SERVICE_PARTITION");
+    let (mesh_gateway_host, mesh_gateway_port) = reader.mesh_gateway();
+    let data_prefix = reader.data_prefix();
+    let upstreams = reader.upstreams();
+    let refresh_frequency_ms =
+        reader.duration("CONSUL_REFRESH_FREQUENCY", DEFAULT_REFRESH_FREQUENCY_MS);
+    let proxy_timeout_ms =
+        reader.duration("CONSUL_EXTENSION_PROXY_TIMEOUT", DEFAULT_PROXY_TIMEOUT_MS);
+    let log_level = reader.log_level();
     // Upstream: `strings.ToLower(TRACE_ENABLED) == "true"`; anything else is off.
-    let trace_enabled = get("TRACE_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let trace_enabled = reader
+        .get("TRACE_ENABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
 
-    if !errors.is_empty() {
+    if !reader.errors.is_empty() {
         return Err(Failure::many(
             Code::InvalidConfig,
             "invalid extension settings",
-            errors,
+            reader.errors,
         ));
     }
     let parameter_name = format!(
@@ -412,6 +339,151 @@ pub fn extension_settings_from_env(
         log_level,
         trace_enabled,
     })
+}
+
+/// `key is not set`.
+fn missing(key: &str, hint: &str) -> Diagnostic {
+    Diagnostic::new(Code::MissingSetting, format!("{key} is not set"), hint).key(key)
+}
+
+/// Reads the extension's environment one setting at a time, collecting every
+/// problem in `errors`; a setting with a problem reads as its default.
+struct EnvReader<'a> {
+    env: &'a BTreeMap<String, String>,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> EnvReader<'a> {
+    /// The trimmed value of `key`; `None` when unset or empty.
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.env
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `AWS_LAMBDA_FUNCTION_NAME` (required; empty when missing).
+    fn service(&mut self) -> String {
+        let service = self
+            .get("AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_default()
+            .to_owned();
+        if service.is_empty() {
+            self.errors.push(missing(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                "Lambda sets it; outside Lambda, set it to the function's name (its Consul service)",
+            ));
+        }
+        service
+    }
+
+    /// An optional setting that must be a name Consul allows.
+    fn consul_name(&mut self, key: &str) -> Option<String> {
+        let v = self.get(key)?;
+        match validate_consul_name(key, v) {
+            Ok(()) => Some(v.to_owned()),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    /// `CONSUL_MESH_GATEWAY_URI` (required): its host and port.
+    fn mesh_gateway(&mut self) -> (String, u16) {
+        let Some(v) = self.get("CONSUL_MESH_GATEWAY_URI") else {
+            self.errors.push(missing(
+                "CONSUL_MESH_GATEWAY_URI",
+                "set it to the mesh gateway's address, e.g. mesh-gateway.internal:8443",
+            ));
+            return (String::new(), 0);
+        };
+        parse_host_port(v).unwrap_or_else(|| {
+            self.errors.push(
+                Diagnostic::new(
+                    Code::InvalidUrl,
+                    "CONSUL_MESH_GATEWAY_URI must be host:port (no scheme), as upstream dials it",
+                    "e.g. mesh-gateway.internal:8443 or 10.0.1.5:8443",
+                )
+                .key("CONSUL_MESH_GATEWAY_URI")
+                .value(v),
+            );
+            (String::new(), 0)
+        })
+    }
+
+    /// `CONSUL_EXTENSION_DATA_PREFIX` (required).
+    fn data_prefix(&mut self) -> String {
+        let Some(p) = self.get("CONSUL_EXTENSION_DATA_PREFIX") else {
+            self.errors.push(missing(
+                "CONSUL_EXTENSION_DATA_PREFIX",
+                "set it to the registrator's CONSUL_EXTENSION_DATA_PREFIX, e.g. /lambda_extension_data",
+            ));
+            return String::new();
+        };
+        if let Err(e) = validate_data_prefix(p) {
+            self.errors.push(e);
+        }
+        p.to_owned()
+    }
+
+    /// `CONSUL_SERVICE_UPSTREAMS` (optional): the valid entries, in order, each
+    /// with a port of its own.
+    fn upstreams(&mut self) -> Vec<Upstream> {
+        let mut upstreams = Vec::new();
+        let Some(list) = self.get("CONSUL_SERVICE_UPSTREAMS") else {
+            return upstreams;
+        };
+        let mut ports = BTreeSet::new();
+        for entry in list.split(',') {
+            if entry.trim().is_empty() {
+                self.errors.push(invalid(list, "has an empty entry"));
+                continue;
+            }
+            match parse_upstream(entry) {
+                Ok(up) if !ports.insert(up.port) => {
+                    self.errors.push(invalid(
+                        entry.trim(),
+                        "uses a port that another upstream uses",
+                    ));
+                }
+                Ok(up) => upstreams.push(up),
+                Err(e) => self.errors.push(e),
+            }
+        }
+        upstreams
+    }
+
+    /// An optional Go duration, in milliseconds (`default` when unset).
+    fn duration(&mut self, key: &str, default: u64) -> u64 {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
+        parse_go_duration(v).unwrap_or_else(|| {
+            self.errors.push(
+                Diagnostic::new(
+                    Code::InvalidDuration,
+                    format!("{key} must be a positive Go duration"),
+                    "e.g. 30s, 5m or 1h30m (a number needs a unit)",
+                )
+                .key(key)
+                .value(v),
+            );
+            default
+        })
+    }
+
+    /// `LOG_LEVEL` (default `info`).
+    fn log_level(&mut self) -> LogLevel {
+        match self.get("LOG_LEVEL").map(parse_log_level) {
+            None => LogLevel::Info,
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.errors.push(e);
+                LogLevel::Info
+            }
+        }
+    }
 }
 
 /// Reads `LOG_LEVEL` as the registrator does: any case, `warning` for `warn`.
