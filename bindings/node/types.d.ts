@@ -60,7 +60,9 @@ export type ErrorCode =
   | 'extension_data_prefix_overlap'
   | 'name_on_other_node'
   | 'alias_not_found'
-  | 'answer_too_large';
+  | 'answer_too_large'
+  | 'mesh_item_not_ours'
+  | 'mesh_record_full';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -746,6 +748,11 @@ export type Change = 'create' | 'update' | 'delete' | 'unchanged';
 export interface MeshChange {
   /** Managed services listed (for exported services: or given a configured consumer). */
   add: MeshItem[];
+  /**
+   * Items an earlier version listed, exactly as the registrator writes them, now recorded as the
+   * registrator's (in the entry's `Meta`).
+   */
+  adopt?: MeshItem[];
   /** `create` or `update`. */
   change: Change;
   /** The entry's kind. */

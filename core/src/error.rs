@@ -144,6 +144,10 @@ codes! {
     AliasNotFound => "alias_not_found",
     /// A Consul answer was larger than the host reads for that request: nothing is written.
     AnswerTooLarge => "answer_too_large",
+    /// A terminating-gateway or exported-services item for a service the registrator manages was not added by it (its record in the entry's Meta does not name it) and is not exactly what it writes: it is left exactly as it is, neither changed nor removed (a warning).
+    MeshItemNotOurs => "mesh_item_not_ours",
+    /// The registrator's record in a mesh entry's Meta (64 pairs of 512 bytes, less the entry's other pairs) has no room for more items: the services that do not fit are not listed in the entry (a warning).
+    MeshRecordFull => "mesh_record_full",
 }
 
 impl fmt::Display for Code {

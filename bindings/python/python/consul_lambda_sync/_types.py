@@ -74,6 +74,8 @@ ErrorCode = Literal[
     "name_on_other_node",
     "alias_not_found",
     "answer_too_large",
+    "mesh_item_not_ours",
+    "mesh_record_full",
 ]
 
 
@@ -886,6 +888,9 @@ class _MeshChangeRequired(TypedDict):
 class MeshChange(_MeshChangeRequired, total=False):
     """A change to a mesh config entry: the plan's row for it."""
 
+    # Items an earlier version listed, exactly as the registrator writes them, now recorded as the
+    # registrator's (in the entry's `Meta`).
+    adopt: list[MeshItem]
     # The partition (Enterprise).
     partition: str
 
