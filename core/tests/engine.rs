@@ -69,7 +69,7 @@ struct World {
     edit_before_delete: Option<String>,
 }
 
-/// What Consul (1.22) answers 400 to in a mesh entry: `Meta` over 64 pairs, a
+/// What Consul (1.22) answers 500 to in a mesh entry: `Meta` over 64 pairs, a
 /// key over 128 bytes or a value over 512; an exported service without consumers.
 fn consul_rejects(body: &Value) -> Option<String> {
     let meta = body.get("Meta").and_then(Value::as_object);
@@ -264,7 +264,7 @@ impl World {
                 let body = c.body.clone().unwrap();
                 assert!(body.get("ModifyIndex").is_none() && body.get("CreateIndex").is_none());
                 if let Some(why) = consul_rejects(&body) {
-                    return ok(400, json!(why));
+                    return ok(500, json!(why));
                 }
                 let key = format!(
                     "{}/{}",
