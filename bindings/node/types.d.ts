@@ -65,7 +65,9 @@ export type ErrorCode =
   | 'invalid_duration'
   | 'missing_setting'
   | 'invalid_extension_data'
-  | 'unknown_peer';
+  | 'unknown_peer'
+  | 'mesh_item_not_ours'
+  | 'mesh_record_full';
 
 /** One entry of `errorCodes`. */
 export interface ErrorCodeInfo {
@@ -777,6 +779,11 @@ export type Change = 'create' | 'update' | 'delete' | 'unchanged';
 export interface MeshChange {
   /** Managed services listed (for exported services: or given a configured consumer). */
   add: MeshItem[];
+  /**
+   * Items an earlier version listed, exactly as the registrator writes them, now recorded as the
+   * registrator's (in the entry's `Meta`).
+   */
+  adopt?: MeshItem[];
   /** `create` or `update`. */
   change: Change;
   /** The entry's kind. */

@@ -154,6 +154,10 @@ codes! {
     InvalidExtensionData => "invalid_extension_data",
     /// A peered upstream names a peer that the extension data does not describe (or describes without the fields its SNI name needs).
     UnknownPeer => "unknown_peer",
+    /// A terminating-gateway or exported-services item for a service the registrator manages was not added by it (its record in the entry's Meta does not name it) and is not exactly what it writes: it is left exactly as it is, neither changed nor removed (a warning).
+    MeshItemNotOurs => "mesh_item_not_ours",
+    /// The registrator's record in a mesh entry's Meta (64 pairs of 512 bytes, less the entry's other pairs) has no room for more items: the services that do not fit are not listed in the entry (a warning).
+    MeshRecordFull => "mesh_record_full",
 }
 
 impl fmt::Display for Code {

@@ -69,6 +69,35 @@ struct World {
     edit_before_delete: Option<String>,
 }
 
+/// What Consul (1.22) answers 500 to in a mesh entry: `Meta` over 64 pairs, a
+/// key over 128 bytes or a value over 512; an exported service without consumers.
+fn consul_rejects(body: &Value) -> Option<String> {
+    let meta = body.get("Meta").and_then(Value::as_object);
+    if meta.is_some_and(|m| m.len() > 64) {
+        return Some("Meta exceeds maximum element count 64".into());
+    }
+    for (k, v) in meta.into_iter().flatten() {
+        if k.len() > 128 {
+            return Some(format!("Meta key {k:?} exceeds maximum length 128"));
+        }
+        if v.as_str().is_some_and(|v| v.len() > 512) {
+            return Some(format!(
+                "Meta value for key {k:?} exceeds maximum length 512"
+            ));
+        }
+    }
+    let services = body.get("Services").and_then(Value::as_array);
+    let exported = body["Kind"] == "exported-services";
+    services
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .find_map(|(i, s)| {
+            let none = s["Consumers"].as_array().map_or(true, Vec::is_empty);
+            (exported && none).then(|| format!("Services[{i}]: must have at least one consumer"))
+        })
+}
+
 /// Consul's check-and-set on a config entry write: applies `body` when `cas`
 /// allows (none: always; 0: only if absent; n: only at ModifyIndex n).
 fn cas_write(
@@ -234,6 +263,9 @@ impl World {
                 }
                 let body = c.body.clone().unwrap();
                 assert!(body.get("ModifyIndex").is_none() && body.get("CreateIndex").is_none());
+                if let Some(why) = consul_rejects(&body) {
+                    return ok(500, json!(why));
+                }
                 let key = format!(
                     "{}/{}",
                     body["Kind"].as_str().unwrap(),
@@ -1012,7 +1044,13 @@ fn the_gateway_entry_is_created_extended_and_shrunk_and_items_not_ours_are_kept(
         body["Services"][0],
         json!({"Name": "human", "CAFile": "/ca.pem"})
     );
-    assert_eq!(body["Meta"], json!({"owner": "net"}));
+    // The person's Meta pair is kept; the registrator's record names its items
+    // (the ones written before the person replaced the Meta were adopted: exactly
+    // what it writes).
+    assert_eq!(
+        body["Meta"],
+        json!({"owner": "net", "consul-lambda-sync/lambdas/0": "f0000,f0002"})
+    );
     // In step: nothing to write.
     w.seen.clear();
     let (r, _) = run(&mut w, mesh_start(&gw));
@@ -1090,32 +1128,249 @@ fn services_are_exported_to_the_peers() {
         (
             5,
             json!({"Kind": "exported-services", "Name": "default", "Services": [
-                {"Name": "web", "Consumers": [{"Peer": "east"}]},
-                {"Name": "f0000", "Consumers": [{"Peer": "east"}]}
+                {"Name": "web", "Consumers": [{"Peer": "east"}]}
             ]}),
         ),
     );
     let (r, _) = run(&mut w, mesh_start(&[("EXPORTED_SERVICES_PEERS", "west")]));
     assert!(r.ok, "{}", r.message);
+    let entry = &w.mesh["exported-services/default"].1;
     assert_eq!(
-        w.mesh["exported-services/default"].1["Services"],
+        entry["Services"],
         json!([
             {"Name": "web", "Consumers": [{"Peer": "east"}]},
-            {"Name": "f0000", "Consumers": [{"Peer": "east"}, {"Peer": "west"}]},
+            {"Name": "f0000", "Consumers": [{"Peer": "west"}]},
             {"Name": "f0001", "Consumers": [{"Peer": "west"}]}
         ])
+    );
+    assert_eq!(
+        entry["Meta"],
+        json!({"consul-lambda-sync/lambdas/0": "f0000,f0001"})
     );
     // Deregistered: its item goes.
     w.functions.remove(&arn("f0000"));
     let (r, _) = run(&mut w, mesh_start(&[("EXPORTED_SERVICES_PEERS", "west")]));
     assert!(r.ok, "{}", r.message);
-    let names: Vec<&str> = w.mesh["exported-services/default"].1["Services"]
+    let entry = &w.mesh["exported-services/default"].1;
+    let names: Vec<&str> = entry["Services"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["Name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web", "f0001"]);
+    assert_eq!(
+        entry["Meta"],
+        json!({"consul-lambda-sync/lambdas/0": "f0001"})
+    );
+}
+
+fn warning_codes(r: &SyncResult) -> Vec<String> {
+    r.plan
+        .as_ref()
+        .unwrap()
+        .warnings
+        .iter()
+        .map(|d| d.code.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_persons_gateway_item_for_a_managed_name_is_unchanged_across_our_add_and_withdraw() {
+    let gw = [("TERMINATING_GATEWAY_NAME", "tgw2")];
+    let theirs = json!({"Name": "ledger-api", "CAFile": "/etc/ca.pem", "SNI": "ledger.internal"});
+    let meta = json!({"owner": "network-team", "note": "TLS for ledger-api, see RUN-12"});
+    let mut w = World::new();
+    w.tag("ledger", &[]);
+    w.tag("ledger-api", &[]);
+    w.mesh.insert(
+        "terminating-gateway/tgw2".into(),
+        (
+            5,
+            json!({"Kind": "terminating-gateway", "Name": "tgw2", "Meta": meta, "Services": [theirs]}),
+        ),
+    );
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    let entry = &w.mesh["terminating-gateway/tgw2"].1;
+    assert_eq!(entry["Services"], json!([theirs, {"Name": "ledger"}]));
+    let mut recorded = meta.clone();
+    recorded["consul-lambda-sync/lambdas/0"] = json!("ledger");
+    assert_eq!(entry["Meta"], recorded);
+    assert_eq!(warning_codes(&r), ["mesh_item_not_ours"]);
+    let warning = &r.plan.as_ref().unwrap().warnings[0];
+    assert!(
+        warning.message.contains("ledger-api"),
+        "{}",
+        warning.message
+    );
+    // Both functions go: only our item is taken out; theirs and their Meta stay
+    // exactly as written.
+    w.functions.clear();
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert!(w.services.is_empty());
+    let entry = &w.mesh["terminating-gateway/tgw2"].1;
+    assert_eq!(
+        *entry,
+        json!({"Kind": "terminating-gateway", "Name": "tgw2", "Meta": meta, "Services": [theirs]})
+    );
+}
+
+#[test]
+fn a_persons_exported_item_for_a_managed_name_is_unchanged_across_our_add_and_withdraw() {
+    let peers = [("EXPORTED_SERVICES_PEERS", "west")];
+    let theirs = json!({"Name": "payments", "Consumers": [{"Peer": "east"}]});
+    let mut w = World::new();
+    w.tag("payments", &[]);
+    w.tag("orders", &[]);
+    w.mesh.insert(
+        "exported-services/default".into(),
+        (
+            5,
+            json!({"Kind": "exported-services", "Name": "default", "Services": [theirs]}),
+        ),
+    );
+    let (r, _) = run(&mut w, mesh_start(&peers));
+    assert!(r.ok, "{}", r.message);
+    let entry = &w.mesh["exported-services/default"].1;
+    assert_eq!(
+        entry["Services"],
+        json!([theirs, {"Name": "orders", "Consumers": [{"Peer": "west"}]}]),
+        "west is not merged into their item"
+    );
+    assert_eq!(warning_codes(&r), ["mesh_item_not_ours"]);
+    let hint = &r.plan.as_ref().unwrap().warnings[0].hint;
+    assert!(hint.contains("add them to the item yourself"), "{hint}");
+    // Withdrawn: their item, with its export to east, stays.
+    w.functions.clear();
+    let (r, _) = run(&mut w, mesh_start(&peers));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(
+        w.mesh["exported-services/default"].1,
+        json!({"Kind": "exported-services", "Name": "default", "Services": [theirs]})
+    );
+}
+
+#[test]
+fn an_earlier_versions_item_is_adopted_when_exact_and_left_when_not() {
+    let gw = [("TERMINATING_GATEWAY_NAME", "tgw")];
+    let mut w = world_with(3);
+    run(&mut w, start());
+    // As an earlier version left it (no record), with one item edited since, and
+    // one item another registrator recorded.
+    let before = json!({"Kind": "terminating-gateway", "Name": "tgw",
+        "Meta": {"consul-lambda-sync/east/0": "f0002"},
+        "Services": [{"Name": "f0000"}, {"Name": "f0001", "SNI": "f1.internal"}, {"Name": "f0002"}]});
+    w.mesh
+        .insert("terminating-gateway/tgw".into(), (5, before.clone()));
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    let plan = r.plan.as_ref().unwrap();
+    assert_eq!(plan.mesh[0].adopt.len(), 1);
+    assert_eq!(warning_codes(&r), ["mesh_item_not_ours"]);
+    let entry = &w.mesh["terminating-gateway/tgw"].1;
+    assert_eq!(
+        entry["Services"], before["Services"],
+        "only the record is written"
+    );
+    assert_eq!(
+        entry["Meta"],
+        json!({"consul-lambda-sync/east/0": "f0002", "consul-lambda-sync/lambdas/0": "f0000"})
+    );
+    // In step.
+    w.seen.clear();
+    run(&mut w, mesh_start(&gw));
+    assert_eq!(w.writes(), 0, "{:?}", w.seen);
+    // All three go: only the adopted item is taken out.
+    w.functions.clear();
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert!(w.services.is_empty());
+    assert_eq!(
+        w.mesh["terminating-gateway/tgw"].1,
+        json!({"Kind": "terminating-gateway", "Name": "tgw",
+            "Meta": {"consul-lambda-sync/east/0": "f0002"},
+            "Services": [{"Name": "f0001", "SNI": "f1.internal"}, {"Name": "f0002"}]})
+    );
+}
+
+#[test]
+fn a_full_meta_record_lists_only_what_fits_and_loses_track_of_nothing() {
+    let gw = [("TERMINATING_GATEWAY_NAME", "tgw")];
+    let mut meta = serde_json::Map::new();
+    for i in 0..63 {
+        meta.insert(format!("team-{i:02}"), json!(format!("value {i}")));
+    }
+    let mut w = World::new();
+    // 60-character names: 8 to a 512-byte value (8 × 61 − 1 = 487 bytes).
+    let name = |i: usize| format!("{i:02}-{}", "x".repeat(57));
+    for i in 0..20 {
+        w.tag(&name(i), &[]);
+    }
+    w.mesh.insert(
+        "terminating-gateway/tgw".into(),
+        (
+            5,
+            json!({"Kind": "terminating-gateway", "Name": "tgw", "Meta": meta, "Services": []}),
+        ),
+    );
+    let listed = |w: &World| -> Vec<String> {
+        w.mesh["terminating-gateway/tgw"].1["Services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let record = |w: &World| -> Vec<String> {
+        let m = w.mesh["terminating-gateway/tgw"].1["Meta"]
+            .as_object()
+            .unwrap();
+        assert!(m.len() <= 64);
+        m.iter()
+            .filter(|(k, _)| k.starts_with("consul-lambda-sync/lambdas/"))
+            .flat_map(|(_, v)| v.as_str().unwrap().split(',').map(str::to_owned))
+            .collect()
+    };
+    // One pair is left: 8 services are listed, 12 are not (a warning).
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(listed(&w).len(), 8);
+    assert_eq!(record(&w), listed(&w), "every item listed is recorded");
+    assert_eq!(warning_codes(&r), ["mesh_record_full"]);
+    assert!(r.plan.as_ref().unwrap().warnings[0]
+        .message
+        .contains("no room for 12 more"));
+    // A person drops two pairs: 16 more fit (12 wanted).
+    {
+        let m = w.mesh.get_mut("terminating-gateway/tgw").unwrap();
+        let meta = m.1["Meta"].as_object_mut().unwrap();
+        meta.remove("team-00");
+        meta.remove("team-01");
+    }
+    let (r, _) = run(&mut w, mesh_start(&gw));
+    assert!(r.ok, "{}", r.message);
+    assert_eq!(listed(&w).len(), 20);
+    assert_eq!(record(&w).len(), 20);
+    assert!(warning_codes(&r).is_empty());
+    // A person fills the Meta again: nothing is lost, and every function's item
+    // is taken out when it goes.
+    {
+        let m = w.mesh.get_mut("terminating-gateway/tgw").unwrap();
+        let meta = m.1["Meta"].as_object_mut().unwrap();
+        meta.insert("team-00".into(), json!("value 0"));
+    }
+    w.functions.clear();
+    let all = [gw[0], ("ALLOW_MASS_DEREGISTRATION", "true")];
+    let (r, _) = run(&mut w, mesh_start(&all));
+    assert!(r.ok, "{}", r.message);
+    assert!(listed(&w).is_empty());
+    let m = w.mesh["terminating-gateway/tgw"].1["Meta"]
+        .as_object()
+        .unwrap();
+    assert_eq!(m.len(), 62, "the people's pairs, and no record");
+    assert_eq!(m["team-00"], "value 0");
 }
 
 #[test]

@@ -10,6 +10,14 @@ Python handler in this process, the Node handler in a fresh ``node`` process).
   listed, and the invocation succeeds without a conflict.
 - ``EXPORTED_SERVICES_PARTITIONS`` on open-source Consul is one configuration
   error (``exported_partitions_require_enterprise``) before any request.
+- Items not ours (issue 24, item 2; docs/contract.md §11.1, §11.4): a person's
+  terminating-gateway item and a person's exported-services item for names the
+  registrator manages are left exactly as written across its add and its
+  withdraw (a ``mesh_item_not_ours`` warning); an earlier version's item (no
+  record in ``Meta``) is adopted when it is exactly what the registrator writes,
+  left (with the warning) when it has more; a ``Meta`` with one pair left holds
+  what fits, the rest is not listed (``mesh_record_full``), and Consul never
+  refuses a write.
 
 The lifecycle (created, extended, shrunk, a person's items kept, exported to a
 peer) is the shared scenario tests/e2e/scenarios/11-mesh-wiring.json, which both
@@ -23,14 +31,17 @@ from typing import TYPE_CHECKING, Any
 import cls_support as sup
 import pytest
 
-from test_transcript import HOSTS, RUNNERS, host_env, one_function_world
+from test_transcript import HOSTS, RUNNERS, client, host_env, one_function_world, reset_moto
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 GATEWAY = "lambda-gateway"
+GATEWAY_PATH = f"/v1/config/terminating-gateway/{GATEWAY}"
+EXPORTED_PATH = "/v1/config/exported-services/default"
+RECORD = f"consul-lambda-sync/{sup.NODE}/0"
 NAME = "meshed"
-THEIRS = {
+THEIRS: dict[str, Any] = {
     "Kind": "terminating-gateway",
     "Name": GATEWAY,
     "Meta": {"owner": "network-team"},
@@ -100,7 +111,8 @@ def test_a_concurrent_edit_of_the_gateway_entry_is_merged_not_lost(
     entry = consul.get(f"/v1/config/terminating-gateway/{GATEWAY}")
     assert entry is not None
     assert entry["Services"] == [*THEIRS["Services"], {"Name": NAME}], entry
-    assert entry.get("Meta") == THEIRS["Meta"], entry
+    # Their Meta pair is kept; the registrator's record names its item.
+    assert entry.get("Meta") == {**THEIRS["Meta"], RECORD: NAME}, entry
     result = run["result"]
     assert not run["raised"], result
     assert result["verdict"] == "ok", result
@@ -140,3 +152,218 @@ def test_exported_partitions_on_open_source_consul_are_one_config_error(
     ], errors
     assert "ENTERPRISE" in result["failure"]["errors"][0]["hint"]
     assert consul_proxy.transcript() == [], "nothing is read or written"
+
+
+# -- items not ours (issue 24, item 2) -------------------------------------------------
+
+
+@pytest.fixture
+def bare(
+    consul: sup.ConsulAgent, consul_proxy: sup.Proxy, aws_proxy: sup.Proxy, moto: sup.MotoSeeded
+) -> Iterator[tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy, sup.MotoSeeded]]:
+    for proxy in (consul_proxy, aws_proxy):
+        proxy.clear_faults()
+    consul.clean()
+    yield consul, consul_proxy, aws_proxy, moto
+    consul.clean()
+
+
+def functions(moto: sup.MotoSeeded, names: list[str]) -> Any:
+    """moto with the enabled functions ``names`` (and nothing else); its Lambda client."""
+    role = reset_moto(moto)
+    lam = client("lambda", moto)
+    for name in names:
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": sup.function_zip()},
+            Tags={sup.ENABLED: "true"},
+        )
+    return lam
+
+
+def as_written(entry: Any) -> Any:
+    """An entry as read, without the fields Consul keeps."""
+    assert entry is not None
+    return {k: v for k, v in entry.items() if k not in ("CreateIndex", "ModifyIndex", "Hash")}
+
+
+def sync(host: str, env: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One full sync through ``host``'s handler, which must succeed: its result and log records."""
+    logs: list[dict[str, Any]] = []
+    run = RUNNERS[host](env, sup.schedule_event(), sup.FUNCTION_ARN, logs)
+    assert not run["raised"], run["result"]
+    assert run["result"]["verdict"] == "ok", run["result"]
+    return run["result"], logs
+
+
+def warnings(logs: list[dict[str, Any]], code: str) -> list[dict[str, Any]]:
+    return [r for r in logs if r.get("msg") == "plan warning" and r.get("code") == code]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_persons_items_for_managed_names_are_unchanged_across_our_add_and_withdraw(
+    host: str, bare: tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy, sup.MotoSeeded]
+) -> None:
+    consul, consul_proxy, aws_proxy, moto = bare
+    lam = functions(moto, ["ledger", "ledger-api", "payments"])
+    their_gateway: dict[str, Any] = {
+        "Kind": "terminating-gateway",
+        "Name": GATEWAY,
+        "Meta": {"owner": "network-team", "ticket": "NET-1234: ledger-api TLS"},
+        "Services": [{"Name": "ledger-api", "CAFile": "/etc/ca.pem", "SNI": "ledger.internal"}],
+    }
+    their_exports: dict[str, Any] = {
+        "Kind": "exported-services",
+        "Name": "default",
+        "Meta": {"owner": "mesh-team"},
+        "Services": [{"Name": "payments", "Consumers": [{"Peer": "east"}]}],
+    }
+    consul.put("/v1/config", their_gateway)
+    consul.put("/v1/config", their_exports)
+    env = host_env(
+        consul_proxy.url,
+        aws_proxy.url,
+        TERMINATING_GATEWAY_NAME=GATEWAY,
+        EXPORTED_SERVICES_PEERS="west",
+    )
+
+    # Added: our items next to theirs, recorded; theirs as written, with a warning each.
+    _, logs = sync(host, env)
+    gateway = as_written(consul.get(GATEWAY_PATH))
+    assert gateway["Services"] == [
+        their_gateway["Services"][0],
+        {"Name": "ledger"},
+        {"Name": "payments"},
+    ], gateway
+    assert gateway["Meta"] == {**their_gateway["Meta"], RECORD: "ledger,payments"}, gateway
+    exports = as_written(consul.get(EXPORTED_PATH))
+    assert exports["Services"] == [
+        their_exports["Services"][0],  # west is not merged into their item
+        {"Name": "ledger", "Consumers": [{"Peer": "west"}]},
+        {"Name": "ledger-api", "Consumers": [{"Peer": "west"}]},
+    ], exports
+    assert exports["Meta"] == {**their_exports["Meta"], RECORD: "ledger,ledger-api"}, exports
+    named = sorted(w["value"] for w in warnings(logs, "mesh_item_not_ours"))
+    assert named == ["default", GATEWAY], logs
+
+    # Withdrawn: every function goes; only our items leave, theirs are exactly as written.
+    for name in ("ledger", "ledger-api", "payments"):
+        lam.delete_function(FunctionName=name)
+    result, _ = sync(host, env)
+    assert consul.managed_services() == {}, result
+    assert as_written(consul.get(GATEWAY_PATH)) == their_gateway
+    assert as_written(consul.get(EXPORTED_PATH)) == their_exports
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_an_earlier_versions_item_is_adopted_when_exact_and_left_when_not(
+    host: str, bare: tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy, sup.MotoSeeded]
+) -> None:
+    consul, consul_proxy, aws_proxy, moto = bare
+    lam = functions(moto, ["exact", "edited"])
+    # As an earlier version left them (no record), one item of each edited since.
+    gateway_items = [{"Name": "exact"}, {"Name": "edited", "SNI": "edited.internal"}]
+    export_items = [
+        {"Name": "exact", "Consumers": [{"Peer": "west"}]},
+        {"Name": "edited", "Consumers": [{"Peer": "west"}, {"Peer": "east"}]},
+    ]
+    consul.put(
+        "/v1/config", {"Kind": "terminating-gateway", "Name": GATEWAY, "Services": gateway_items}
+    )
+    consul.put(
+        "/v1/config", {"Kind": "exported-services", "Name": "default", "Services": export_items}
+    )
+    env = host_env(
+        consul_proxy.url,
+        aws_proxy.url,
+        TERMINATING_GATEWAY_NAME=GATEWAY,
+        EXPORTED_SERVICES_PEERS="west",
+    )
+
+    # Adopted: only the record is written; the edited items are named in warnings.
+    _, logs = sync(host, env)
+    gateway = as_written(consul.get(GATEWAY_PATH))
+    assert gateway["Services"] == gateway_items, gateway
+    assert gateway["Meta"] == {RECORD: "exact"}, gateway
+    exports = as_written(consul.get(EXPORTED_PATH))
+    assert exports["Services"] == export_items, exports
+    assert exports["Meta"] == {RECORD: "exact"}, exports
+    not_ours = warnings(logs, "mesh_item_not_ours")
+    assert len(not_ours) == 2, logs
+    assert all("edited" in w["message"] for w in not_ours), not_ours
+
+    # Withdrawn: the adopted items go, the edited ones stay as they are.
+    for name in ("exact", "edited"):
+        lam.delete_function(FunctionName=name)
+    sync(host, env)
+    assert as_written(consul.get(GATEWAY_PATH)) == {
+        "Kind": "terminating-gateway",
+        "Name": GATEWAY,
+        "Services": [gateway_items[1]],
+    }
+    assert as_written(consul.get(EXPORTED_PATH)) == {
+        "Kind": "exported-services",
+        "Name": "default",
+        "Services": [export_items[1]],
+    }
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_full_meta_record_lists_what_fits_and_consul_takes_every_write(
+    host: str, bare: tuple[sup.ConsulAgent, sup.Proxy, sup.Proxy, sup.MotoSeeded]
+) -> None:
+    consul, consul_proxy, aws_proxy, moto = bare
+    # 60-character names: 8 to a 512-byte value (8 x 61 - 1 = 487 bytes).
+    names = [f"{i:02}-{'x' * 57}" for i in range(10)]
+    lam = functions(moto, names)
+    theirs = {f"team-{i:02}": f"value {i}" for i in range(63)}  # one pair left
+    consul.put(
+        "/v1/config",
+        {"Kind": "terminating-gateway", "Name": GATEWAY, "Meta": theirs, "Services": []},
+    )
+    env = host_env(consul_proxy.url, aws_proxy.url, TERMINATING_GATEWAY_NAME=GATEWAY)
+
+    def listed() -> list[str]:
+        return [s["Name"] for s in consul.get(GATEWAY_PATH)["Services"]]
+
+    def record() -> list[str]:
+        meta = consul.get(GATEWAY_PATH).get("Meta") or {}
+        assert len(meta) <= 64
+        assert all(len(v) <= 512 for v in meta.values())
+        ours = f"consul-lambda-sync/{sup.NODE}/"
+        mine = [v for k, v in sorted(meta.items()) if k.startswith(ours)]
+        return [item for v in mine for item in v.split(",")]
+
+    # One pair left: 8 are listed and recorded, 2 are not (a warning); no write refused.
+    result, logs = sync(host, env)
+    assert result["operations"]["failed"] == 0, result
+    assert listed() == names[:8]
+    assert record() == names[:8]
+    full = warnings(logs, "mesh_record_full")
+    assert len(full) == 1, logs
+    assert "no room for 2 more" in full[0]["message"], full
+    assert {k: v for k, v in consul.get(GATEWAY_PATH)["Meta"].items() if k in theirs} == theirs
+
+    # A person removes one of their pairs: the other 2 fit now.
+    meta = {k: v for k, v in theirs.items() if k != "team-00"}
+    entry = as_written(consul.get(GATEWAY_PATH))
+    entry["Meta"] = {**meta, **{k: v for k, v in entry["Meta"].items() if k not in theirs}}
+    consul.put("/v1/config", entry)
+    _, logs = sync(host, env)
+    assert listed() == names
+    assert sorted(record()) == names
+    assert warnings(logs, "mesh_record_full") == []
+
+    # Every function goes: every item leaves with its record; their pairs stay as they are.
+    for name in names:
+        lam.delete_function(FunctionName=name)
+    sync(host, env)
+    assert as_written(consul.get(GATEWAY_PATH)) == {
+        "Kind": "terminating-gateway",
+        "Name": GATEWAY,
+        "Meta": meta,
+        "Services": [],
+    }

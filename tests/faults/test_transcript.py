@@ -126,11 +126,28 @@ def host_env(consul_url: str, aws_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def run_python(env: dict[str, str], event: dict[str, Any], arn: Optional[str]) -> dict[str, Any]:
-    """The Python Lambda handler, in this process."""
+def log_records(text: str) -> list[dict[str, Any]]:
+    """The JSON log records among ``text``'s lines."""
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def run_python(
+    env: dict[str, str],
+    event: dict[str, Any],
+    arn: Optional[str],
+    logs: Optional[list[dict[str, Any]]] = None,
+) -> dict[str, Any]:
+    """The Python Lambda handler, in this process (its log records appended to ``logs``)."""
     handler_module._AWS.clear()  # no client bound to another endpoint
     context = types.SimpleNamespace(invoked_function_arn=arn, aws_request_id=str(uuid.uuid4()))
-    log = JsonLogger("info", stream=io.StringIO())
+    stream = io.StringIO()
+    log = JsonLogger("info", stream=stream)
     with environ(env):
         try:
             out = handler_module.handler(
@@ -141,10 +158,18 @@ def run_python(env: dict[str, str], event: dict[str, Any], arn: Optional[str]) -
             return {"raised": True, "result": e.summary}
         finally:
             handler_module._AWS.clear()
+            if logs is not None:
+                logs.extend(log_records(stream.getvalue()))
 
 
-def run_node(env: dict[str, str], event: dict[str, Any], arn: Optional[str]) -> dict[str, Any]:
-    """The Node Lambda handler, in a fresh ``node`` process with the same environment."""
+def run_node(
+    env: dict[str, str],
+    event: dict[str, Any],
+    arn: Optional[str],
+    logs: Optional[list[dict[str, Any]]] = None,
+) -> dict[str, Any]:
+    """The Node Lambda handler, in a fresh ``node`` process with the same environment
+    (its log records appended to ``logs``)."""
     node = shutil.which("node")
     assert node, "node is not installed"
     context = {"invokedFunctionArn": arn, "awsRequestId": str(uuid.uuid4())} if arn else {}
@@ -158,6 +183,8 @@ def run_node(env: dict[str, str], event: dict[str, Any], arn: Optional[str]) -> 
         timeout=180,
         check=False,
     )
+    if logs is not None:
+        logs.extend(log_records(proc.stderr))
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0, f"node exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     assert lines, f"node printed nothing:\n{proc.stderr[-3000:]}"

@@ -131,7 +131,7 @@ impl Lowering<'_> {
                 let Material::MeshEntry { entry, index } = material else {
                     return Lowered::Refused("the entry was not read".into());
                 };
-                match merge(entry, edit) {
+                match merge(entry, edit, self.node) {
                     Merged::Unchanged => Lowered::AlreadyDone,
                     Merged::Missing => Lowered::Absent,
                     Merged::Unreadable(why) => {

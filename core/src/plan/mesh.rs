@@ -16,7 +16,10 @@ use super::rows::Row;
 use super::{Change, Ignored, MeshChange, Plan, PlanInput};
 use crate::consul::ServiceKey;
 use crate::error::{Code, Diagnostic};
-use crate::mesh::{merge, needed, Merged, MeshConsumer, MeshEdit, MeshEntryKind, MeshItem};
+use crate::mesh::record::{META_MAX_PAIRS, META_MAX_VALUE_BYTES};
+use crate::mesh::{
+    assess, merge, Assessment, Merged, MeshConsumer, MeshEdit, MeshEntryKind, MeshItem,
+};
 use std::collections::BTreeSet;
 
 /// A service as a mesh entry names it: partition, namespace, name (normalised).
@@ -142,7 +145,13 @@ pub(super) fn mesh_operations<'a>(
             });
         }
         for edit in edits {
-            ops.extend(entry_operations(input, partition, edit, out));
+            ops.extend(entry_operations(
+                &config.node_name,
+                input,
+                partition,
+                edit,
+                out,
+            ));
         }
     }
     ops
@@ -151,6 +160,7 @@ pub(super) fn mesh_operations<'a>(
 /// The operations that write one entry, if it changes: the removals (run before
 /// the deregistrations) and the additions (run after the registrations).
 fn entry_operations(
+    node: &str,
     input: &PlanInput,
     partition: Option<&str>,
     edit: MeshEdit,
@@ -169,59 +179,111 @@ fn entry_operations(
         return Vec::new();
     };
     let observed = seen.entry.as_ref();
-    let left_alone = |out: &mut Plan, why: String, hint: &str| {
-        out.warnings.push(
-            Diagnostic::new(
-                Code::MeshEntryUnchanged,
-                format!("{what}: {why}; it is left as it is"),
-                hint,
-            )
-            .key(match edit.kind {
-                MeshEntryKind::TerminatingGateway => "TERMINATING_GATEWAY_NAME",
-                MeshEntryKind::ExportedServices => "EXPORTED_SERVICES_PEERS",
-            })
-            .value(&edit.name),
-        );
+    let unreadable = |out: &mut Plan, why: String| {
+        let why = format!("the entry cannot be merged safely ({why})");
+        let hint = "fix the entry by hand (consul config read), then sync again";
+        out.warnings
+            .push(warning(Code::MeshEntryUnchanged, &what, &edit, why, hint));
     };
-    let edit = match needed(observed, &edit) {
-        Ok(e) => e,
+    let assessed = match assess(observed, &edit, node) {
+        Ok(a) => a,
         Err(Merged::Unreadable(why)) => {
-            left_alone(
-                out,
-                format!("the entry cannot be merged safely ({why})"),
-                "fix the entry by hand (consul config read), then sync again",
-            );
+            unreadable(out, why);
             return Vec::new();
         }
         Err(_) => return Vec::new(),
     };
-    if edit.add.is_empty() && edit.remove.is_empty() {
+    item_warnings(&what, &edit, &assessed, out);
+    let needed = assessed.needed(&edit);
+    if needed.add.is_empty() && needed.remove.is_empty() {
         return Vec::new();
     }
-    match merge(observed, &edit) {
+    match merge(observed, &needed, node) {
         Merged::Write(_) => {}
         Merged::Unchanged => return Vec::new(),
         Merged::Missing => {
-            left_alone(
-                out,
-                format!(
-                    "the entry does not exist, so {} managed service(s) are not listed in it",
-                    edit.add.len()
-                ),
-                "create the terminating-gateway config entry, or set TERMINATING_GATEWAY_CREATE=true",
+            let why = format!(
+                "the entry does not exist, so {} managed service(s) are not listed in it",
+                needed.add.len()
             );
+            let hint = "create the terminating-gateway config entry, or set TERMINATING_GATEWAY_CREATE=true";
+            out.warnings
+                .push(warning(Code::MeshEntryUnchanged, &what, &edit, why, hint));
             return Vec::new();
         }
         Merged::Unreadable(why) => {
-            left_alone(
-                out,
-                format!("the entry cannot be merged safely ({why})"),
-                "fix the entry by hand (consul config read), then sync again",
-            );
+            unreadable(out, why);
             return Vec::new();
         }
     }
-    write_operations(partition, edit, observed, out)
+    write_operations(partition, needed, &assessed.adopted, observed, out)
+}
+
+/// A warning about entry `what`: `{what}: {why}`, keyed by the setting that names it.
+fn warning(code: Code, what: &str, edit: &MeshEdit, why: String, hint: &str) -> Diagnostic {
+    let left = if code == Code::MeshEntryUnchanged {
+        "; it is left as it is"
+    } else {
+        ""
+    };
+    Diagnostic::new(code, format!("{what}: {why}{left}"), hint)
+        .key(match edit.kind {
+            MeshEntryKind::TerminatingGateway => "TERMINATING_GATEWAY_NAME",
+            MeshEntryKind::ExportedServices => "EXPORTED_SERVICES_PEERS",
+        })
+        .value(&edit.name)
+}
+
+/// How many items a warning names before `and N more`.
+const NAMED: usize = 5;
+
+/// `a, ns/b (why) and 3 more`: items as a warning names them.
+fn named_items<'a>(
+    items: impl ExactSizeIterator<Item = (&'a MeshItem, Option<&'a str>)>,
+) -> String {
+    let total = items.len();
+    let mut shown: Vec<String> = items
+        .take(NAMED)
+        .map(|(i, why)| {
+            let name = list(std::slice::from_ref(i));
+            match why {
+                Some(why) => format!("{name} ({why})"),
+                None => name,
+            }
+        })
+        .collect();
+    if total > NAMED {
+        shown.push(format!("and {} more", total - NAMED));
+    }
+    shown.join("; ")
+}
+
+/// The warnings of items left as they are: not the registrator's, or not fitting
+/// in its record.
+fn item_warnings(what: &str, edit: &MeshEdit, a: &Assessment, out: &mut Plan) {
+    if !a.not_ours.is_empty() {
+        let why = format!(
+            "{} item(s) of managed services were not added by the registrator and are left exactly as they are: {}",
+            a.not_ours.len(),
+            named_items(a.not_ours.iter().map(|(i, why)| (i, Some(why.as_str()))))
+        );
+        let hint = match edit.kind {
+            MeshEntryKind::TerminatingGateway => "the registrator changes and removes only the items its record in the entry's Meta names; to let it manage one of these, delete the item and the next sync adds its own",
+            MeshEntryKind::ExportedServices => "the registrator changes and removes only the items its record in the entry's Meta names; to export such a service to the configured consumers, add them to the item yourself, or delete the item and the next sync writes its own",
+        };
+        out.warnings
+            .push(warning(Code::MeshItemNotOurs, what, edit, why, hint));
+    }
+    if !a.full.is_empty() {
+        let why = format!(
+            "the registrator's record in the entry's Meta (at most {META_MAX_PAIRS} pairs of {META_MAX_VALUE_BYTES} bytes, less the entry's other pairs) has no room for {} more service(s), which are not listed: {}",
+            a.full.len(),
+            named_items(a.full.iter().map(|i| (i, None)))
+        );
+        let hint = "remove Meta pairs the entry does not need (the registrator's own keys start with consul-lambda-sync/), or list these services in the entry by hand";
+        out.warnings
+            .push(warning(Code::MeshRecordFull, what, edit, why, hint));
+    }
 }
 
 /// The entry's `ModifyIndex` as read (`0`: absent, or read without one).
@@ -239,6 +301,7 @@ fn modify_index(entry: Option<&serde_json::Value>) -> u64 {
 fn write_operations(
     partition: Option<&str>,
     edit: MeshEdit,
+    adopted: &[MeshItem],
     observed: Option<&serde_json::Value>,
     out: &mut Plan,
 ) -> Vec<Operation> {
@@ -252,9 +315,20 @@ fn write_operations(
         name: edit.name.clone(),
         partition: partition.map(str::to_owned),
         change,
-        add: edit.add.clone(),
+        add: edit
+            .add
+            .iter()
+            .filter(|i| !adopted.contains(i))
+            .cloned()
+            .collect(),
+        adopt: edit
+            .add
+            .iter()
+            .filter(|i| adopted.contains(i))
+            .cloned()
+            .collect(),
         remove: edit.remove.clone(),
-        reason: reason_of(&edit, change == Change::Create),
+        reason: reason_of(&edit, adopted, change == Change::Create),
     });
     let removal = MeshEdit {
         add: Vec::new(),
@@ -280,7 +354,7 @@ fn write_operations(
             } else {
                 Change::Update
             },
-            reason: reason_of(&part, create),
+            reason: reason_of(&part, adopted, create),
             function: None,
             confirm_absent: None,
             index: Some(index),
@@ -301,20 +375,138 @@ fn list(items: &[MeshItem]) -> String {
         .join(", ")
 }
 
-/// Why an entry changes: `create the entry; list a, b; take out c (deregistered)`.
-fn reason_of(edit: &MeshEdit, create: bool) -> String {
+/// Why an entry changes: `create the entry; list a, b; record c (an earlier
+/// version's item); take out d (deregistered)`.
+fn reason_of(edit: &MeshEdit, adopted: &[MeshItem], create: bool) -> String {
     let mut why = Vec::new();
     if create {
         why.push("create the entry".to_owned());
     }
-    if !edit.add.is_empty() {
+    let (adopt, add): (Vec<MeshItem>, Vec<MeshItem>) =
+        edit.add.iter().cloned().partition(|i| adopted.contains(i));
+    if !add.is_empty() {
         why.push(match edit.kind {
-            MeshEntryKind::TerminatingGateway => format!("list {}", list(&edit.add)),
-            MeshEntryKind::ExportedServices => format!("export {}", list(&edit.add)),
+            MeshEntryKind::TerminatingGateway => format!("list {}", list(&add)),
+            MeshEntryKind::ExportedServices => format!("export {}", list(&add)),
         });
+    }
+    if !adopt.is_empty() {
+        why.push(format!(
+            "record {} (listed by an earlier version, exactly as it writes them)",
+            list(&adopt)
+        ));
     }
     if !edit.remove.is_empty() {
         why.push(format!("take out {} (deregistered)", list(&edit.remove)));
     }
     why.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::{plan, Plan, PlanInput};
+    use serde_json::{json, Value};
+
+    /// A plan of functions `names`, each registered already (unchanged), with the
+    /// gateway entry `tgw` as `entry`.
+    fn plan_of(names: &[&str], entry: Value) -> Plan {
+        let arn = |n: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{n}");
+        let functions: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"arn": arn(n), "tags": {"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled": "true"}}))
+            .collect();
+        let services: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"ID": n, "Service": n, "Tags": ["managed-by-lambda-registrator"]}))
+            .collect();
+        let defaults: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                json!({"Kind": "service-defaults", "Name": n, "Protocol": "http",
+                "EnvoyExtensions": [{"Name": "builtin/aws/lambda", "Required": false, "Arguments": {
+                    "arn": arn(n), "invocationMode": "synchronous", "payloadPassthrough": false}}]})
+            })
+            .collect();
+        let input: PlanInput = serde_json::from_value(json!({
+            "config": {"terminatingGatewayName": "tgw"},
+            "inventory": {"accountId": "123456789012", "region": "us-east-1", "functions": functions},
+            "consul": {"scopes": [{
+                "nodeServices": {"Node": {"Node": "lambdas"}, "Services": services},
+                "serviceDefaults": defaults
+            }]},
+            "mesh": [{"kind": "terminatingGateway", "entry": entry}]
+        }))
+        .unwrap();
+        plan(&input).unwrap()
+    }
+
+    fn codes(p: &Plan) -> Vec<&str> {
+        p.warnings.iter().map(|d| d.code.as_str()).collect()
+    }
+
+    #[test]
+    fn an_item_not_ours_is_a_warning_and_no_operation() {
+        let entry = json!({"Kind": "terminating-gateway", "Name": "tgw", "ModifyIndex": 4, "Services": [
+            {"Name": "ledger-api", "CAFile": "/etc/ca.pem", "SNI": "ledger.internal"}
+        ]});
+        let p = plan_of(&["ledger-api"], entry);
+        assert!(p.operations.is_empty(), "{:?}", p.operations);
+        assert!(p.mesh.is_empty());
+        assert_eq!(codes(&p), ["mesh_item_not_ours"]);
+        let w = &p.warnings[0];
+        assert_eq!(w.key.as_deref(), Some("TERMINATING_GATEWAY_NAME"));
+        assert!(
+            w.message.contains(
+                "ledger-api (it has fields the registrator does not write (CAFile, SNI))"
+            ),
+            "{}",
+            w.message
+        );
+    }
+
+    #[test]
+    fn a_warning_names_five_items_and_counts_the_rest() {
+        let names = ["a", "b", "c", "d", "e", "f", "g"];
+        let services: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"Name": n, "SNI": "x"}))
+            .collect();
+        let p = plan_of(&names, json!({"Services": services}));
+        assert_eq!(codes(&p), ["mesh_item_not_ours"]);
+        assert!(
+            p.warnings[0].message.contains("7 item(s)")
+                && p.warnings[0].message.ends_with("; and 2 more"),
+            "{}",
+            p.warnings[0].message
+        );
+    }
+
+    #[test]
+    fn an_earlier_versions_item_is_adopted_in_its_own_list() {
+        let entry = json!({"Kind": "terminating-gateway", "Name": "tgw", "ModifyIndex": 4,
+            "Services": [{"Name": "old"}]});
+        let p = plan_of(&["old"], entry);
+        assert!(codes(&p).is_empty());
+        assert_eq!(p.mesh.len(), 1);
+        assert!(p.mesh[0].add.is_empty());
+        assert_eq!(p.mesh[0].adopt.len(), 1);
+        assert_eq!(
+            p.mesh[0].reason,
+            "record old (listed by an earlier version, exactly as it writes them)"
+        );
+        assert_eq!(p.operations.len(), 1);
+        assert_eq!(p.operations[0].index, Some(4));
+    }
+
+    #[test]
+    fn a_full_record_is_a_warning_and_lists_nothing() {
+        let meta: serde_json::Map<String, Value> =
+            (0..64).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let p = plan_of(&["new"], json!({"Meta": meta, "Services": []}));
+        assert!(p.operations.is_empty());
+        assert_eq!(codes(&p), ["mesh_record_full"]);
+        assert!(p.warnings[0]
+            .message
+            .contains("no room for 1 more service(s), which are not listed: new"));
+    }
 }

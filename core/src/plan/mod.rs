@@ -124,6 +124,10 @@ pub struct MeshChange {
     pub change: Change,
     /// Managed services listed (for exported services: or given a configured consumer).
     pub add: Vec<MeshItem>,
+    /// Items an earlier version listed, exactly as the registrator writes them,
+    /// now recorded as the registrator's (in the entry's `Meta`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopt: Vec<MeshItem>,
     /// Deregistered services taken out.
     pub remove: Vec<MeshItem>,
     /// Why.

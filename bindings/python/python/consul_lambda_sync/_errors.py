@@ -121,6 +121,8 @@ _FAMILIES: dict[str, type[ConsulLambdaSyncError]] = {
     "invalid_kms_key_id": ConfigError,
     "exported_partitions_require_enterprise": ConfigError,
     "mesh_entry_unchanged": PlanError,
+    "mesh_item_not_ours": PlanError,
+    "mesh_record_full": PlanError,
     # the sync engine (Consul refused or filtered a read)
     "acl_denied": PlanError,
     "acl_filtered": PlanError,

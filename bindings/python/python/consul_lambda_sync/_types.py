@@ -79,6 +79,8 @@ ErrorCode = Literal[
     "missing_setting",
     "invalid_extension_data",
     "unknown_peer",
+    "mesh_item_not_ours",
+    "mesh_record_full",
 ]
 
 
@@ -918,6 +920,9 @@ class _MeshChangeRequired(TypedDict):
 class MeshChange(_MeshChangeRequired, total=False):
     """A change to a mesh config entry: the plan's row for it."""
 
+    # Items an earlier version listed, exactly as the registrator writes them, now recorded as the
+    # registrator's (in the entry's `Meta`).
+    adopt: list[MeshItem]
     # The partition (Enterprise).
     partition: str
 
