@@ -111,7 +111,8 @@ pub struct ConfigInput {
     pub consul_tls_server_name: Option<String>,
     /// Whether `CONSUL_HTTP_TOKEN` is set (its value never enters the core).
     pub consul_http_token_set: Option<bool>,
-    /// Deployment: the registrator's function name.
+    /// Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda
+    /// sets); the value of the metrics' `FunctionName` dimension.
     pub name: Option<String>,
     /// Deployment: minutes between full syncs.
     pub sync_frequency_in_minutes: Option<i64>,
@@ -276,6 +277,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TERMINATING_GATEWAY_CREATE", "terminatingGatewayCreate"),
     ("EXPORTED_SERVICES_PEERS", "exportedServicesPeers"),
     ("EXPORTED_SERVICES_PARTITIONS", "exportedServicesPartitions"),
+    // Set by Lambda: the registrator's own function name (the metrics' `FunctionName`).
+    ("AWS_LAMBDA_FUNCTION_NAME", "name"),
 ];
 
 /// Parses a boolean the way upstream's Go code does (`strconv.ParseBool`).
@@ -357,6 +360,7 @@ impl ConfigInput {
         let list = |k: &str| get(k).map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
         input.exported_services_peers = list("EXPORTED_SERVICES_PEERS");
         input.exported_services_partitions = list("EXPORTED_SERVICES_PARTITIONS");
+        input.name = text("AWS_LAMBDA_FUNCTION_NAME");
         (input, errors)
     }
 

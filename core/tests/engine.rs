@@ -736,6 +736,16 @@ fn metrics_are_one_emf_document_without_function_names() {
             );
         }
     }
+    assert_eq!(
+        cw["Dimensions"],
+        serde_json::json!([
+            ["Trigger"],
+            ["Trigger", "Verdict"],
+            ["FunctionName", "Trigger"]
+        ])
+    );
+    // The registrator's own name (the default when Lambda's AWS_LAMBDA_FUNCTION_NAME is unset).
+    assert_eq!(m["FunctionName"], "consul-lambda-registrator");
     assert_eq!(m["ServicesCreated"], 3);
     assert_eq!(m["FunctionsSeen"], 4);
     assert_eq!(m["FunctionsInvalid"], 1);
@@ -743,6 +753,17 @@ fn metrics_are_one_emf_document_without_function_names() {
     assert_eq!(m["ConsulWrites"], 4);
     let text = m.to_string();
     assert!(!text.contains("f0001") && !text.contains("bad"), "{text}");
+}
+
+#[test]
+fn metrics_carry_the_registrators_own_function_name_from_lambdas_environment() {
+    let mut w = world_with(1);
+    let mut s = start();
+    s.env
+        .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "registrator-east".into());
+    let (r, _) = run(&mut w, s);
+    assert_eq!(r.metrics["FunctionName"], "registrator-east");
+    assert_eq!(r.metrics["Trigger"], "fullSync");
 }
 
 fn reviewed_from(r: &SyncResult) -> consul_lambda_sync::engine::review::ReviewedPlan {

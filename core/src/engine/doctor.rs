@@ -607,7 +607,7 @@ impl Engine {
             metrics: Value::Null,
             doctor: Some(report),
         };
-        result.metrics = metrics_document(&result);
+        result.metrics = metrics_document(&result, &self.config.name);
         self.result = Some(result);
         self.phase = Phase::Done;
     }

@@ -843,7 +843,7 @@ impl Engine {
             doctor: None,
         });
         if let Some(r) = self.result.as_mut() {
-            r.metrics = outcome::metrics_document(r);
+            r.metrics = outcome::metrics_document(r, &self.config.name);
             if self.compact {
                 r.plan = None;
                 r.outcomes = Vec::new();

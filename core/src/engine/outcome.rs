@@ -239,8 +239,10 @@ pub const METRIC_NAMES: &[(&str, &str)] = &[
 pub const METRICS_NAMESPACE: &str = "ConsulLambdaSync";
 
 /// Builds the EMF document of a result (without its timestamp). Dimensions are
-/// low-cardinality only: the trigger kind and the verdict, never a function name.
-pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
+/// low-cardinality only: the trigger kind, the verdict and the registrator's own
+/// function name (`registrator`, one value per registrator, so that two registrators
+/// in one account have metrics and alarms of their own), never a managed function's name.
+pub fn metrics_document(r: &SyncResult, registrator: &str) -> serde_json::Value {
     use serde_json::{json, Map, Value};
     let summary = r
         .plan
@@ -305,12 +307,13 @@ pub fn metrics_document(r: &SyncResult) -> serde_json::Value {
             "Timestamp": 0,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Trigger"], ["Trigger", "Verdict"]],
+                "Dimensions": [["Trigger"], ["Trigger", "Verdict"], ["FunctionName", "Trigger"]],
                 "Metrics": METRIC_NAMES.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
             }]
         }),
     );
     doc.insert("Trigger".into(), Value::from(trigger));
+    doc.insert("FunctionName".into(), Value::from(registrator));
     doc.insert(
         "Verdict".into(),
         serde_json::to_value(r.verdict).unwrap_or(Value::Null),
