@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Optional
@@ -178,6 +179,9 @@ def test_demo(h: Harness) -> None:
     assert "- demo-orders-staging" in out
     assert "removed: demo-orders-staging" in out
     assert "demo finished" in out
+    # Each event's metrics as one short line, never the raw EMF document.
+    assert re.search(r"^   metrics: \d+ created, \d+ updated, \d+ deleted, \d+ ms \(ConsulLambdaSync, function\)$", out, re.M), out
+    assert "_aws" not in out and "CloudWatchMetrics" not in out
     # The demo removes what it created.
     assert h.consul.services() == {}
 
