@@ -202,10 +202,11 @@ need_consul() {
 
 # -- Node -----------------------------------------------------------------------------
 
-# npm_ci_for DIR: DIR/node_modules as its package-lock.json says (npm ci only when
-# the lock file changed; packages cached in ~/.npm).
+# npm_ci_for DIR [NPM_ARGS...]: DIR/node_modules as its package-lock.json says (npm ci
+# only when the lock file changed; packages cached in ~/.npm).
 npm_ci_for() {
   local dir="$1" sum stamp
+  shift
   stamp="$dir/node_modules/.consul-lambda-sync-lock.sha256"
   sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
@@ -213,7 +214,7 @@ npm_ci_for() {
     return
   fi
   log "npm ci (${dir#"$repo"/}; cached in ~/.npm)"
-  (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund >&2)
+  (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund "$@" >&2)
   printf '%s\n' "$sum" >"$stamp"
 }
 
