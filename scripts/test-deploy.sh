@@ -27,6 +27,13 @@ no_outside_servers
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 start=$SECONDS
 need venv package consul
+if [[ "${SKIP_LINT:-}" != 1 ]]; then
+  need lint
+  log "ruff, mypy --strict (tests/deploy)"
+  "$VENV/bin/ruff" check tests/deploy >&2
+  "$VENV/bin/ruff" format --check --config bindings/python/pyproject.toml tests/deploy >&2
+  (cd tests/deploy && "$VENV/bin/mypy" --config-file ../../bindings/python/pyproject.toml --strict . >&2)
+fi
 
 synth="$repo/target/cdk/synth"
 if [[ ! -f "$synth/ts/ConsulLambdaExample.template.json" || ! -f "$synth/python/ConsulLambdaPython.template.json" ||

@@ -11,6 +11,7 @@ runtime's own libraries (the AWS SDK, which Lambda's runtimes provide; the RIC).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,12 +53,8 @@ class Invocation:
 
     def metrics(self) -> list[dict[str, Any]]:
         """The EMF documents printed (lines holding ``_aws``)."""
-        out = []
-        for line in self.output:
-            line = line.strip()
-            if line.startswith("{") and '"_aws"' in line:
-                out.append(json.loads(line))
-        return out
+        lines = (raw.strip() for raw in self.output)
+        return [json.loads(x) for x in lines if x.startswith("{") and '"_aws"' in x]
 
 
 class DeployedFunction:
@@ -66,6 +63,7 @@ class DeployedFunction:
 
     def __init__(
         self,
+        *,
         rie: str,
         runtime: Runtime,
         code_zip: bytes,
@@ -94,7 +92,6 @@ class DeployedFunction:
             "TZ": ":UTC",
             "HOME": str(workdir),
             "LAMBDA_TASK_ROOT": str(self.task),
-            "LAMBDA_RUNTIME_DIR": str(self.task),
             "_HANDLER": handler,
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout_s),
             **runtime.env,
@@ -165,7 +162,6 @@ class DeployedFunction:
     def stop(self) -> None:
         stop_process(self.proc)
         if self.proc is not None:
-            try:  # the runtime the emulator started, if it outlived the emulator
+            with contextlib.suppress(ProcessLookupError):
+                # the runtime the emulator started, if it outlived the emulator
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

@@ -162,7 +162,8 @@ def deploy(session: Any, cdk_out: Path, stack: str) -> Deployed:
     paginator = cfn.get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=stack):
         for r in page["StackResourceSummaries"]:
-            resources[r["LogicalResourceId"]] = r
+            if r.get("LogicalResourceId"):  # moto lists a skipped resource as an empty entry
+                resources[r["LogicalResourceId"]] = r
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
     return Deployed(stack, template, resources, outputs, account, region, session)
 

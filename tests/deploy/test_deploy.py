@@ -117,17 +117,23 @@ def node_zip() -> bytes:
 def deployed_code(session: Session, d: Deployed, logical: str, cfg: dict[str, Any]) -> bytes:
     """The function's code from the emulator: the object of the assets bucket that
     GetFunction's Code.Location names (moto keeps the S3 key), checked against CodeSha256."""
-    location = session.client("lambda").get_function(FunctionName=cfg["FunctionName"])["Code"]["Location"]
+    location = session.client("lambda").get_function(FunctionName=cfg["FunctionName"])["Code"][
+        "Location"
+    ]
     key = urlparse(location).path.lstrip("/")
     bucket = d.resolve(d.template["Resources"][logical]["Properties"]["Code"]["S3Bucket"])
     body: bytes = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    assert digest == cfg["CodeSha256"], "the code in the bucket is the code the function was made from"
+    assert digest == cfg["CodeSha256"], (
+        "the code in the bucket is the code the function was made from"
+    )
     return body
 
 
 @pytest.fixture(scope="module", params=sorted(APPS))
-def run(request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, Any]) -> Iterator[Run]:
+def run(
+    request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, Any]
+) -> Iterator[Run]:
     app: str = request.param
     work = workroot / app
     work.mkdir()
@@ -158,14 +164,16 @@ def run(request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, An
         ssm.put_parameter(Name=env["CONSUL_CACERT_PATH"], Value=consul.ca_pem or "", Type="String")
         gateway = env.get("TERMINATING_GATEWAY_NAME")
         if gateway and env.get("TERMINATING_GATEWAY_CREATE") != "true":
-            consul.put("/v1/config", {"Kind": "terminating-gateway", "Name": gateway, "Services": []})
+            consul.put(
+                "/v1/config", {"Kind": "terminating-gateway", "Name": gateway, "Services": []}
+            )
 
         # The function as Lambda would run it: its role's credentials, Lambda's variables.
         role = session.client("iam").get_role(RoleName=cfg["Role"].split("/")[-1])["Role"]
         assert role["Arn"] == cfg["Role"]
-        creds = session.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName=cfg["FunctionName"])[
-            "Credentials"
-        ]
+        creds = session.client("sts").assume_role(
+            RoleArn=role["Arn"], RoleSessionName=cfg["FunctionName"]
+        )["Credentials"]
         assert env["CONSUL_HTTP_ADDR"].startswith("https://"), env["CONSUL_HTTP_ADDR"]
         env["CONSUL_HTTP_ADDR"] = consul.addr
         lambda_env = {
@@ -185,20 +193,24 @@ def run(request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, An
         if props.get("LoggingConfig", {}).get("LogFormat") == "JSON":
             lambda_env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         function = DeployedFunction(
-            os.environ["DEPLOY_RIE"],
-            Runtime.load(cfg["Runtime"]),
-            deployed_code(session, d, logical, cfg),
-            cfg["Handler"],
-            {**env, **lambda_env},
-            work / "function",
-            int(cfg["Timeout"]),
+            rie=os.environ["DEPLOY_RIE"],
+            runtime=Runtime.load(cfg["Runtime"]),
+            code_zip=deployed_code(session, d, logical, cfg),
+            handler=cfg["Handler"],
+            env={**env, **lambda_env},
+            workdir=work / "function",
+            timeout_s=int(cfg["Timeout"]),
         ).start()
 
         schedule = next(
-            d.physical(k) for k, v in d.of_type("AWS::Events::Rule").items() if "ScheduleExpression" in v["Properties"]
+            d.physical(k)
+            for k, v in d.of_type("AWS::Events::Rule").items()
+            if "ScheduleExpression" in v["Properties"]
         )
         rule_arn = session.client("events").describe_rule(Name=schedule.split("|")[-1])["Arn"]
-        r = Run(app, d, cfg["FunctionName"], cfg["Runtime"], (cfg.get("Architectures") or ["x86_64"])[0])
+        r = Run(
+            app, d, cfg["FunctionName"], cfg["Runtime"], (cfg.get("Architectures") or ["x86_64"])[0]
+        )
 
         def deliver(name: str, sample_name: str) -> None:
             event = substitute(sample(samples, sample_name), d.account, rule_arn)
@@ -226,7 +238,9 @@ def run(request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, An
         deliver("UntagResource", "UntagResource20170331v2")
         lam.delete_alias(FunctionName=SAMPLE_FN, Name="live")
         deliver("DeleteAlias", "DeleteAlias20150331")
-        lam.tag_resource(Resource=arn, Tags={ALIASES: "live"})  # tagged, but no event: the call failed
+        lam.tag_resource(
+            Resource=arn, Tags={ALIASES: "live"}
+        )  # tagged, but no event: the call failed
         deliver("failed call", "TagResource20170331v2 that failed (AccessDeniedException)")
         lam.untag_resource(Resource=arn, TagKeys=[ALIASES])
         lam.delete_function(FunctionName=SAMPLE_FN)
@@ -246,7 +260,12 @@ def test_every_template_resource_type_is_created_or_checked_another_way(run: Run
     unexpected = {t: ids for t, ids in skipped.items() if t not in SKIPPED_AND_CHECKED}
     assert not unexpected, f"moto's CloudFormation skipped {unexpected}"
     created = {d.template["Resources"][k]["Type"] for k in d.resources}
-    assert {"AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Events::Rule", "AWS::SQS::Queue"} <= created
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::IAM::Role",
+        "AWS::Events::Rule",
+        "AWS::SQS::Queue",
+    } <= created
 
 
 def test_the_skipped_types_are_accepted_by_their_apis(run: Run) -> None:
@@ -258,14 +277,17 @@ def test_the_skipped_types_are_accepted_by_their_apis(run: Run) -> None:
         name = f"{d.name}-{logical}"
         args = {k: v for k, v in props.items() if k not in ("AlarmName",)}
         if "Dimensions" in args:
-            args["Dimensions"] = [{"Name": x["Name"], "Value": x["Value"]} for x in args["Dimensions"]]
+            args["Dimensions"] = [
+                {"Name": x["Name"], "Value": x["Value"]} for x in args["Dimensions"]
+            ]
         for q in args.get("Metrics", []):
             if "ReturnData" not in q:
                 q["ReturnData"] = False
         cw.put_metric_alarm(AlarmName=name, **args)
         got = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
-        assert len(got) == 1 and got[0]["Threshold"] == props["Threshold"], got
-    for logical, r in d.of_type("AWS::Lambda::EventInvokeConfig").items():
+        assert len(got) == 1, got
+        assert got[0]["Threshold"] == props["Threshold"], got
+    for r in d.of_type("AWS::Lambda::EventInvokeConfig").values():
         props = d.resolve(r["Properties"])
         lam = session.client("lambda")
         lam.put_function_event_invoke_config(
@@ -275,7 +297,9 @@ def test_the_skipped_types_are_accepted_by_their_apis(run: Run) -> None:
             MaximumEventAgeInSeconds=props["MaximumEventAgeInSeconds"],
             DestinationConfig=props["DestinationConfig"],
         )
-        got = lam.get_function_event_invoke_config(FunctionName=props["FunctionName"], Qualifier=props["Qualifier"])
+        got = lam.get_function_event_invoke_config(
+            FunctionName=props["FunctionName"], Qualifier=props["Qualifier"]
+        )
         assert got["MaximumRetryAttempts"] == props["MaximumRetryAttempts"]
         assert got["DestinationConfig"] == props["DestinationConfig"]
         queue = props["DestinationConfig"]["OnFailure"]["Destination"]
@@ -292,7 +316,12 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
     expected_runtime = {"ts": "nodejs22.x", "python": "nodejs22.x", "java": "python3.12"}[run.app]
     assert run.runtime == expected_runtime
     for s in run.steps:
-        assert s.invocation.status == 200 and s.invocation.error_type is None, (s.name, s.invocation.body, run.log)
+        assert s.invocation.status == 200, (s.name, s.invocation.body, run.log)
+        assert s.invocation.error_type is None, (
+            s.name,
+            s.invocation.body,
+            run.log,
+        )
         assert s.invocation.body["ok"] is True, (s.name, s.invocation.body)
     stack_fns = {"billing", "billing-live", "orders"}
     verdicts = {s.name: s.invocation.body["verdict"] for s in run.steps}
@@ -308,7 +337,12 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
     assert services(run.step("failed call")) == stack_fns | {SAMPLE_FN}
     assert services(run.step("DeleteFunction")) == stack_fns
     steady = run.step("steady full sync").invocation.body
-    assert steady["summary"]["create"] == steady["summary"]["update"] == steady["summary"]["delete"] == 0, steady
+    assert (
+        steady["summary"]["create"]
+        == steady["summary"]["update"]
+        == steady["summary"]["delete"]
+        == 0
+    ), steady
     assert services(run.step("steady full sync")) == stack_fns
 
 
@@ -345,6 +379,17 @@ def metric_specs(d: Deployed) -> list[tuple[str, str, str, dict[str, str]]]:
     return out
 
 
+def emits(doc: dict[str, Any], ns: str, metric: str, dims: dict[str, str]) -> bool:
+    """Whether an EMF document holds ``metric`` in ``ns`` under exactly these dimensions."""
+    cw = doc["_aws"]["CloudWatchMetrics"][0]
+    return (
+        cw["Namespace"] == ns
+        and metric in {m["Name"] for m in cw["Metrics"]}
+        and sorted(dims) in [sorted(x) for x in cw["Dimensions"]]
+        and all(doc.get(k) == v for k, v in dims.items())
+    )
+
+
 def test_alarms_and_dashboard_watch_what_the_function_emits(run: Run) -> None:
     d = run.deployed
     emitted = run.metrics()
@@ -352,17 +397,9 @@ def test_alarms_and_dashboard_watch_what_the_function_emits(run: Run) -> None:
     assert any(s[0].startswith("alarm") for s in ours), "an alarm watches the registrator's metrics"
     for where, ns, metric, dims in ours:
         assert dims.get("FunctionName") == run.function_name, (where, metric, dims)
-
-        def emits(doc: dict[str, Any]) -> bool:
-            cw = doc["_aws"]["CloudWatchMetrics"][0]
-            return (
-                cw["Namespace"] == ns
-                and metric in {m["Name"] for m in cw["Metrics"]}
-                and sorted(dims) in [sorted(x) for x in cw["Dimensions"]]
-                and all(doc.get(k) == v for k, v in dims.items())
-            )
-
-        assert any(emits(doc) for doc in emitted), f"{where} watches {ns} {metric} {dims}: never emitted"
+        assert any(emits(doc, ns, metric, dims) for doc in emitted), (
+            f"{where} watches {ns} {metric} {dims}: never emitted"
+        )
     others = [s for s in metric_specs(d) if s[1] != "ConsulLambdaSync"]
-    for where, ns, metric, dims in others:
+    for where, ns, _metric, _dims in others:
         assert ns in ("AWS/Lambda", "AWS/SQS"), (where, ns)

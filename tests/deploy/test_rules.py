@@ -24,7 +24,14 @@ def match(rules: dict[str, Any], samples: list[dict[str, Any]], tmp: Path) -> di
     (tmp / "events.json").write_text(json.dumps(samples))
     cp = Path(os.environ["DEPLOY_RULER_CP"]).read_text().strip()
     proc = subprocess.run(
-        ["java", "-cp", cp, str(HERE / "ruler" / "Match.java"), str(tmp / "rules.json"), str(tmp / "events.json")],
+        [
+            "java",
+            "-cp",
+            cp,
+            str(HERE / "ruler" / "Match.java"),
+            str(tmp / "rules.json"),
+            str(tmp / "events.json"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -44,7 +51,9 @@ def test_the_samples_cover_every_event_name_the_rule_lists(samples: dict[str, An
     )
     handled = {s["event"]["detail"]["eventName"] for s in samples["samples"] if s["handled"]}
     assert handled == set(rule["detail"]["eventName"])
-    assert any(not s["handled"] and "errorCode" in s["event"].get("detail", {}) for s in samples["samples"])
+    assert any(
+        not s["handled"] and "errorCode" in s["event"].get("detail", {}) for s in samples["samples"]
+    )
 
 
 @pytest.mark.parametrize("app", sorted(APPS))
