@@ -50,10 +50,22 @@ rie="$(bash "$repo/scripts/install-rie.sh")"
 
 log "the nodejs22.x runtime: Node.js ${NODE_RELEASES[0]}, aws-lambda-ric and the AWS SDK (tests/deploy/nodejs-runtime)"
 node22="$(node_release "${NODE_RELEASES[0]}")"
-# The package ships its native client for linux-x64; its install scripts would rebuild it
-# from source (cmake, curl), which Lambda's own runtime never does.
-PATH="$(dirname "$node22"):$PATH" npm_ci_for "$repo/tests/deploy/nodejs-runtime" --ignore-scripts
-noderuntime="$repo/tests/deploy/nodejs-runtime/node_modules"
+# aws-lambda-ric builds its native client (with curl and aws-lambda-cpp, from the sources in
+# the package) when installed: minutes, so the result is kept in the cache, one folder per
+# version of the lock file.
+lock="$repo/tests/deploy/nodejs-runtime/package-lock.json"
+rt="$(cache_root)/nodejs-runtime-$(sha256sum "$lock" | cut -c1-16)"
+if [[ ! -f "$rt/.installed" ]]; then
+  command -v cmake >/dev/null && command -v g++ >/dev/null && command -v make >/dev/null ||
+    (apt-get install -y -qq cmake g++ make || { apt-get update -qq && apt-get install -y -qq cmake g++ make; }) >&2
+  log "npm ci in $rt (aws-lambda-ric builds its native client: a few minutes, once)"
+  rm -rf "$rt" && mkdir -p "$rt"
+  cp "$repo/tests/deploy/nodejs-runtime/package.json" "$lock" "$rt/"
+  (cd "$rt" && PATH="$(dirname "$node22"):$PATH" npm ci --prefer-offline --no-audit --no-fund >&2)
+  test -f "$rt/node_modules/aws-lambda-ric/rapid-client.node" || die "aws-lambda-ric built no native client"
+  touch "$rt/.installed"
+fi
+noderuntime="$rt/node_modules"
 
 log "the python3.12 runtime: pyenv's Python 3.12 with awslambdaric and boto3 (target/deploy/python3.12)"
 py312=""

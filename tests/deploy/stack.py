@@ -82,6 +82,10 @@ class Deployed:
             return self.session.client("lambda").get_function(FunctionName=pid)["Configuration"][
                 "FunctionArn"
             ]
+        if type_ == "AWS::SQS::Queue" and attribute == "QueueName":
+            return pid.rstrip("/").rsplit("/", 1)[-1]
+        if type_ == "AWS::Events::Rule" and attribute == "Arn":
+            return self.session.client("events").describe_rule(Name=pid.split("|")[-1])["Arn"]
         if type_ == "AWS::IAM::Role" and attribute == "Arn":
             return self.session.client("iam").get_role(RoleName=pid)["Role"]["Arn"]
         raise AssertionError(f"Fn::GetAtt {logical}.{attribute} ({type_}) is not resolved here")
@@ -165,7 +169,26 @@ def deploy(session: Any, cdk_out: Path, stack: str) -> Deployed:
             if r.get("LogicalResourceId"):  # moto lists a skipped resource as an empty entry
                 resources[r["LogicalResourceId"]] = r
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
-    return Deployed(stack, template, resources, outputs, account, region, session)
+    d = Deployed(stack, template, resources, outputs, account, region, session)
+    apply_function_tags(d)
+    return d
+
+
+def apply_function_tags(d: Deployed) -> None:
+    """moto's CloudFormation creates an AWS::Lambda::Function without the template's Tags
+    (CloudFormation tags it); they are applied here with TagResource, as CloudFormation would,
+    and noted in ``d.warnings``. Tags moto did apply are left alone."""
+    lam = d.session.client("lambda")
+    for logical, r in d.of_type("AWS::Lambda::Function").items():
+        wanted = {t["Key"]: d.resolve(t["Value"]) for t in r["Properties"].get("Tags", [])}
+        if not wanted:
+            continue
+        fn = lam.get_function(FunctionName=d.physical(logical))
+        have = fn.get("Tags") or {}
+        missing = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if missing:
+            lam.tag_resource(Resource=fn["Configuration"]["FunctionArn"], Tags=missing)
+            d.warnings.append(f"{logical}: moto's CloudFormation left out the tags {sorted(missing)}")
 
 
 def registrator_function(d: Deployed) -> str:
