@@ -15,8 +15,10 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # The CDK's default bootstrap qualifier, and the version `cdk bootstrap` writes today (the
 # templates' CheckBootstrapVersion rule asks for 6 or more).
@@ -188,7 +190,9 @@ def apply_function_tags(d: Deployed) -> None:
         missing = {k: v for k, v in wanted.items() if have.get(k) != v}
         if missing:
             lam.tag_resource(Resource=fn["Configuration"]["FunctionArn"], Tags=missing)
-            d.warnings.append(f"{logical}: moto's CloudFormation left out the tags {sorted(missing)}")
+            d.warnings.append(
+                f"{logical}: moto's CloudFormation left out the tags {sorted(missing)}"
+            )
 
 
 def registrator_function(d: Deployed) -> str:
@@ -200,6 +204,3 @@ def registrator_function(d: Deployed) -> str:
     ]
     assert len(ids) == 1, ids
     return ids[0]
-
-
-Check = Callable[[Deployed, str, dict[str, Any]], None]

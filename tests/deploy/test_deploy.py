@@ -26,8 +26,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlparse
 
 import boto3
@@ -40,6 +39,7 @@ from stack import Deployed, deploy, registrator_function
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from cls_support import ConsulAgent
 
@@ -57,19 +57,26 @@ SKIPPED_AND_CHECKED = {
     "AWS::SQS::QueuePolicy": "SetQueueAttributes(Policy) of each queue it names, read back",
 }
 SAMPLE_FN = "sample-fn"
+SCHEDULED = "Scheduled Event (the schedule rule's, not the API rule's)"
 ALIASES = PREFIX + "aliases"
 
 
 class Session:
     """boto3 clients of moto, with one set of credentials."""
 
-    def __init__(self, url: str, creds: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.region_name = REGION
-        self.creds = creds or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
     def client(self, name: str) -> Any:
-        return boto3.client(name, endpoint_url=self.url, region_name=REGION, **self.creds)
+        make: Any = boto3.client  # typed per service name; any service here
+        return make(
+            name,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 @dataclass
@@ -131,6 +138,91 @@ def deployed_code(session: Session, d: Deployed, logical: str, cfg: dict[str, An
     return body
 
 
+def prepare_consul(consul: ConsulAgent, session: Session, env: dict[str, str]) -> None:
+    """What the operator puts in place before deploying: the token and CA parameters the
+    template names, a token with the documented policy, and (when the template links a
+    terminating gateway it does not create) the gateway's entry."""
+    consul.clean()
+    token = consul.create_token(acl_policy(mesh=True))
+    ssm = session.client("ssm")
+    ssm.put_parameter(Name=env["CONSUL_HTTP_TOKEN_PATH"], Value=token, Type="SecureString")
+    ssm.put_parameter(Name=env["CONSUL_CACERT_PATH"], Value=consul.ca_pem or "", Type="String")
+    gateway = env.get("TERMINATING_GATEWAY_NAME")
+    if gateway and env.get("TERMINATING_GATEWAY_CREATE") != "true":
+        entry = {"Kind": "terminating-gateway", "Name": gateway, "Services": []}
+        consul.put("/v1/config", entry)
+
+
+def lambda_environment(
+    session: Session, cfg: dict[str, Any], props: dict[str, Any], moto_url: str
+) -> dict[str, str]:
+    """The variables Lambda sets beside the function's own: its name, memory, log format,
+    region, and the credentials of its role (STS AssumeRole on the deployed role)."""
+    role = session.client("iam").get_role(RoleName=cfg["Role"].split("/")[-1])["Role"]
+    assert role["Arn"] == cfg["Role"]
+    creds = session.client("sts").assume_role(
+        RoleArn=role["Arn"], RoleSessionName=cfg["FunctionName"]
+    )["Credentials"]
+    out = {
+        "AWS_LAMBDA_FUNCTION_NAME": cfg["FunctionName"],
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg["MemorySize"]),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg['FunctionName']}",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg['Runtime']}",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+        "AWS_ENDPOINT_URL": moto_url,
+    }
+    if props.get("LoggingConfig", {}).get("LogFormat") == "JSON":
+        out["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+    return out
+
+
+def drive(lam: Any, role: str, deliver: Callable[[str, str], None]) -> None:
+    """A full sync, then each CloudTrail event kind after the call it reports is made on
+    moto, a failed call, and a full sync with nothing to do."""
+    deliver("full sync", SCHEDULED)
+    arn = lam.create_function(
+        FunctionName=SAMPLE_FN,
+        Runtime="nodejs22.x",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": node_zip()},
+        Tags={ENABLED: "true"},
+    )["FunctionArn"]
+    deliver("CreateFunction", "CreateFunction20150331")
+    version = lam.publish_version(FunctionName=SAMPLE_FN)["Version"]
+    lam.create_alias(FunctionName=SAMPLE_FN, Name="live", FunctionVersion=version)
+    deliver("CreateAlias", "CreateAlias20150331")
+    lam.tag_resource(Resource=arn, Tags={ALIASES: "live"})
+    deliver("TagResource", "TagResource20170331v2")
+    lam.update_alias(FunctionName=SAMPLE_FN, Name="live", Description="moved")
+    deliver("UpdateAlias", "UpdateAlias20150331")
+    lam.untag_resource(Resource=arn, TagKeys=[ALIASES])
+    deliver("UntagResource", "UntagResource20170331v2")
+    lam.delete_alias(FunctionName=SAMPLE_FN, Name="live")
+    deliver("DeleteAlias", "DeleteAlias20150331")
+    # The tag is set, but the event says the call failed: nothing may change.
+    lam.tag_resource(Resource=arn, Tags={ALIASES: "live"})
+    deliver("failed call", "TagResource20170331v2 that failed (AccessDeniedException)")
+    lam.untag_resource(Resource=arn, TagKeys=[ALIASES])
+    lam.delete_function(FunctionName=SAMPLE_FN)
+    deliver("DeleteFunction", "DeleteFunction20150331")
+    deliver("steady full sync", SCHEDULED)
+
+
+def start_moto(work: Path) -> MotoServer:
+    """moto's server in the emulator's account."""
+    os.environ["MOTO_ACCOUNT_ID"] = RIE_ACCOUNT  # read by the server started next
+    try:
+        return MotoServer(work).start()
+    finally:
+        del os.environ["MOTO_ACCOUNT_ID"]
+
+
 @pytest.fixture(scope="module", params=sorted(APPS))
 def run(
     request: Any, consul: ConsulAgent, workroot: Path, samples: dict[str, Any]
@@ -138,115 +230,46 @@ def run(
     app: str = request.param
     work = workroot / app
     work.mkdir()
-    os.environ["MOTO_ACCOUNT_ID"] = RIE_ACCOUNT  # read by the moto server started next
-    try:
-        moto = MotoServer(work).start()
-    finally:
-        del os.environ["MOTO_ACCOUNT_ID"]
+    moto = start_moto(work)
     function: Optional[DeployedFunction] = None
     try:
         session = Session(moto.url)
-        out, stack = cloud_assembly(app)
-        d = deploy(session, out, stack)
+        d = deploy(session, *cloud_assembly(app))
         assert d.account == RIE_ACCOUNT
-
         logical = registrator_function(d)
         lam = session.client("lambda")
         cfg = lam.get_function_configuration(FunctionName=d.physical(logical))
         env = dict(cfg.get("Environment", {}).get("Variables", {}))
-
-        # What the operator puts in place before deploying: the token and CA parameters
-        # the template names, a token with the documented policy, and (when the template
-        # links a terminating gateway it does not create) the gateway's entry.
-        consul.clean()
-        token = consul.create_token(acl_policy(mesh=True))
-        ssm = session.client("ssm")
-        ssm.put_parameter(Name=env["CONSUL_HTTP_TOKEN_PATH"], Value=token, Type="SecureString")
-        ssm.put_parameter(Name=env["CONSUL_CACERT_PATH"], Value=consul.ca_pem or "", Type="String")
-        gateway = env.get("TERMINATING_GATEWAY_NAME")
-        if gateway and env.get("TERMINATING_GATEWAY_CREATE") != "true":
-            consul.put(
-                "/v1/config", {"Kind": "terminating-gateway", "Name": gateway, "Services": []}
-            )
-
-        # The function as Lambda would run it: its role's credentials, Lambda's variables.
-        role = session.client("iam").get_role(RoleName=cfg["Role"].split("/")[-1])["Role"]
-        assert role["Arn"] == cfg["Role"]
-        creds = session.client("sts").assume_role(
-            RoleArn=role["Arn"], RoleSessionName=cfg["FunctionName"]
-        )["Credentials"]
+        prepare_consul(consul, session, env)
+        # The one change to the deployed environment: the examples name a Consul at
+        # consul.internal.example.com; this one is on 127.0.0.1 (HTTPS, its CA in SSM).
         assert env["CONSUL_HTTP_ADDR"].startswith("https://"), env["CONSUL_HTTP_ADDR"]
         env["CONSUL_HTTP_ADDR"] = consul.addr
-        lambda_env = {
-            "AWS_LAMBDA_FUNCTION_NAME": cfg["FunctionName"],
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg["MemorySize"]),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{cfg['FunctionName']}",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{cfg['Runtime']}",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": creds["SessionToken"],
-            "AWS_ENDPOINT_URL": moto.url,
-        }
         props = d.template["Resources"][logical]["Properties"]
-        if props.get("LoggingConfig", {}).get("LogFormat") == "JSON":
-            lambda_env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         function = DeployedFunction(
             rie=os.environ["DEPLOY_RIE"],
             runtime=Runtime.load(cfg["Runtime"]),
             code_zip=deployed_code(session, d, logical, cfg),
             handler=cfg["Handler"],
-            env={**env, **lambda_env},
+            env={**env, **lambda_environment(session, cfg, props, moto.url)},
             workdir=work / "function",
             timeout_s=int(cfg["Timeout"]),
         ).start()
-
         schedule = next(
-            d.physical(k)
+            k
             for k, v in d.of_type("AWS::Events::Rule").items()
             if "ScheduleExpression" in v["Properties"]
         )
-        rule_arn = session.client("events").describe_rule(Name=schedule.split("|")[-1])["Arn"]
-        r = Run(
-            app, d, cfg["FunctionName"], cfg["Runtime"], (cfg.get("Architectures") or ["x86_64"])[0]
-        )
+        rule_arn = d.get_att(schedule, "Arn")
+        arch = (cfg.get("Architectures") or ["x86_64"])[0]
+        r = Run(app, d, cfg["FunctionName"], cfg["Runtime"], arch)
+        running = function
 
         def deliver(name: str, sample_name: str) -> None:
             event = substitute(sample(samples, sample_name), d.account, rule_arn)
-            inv = function.invoke(event)  # type: ignore[union-attr]
-            r.steps.append(Step(name, inv, consul.managed_services()))
+            r.steps.append(Step(name, running.invoke(event), consul.managed_services()))
 
-        deliver("full sync", "Scheduled Event (the schedule rule's, not the API rule's)")
-        arn = lam.create_function(
-            FunctionName=SAMPLE_FN,
-            Runtime="nodejs22.x",
-            Role=cfg["Role"],
-            Handler="index.handler",
-            Code={"ZipFile": node_zip()},
-            Tags={ENABLED: "true"},
-        )["FunctionArn"]
-        deliver("CreateFunction", "CreateFunction20150331")
-        version = lam.publish_version(FunctionName=SAMPLE_FN)["Version"]
-        lam.create_alias(FunctionName=SAMPLE_FN, Name="live", FunctionVersion=version)
-        deliver("CreateAlias", "CreateAlias20150331")
-        lam.tag_resource(Resource=arn, Tags={ALIASES: "live"})
-        deliver("TagResource", "TagResource20170331v2")
-        lam.update_alias(FunctionName=SAMPLE_FN, Name="live", Description="moved")
-        deliver("UpdateAlias", "UpdateAlias20150331")
-        lam.untag_resource(Resource=arn, TagKeys=[ALIASES])
-        deliver("UntagResource", "UntagResource20170331v2")
-        lam.delete_alias(FunctionName=SAMPLE_FN, Name="live")
-        deliver("DeleteAlias", "DeleteAlias20150331")
-        lam.tag_resource(
-            Resource=arn, Tags={ALIASES: "live"}
-        )  # tagged, but no event: the call failed
-        deliver("failed call", "TagResource20170331v2 that failed (AccessDeniedException)")
-        lam.untag_resource(Resource=arn, TagKeys=[ALIASES])
-        lam.delete_function(FunctionName=SAMPLE_FN)
-        deliver("DeleteFunction", "DeleteFunction20150331")
-        deliver("steady full sync", "Scheduled Event (the schedule rule's, not the API rule's)")
+        drive(lam, cfg["Role"], deliver)
         r.log = function.log_tail()
         yield r
     finally:
