@@ -181,9 +181,11 @@ def lambda_environment(
     return out
 
 
-def drive(lam: Any, role: str, deliver: Callable[[str, str], None]) -> None:
+def drive(lam: Any, ssm: Any, env: dict[str, str], deliver: Callable[[str, str], None]) -> None:
     """A full sync, then each CloudTrail event kind after the call it reports is made on
-    moto, a failed call, and a full sync with nothing to do."""
+    moto, a failed call, a full sync with nothing to do, and one that fails (a token
+    Consul refuses)."""
+    role = lam.get_function_configuration(FunctionName=env["AWS_LAMBDA_FUNCTION_NAME"])["Role"]
     deliver("full sync", SCHEDULED)
     arn = lam.create_function(
         FunctionName=SAMPLE_FN,
@@ -212,6 +214,11 @@ def drive(lam: Any, role: str, deliver: Callable[[str, str], None]) -> None:
     lam.delete_function(FunctionName=SAMPLE_FN)
     deliver("DeleteFunction", "DeleteFunction20150331")
     deliver("steady full sync", SCHEDULED)
+    name = env["CONSUL_HTTP_TOKEN_PATH"]
+    token = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    ssm.put_parameter(Name=name, Value="00000000-0000-0000-0000-000000000000", Overwrite=True)
+    deliver("failing full sync", SCHEDULED)
+    ssm.put_parameter(Name=name, Value=token, Overwrite=True)
 
 
 def start_moto(work: Path) -> MotoServer:
@@ -269,7 +276,7 @@ def run(
             event = substitute(sample(samples, sample_name), d.account, rule_arn)
             r.steps.append(Step(name, running.invoke(event), consul.managed_services()))
 
-        drive(lam, cfg["Role"], deliver)
+        drive(lam, session.client("ssm"), running.env, deliver)
         r.log = function.log_tail()
         yield r
     finally:
@@ -353,7 +360,7 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
     failed call, a steady full sync; Consul after each."""
     expected_runtime = {"ts": "nodejs22.x", "python": "nodejs22.x", "java": "python3.12"}[run.app]
     assert run.runtime == expected_runtime
-    for s in run.steps:
+    for s in run.steps[:-1]:
         assert s.invocation.status == 200, (s.name, s.invocation.body, run.log)
         assert s.invocation.error_type is None, (
             s.name,
@@ -362,7 +369,7 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
         )
         assert s.invocation.body["ok"] is True, (s.name, s.invocation.body)
     stack_fns = {"billing", "billing-live", "orders"}
-    verdicts = {s.name: s.invocation.body["verdict"] for s in run.steps}
+    verdicts = {s.name: s.invocation.body["verdict"] for s in run.steps[:-1]}
     assert services(run.step("full sync")) == stack_fns
     assert run.step("full sync").invocation.body["summary"]["create"] == 3
     assert services(run.step("CreateFunction")) == stack_fns | {SAMPLE_FN}
@@ -382,6 +389,22 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
         == 0
     ), steady
     assert services(run.step("steady full sync")) == stack_fns
+
+
+def test_a_failed_sync_is_an_invocation_error_and_changes_nothing(run: Run) -> None:
+    """A sync that fails raises: Lambda records an invocation error (EventBridge's
+    asynchronous invocation is then retried), and Consul is left as it was."""
+    failing = run.step("failing full sync")
+    assert run.steps[-1] is failing
+    # Each host's error for a failed sync (Python: SyncFailed; Node: RegistratorError, code
+    # sync_failed).
+    expected = "SyncFailed" if run.runtime.startswith("python") else "RegistratorError"
+    assert failing.invocation.error_type == expected, (failing.invocation.body, run.log)
+    assert "403" in failing.invocation.body["errorMessage"], failing.invocation.body
+    assert services(failing) == services(run.step("steady full sync"))
+    (m,) = failing.invocation.metrics()
+    assert m["SyncFailed"] == 1
+    assert m["Trigger"] == "fullSync"
 
 
 def test_one_metrics_line_per_invocation_with_the_registrators_own_name(run: Run) -> None:
