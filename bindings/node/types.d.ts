@@ -156,7 +156,10 @@ export interface ConfigInput {
   exportedServicesPeers?: string[] | null;
   /** `LOG_LEVEL`. */
   logLevel?: string | null;
-  /** Deployment: the registrator's function name. */
+  /**
+   * Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets);
+   * the value of the metrics' `FunctionName` dimension.
+   */
   name?: string | null;
   /** `NODE_NAME`. */
   nodeName?: string | null;

@@ -183,7 +183,8 @@ class ConfigInput(TypedDict, total=False):
     exportedServicesPeers: Optional[list[str]]
     # `LOG_LEVEL`.
     logLevel: Optional[str]
-    # Deployment: the registrator's function name.
+    # Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets);
+    # the value of the metrics' `FunctionName` dimension.
     name: Optional[str]
     # `NODE_NAME`.
     nodeName: Optional[str]
