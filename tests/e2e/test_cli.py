@@ -180,8 +180,11 @@ def test_demo(h: Harness) -> None:
     assert "removed: demo-orders-staging" in out
     assert "demo finished" in out
     # Each event's metrics as one short line, never the raw EMF document.
-    assert re.search(r"^   metrics: \d+ created, \d+ updated, \d+ deleted, \d+ ms \(ConsulLambdaSync, function\)$", out, re.M), out
-    assert "_aws" not in out and "CloudWatchMetrics" not in out
+    line = r"^   metrics: \d+ created, \d+ updated, \d+ deleted, \d+ ms "
+    line += r"\(ConsulLambdaSync, function\)$"
+    assert len(re.findall(line, out, re.M)) == 2, out
+    assert "_aws" not in out
+    assert "CloudWatchMetrics" not in out
     # The demo removes what it created.
     assert h.consul.services() == {}
 
