@@ -756,6 +756,19 @@ fn metrics_are_one_emf_document_without_function_names() {
 }
 
 #[test]
+fn an_invalid_configuration_still_labels_its_metrics_with_the_registrators_name() {
+    let mut w = world_with(1);
+    let mut s = start();
+    s.env
+        .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "registrator-east".into());
+    s.env.insert("PAGE_SIZE".into(), "many".into());
+    let (r, _) = run(&mut w, s);
+    assert_eq!(r.verdict, Verdict::InvalidConfig);
+    assert_eq!(r.metrics["FunctionName"], "registrator-east");
+    assert_eq!(r.metrics["SyncFailed"], 1);
+}
+
+#[test]
 fn metrics_carry_the_registrators_own_function_name_from_lambdas_environment() {
     let mut w = world_with(1);
     let mut s = start();

@@ -253,7 +253,14 @@ impl Engine {
             Ok(c) => c.clone(),
             Err(more) => {
                 errors.extend(more.iter().cloned());
-                Config::default()
+                // The registrator's own name still labels the metrics of this failed
+                // invocation (their FunctionName), so that its alarm sees it.
+                let name = config_input.name.clone();
+                let name = name.filter(|n| crate::arn::validate_function_name(n).is_ok());
+                Config {
+                    name: name.unwrap_or_else(|| Config::default().name),
+                    ..Config::default()
+                }
             }
         };
         let mut engine = Engine {
