@@ -65,8 +65,6 @@ class Deployed:
         create."""
         out: dict[str, list[str]] = {}
         for logical, r in self.template["Resources"].items():
-            if r["Type"] == "AWS::CDK::Metadata":
-                continue  # the CDK's own, dropped outside aws partitions' regions too
             if logical not in self.resources:
                 out.setdefault(r["Type"], []).append(logical)
         return out

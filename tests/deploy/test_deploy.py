@@ -55,6 +55,7 @@ SKIPPED_AND_CHECKED = {
     "AWS::Lambda::EventInvokeConfig": "PutFunctionEventInvokeConfig with the template's "
     "properties, read back",
     "AWS::SQS::QueuePolicy": "SetQueueAttributes(Policy) of each queue it names, read back",
+    "AWS::CDK::Metadata": "the CDK's usage report (no AWS resource): only its Analytics property",
 }
 SAMPLE_FN = "sample-fn"
 SCHEDULED = "Scheduled Event (the schedule rule's, not the API rule's)"
@@ -335,6 +336,11 @@ def test_the_skipped_types_are_accepted_by_their_apis(run: Run) -> None:
         assert got["DestinationConfig"] == props["DestinationConfig"]
         queue = props["DestinationConfig"]["OnFailure"]["Destination"]
         assert queue in {d.get_att(k, "Arn") for k in d.of_type("AWS::SQS::Queue")}, queue
+
+
+def test_the_cdk_metadata_is_only_the_usage_report(run: Run) -> None:
+    for r in run.deployed.of_type("AWS::CDK::Metadata").values():
+        assert set(r["Properties"]) == {"Analytics"}, r
 
 
 def test_the_queue_policies_are_accepted_by_sqs(run: Run) -> None:
