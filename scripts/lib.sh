@@ -219,10 +219,11 @@ need_consul() {
 
 # -- Node -----------------------------------------------------------------------------
 
-# npm_ci_for DIR: DIR/node_modules as its package-lock.json says (npm ci only when
-# the lock file changed; packages cached in ~/.npm).
+# npm_ci_for DIR [NPM_ARGS...]: DIR/node_modules as its package-lock.json says (npm ci
+# only when the lock file changed; packages cached in ~/.npm).
 npm_ci_for() {
   local dir="$1" sum stamp
+  shift
   stamp="$dir/node_modules/.consul-lambda-sync-lock.sha256"
   sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" ]]; then
@@ -230,7 +231,7 @@ npm_ci_for() {
     return
   fi
   log "npm ci (${dir#"$repo"/}; cached in ~/.npm)"
-  (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund >&2)
+  (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund "$@" >&2)
   printf '%s\n' "$sum" >"$stamp"
 }
 
@@ -257,4 +258,44 @@ need_wasm() {
 # dist/: every package (scripts/build-packages.sh; repacks when nothing changed).
 need_packages() {
   bash "$repo/scripts/build-packages.sh" >&2
+}
+
+# -- Node.js releases from the npm registry ------------------------------------------
+
+# The Node.js releases the tests run on (CI: the Node host suite and the npm package on
+# both; the deployed registrator on the one its template names).
+NODE_RELEASES=(22.23.5 24.22.3)
+
+# cache_root: where built and fetched tools are kept between runs.
+cache_root() {
+  local d="${CONSUL_LAMBDA_SYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/consul-lambda-sync}"
+  mkdir -p "$d"
+  (cd "$d" && pwd -P)
+}
+
+# node_release VERSION [ARCH]: the path of Node.js VERSION's `node` binary for ARCH (x64,
+# the default, or arm64), from the npm registry's node-linux-ARCH package (the binary the
+# `node` package installs), fetched once into the cache.
+node_release() {
+  local version="$1" arch="${2:-x64}" dir
+  dir="$(cache_root)/node-$version-linux-$arch"
+  if [[ ! -x "$dir/bin/node" ]]; then
+    log "fetching Node.js $version ($arch) from the npm registry (node-linux-$arch@$version)"
+    local tmp
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "node-linux-$arch@$version" >/dev/null && tar -xzf node-linux-"$arch"-*.tgz) >&2
+    rm -rf "$dir"
+    mv "$tmp/package" "$dir"
+    rm -rf "$tmp"
+  fi
+  printf '%s\n' "$dir/bin/node"
+}
+
+# with_node VERSION CMD...: CMD with Node.js VERSION first on PATH (npm and npx stay the
+# system's: they run on whichever node is first).
+with_node() {
+  local bin
+  bin="$(node_release "$1")"
+  shift
+  PATH="$(dirname "$bin"):$PATH" "$@"
 }

@@ -21,6 +21,8 @@
 #      module; synth offline; checks
 #
 # The tarball's Python Lambda zips hold only what the host imports (tests/packages/check_lambda_zip.py).
+# The ts, python and java cloud assemblies are kept in target/cdk/synth/<app> for
+# scripts/test-deploy.sh, which deploys them.
 # What it installs is cached: npm in ~/.npm, pip in ~/.cache/pip (and the example's venv
 # in target/cdk/venv-python, parliament's in target/cdk/venv-iam-lint), Maven in ~/.m2
 # (only the construct's own artefact is purged from ~/.m2 each run).
@@ -44,6 +46,9 @@ mark() { timing+=("$1 $((SECONDS - $2))s"); }
 work="$(mktemp -d)"
 if [[ -n "${KEEP_WORK:-}" ]]; then log "keeping $work"; else at_exit 'rm -rf "$work"'; fi
 check_template="$root/tests/cdk/check-template.mjs"
+# The example apps' cloud assemblies are kept for scripts/test-deploy.sh (deployed into moto).
+synth_keep="$root/target/cdk/synth"
+keep_synth() { rm -rf "${synth_keep:?}/$1" && mkdir -p "$synth_keep" && cp -r "$2" "$synth_keep/$1"; }
 check_annotations="$root/tests/cdk/check-annotations.mjs"
 
 # offline CMD...: CMD in a new network namespace without interfaces (as an unprivileged
@@ -138,6 +143,7 @@ fs.writeFileSync(p, JSON.stringify(d, null, 2));' "$app" "$tgz"
   (cd "$app" && offline npx --no-install cdk synth --no-notices -q -o cdk.out) >"$work/ts-synth.log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then tail -30 "$work/ts-synth.log" >&2; fi
   check "ts: cdk synth with no network" test "$rc" -eq 0
+  keep_synth ts "$app/cdk.out"
   check "ts: the template" node "$check_template" "$app/cdk.out/ConsulLambdaExample.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
     --ext /consul/lambda-extension-data \
@@ -171,6 +177,7 @@ if want python; then
   (cd "$root/examples/cdk-python" && CDK_OUTDIR="$out" offline "$venv/bin/python" app.py) >"$work/py.log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then tail -30 "$work/py.log" >&2; fi
   check "python: synth with no network" test "$rc" -eq 0
+  keep_synth python "$out"
   check "python: the template" node "$check_template" "$out/ConsulLambdaPython.template.json" \
     --schedule 'rate(5 minutes)' --token /consul/lambda-registrator/token --ca /consul/lambda-registrator/ca-cert \
     --ext /consul/lambda-extension-data \
@@ -237,6 +244,7 @@ if want java; then
   CDK_OUTDIR="$out" run_java >"$work/java.log" 2>&1 || rc=$?
   if [[ $rc -ne 0 ]]; then tail -30 "$work/java.log" >&2; fi
   check "java: synth with no network" test "$rc" -eq 0
+  keep_synth java "$out"
   check "java: the template (Python host on x86_64)" node "$check_template" "$out/ConsulLambdaJava.template.json" \
     --runtime python --arch x86_64 --schedule 'rate(15 minutes)' --token /consul/lambda-registrator/token \
     --ca /consul/lambda-registrator/ca-cert \

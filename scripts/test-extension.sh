@@ -4,7 +4,7 @@
 # end-to-end tests (tests/extension) on real parts: a Consul dev agent with
 # Connect, `consul connect proxy` as the destination's sidecar, an SNI-routing
 # gateway stand-in, AWS's Lambda Runtime Interface Emulator (built from its Go
-# module, cached like Consul: scripts/install-lambda-rie.sh) running the layer's
+# module, cached like Consul: scripts/install-rie.sh) running the layer's
 # extension, moto for Parameter Store, and the registrator writing the data.
 #
 # Installs what it needs (scripts/lib.sh). Usage: scripts/test-extension.sh [pytest args...]
@@ -21,7 +21,7 @@ for z in "${zips[@]}"; do
   "$py" -c 'import sys, zipfile; n = zipfile.ZipFile(sys.argv[1]).namelist(); assert n == ["extensions/consul-lambda-extension"], n' "$z"
 done
 export CLS_EXTENSION_LAYER_ZIP="${zips[0]}"
-CLS_LAMBDA_RIE="$(bash scripts/install-lambda-rie.sh)"
+CLS_LAMBDA_RIE="$(bash scripts/install-rie.sh)"
 export CLS_LAMBDA_RIE
 
 if [[ "${SKIP_LINT:-}" != 1 ]]; then

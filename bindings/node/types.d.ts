@@ -179,7 +179,10 @@ export interface ConfigInput {
   logLevel?: string | null;
   /** `MAX_CONCURRENCY`: requests in flight (1 to 256, default 8). */
   maxConcurrency?: number | null;
-  /** Deployment: the registrator's function name. */
+  /**
+   * Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets);
+   * the value of the metrics' `FunctionName` dimension.
+   */
   name?: string | null;
   /** `NODE_NAME`. */
   nodeName?: string | null;

@@ -115,7 +115,8 @@ pub struct ConfigInput {
     pub consul_tls_server_name: Option<String>,
     /// Whether `CONSUL_HTTP_TOKEN` is set (its value never enters the core).
     pub consul_http_token_set: Option<bool>,
-    /// Deployment: the registrator's function name.
+    /// Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda
+    /// sets); the value of the metrics' `FunctionName` dimension.
     pub name: Option<String>,
     /// Deployment: minutes between full syncs.
     pub sync_frequency_in_minutes: Option<i64>,
@@ -299,6 +300,8 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TERMINATING_GATEWAY_CREATE", "terminatingGatewayCreate"),
     ("EXPORTED_SERVICES_PEERS", "exportedServicesPeers"),
     ("EXPORTED_SERVICES_PARTITIONS", "exportedServicesPartitions"),
+    // Set by Lambda: the registrator's own function name (the metrics' `FunctionName`).
+    ("AWS_LAMBDA_FUNCTION_NAME", "name"),
 ];
 
 /// Parses a boolean the way upstream's Go code does (`strconv.ParseBool`).
@@ -383,6 +386,7 @@ impl ConfigInput {
         input.dry_run = boolean("DRY_RUN", &mut errors);
         input.max_concurrency = number("MAX_CONCURRENCY", &mut errors);
         input.consul_timeout_ms = number("CONSUL_TIMEOUT_MS", &mut errors);
+        input.name = text("AWS_LAMBDA_FUNCTION_NAME");
         (input, errors)
     }
 

@@ -857,6 +857,16 @@ fn metrics_are_one_emf_document_without_function_names() {
             );
         }
     }
+    assert_eq!(
+        cw["Dimensions"],
+        serde_json::json!([
+            ["Trigger"],
+            ["Trigger", "Verdict"],
+            ["FunctionName", "Trigger"]
+        ])
+    );
+    // The registrator's own name (the default when Lambda's AWS_LAMBDA_FUNCTION_NAME is unset).
+    assert_eq!(m["FunctionName"], "consul-lambda-registrator");
     assert_eq!(m["ServicesCreated"], 3);
     assert_eq!(m["FunctionsSeen"], 4);
     assert_eq!(m["FunctionsInvalid"], 1);
@@ -864,6 +874,30 @@ fn metrics_are_one_emf_document_without_function_names() {
     assert_eq!(m["ConsulWrites"], 4);
     let text = m.to_string();
     assert!(!text.contains("f0001") && !text.contains("bad"), "{text}");
+}
+
+#[test]
+fn an_invalid_configuration_still_labels_its_metrics_with_the_registrators_name() {
+    let mut w = world_with(1);
+    let mut s = start();
+    s.env
+        .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "registrator-east".into());
+    s.env.insert("PAGE_SIZE".into(), "many".into());
+    let (r, _) = run(&mut w, s);
+    assert_eq!(r.verdict, Verdict::InvalidConfig);
+    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["FunctionName"], "registrator-east");
+    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["SyncFailed"], 1);
+}
+
+#[test]
+fn metrics_carry_the_registrators_own_function_name_from_lambdas_environment() {
+    let mut w = world_with(1);
+    let mut s = start();
+    s.env
+        .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "registrator-east".into());
+    let (r, _) = run(&mut w, s);
+    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["FunctionName"], "registrator-east");
+    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["Trigger"], "fullSync");
 }
 
 /// What `plan --out` writes: the plan and its basis, as JSON.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Optional
@@ -180,6 +181,12 @@ def test_demo(h: Harness) -> None:
     assert "- demo-orders-staging" in out
     assert "removed: demo-orders-staging" in out
     assert "demo finished" in out
+    # Each event's metrics as one short line, never the raw EMF document.
+    line = r"^   metrics: \d+ created, \d+ updated, \d+ deleted, \d+ ms "
+    line += r"\(ConsulLambdaSync, function\)$"
+    assert len(re.findall(line, out, re.M)) == 2, out
+    assert "_aws" not in out
+    assert "CloudWatchMetrics" not in out
     # The demo removes what it created.
     assert h.consul.services() == {}
 

@@ -1,6 +1,10 @@
-// Tools module used only to build AWS's Lambda Runtime Interface Emulator from the Go
-// module proxy (no prebuilt binary downloads), for the extension's end-to-end test.
-// See scripts/install-lambda-rie.sh.
+// Tools module used only to build AWS's Lambda Runtime Interface Emulator
+// (aws-lambda-rie) from the Go module proxy: no prebuilt binary downloads. See
+// scripts/install-rie.sh, which caches the build like scripts/install-consul.sh.
+//
+//   cd tools/lambda-rie && GOTOOLCHAIN=local go build -trimpath -o aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+//
+// The emulator has no release tags in the module proxy: this pins a commit.
 module github.com/consul-lambda-sync/tools/lambda-rie
 
 go 1.26.6

@@ -221,12 +221,13 @@ export const METRIC_NAMES: string[] = [
   'AwsRequests',
   'SyncFailed',
   'Duration',
+  'MeshEntriesWritten',
 ];
 
 /** The EMF namespace of the registrator's metrics. */
 export const METRICS_NAMESPACE = 'ConsulLambdaSync';
 
-/** What triggered a sync (the `Trigger` dimension of the metrics). */
+/** What triggered a sync (the `Trigger` dimension of the metrics; `FunctionName` is the registrator's function). */
 export enum SyncTrigger {
   /** The schedule's full sync. */
   FULL_SYNC = 'fullSync',
@@ -496,7 +497,8 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
       eventPattern: {
         source: ['aws.lambda'],
         detailType: ['AWS API Call via CloudTrail'],
-        detail: { eventSource: ['lambda.amazonaws.com'], eventName: [...LAMBDA_EVENT_NAMES] },
+        // A failed call (errorCode set) changed nothing: the rule leaves it out.
+        detail: { eventSource: ['lambda.amazonaws.com'], eventName: [...LAMBDA_EVENT_NAMES], errorCode: events.Match.doesNotExist() },
       },
       targets: [target()],
     });
@@ -544,7 +546,7 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
             new cloudwatch.GraphWidget({ title: 'Functions (full syncs)', left: ['FunctionsSeen', 'FunctionsEnabled', 'FunctionsInvalid'].map((n) => full(n, 'Maximum')), width: 8 }),
           ],
           [
-            new cloudwatch.GraphWidget({ title: 'Duration (ms)', left: [full('Duration', 'Maximum'), this.metric('Duration', { statistic: 'Maximum', dimensionsMap: { Trigger: SyncTrigger.FUNCTION } })], width: 8 }),
+            new cloudwatch.GraphWidget({ title: 'Duration (ms)', left: [full('Duration', 'Maximum'), this.metric('Duration', { statistic: 'Maximum', dimensionsMap: this.dimensions(SyncTrigger.FUNCTION) })], width: 8 }),
             new cloudwatch.GraphWidget({ title: 'Operations', left: ['OperationsFailed', 'OperationsSkipped', 'CasConflicts'].map((n) => full(n)), width: 8 }),
             new cloudwatch.GraphWidget({ title: 'Dead-letter queue', left: [this.deadLetterQueue.metricApproximateNumberOfMessagesVisible()], right: [this.function.metricErrors()], width: 8 }),
           ],
@@ -562,8 +564,17 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
   }
 
   /**
-   * A metric of the registrator (namespace ConsulLambdaSync, an EMF metric the host writes per
-   * sync), by default of the full syncs (dimension Trigger=fullSync), summed over 15 minutes.
+   * The dimensions of this registrator's metrics for one trigger: its function's name
+   * (FunctionName, unique to each registrator) and the trigger.
+   */
+  public dimensions(trigger: SyncTrigger = SyncTrigger.FULL_SYNC): { [name: string]: string } {
+    return { FunctionName: this.function.functionName, Trigger: trigger };
+  }
+
+  /**
+   * A metric of this registrator (namespace ConsulLambdaSync, an EMF metric the host writes per
+   * sync), by default of its full syncs (dimensions FunctionName=the registrator's function,
+   * Trigger=fullSync), summed over 15 minutes.
    * Names: FunctionsSeen, FunctionsEnabled, FunctionsInvalid, ServicesCreated, ServicesUpdated,
    * ServicesDeleted, ServicesUnchanged, OperationsFailed, OperationsSkipped, CasConflicts,
    * ConsulRequests, ConsulWrites, AwsRequests, SyncFailed, Duration (milliseconds).
@@ -578,7 +589,7 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
       statistic: 'Sum',
       period: Duration.minutes(15),
       ...props,
-      dimensionsMap: props?.dimensionsMap ?? { Trigger: SyncTrigger.FULL_SYNC },
+      dimensionsMap: props?.dimensionsMap ?? this.dimensions(),
     });
   }
 
@@ -588,7 +599,7 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
       expression: 'FILL(full, 0) + FILL(fn, 0)',
       usingMetrics: {
         full: this.metric('SyncFailed'),
-        fn: this.metric('SyncFailed', { dimensionsMap: { Trigger: SyncTrigger.FUNCTION } }),
+        fn: this.metric('SyncFailed', { dimensionsMap: this.dimensions(SyncTrigger.FUNCTION) }),
       },
       label: 'SyncFailed',
       period: Duration.minutes(15),

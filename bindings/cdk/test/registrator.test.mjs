@@ -286,16 +286,41 @@ test('retries and the dead-letter queue: function on-failure and both rules', ()
   for (const r of rules) assert.deepEqual(r.Properties.Targets[0].DeadLetterConfig.Arn, { 'Fn::GetAtt': [queueId, 'Arn'] });
   const pattern = rules.find((r) => r.Properties.EventPattern).Properties.EventPattern;
   assert.deepEqual(pattern.detail.eventName, LAMBDA_EVENT_NAMES);
+  // Failed calls (errorCode set) changed nothing: the rule leaves them out.
+  assert.deepEqual(pattern.detail.errorCode, [{ exists: false }]);
+});
+
+test('two registrators in one stack: each one\'s alarms watch its own function\'s metrics', () => {
+  const app = new cdk.App();
+  const stack = new cdk.Stack(app, 'Two', { env: ENV });
+  new ConsulLambdaRegistrator(stack, 'East', { ...BASE, functionName: 'registrator-east' });
+  new ConsulLambdaRegistrator(stack, 'West', { ...BASE });
+  const template = Template.fromStack(stack);
+  const alarms = Object.entries(template.findResources('AWS::CloudWatch::Alarm')).filter(([, a]) => JSON.stringify(a).includes('SyncFailed'));
+  assert.equal(alarms.length, 2);
+  const names = alarms.map(([, a]) => {
+    const dims = a.Properties.Metrics.filter((q) => q.MetricStat).map((q) => q.MetricStat.Metric.Dimensions);
+    for (const d of dims) assert.deepEqual(d.map((x) => x.Name).sort(), ['FunctionName', 'Trigger']);
+    const fn = dims.map((d) => JSON.stringify(d.find((x) => x.Name === 'FunctionName').Value));
+    assert.equal(new Set(fn).size, 1, 'one registrator per alarm');
+    return fn[0];
+  });
+  // Each alarm names its own registrator's function (a Ref to it: its physical name).
+  const fns = Object.keys(template.findResources('AWS::Lambda::Function'));
+  assert.deepEqual(names.map((n) => JSON.parse(n).Ref).sort(), fns.filter((f) => /^(East|West)Function/.test(f)).sort());
 });
 
 test('metrics, alarms and the dashboard', () => {
   const { reg, template } = synth({ ...BASE, dashboard: true, dashboardName: 'consul-lambda-sync' });
   const m = reg.metric('ServicesCreated');
   assert.equal(m.namespace, 'ConsulLambdaSync');
-  assert.deepEqual(m.dimensions, { Trigger: 'fullSync' });
+  assert.deepEqual(Object.keys(m.dimensions).sort(), ['FunctionName', 'Trigger']);
+  assert.equal(m.dimensions.Trigger, 'fullSync');
+  assert.ok(cdk.Token.isUnresolved(m.dimensions.FunctionName), 'FunctionName is the function\'s (generated) name');
+  assert.deepEqual(reg.dimensions(lib.SyncTrigger.FUNCTION).Trigger, 'function');
   assert.equal(reg.metricDuration().statistic, 'Maximum');
-  assert.throws(() => reg.metric('SyncsFailed'), /no metric "SyncsFailed" \(fix: use one of FunctionsSeen, .*SyncFailed, Duration\)/);
-  assert.equal(ConsulLambdaRegistrator.METRIC_NAMES.length, 15);
+  assert.throws(() => reg.metric('SyncsFailed'), /no metric "SyncsFailed" \(fix: use one of FunctionsSeen, .*SyncFailed, Duration, MeshEntriesWritten\)/);
+  assert.equal(ConsulLambdaRegistrator.METRIC_NAMES.length, 16);
   template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
   template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'consul-lambda-sync' });
   const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map((a) => JSON.stringify(a.Properties));

@@ -294,7 +294,7 @@ pub(crate) fn result(io: &mut Io, run: &Run, ending: Ending) -> SyncResult {
     let enabled = ending
         .functions_enabled
         .unwrap_or_else(|| ending.plan.as_ref().map_or(0, functions_enabled));
-    r.metrics = r.measure(enabled, t.mesh_written);
+    r.metrics = r.measure(enabled, t.mesh_written, &run.config.name);
     if full {
         r.plan = ending.plan;
     }

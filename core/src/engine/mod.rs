@@ -195,6 +195,21 @@ fn configure(start: &Start) -> Result<Config, Failure> {
     }
 }
 
+/// The configuration of an invocation whose configuration is invalid: the defaults,
+/// but the registrator's own name (`AWS_LAMBDA_FUNCTION_NAME`, when it is a valid
+/// function name) still labels its metrics (their `FunctionName`), so that its
+/// alarm sees the failure.
+fn fallback_config(start: &Start) -> Config {
+    let defaults = Config::default();
+    let name = start
+        .env
+        .get("AWS_LAMBDA_FUNCTION_NAME")
+        .map(|n| n.trim())
+        .filter(|n| crate::arn::validate_function_name(n).is_ok())
+        .map_or(defaults.name.clone(), str::to_owned);
+    Config { name, ..defaults }
+}
+
 impl Engine {
     /// Starts an invocation. A bad configuration, event or reviewed plan ends the
     /// invocation at its first step.
@@ -212,7 +227,7 @@ impl Engine {
             })),
         );
         let mut run = Run {
-            config: valid.cloned().unwrap_or_default(),
+            config: valid.cloned().unwrap_or_else(|| fallback_config(&start)),
             region: start.region.clone(),
             account: start.account_id.clone().filter(|a| !a.is_empty()),
             trigger: Trigger::FullSync,

@@ -299,14 +299,19 @@ const CONFIRMED: [&str; 3] = ["ServicesCreated", "ServicesUpdated", "ServicesDel
 /// The EMF namespace.
 pub const METRICS_NAMESPACE: &str = "ConsulLambdaSync";
 
-/// One invocation's metrics: low-cardinality dimensions only (the trigger kind
-/// and the verdict, never a function name).
+/// One invocation's metrics: low-cardinality dimensions only (the trigger kind,
+/// the verdict and the registrator's own function name, one value per registrator,
+/// so that two registrators in one account have metrics and alarms of their own;
+/// never a managed function's name).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metrics {
     /// `fullSync`, `function` or `ignore`.
     pub trigger: &'static str,
     /// The verdict.
     pub verdict: &'static str,
+    /// The registrator's own function name (`AWS_LAMBDA_FUNCTION_NAME`): the
+    /// `FunctionName` dimension.
+    pub function_name: String,
     /// Whether it was a dry run (then the confirmed counts are left out).
     pub dry_run: bool,
     /// The values, by [`METRIC_NAMES`] name.
@@ -342,7 +347,7 @@ impl Serialize for Metrics {
             #[serde(rename = "Namespace")]
             namespace: &'static str,
             #[serde(rename = "Dimensions")]
-            dimensions: [&'static [&'static str]; 2],
+            dimensions: [&'static [&'static str]; 3],
             #[serde(rename = "Metrics")]
             metrics: Vec<Metric<'a>>,
         }
@@ -361,7 +366,11 @@ impl Serialize for Metrics {
                 timestamp: 0,
                 cloud_watch_metrics: [Directive {
                     namespace: METRICS_NAMESPACE,
-                    dimensions: [&["Trigger"], &["Trigger", "Verdict"]],
+                    dimensions: [
+                        &["Trigger"],
+                        &["Trigger", "Verdict"],
+                        &["FunctionName", "Trigger"],
+                    ],
                     metrics: METRIC_NAMES
                         .iter()
                         .filter(|(n, _)| reported(n))
@@ -371,6 +380,7 @@ impl Serialize for Metrics {
             },
         )?;
         m.serialize_entry("Trigger", self.trigger)?;
+        m.serialize_entry("FunctionName", &self.function_name)?;
         m.serialize_entry("Verdict", self.verdict)?;
         m.serialize_entry("DryRun", &self.dry_run)?;
         for (name, _) in METRIC_NAMES.iter().filter(|(n, _)| reported(n)) {
@@ -382,8 +392,9 @@ impl Serialize for Metrics {
 
 impl SyncResult {
     /// The metrics of this result; `enabled`: the functions the plan keeps
-    /// registered; `mesh_written`: the mesh entry writes confirmed.
-    pub(crate) fn measure(&self, enabled: usize, mesh_written: usize) -> Metrics {
+    /// registered; `mesh_written`: the mesh entry writes confirmed; `registrator`:
+    /// the registrator's own function name.
+    pub(crate) fn measure(&self, enabled: usize, mesh_written: usize, registrator: &str) -> Metrics {
         let s = &self.summary;
         let invalid = self
             .errors
@@ -420,6 +431,7 @@ impl SyncResult {
                 Trigger::Ignore { .. } => "ignore",
             },
             verdict: self.verdict.as_str(),
+            function_name: registrator.to_owned(),
             dry_run: self.dry_run,
             values: values.into_iter().collect(),
         }

@@ -141,9 +141,9 @@ test('an unknown CONSUL_LAMBDA_SYNC_BACKEND is refused', () => {
   assert.match(r.stderr, /must be native or wasm/);
 });
 
-test('the package is publishable: no "private", engines node >= 20, ESM and CJS entries', () => {
+test('the package is publishable: no "private", engines node >= 22, ESM and CJS entries', () => {
   assert.equal(pkg.private, undefined);
-  assert.equal(pkg.engines.node, '>=20');
+  assert.equal(pkg.engines.node, '>=22');
   const root = pkg.exports['.'];
   assert.equal(root.import, './index.mjs');
   assert.equal(root.require, './index.js');

@@ -206,7 +206,8 @@ class ConfigInput(TypedDict, total=False):
     logLevel: Optional[str]
     # `MAX_CONCURRENCY`: requests in flight (1 to 256, default 8).
     maxConcurrency: Optional[int]
-    # Deployment: the registrator's function name.
+    # Deployment: the registrator's function name (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets);
+    # the value of the metrics' `FunctionName` dimension.
     name: Optional[str]
     # `NODE_NAME`.
     nodeName: Optional[str]

@@ -208,6 +208,15 @@ def _requests(summary: dict[str, Any]) -> str:
     return f"Consul: {consul['reads']} reads, {consul['writes']} writes; AWS: {aws}"
 
 
+def metrics_line(doc: dict[str, Any]) -> str:
+    """The handler's metrics (a CloudWatch EMF document) as one short human line."""
+    return (
+        f"metrics: {doc['ServicesCreated']} created, {doc['ServicesUpdated']} updated, "
+        f"{doc['ServicesDeleted']} deleted, {doc['Duration']} ms "
+        f"({doc['_aws']['CloudWatchMetrics'][0]['Namespace']}, {doc['Trigger']})"
+    )
+
+
 def _applied(s: dict[str, Any]) -> str:
     ops = s["operations"]
     return (
@@ -237,7 +246,10 @@ def _events(
         )
         print("   EventBridge -> handler: TagResource20170331v2 (only this function is read)")
         buf = io.StringIO()
-        out = handler(event, None, env=env, log=JsonLogger("info", stream=buf))
+        emitted: list[str] = []
+        out = handler(
+            event, None, env=env, log=JsonLogger("info", stream=buf), stdout=emitted.append
+        )
         # The handler's JSON log lines, one per operation, grouped by service.
         by_service: dict[str, list[dict[str, Any]]] = {}
         for line in buf.getvalue().splitlines():
@@ -255,6 +267,8 @@ def _events(
             f"   handler returned ok={str(out['ok']).lower()}: {plan['create']} to create, "
             f"{plan['update']} to update, {plan['delete']} to delete; {_requests(out)}"
         )
+        for line in emitted:
+            print(f"   {metrics_line(json.loads(line))}")
     return frozenset(changed)
 
 
