@@ -885,7 +885,10 @@ fn an_invalid_configuration_still_labels_its_metrics_with_the_registrators_name(
     s.env.insert("PAGE_SIZE".into(), "many".into());
     let (r, _) = run(&mut w, s);
     assert_eq!(r.verdict, Verdict::InvalidConfig);
-    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["FunctionName"], "registrator-east");
+    assert_eq!(
+        serde_json::to_value(&r.metrics).unwrap()["FunctionName"],
+        "registrator-east"
+    );
     assert_eq!(serde_json::to_value(&r.metrics).unwrap()["SyncFailed"], 1);
 }
 
@@ -896,8 +899,14 @@ fn metrics_carry_the_registrators_own_function_name_from_lambdas_environment() {
     s.env
         .insert("AWS_LAMBDA_FUNCTION_NAME".into(), "registrator-east".into());
     let (r, _) = run(&mut w, s);
-    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["FunctionName"], "registrator-east");
-    assert_eq!(serde_json::to_value(&r.metrics).unwrap()["Trigger"], "fullSync");
+    assert_eq!(
+        serde_json::to_value(&r.metrics).unwrap()["FunctionName"],
+        "registrator-east"
+    );
+    assert_eq!(
+        serde_json::to_value(&r.metrics).unwrap()["Trigger"],
+        "fullSync"
+    );
 }
 
 /// What `plan --out` writes: the plan and its basis, as JSON.

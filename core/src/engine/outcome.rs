@@ -394,7 +394,12 @@ impl SyncResult {
     /// The metrics of this result; `enabled`: the functions the plan keeps
     /// registered; `mesh_written`: the mesh entry writes confirmed; `registrator`:
     /// the registrator's own function name.
-    pub(crate) fn measure(&self, enabled: usize, mesh_written: usize, registrator: &str) -> Metrics {
+    pub(crate) fn measure(
+        &self,
+        enabled: usize,
+        mesh_written: usize,
+        registrator: &str,
+    ) -> Metrics {
         let s = &self.summary;
         let invalid = self
             .errors
