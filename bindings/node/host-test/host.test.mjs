@@ -11,12 +11,14 @@ import https from 'node:https';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { createHost, createLogger, RegistratorError } = require('../host');
 const { createConsulTransport } = require('../host/consul');
+const execFileAsync = promisify(execFile);
 const { createAwsTransport } = require('../host/aws');
 const tagging = require('@aws-sdk/client-resource-groups-tagging-api');
 const lambdaSdk = require('@aws-sdk/client-lambda');
@@ -112,7 +114,7 @@ function makeCert() {
 
 test('consul transport: TLS with the CA from Parameter Store or CONSUL_CACERT, server name, SSL upgrade, verify off', async (t) => {
   const pair = makeCert();
-  if (!pair) return t.skip('openssl is not installed');
+  assert.ok(pair, 'openssl is needed to make the test certificates (apt-get install openssl)');
   const srv = await serve((req, res) => res.writeHead(200).end('["dc1"]'), { tls: pair });
   const get = (c) => c.send(1, { method: 'GET', path: '/v1/catalog/datacenters' }, 2000);
   try {
@@ -134,6 +136,36 @@ test('consul transport: TLS with the CA from Parameter Store or CONSUL_CACERT, s
     const unverified = createConsulTransport({ consulHttpAddr: srv.url, consulHttpSslVerify: false });
     assert.equal((await get(unverified)).status, 200);
     unverified.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('consul transport: NODE_EXTRA_CA_CERTS does not replace the configured CA', async () => {
+  const pair = makeCert();
+  const other = makeCert();
+  assert.ok(pair && other, 'openssl is needed to make the test certificates (apt-get install openssl)');
+  const srv = await serve((req, res) => res.writeHead(200).end('["dc1"]'), { tls: pair });
+  // NODE_EXTRA_CA_CERTS is read when a process starts: each attempt is a fresh process, the
+  // server's own CA in that variable, the CA the host is given (from Parameter Store) either
+  // another CA or the server's.
+  const script = `
+    const { createConsulTransport } = require(${JSON.stringify(require.resolve('../host/consul'))});
+    const c = createConsulTransport({ consulHttpAddr: process.argv[1] });
+    c.secret('consulCaCert', require('node:fs').readFileSync(process.argv[2], 'utf8'));
+    c.send(1, { method: 'GET', path: '/v1/catalog/datacenters' }, 5000)
+      .then((a) => { c.close(); process.stdout.write(JSON.stringify(a)); });`;
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(pair.dir, 'cert.pem') };
+  const attempt = async (ca) => {
+    const { stdout } = await execFileAsync(process.execPath, ['-e', script, srv.url, ca], { env });
+    return JSON.parse(stdout);
+  };
+  try {
+    const refused = await attempt(path.join(other.dir, 'cert.pem'));
+    assert.equal(refused.error?.code, 'transport', JSON.stringify(refused));
+    assert.match(refused.error.message, /certificate|self.signed|UNABLE_TO_VERIFY|DEPTH_ZERO/i);
+    const trusted = await attempt(path.join(pair.dir, 'cert.pem'));
+    assert.equal(trusted.status, 200, JSON.stringify(trusted));
   } finally {
     await srv.close();
   }
