@@ -65,8 +65,12 @@ export declare class Engine {
   constructor(start: Start);
   /** The next step; `nowMs` from a monotonic clock, `remainingMs` the Lambda time left. */
   next(nowMs: number, remainingMs?: number | null): Step;
-  /** Feeds the answers to the last step's requests (any order); `nowMs` from the same clock as `next`. */
-  feed(answers: Answer[], nowMs: number): void;
+  /**
+   * Feeds the answers to the last step's requests (any order); `nowMs` from the same clock as `next`.
+   * A Consul answer's `body` may also be the bytes read (a `Uint8Array`, read as UTF-8): a large body
+   * then reaches the engine without a JS string of it.
+   */
+  feed(answers: Array<Answer | (Omit<Answer, 'body'> & { body: Uint8Array })>, nowMs: number): void;
 }
 
 /** The core's version. */

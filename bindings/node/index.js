@@ -169,12 +169,18 @@ class Engine {
 
   feed(answers, nowMs) {
     try {
-      // A large Consul body goes on its own, as it is: inside the answers' JSON it
-      // would be escaped and copied twice more (100,000 services: ~33 MB each).
+      // A large Consul body goes on its own, as the bytes read (the Consul transport
+      // hands a body over 1 MiB as a Buffer): inside the answers' JSON it would be
+      // decoded, escaped and copied again (100,000 services: ~33 MB each time).
       const small = [];
       for (const a of answers) {
-        if (a && typeof a.body === 'string' && a.body.length > LARGE_BODY && typeof this._native.feedBody === 'function') {
-          this._native.feedBody(a.id, a.status, toJson('headers', a.headers || {}), a.body, nowMs);
+        const bytes = a && a.body instanceof Uint8Array;
+        const large = bytes || (a && typeof a.body === 'string' && a.body.length > LARGE_BODY);
+        if (large && typeof this._native.feedBody === 'function') {
+          const body = bytes ? a.body : Buffer.from(a.body, 'utf8');
+          this._native.feedBody(a.id, a.status, toJson('headers', a.headers || {}), body, nowMs);
+        } else if (bytes) {
+          small.push({ ...a, body: Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength).toString('utf8') });
         } else {
           small.push(a);
         }

@@ -116,6 +116,11 @@ fn main() {
         })
         .collect();
     drop(fns);
+    eprintln!(
+        "node-services {:.1} MiB, service-defaults {:.1} MiB",
+        node.len() as f64 / 1048576.0,
+        entries.len() as f64 / 1048576.0
+    );
     let base = CURRENT.load(Relaxed);
     PEAK.store(base, Relaxed);
     let start = json!({"region": "us-east-1", "accountId": ACCOUNT, "seed": 1, "compact": true,
@@ -133,6 +138,14 @@ fn main() {
         now += 1;
         let mut text = String::new();
         measured(&mut || text = engine.next_json(now, None));
+        if std::env::var_os("TRACE").is_some() {
+            eprintln!(
+                "next {:>9} bytes: live {:.1} MiB, peak so far {:.1} MiB",
+                text.len(),
+                (CURRENT.load(Relaxed) - base) as f64 / 1048576.0,
+                (PEAK.load(Relaxed) - base) as f64 / 1048576.0
+            );
+        }
         largest = largest.max(text.len());
         let step: Value = serde_json::from_str(&text).unwrap();
         drop(text);
@@ -148,6 +161,11 @@ fn main() {
             requests += 1;
             let id = r["id"].as_u64().unwrap();
             if let Some(aws) = r.get("aws") {
+                if aws["operation"] == "GetAlias" {
+                    let name = &aws["input"]["Name"];
+                    answers.push(json!({"id": id, "ok": {"Name": name}}).to_string());
+                    continue;
+                }
                 let token = aws["input"]["PaginationToken"].as_str().unwrap_or("0");
                 let page = token.parse::<usize>().unwrap_or(0);
                 let ok = pages.get(page).cloned().unwrap_or_else(|| "{}".into());
@@ -157,6 +175,9 @@ fn main() {
             let c = &r["consul"];
             let body = match (c["method"].as_str().unwrap(), c["path"].as_str().unwrap()) {
                 ("GET", "/v1/config/service-defaults") => entries.clone(),
+                ("GET", "/v1/catalog/datacenters") => "[\"dc1\"]".to_owned(),
+                // No name is used on another node.
+                ("GET", "/v1/catalog/services") => "{}".to_owned(),
                 ("GET", _) => node.clone(),
                 ("PUT", "/v1/txn") => "{\"Results\":[],\"Errors\":null}".to_owned(),
                 _ => "true".to_owned(),
@@ -165,7 +186,15 @@ fn main() {
         }
         drop(step);
         let answers = format!("[{}]", answers.join(","));
+        let nreq = answers.len();
         measured(&mut || engine.feed_json(&answers, now).unwrap());
+        if std::env::var_os("TRACE").is_some() {
+            eprintln!(
+                "feed {nreq:>9} bytes: live {:.1} MiB, peak so far {:.1} MiB",
+                (CURRENT.load(Relaxed) - base) as f64 / 1048576.0,
+                (PEAK.load(Relaxed) - base) as f64 / 1048576.0
+            );
+        }
     };
     println!(
         "{n} functions ({}): engine peak heap {:.1} MiB; largest step {:.1} MiB; {requests} requests; verdict {}; {}",

@@ -65,7 +65,8 @@ impl Engine {
             .map_err(|f| JsError::new(&failure_text(&f)))
     }
 
-    /// Feeds one Consul answer with its body passed as it is (not inside JSON).
+    /// Feeds one Consul answer with its body passed as the bytes read (not inside
+    /// JSON, not decoded into a JS string).
     ///
     /// # Errors
     /// A JS `Error` whose message is the failure JSON.
@@ -75,7 +76,7 @@ impl Engine {
         id: f64,
         status: u16,
         headers: &str,
-        body: String,
+        body: Vec<u8>,
         now_ms: f64,
     ) -> Result<(), JsError> {
         self.inner

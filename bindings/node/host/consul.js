@@ -6,7 +6,9 @@
 const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
-const { StringDecoder } = require('node:string_decoder');
+
+/** A body over this many bytes stays a Buffer (see Engine.feed in ../index.js). */
+const LARGE_BODY = 1 << 20;
 
 /**
  * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
@@ -98,22 +100,26 @@ function createConsulTransport(config, o = {}) {
           });
         };
         req = (tls ? https : http).request(options, (res) => {
-          // Decoded as it comes (a chunk's bytes are let go at once), joined once.
-          const decoder = new StringDecoder('utf8');
-          const parts = [];
+          // Kept as the bytes read; a large body is handed to the engine as bytes
+          // (Engine.feed passes a Buffer body on without making a JS string of it).
+          let parts = [];
           let size = 0;
           if (limit && Number(res.headers['content-length']) > limit) return tooLarge();
           res.on('data', (c) => {
             size += c.length;
-            if (limit && size > limit) return tooLarge();
-            parts.push(decoder.write(c));
+            if (limit && size > limit) {
+              parts = [];
+              return tooLarge();
+            }
+            parts.push(c);
           });
           res.on('error', fail);
           res.on('end', () => {
             const hs = {};
             for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-            parts.push(decoder.end());
-            finish({ id, status: res.statusCode, headers: hs, body: parts.join('') });
+            const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+            parts = [];
+            finish({ id, status: res.statusCode, headers: hs, body: size > LARGE_BODY ? bytes : bytes.toString('utf8') });
           });
         });
         req.on('error', fail);

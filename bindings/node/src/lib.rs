@@ -56,8 +56,9 @@ impl Engine {
 
 #[napi]
 impl Engine {
-    /// Feeds one Consul answer with its body passed as it is (see `feed_body` in
-    /// the core): a large body is neither escaped into JSON nor copied twice.
+    /// Feeds one Consul answer with its body passed as the bytes read (see
+    /// `feed_body` in the core): a large body is neither escaped into JSON nor
+    /// decoded into a JS string.
     ///
     /// # Errors
     /// A JS `Error` whose message is the failure JSON.
@@ -67,12 +68,12 @@ impl Engine {
         id: f64,
         status: u32,
         headers: String,
-        body: String,
+        body: napi::bindgen_prelude::Buffer,
         now_ms: f64,
     ) -> napi::Result<()> {
         let status = u16::try_from(status).unwrap_or(u16::MAX);
         self.inner
-            .feed_body(id, status, &headers, body, now_ms)
+            .feed_body(id, status, &headers, body.to_vec(), now_ms)
             .map_err(|f| failure_error(&f))
     }
 }

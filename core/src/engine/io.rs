@@ -12,6 +12,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// The most requests one step carries (bounds the host's memory; the rest follow).
 pub const MAX_STEP_REQUESTS: usize = 1024;
+
+/// Requests one target may have in flight, per request the host runs at once
+/// (`MAX_CONCURRENCY`): enough to keep the host's workers busy between steps,
+/// few enough that an agent dying mid-sync gets only these before its budget
+/// limits the rest (a probe at a time) — not every request queued.
+pub const IN_FLIGHT_PER_WORKER: u32 = 8;
 /// No new write starts with less Lambda time left than this.
 pub const TIME_RESERVE_MS: u64 = 5_000;
 
@@ -246,7 +252,8 @@ impl<P> Calls<P> {
             .chain(self.delayed.iter().map(|(_, c)| c))
     }
 
-    /// The next batch to send (at most [`MAX_STEP_REQUESTS`], as the targets'
+    /// The next batch to send (at most [`MAX_STEP_REQUESTS`], and per target at
+    /// most [`IN_FLIGHT_PER_WORKER`] × the concurrency in flight, as the targets'
     /// budgets admit), and the calls that fail without being sent (their
     /// target's budget is spent).
     pub(crate) fn take_batch(&mut self, io: &mut Io) -> (Vec<Sent>, Vec<Settled<P>>) {
@@ -259,6 +266,7 @@ impl<P> Calls<P> {
         let mut sent = Vec::new();
         let mut failed = Vec::new();
         let mut held = VecDeque::new();
+        let cap = io.concurrency.max(1).saturating_mul(IN_FLIGHT_PER_WORKER);
         while let Some(call) = self.queue.pop_front() {
             if sent.len() >= MAX_STEP_REQUESTS {
                 held.push_back(call);
@@ -270,7 +278,7 @@ impl<P> Calls<P> {
                 failed.push((call, Err(why)));
                 continue;
             }
-            if !gate.admits(due) {
+            if !gate.admits(due) || gate.in_flight >= cap {
                 held.push_back(call);
                 continue;
             }

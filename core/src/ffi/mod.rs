@@ -2,6 +2,7 @@
 //! returns the output JSON or a [`Failure`]. One shape (camelCase) for every
 //! runtime, defined by the Rust types of this crate.
 
+#[cfg(feature = "extension")]
 mod extension;
 
 #[cfg(feature = "schema")]
@@ -135,7 +136,17 @@ pub fn call(function: &str, input: &str) -> Result<String, Failure> {
             "GetFunction response",
             input,
         )?)?),
+        #[cfg(feature = "extension")]
         f if crate::extension::FFI_FUNCTIONS.contains(&f) => extension::call(f, input),
+        #[cfg(not(feature = "extension"))]
+        f if crate::extension::FFI_FUNCTIONS.contains(&f) => Err(crate::error::Diagnostic::new(
+            Code::InvalidInput,
+            format!("`{f}` is not in this build"),
+            "the browser build leaves out the Lambda extension's functions: call it through the npm or Python package",
+        )
+        .key("function")
+        .value(f)
+        .into()),
         other => Err(crate::error::Diagnostic::new(
             Code::InvalidInput,
             format!("unknown function `{}`", crate::error::clip(other)),
@@ -184,19 +195,23 @@ impl EngineHandle {
         self.0.feed_json(answers, millis(now_ms))
     }
 
-    /// Feeds one Consul answer whose body is passed as it is, not inside the
-    /// answers' JSON (a large body is then neither escaped nor copied twice):
-    /// the same answer as `{"id", "status", "headers", "body"}` in [`Self::feed`].
+    /// Feeds one Consul answer whose body is passed as the bytes read, not inside
+    /// the answers' JSON (a large body is then neither escaped nor decoded into a
+    /// host string): the same answer as `{"id", "status", "headers", "body"}` in
+    /// [`Self::feed`]. The bytes are read as UTF-8, an invalid sequence replaced
+    /// by U+FFFD, as both hosts decode every other answer.
     pub fn feed_body(
         &mut self,
         id: f64,
         status: u16,
         headers: &str,
-        body: String,
+        body: Vec<u8>,
         now_ms: f64,
     ) -> Result<(), Failure> {
         let headers: std::collections::BTreeMap<String, String> =
             serde_json::from_str(headers).map_err(|e| Failure::input("headers", &e))?;
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let answer = crate::engine::wire::Answer {
             id: millis(id),
             reply: crate::engine::wire::Incoming::Http(crate::engine::wire::HttpReply::new(
