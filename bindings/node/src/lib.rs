@@ -12,8 +12,8 @@ use napi_derive::napi;
 /// A JS `Error` whose message is the failure JSON
 /// (`{code, message, hint, key?, value?, errors}`).
 #[napi]
-pub fn call(function: String, input: String) -> napi::Result<String> {
-    consul_lambda_sync::ffi::call(&function, &input).map_err(|failure| failure_error(&failure))
+pub fn call(name: String, input: String) -> napi::Result<String> {
+    consul_lambda_sync::ffi::call(&name, &input).map_err(|failure| failure_error(&failure))
 }
 
 /// The sync engine (docs/engine.md): JSON text in, JSON text out.
