@@ -302,7 +302,8 @@ def test_an_earlier_versions_item_is_adopted_when_exact_and_left_when_not(
     assert exports["Services"] == export_items, exports
     assert exports["Meta"] == {RECORD: "exact"}, exports
     not_ours = warnings(logs, "mesh_item_not_ours")
-    assert len(not_ours) == 1 and not_ours[0]["count"] == 2, logs
+    assert len(not_ours) == 1, logs
+    assert not_ours[0]["count"] == 2, not_ours
     assert "edited" in not_ours[0]["message"], not_ours
 
     # Withdrawn: the adopted items go, the edited ones stay as they are.
