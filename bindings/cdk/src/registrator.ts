@@ -246,12 +246,6 @@ function warn(scope: Construct, id: string, message: string): void {
 /** The only Parameter Store writes the registrator makes: extension data, under its prefix. */
 const EXTENSION_DATA_WRITES = ['ssm:PutParameter', 'ssm:DeleteParameter'];
 
-/**
- * The code of a CONSUL_EXTENSION_DATA_PREFIX that holds the token or CA parameter (the core's
- * configuration refuses it too; when the core reports this code, the construct does not repeat it).
- */
-const PREFIX_OVERLAP_CODE = 'extension_data_prefix_overlap';
-
 function parameterArn(stack: Stack, name: string): string {
   const resourceName = name.startsWith('/') ? name.slice(1) : name;
   return stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
@@ -300,30 +294,8 @@ function deploymentDiagnostics(props: ConsulLambdaRegistratorProps): (CoreDiagno
   if (age && !age.isUnresolved()) {
     range('maxEventAge', age.toSeconds(), 60, 21600, ' seconds', 'set maxEventAge from Duration.minutes(1) to Duration.hours(6); the default is 1 hour');
   }
-  // The extension-data prefix must not hold the token or CA parameter: the role may write and
-  // delete under it, and GetParametersByPath would read the decrypted token back.
-  const prefix = props.consulExtensionDataPrefix;
-  if (typeof prefix === 'string' && prefix !== '' && !hasToken(prefix)) {
-    const under = (name: string) => {
-      const [n, p] = [name.replace(/^\//, ''), prefix.replace(/^\/+|\/+$/g, '')];
-      return p === '' || n === p || n.startsWith(`${p}/`);
-    };
-    for (const [what, prop, name] of [
-      ['token', 'tokenParameter', props.tokenParameter ? props.tokenParameter.parameterName : props.tokenParameterName],
-      ['CA certificate', 'caCertParameter', props.caCertParameter ? props.caCertParameter.parameterName : props.caCertParameterName],
-    ] as const) {
-      if (typeof name === 'string' && !hasToken(name) && under(name)) {
-        out.push({
-          code: PREFIX_OVERLAP_CODE,
-          key: 'consulExtensionDataPrefix',
-          prop: 'consulExtensionDataPrefix',
-          value: prefix,
-          message: `consulExtensionDataPrefix holds the ${what} parameter ${name} (${prop}): the registrator may write and delete every parameter under the prefix, and reads them back decrypted`,
-          hint: 'choose a prefix that holds neither the token nor the CA certificate parameter, e.g. /consul/lambda-extension-data',
-        });
-      }
-    }
-  }
+  // The extension-data prefix must not hold the token or CA parameter: the core decides it
+  // (extension_data_prefix_overlap, from CONSUL_HTTP_TOKEN_PATH and CONSUL_CACERT_PATH).
   const gw = props.terminatingGateway;
   if (gw && !hasToken(gw.name) && (typeof gw.name !== 'string' || gw.name.trim() === '')) {
     out.push({ code: 'invalid_input', key: 'terminatingGateway.name', prop: 'terminatingGateway.name', value: String(gw.name), message: 'terminatingGateway.name must not be empty', hint: 'give the name of the terminating gateway service' });

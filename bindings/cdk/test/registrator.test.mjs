@@ -227,15 +227,16 @@ test('an extension-data prefix holding the token or CA parameter is refused at s
     assert.equal(e.code, 'invalid_config');
     const overlap = e.errors.filter((d) => d.code === 'extension_data_prefix_overlap');
     assert.deepEqual(overlap.map((d) => d.prop), prefix === '/consul' ? ['consulExtensionDataPrefix', 'consulExtensionDataPrefix'] : ['consulExtensionDataPrefix']);
-    assert.match(e.message, new RegExp(`\\[extension_data_prefix_overlap\\] prop consulExtensionDataPrefix="${prefix}": consulExtensionDataPrefix holds the token parameter /consul/registrator-token \\(tokenParameter\\).* \\(fix: choose a prefix that holds neither`));
-    if (prefix === '/consul') assert.match(e.message, /holds the CA certificate parameter \/consul\/ca-cert \(caCertParameter\)/);
+    // The core decides it (the same rule as CONSUL_EXTENSION_DATA_PREFIX in the registrator's environment).
+    assert.match(e.message, new RegExp(`\\[extension_data_prefix_overlap\\] prop consulExtensionDataPrefix="${prefix}": CONSUL_EXTENSION_DATA_PREFIX ${prefix} holds CONSUL_HTTP_TOKEN_PATH \\(/consul/registrator-token\\).* \\(fix: move the extension data to a prefix of its own`));
+    if (prefix === '/consul') assert.match(e.message, /holds CONSUL_CACERT_PATH \(\/consul\/ca-cert\)/);
   }
   // An IParameter's name counts the same; so does the CA alone.
   const app = new cdk.App();
   const stack = new cdk.Stack(app, 'P', { env: ENV });
   const ca = ssm.StringParameter.fromStringParameterName(stack, 'Ca', '/mesh/ext/ca');
   assert.throws(() => new ConsulLambdaRegistrator(stack, 'Reg', { consulHttpAddr: 'https://c:8501', caCertParameter: ca, consulExtensionDataPrefix: '/mesh/ext' }),
-    (e) => e.errors.some((d) => d.code === 'extension_data_prefix_overlap' && /CA certificate parameter \/mesh\/ext\/ca/.test(d.message)));
+    (e) => e.errors.some((d) => d.code === 'extension_data_prefix_overlap' && /CONSUL_CACERT_PATH \(\/mesh\/ext\/ca\)/.test(d.message)));
   // Siblings and look-alike names are not overlaps: /consul/registrator-token-data, /consul/ca-cert2.
   for (const prefix of ['/consul/registrator-token-data', '/consul/ca-cert2', '/consul/ext']) {
     assert.doesNotThrow(() => synth({ ...BASE, consulExtensionDataPrefix: prefix }), prefix);
