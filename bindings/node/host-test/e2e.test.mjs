@@ -406,7 +406,7 @@ test('doctor: the project policy passes, and the sync then succeeds', async () =
   allLogs.push(...lines);
   const status = Object.fromEntries(report.checks.map((c) => [c.code, c.status]));
   assert.equal(report.ok, true, JSON.stringify(report.checks, null, 1));
-  for (const code of ['config', 'aws.identity', 'ssm.token', 'consul.reachable', 'consul.agent_read', 'consul.node_write', 'consul.service_write', 'consul.node_read', 'consul.service_read', 'aws.list_functions', 'aws.get_function']) {
+  for (const code of ['config', 'aws.identity', 'ssm.token', 'consul.reachable', 'consul.agent_read', 'consul.node_write', 'consul.service_write', 'consul.node_read', 'consul.service_read', 'consul.names_read', 'aws.list_functions', 'aws.list_tags', 'aws.get_alias']) {
     assert.equal(status[code], 'ok', code);
   }
   assert.deepEqual(report.consulRules, []);
