@@ -1116,6 +1116,45 @@ fn a_missing_gateway_entry_is_not_created_unless_asked() {
 }
 
 #[test]
+fn a_gateway_entry_edited_after_review_makes_the_plan_stale() {
+    let gw = [("TERMINATING_GATEWAY_NAME", "tgw")];
+    let mut w = world_with(2);
+    w.mesh.insert(
+        "terminating-gateway/tgw".into(),
+        (
+            5,
+            json!({"Kind": "terminating-gateway", "Name": "tgw", "Services": []}),
+        ),
+    );
+    let mut s = mesh_start(&gw);
+    s.dry_run = Some(true);
+    let (dry, _) = run(&mut w, s);
+    assert!(dry.ok, "{}", dry.message);
+    // A person lists their own service in the entry after the review.
+    w.mesh.insert(
+        "terminating-gateway/tgw".into(),
+        (
+            9,
+            json!({"Kind": "terminating-gateway", "Name": "tgw", "Services": [{"Name": "human"}]}),
+        ),
+    );
+    w.seen.clear();
+    let mut s = mesh_start(&gw);
+    s.reviewed = Some(reviewed_from(&dry));
+    let (r, _) = run(&mut w, s);
+    assert!(!r.ok);
+    assert_eq!(w.writes(), 0, "{:?}", w.seen);
+    let f = r.failure.unwrap();
+    assert_eq!(f.code.as_str(), "plan_stale", "{}", f.message);
+    assert!(
+        f.message.contains("tgw") && f.message.contains("index 5 then, 9 now"),
+        "{}",
+        f.message
+    );
+    assert_eq!(gateway_names(&w), ["human"]);
+}
+
+#[test]
 fn a_concurrent_edit_of_the_gateway_entry_is_merged_not_lost() {
     let gw = [("TERMINATING_GATEWAY_NAME", "tgw")];
     let mut w = world_with(2);

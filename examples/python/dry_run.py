@@ -24,13 +24,20 @@ def main() -> int:
     log = JsonLogger("warn", stream=sys.stderr)
     # The engine decides what to read (and, without dryRun, what to write); the host
     # carries its requests.
-    start: core.Start = {"env": start_env(env), "region": region, "dryRun": True}
+    # `compact: False`: the result carries the plan (the engine's default is a compact result).
+    start: core.Start = {
+        "env": start_env(env),
+        "region": region,
+        "dryRun": True,
+        "compact": False,
+    }
     result = run(start, carrier(env, Aws(region), log), log)
     if not result["ok"]:
         print(result["message"], file=sys.stderr)
         return int(result["exitCode"])
     plan = result.get("plan")
     if plan is None:
+        print("the result carries no plan", file=sys.stderr)
         return 1
     sys.stdout.write(core.format_plan(plan))
     counts = result["requests"]

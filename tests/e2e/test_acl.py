@@ -60,8 +60,13 @@ def test_handler_raises_when_an_operation_is_denied(
     h_acl: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     h = h_acl
+    # Every name may be read (the names other nodes use are checked before one is
+    # taken, and a filtered list would stop the sync: acl_filtered), but only the
+    # "allowed-" ones written.
     narrow = h.consul.create_token(
         'node "lambdas" { policy = "write" }\n'
+        'node_prefix "" { policy = "read" }\n'
+        'service_prefix "" { policy = "read" }\n'
         'service_prefix "allowed-" { policy = "write" }\n'
         'agent_prefix "" { policy = "read" }\n',
         name="narrow",

@@ -20,7 +20,10 @@ def test_plan_sync_and_exit_codes(h: Harness) -> None:
     plan = h.cli("plan", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stderr
     assert "+ cli-fn" in plan.stdout
-    assert "PUT /v1/catalog/register" in plan.stdout
+    # Each registration is a check-and-set transaction (contract §6.2), after its entry.
+    assert "    PUT /v1/config?cas=0&dc=dc1\n    PUT /v1/txn?dc=dc1: register cli-fn (cas 0)\n" in (
+        plan.stdout
+    )
     assert "2 to create" in plan.stdout
     assert h.consul.services() == {}  # a dry run changes nothing
 
@@ -177,7 +180,9 @@ def test_demo(h: Harness) -> None:
     out = proc.stdout
     assert "Plan: 4 to create, 0 to update, 0 to delete" in out
     assert "applied 8 operations (0 failed)" in out
-    assert "0 operations; Consul: 4 reads, 0 writes; AWS: 1 GetResources" in out
+    # Steady state: the datacenters, agent/self, node services, service-defaults and the
+    # names other nodes use; one tagging page and no GetAlias (nothing is created).
+    assert "   0 operations; Consul: 5 reads, 0 writes; AWS: 1 GetResources\n" in out
     assert "- demo-orders-staging" in out
     assert "removed: demo-orders-staging" in out
     assert "demo finished" in out

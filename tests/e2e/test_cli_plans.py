@@ -113,14 +113,26 @@ def test_stale_reviewed_plan_is_refused_and_changes_nothing(h: Harness, tmp_path
     assert "service-defaults entry edited" in failure["message"]
     assert _state(h) == before
 
-    # Not a plan file: a usage error.
+    # Not a plan file (no basis): a usage error of the command line.
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"plan": {}}')
-    assert h.cli("sync", "--plan", str(bogus)).returncode == 3
+    usage = h.cli("sync", "--plan", str(bogus))
+    assert usage.returncode == 3, usage.stderr
+    assert "not a plan written by" in usage.stderr
+    # Shaped like one but not readable as a plan: the engine refuses it before any write
+    # (plan_rejected, a stop: exit 1; docs/engine.md "Reviewed plans and pruning").
     bogus.write_text('{"plan": {"nope": 1}, "basis": {}}')
     bad = h.cli("sync", "--plan", str(bogus))
-    assert bad.returncode == 3, bad.stderr
-    assert "not a plan written by" in bad.stderr
+    assert bad.returncode == 1, bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith(
+        "consul-lambda-sync: [plan_rejected] the plan file cannot be read: "
+        "missing field `operations`"
+    ), bad.stderr
+    assert "Applied" not in bad.stdout
+    bad_json = json.loads(h.cli("sync", "--plan", str(bogus), "--json").stdout)
+    assert (bad_json["code"], bad_json["exitCode"]) == ("plan_rejected", 1)
     assert _state(h) == before
 
 
@@ -165,7 +177,7 @@ def test_prune_removes_what_the_registrator_manages_and_nothing_else(h: Harness)
     assert _state(h) == after
 
 
-def test_plan_shows_the_gateway_change_and_a_reviewed_plan_merges_a_later_edit(
+def test_plan_shows_the_gateway_change_and_a_reviewed_plan_refuses_a_later_edit(
     h: Harness, tmp_path: Path
 ) -> None:
     gateway = "/v1/config/terminating-gateway/lambda-gateway"
@@ -194,12 +206,38 @@ def test_plan_shows_the_gateway_change_and_a_reviewed_plan_merges_a_later_edit(
     ]
     assert h.consul.get(gateway)["Services"] == [theirs]  # plan changes nothing
 
-    # A person edits the entry after the review: applying the plan merges into their version.
+    # A person edits the entry after the review. A reviewed plan is applied only as the
+    # engine decides it now, at the reviewed indexes (docs/engine.md "Reviewed plans and
+    # pruning"): the gateway write was decided at the entry's old ModifyIndex, so the
+    # whole apply is refused before any write and the person's edit stands.
     later = {"Name": "billing-db"}
     h.consul.put(
         "/v1/config",
         {"Kind": "terminating-gateway", "Name": "lambda-gateway", "Services": [theirs, later]},
     )
+    before = _state(h)
+    edited = h.consul.get(gateway)
+    refused = h.cli("sync", "--plan", str(saved))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert "lambda-gateway" in refused.stderr
+    assert "Applied" not in refused.stdout
+    # The entry moved since review: plan_stale (README "Reviewed plans"), naming it and the
+    # indexes; nothing is written.
+    failure = json.loads(h.cli("sync", "--plan", str(saved), "--json").stdout)
+    assert failure["exitCode"] == 1
+    assert failure["code"] == "plan_stale", failure
+    assert "changed since review (index" in failure["message"], failure
+    assert "lambda-gateway" in failure["message"]
+    assert _state(h) == before
+    assert h.consul.get(gateway) == edited
+
+    # Planned again and reviewed: the gateway change merges into the person's version.
+    plan = h.cli("plan", "--out", str(saved))
+    assert plan.returncode == 0, plan.stderr
+    assert "~ terminating-gateway lambda-gateway  list mesh-a" in plan.stdout, plan.stdout
     applied = h.cli("sync", "--plan", str(saved))
     assert applied.returncode == 0, applied.stderr
     assert h.consul.get(gateway)["Services"] == [theirs, later, {"Name": "mesh-a"}]
+    assert sorted(h.consul.managed_services()) == ["mesh-a"]

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 # What Consul answers once the planned failures are used up.
 ANSWERS = {
+    "/v1/catalog/datacenters": (200, b'["dc1"]'),
+    # The names other nodes use (none).
+    "/v1/catalog/services": (200, b"{}"),
     "/v1/catalog/node-services/lambdas": (404, b""),
     "/v1/config/service-defaults": (200, b"[]"),
     "/v1/config": (200, b"true"),
@@ -112,8 +115,9 @@ def test_reads_and_writes_are_retried_on_5xx(flaky: str) -> None:
     assert result["operations"]["ok"] == 2
     puts = [s for s in FlakyHandler.seen if s[0] == "PUT" and s[1] == "/v1/config"]
     assert len(puts) == 3
-    # Every attempt is counted: 2 reads + 1 retried read; 3 config PUTs + 1 transaction.
-    assert result["requests"]["consul"] == {"reads": 3, "writes": 4, "transactions": 1}
+    # Every attempt is counted: 4 reads (datacenters, node services, service-defaults,
+    # names on other nodes) + 1 retried read; 3 config PUTs + 1 transaction.
+    assert result["requests"]["consul"] == {"reads": 5, "writes": 4, "transactions": 1}
 
 
 def test_429_honours_retry_after(flaky: str) -> None:
@@ -128,7 +132,8 @@ def test_gives_up_with_the_status(flaky: str) -> None:
     result = sync(flaky)
     assert not result["ok"]
     assert result["verdict"] == "failed"
-    (failed,) = [o for o in result["outcomes"] if o["status"] == "failed"]
+    # The handler's result is compact: the failed and skipped outcomes are its failures.
+    (failed,) = [o for o in result["failures"] if o["status"] == "failed"]
     assert "503" in failed.get("error", "")
     assert "try again" in failed.get("error", "")
     assert len([s for s in FlakyHandler.seen if s[1] == "/v1/config"]) == 5

@@ -26,12 +26,16 @@ if TYPE_CHECKING:
     from cls_support import ConsulAgent
 
 UPSTREAM_POLICY = 'service_prefix "" { policy = "write" }\n'
+# The project's policy (docs/acl-policy.hcl) with the node rule lowered to read.
 NO_NODE_WRITE = (
     f'node "{NODE}" {{ policy = "read" }}\n'
     'service_prefix "" { policy = "write" }\n'
+    'node_prefix "" { policy = "read" }\n'
     'agent_prefix "" { policy = "read" }\n'
 )
 NODE_WRITE = f'node "{NODE}" {{ policy = "write" }}'
+# The names other nodes use (GET /v1/catalog/services), read before a name is taken.
+NAMES_READ = 'node_prefix "" { policy = "read" }'
 AGENT_READ = 'agent_prefix "" { policy = "read" }'
 
 
@@ -189,8 +193,12 @@ def test_upstream_policy_with_datacenter_and_an_existing_node_is_filtered(
     assert "acl_filtered" in checks["consul.node_read"]["message"]
     assert checks["consul.node_write"]["status"] == "missing"
     assert checks["consul.service_write"]["status"] == "ok"
-    # The node's write rule covers its read: one rule to add.
-    assert report["consulRules"] == [NODE_WRITE]
+    # DATACENTER is set: the names list is probed there, and filtered (no node_prefix read).
+    assert checks["consul.names_read"]["status"] == "missing"
+    assert checks["consul.names_read"]["rule"] == NAMES_READ
+    assert "acl_filtered" in checks["consul.names_read"]["message"]
+    # The node's write rule covers its read: that one, and the names rule, to add.
+    assert report["consulRules"] == [NODE_WRITE, NAMES_READ]
     code, doc, _ = doctor_cli(h)
     assert code == 1
     assert doc["verdict"] == "failed"
@@ -213,6 +221,7 @@ def test_a_token_without_node_write_fails_at_the_first_registration(h_acl: Harne
     assert missing == ["consul.node_write"]
     assert by_code(report)["consul.node_write"]["rule"] == NODE_WRITE
     assert got["consul.node_read"] == "ok"
+    assert got["consul.names_read"] == "ok"
     code, doc, _ = doctor_cli(h)
     assert code == 1
     assert doc["consulRules"] == [NODE_WRITE]

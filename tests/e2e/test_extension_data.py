@@ -28,7 +28,10 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
     stored = h.parameters(PREFIX)
     assert sorted(stored) == [param("mesh"), param("mesh-live"), param("other")]
     data = json.loads(stored[param("mesh")])
-    assert sorted(data) == ["certPEM", "privateKeyPEM", "rootCertPEM", "trustDomain"]
+    # Upstream's four fields and our `datacenter` (contract §12.3); a fresh dev agent has
+    # one root and no peerings, so `inactiveRootCertPEMs` and `peers` are left out.
+    assert sorted(data) == ["certPEM", "datacenter", "privateKeyPEM", "rootCertPEM", "trustDomain"]
+    assert data["datacenter"] == h.consul.get("/v1/agent/self")["Config"]["Datacenter"]
     leaf = h.consul.get("/v1/agent/connect/ca/leaf/mesh")
     roots = h.consul.get("/v1/agent/connect/ca/roots")
     assert data["certPEM"] == leaf["CertPEM"]
@@ -39,10 +42,12 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
     kind = h.ssm.get_parameter(Name=param("mesh"))["Parameter"]["Type"]
     assert kind == "SecureString"
 
-    # Steady state: no writes; one agent-cached leaf read per service, roots, one SSM page.
+    # Steady state: no writes. Consul: the datacenters, agent/self, node services,
+    # service-defaults and the names other nodes use (5); with extension data the roots,
+    # the peerings and one agent-cached leaf per service (2 + 3). AWS: one SSM page.
     again = h.sync()
     assert again["summary"]["operations"] == 0
-    assert again["requests"]["consul"] == {"reads": 4 + 1 + 3, "writes": 0, "transactions": 0}
+    assert again["requests"]["consul"] == {"reads": 5 + 2 + 3, "writes": 0, "transactions": 0}
     assert again["requests"]["aws"]["calls"] == {"GetResources": 1, "GetParametersByPath": 1}
     print(f"\nsteady full sync with extension data, 3 services: {again['requests']}")
 

@@ -60,8 +60,13 @@ def test_the_zip_handler_syncs(h: Harness, package_dir: Path) -> None:
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"]
     assert summary["summary"]["create"] == 2
-    # No Lambda context here: the engine asks STS for the account (and counts the call).
-    assert summary["requests"]["aws"]["calls"] == {"GetCallerIdentity": 1, "GetResources": 1}
+    # No Lambda context here: the engine asks STS for the account (and counts the call);
+    # the alias service to create is checked first (GetAlias of "live").
+    assert summary["requests"]["aws"]["calls"] == {
+        "GetAlias": 1,
+        "GetCallerIdentity": 1,
+        "GetResources": 1,
+    }
     services = h.consul.services()
     assert sorted(services) == ["zipped", "zipped-live"]
     assert all(s["Tags"] == [MANAGED_TAG] for s in services.values())

@@ -28,6 +28,18 @@ use crate::error::{Code, Diagnostic};
 use crate::plan::{Action, Operation, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 
+fn stale(moved: &str) -> Stop {
+    Stop::new(
+        Verdict::Failed,
+        Diagnostic::new(
+            Code::PlanStale,
+            format!("the reviewed plan is stale: {moved}"),
+            "plan again (plan --out FILE), review, and apply the new plan",
+        )
+        .key("plan"),
+    )
+}
+
 fn rejected(message: String) -> Stop {
     Stop::new(
         Verdict::Failed,
@@ -278,6 +290,23 @@ fn match_fresh(reviewed: &ReviewedPlan, fresh: &Plan) -> Result<Vec<usize>, Stop
             .enumerate()
             .position(|(j, f)| !taken.get(j).copied().unwrap_or(true) && f.same_decision(op));
         let Some(j) = found else {
+            // The same write of the same object, read at another index: the object
+            // (a mesh entry, which the basis does not hold) changed since review.
+            let moved = fresh.operations.iter().find(|f| {
+                f.kind() == op.kind()
+                    && f.service == op.service
+                    && f.index.is_some()
+                    && op.index.is_some()
+                    && f.index != op.index
+            });
+            if let Some(f) = moved {
+                return Err(stale(&format!(
+                    "{} changed since review (index {} then, {} now)",
+                    name_of(i, op),
+                    op.index.unwrap_or_default(),
+                    f.index.unwrap_or_default()
+                )));
+            }
             return Err(rejected(format!(
                 "{} is not what a fresh plan decides (another kind, object, content, parameter or key); nothing is applied",
                 name_of(i, op)
@@ -353,15 +382,7 @@ pub(crate) fn apply(
     check_basis(reviewed)?;
     let moved = moved(reviewed, obs, run);
     if !moved.is_empty() {
-        return Err(Stop::new(
-            Verdict::Failed,
-            Diagnostic::new(
-                Code::PlanStale,
-                format!("the reviewed plan is stale: {}", moved.join("; ")),
-                "plan again (plan --out FILE), review, and apply the new plan",
-            )
-            .key("plan"),
-        ));
+        return Err(stale(&moved.join("; ")));
     }
     let kept = match_fresh(reviewed, &fresh)?;
     check_dependencies(&fresh, &kept)?;

@@ -346,7 +346,7 @@ def run_demo(env: dict[str, str], keep_functions: bool = False) -> int:
             session.client("lambda").delete_function(FunctionName=name)
         done = sync()
         deleted = done["summary"].get("delete", 0)
-        print(f"   deleted {deleted} services (each deletion confirmed by GetFunction first)")
+        print(f"   deleted {deleted} services (each deletion confirmed by ListTags first)")
         print(_applied(done))
         _show_consul(consul, node)
     print("\ndemo finished")
