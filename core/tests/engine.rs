@@ -67,6 +67,10 @@ struct World {
     race_register: Option<String>,
     /// Someone rewrites this entry just before the registrator's delete of it.
     edit_before_delete: Option<String>,
+    /// The agent dies after this many writes: every later Consul request gets no answer.
+    down_after_writes: Option<usize>,
+    /// Consul requests sent to the dead agent.
+    sent_while_down: usize,
 }
 
 /// What Consul (1.22) answers 500 to in a mesh entry: `Meta` over 64 pairs, a
@@ -157,6 +161,18 @@ impl World {
             return self.aws(r.id, &aws.operation, &aws.input);
         }
         let c = r.consul.as_ref().unwrap();
+        if self.down_after_writes.is_some_and(|n| self.writes() >= n) {
+            self.sent_while_down += 1;
+            return Answer {
+                id: r.id,
+                error: Some(AnswerError {
+                    code: "transport".into(),
+                    message: "connection refused".into(),
+                    status: None,
+                }),
+                ..Answer::default()
+            };
+        }
         self.seen.push(format!("{} {}", c.method, c.path));
         let ok = |status: u16, body: Value| Answer {
             id: r.id,
@@ -1113,6 +1129,24 @@ fn a_missing_gateway_entry_is_not_created_unless_asked() {
         .warnings
         .iter()
         .any(|d| d.code.as_str() == "mesh_entry_unchanged"));
+}
+
+#[test]
+fn an_agent_dead_for_the_rest_of_the_sync_gets_few_requests() {
+    let mut w = world_with(500);
+    w.down_after_writes = Some(100);
+    let (r, _) = run(&mut w, start());
+    assert!(!r.ok);
+    assert!(r.operations.failed > 0, "{:?}", r.operations);
+    // Those in flight when it died (at most 8 × MAX_CONCURRENCY, 64), then one probe
+    // at a time, each after its backoff, until the outage budget is spent; everything
+    // else fails without being sent (29 in this run; about 2,000 before the probes of
+    // writes whose answer was lost waited out their backoff).
+    assert!(
+        w.sent_while_down <= 64 + 8,
+        "{} sent to the dead agent",
+        w.sent_while_down
+    );
 }
 
 #[test]

@@ -348,7 +348,11 @@ impl<P> Calls<P> {
             .failed(attempt, floor, error.clone(), now, &mut jitter);
         io.jitter = jitter;
         if ambiguous(&call.request) && error.unreachable() {
-            // The phase reads the object back (or resends it) instead.
+            // The phase reads the object back (or resends it) instead; a limited
+            // target still waits out its probe's backoff before anything else goes.
+            if let Verdict::Wait(wait) = verdict {
+                io.gate(target).wait_until(now + wait);
+            }
             return Some((call, Err(error)));
         }
         match verdict {
