@@ -165,6 +165,16 @@ fn ambiguous(request: &Request) -> bool {
     )
 }
 
+/// A read its phase does without when it fails (the extension data's cluster
+/// peers), that Consul is slow to refuse: a token without `peering:read` gets its
+/// 403 only after Consul's own retries of the denial (about 12 s on 1.22, over the
+/// default request timeout). A lost answer is not tried again, which would spend
+/// the invocation's time on it, nor counted against Consul's retry budget (the
+/// agent answered the other reads).
+fn optional(request: &Request) -> bool {
+    matches!(request, Request::Consul(ConsulRequest::Peerings))
+}
+
 /// A request with what it is for and how often it was tried.
 #[derive(Debug, Clone)]
 pub(crate) struct Call<P> {
@@ -340,6 +350,9 @@ impl<P> Calls<P> {
             Judgement::Final(e) => return Some((call, Err(e))),
             Judgement::Transient { floor, error } => (floor, error),
         };
+        if optional(&call.request) && error.unreachable() {
+            return Some((call, Err(error)));
+        }
         let (now, attempt) = (io.now, call.attempt);
         let target = call.request.target();
         let mut jitter = io.jitter.clone();
@@ -396,4 +409,49 @@ pub(crate) fn parse_aws<T: serde::de::DeserializeOwned>(reply: &Reply) -> Result
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
     let body = if body.trim().is_empty() { "null" } else { body };
     serde_json::from_str(body).map_err(|e| format!("cannot read the answer: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::engine::wire::AnswerError;
+
+    fn lost() -> Incoming {
+        Incoming::Error(AnswerError {
+            code: "transport".into(),
+            message: "no answer within 10000 ms".into(),
+            status: None,
+        })
+    }
+
+    #[test]
+    fn a_lost_answer_to_the_peerings_read_settles_it_at_once() {
+        let mut io = Io::new(LogLevel::Info, 1, 8, 10_000);
+        let mut calls: Calls<()> = Calls::default();
+        calls.push(Request::Consul(ConsulRequest::Peerings), ());
+        let (sent, _) = calls.take_batch(&mut io);
+        let Some(Some((call, Err(e)))) = calls.answer(&mut io, sent[0].id, lost()) else {
+            panic!("the peerings read is settled, not retried");
+        };
+        assert_eq!(call.attempt, 1);
+        assert!(e.unreachable());
+        assert!(calls.idle());
+        // Consul's budget is untouched: the next read goes out at once.
+        calls.push(Request::Consul(ConsulRequest::Datacenters), ());
+        assert_eq!(calls.take_batch(&mut io).0.len(), 1);
+    }
+
+    #[test]
+    fn a_lost_answer_to_another_read_is_retried() {
+        let mut io = Io::new(LogLevel::Info, 1, 8, 10_000);
+        let mut calls: Calls<()> = Calls::default();
+        calls.push(Request::Consul(ConsulRequest::Datacenters), ());
+        let (sent, _) = calls.take_batch(&mut io);
+        assert!(matches!(
+            calls.answer(&mut io, sent[0].id, lost()),
+            Some(None)
+        ));
+        assert!(!calls.idle());
+    }
 }
