@@ -30,6 +30,8 @@ func main() {
 		FunctionName: jsii.String("billing"), Runtime: awslambda.Runtime_NODEJS_22_X(), Handler: jsii.String("index.handler"), Code: code,
 	})
 	consullambdasynccdk.ConsulTags_ApplyTo(billing, &consullambdasynccdk.ConsulTagOptions{Aliases: jsii.Strings("live")}, nil)
+	// The alias its tags name (the registrator registers `billing-live` only for an alias that exists).
+	billing.AddAlias(jsii.String("live"), nil)
 
 	orders := awslambda.NewFunction(stack, jsii.String("Orders"), &awslambda.FunctionProps{
 		FunctionName: jsii.String("orders"), Runtime: awslambda.Runtime_NODEJS_22_X(), Handler: jsii.String("index.handler"), Code: code,

@@ -61,6 +61,8 @@ ConsulTags.apply_to(
         aliases=["live"], invocation_mode=InvocationMode.SYNCHRONOUS, payload_passthrough=True
     ),
 )
+# The alias its tags name (the registrator registers `billing-live` only for an alias that exists).
+billing.add_alias("live")
 
 # Tags by hand (checked by ConsulTagChecker at synth time).
 orders = lambda_.Function(

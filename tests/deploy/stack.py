@@ -88,7 +88,20 @@ class Deployed:
             return self.session.client("events").describe_rule(Name=pid.split("|")[-1])["Arn"]
         if type_ == "AWS::IAM::Role" and attribute == "Arn":
             return self.session.client("iam").get_role(RoleName=pid)["Role"]["Arn"]
+        if type_ == "AWS::Lambda::Version" and attribute == "Version":
+            return self.published_version(logical)
         raise AssertionError(f"Fn::GetAtt {logical}.{attribute} ({type_}) is not resolved here")
+
+    def published_version(self, logical: str) -> str:
+        """The version an AWS::Lambda::Version resource published (moto's CloudFormation
+        publishes it but keeps no physical id): its function's only published version."""
+        props = self.template["Resources"][logical]["Properties"]
+        function = self.resolve(props["FunctionName"])
+        lam = self.session.client("lambda")
+        versions = lam.list_versions_by_function(FunctionName=function)["Versions"]
+        published = [v["Version"] for v in versions if v["Version"] != "$LATEST"]
+        assert len(published) == 1, (logical, published)
+        return str(published[0])
 
     def resolve(self, value: Any) -> Any:
         """The template value with Ref, Fn::GetAtt, Fn::Join and Fn::Sub resolved."""
@@ -171,6 +184,7 @@ def deploy(session: Any, cdk_out: Path, stack: str) -> Deployed:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
     d = Deployed(stack, template, resources, outputs, account, region, session)
     apply_function_tags(d)
+    create_aliases(d)
     return d
 
 
@@ -191,6 +205,24 @@ def apply_function_tags(d: Deployed) -> None:
             d.warnings.append(
                 f"{logical}: moto's CloudFormation left out the tags {sorted(missing)}"
             )
+
+
+def create_aliases(d: Deployed) -> None:
+    """moto's CloudFormation skips AWS::Lambda::Alias; each alias of the template is made
+    here with CreateAlias from its resolved properties, as CloudFormation would, and noted in
+    ``d.warnings``. The registrator asks GetAlias before it registers an alias service."""
+    lam = d.session.client("lambda")
+    for logical, r in d.of_type("AWS::Lambda::Alias").items():
+        if logical in d.resources:
+            continue
+        props = d.resolve(r["Properties"])
+        lam.create_alias(
+            FunctionName=props["FunctionName"],
+            Name=props["Name"],
+            FunctionVersion=props["FunctionVersion"],
+            **({"Description": props["Description"]} if "Description" in props else {}),
+        )
+        d.warnings.append(f"{logical}: moto's CloudFormation does not create aliases")
 
 
 def registrator_function(d: Deployed) -> str:

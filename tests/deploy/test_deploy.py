@@ -55,6 +55,8 @@ SKIPPED_AND_CHECKED = {
     "AWS::Lambda::EventInvokeConfig": "PutFunctionEventInvokeConfig with the template's "
     "properties, read back",
     "AWS::SQS::QueuePolicy": "SetQueueAttributes(Policy) of each queue it names, read back",
+    "AWS::Lambda::Alias": "CreateAlias with the template's properties when deployed "
+    "(stack.create_aliases), read back with GetAlias",
     "AWS::CDK::Metadata": "the CDK's usage report (no AWS resource): only its Analytics property",
 }
 SAMPLE_FN = "sample-fn"
@@ -336,6 +338,12 @@ def test_the_skipped_types_are_accepted_by_their_apis(run: Run) -> None:
         assert got["DestinationConfig"] == props["DestinationConfig"]
         queue = props["DestinationConfig"]["OnFailure"]["Destination"]
         assert queue in {d.get_att(k, "Arn") for k in d.of_type("AWS::SQS::Queue")}, queue
+    for r in d.of_type("AWS::Lambda::Alias").values():
+        props = d.resolve(r["Properties"])
+        got = session.client("lambda").get_alias(
+            FunctionName=props["FunctionName"], Name=props["Name"]
+        )
+        assert got["FunctionVersion"] == props["FunctionVersion"], got
 
 
 def test_the_cdk_metadata_is_only_the_usage_report(run: Run) -> None:
@@ -361,6 +369,21 @@ def services(step: Step) -> set[str]:
     return set(step.services)
 
 
+def stack_services(d: Deployed) -> set[str]:
+    """The services the stack's tags ask for: each function tagged enabled, and NAME-ALIAS
+    for each alias its tags name (the template declares each alias: the tests check that)."""
+    out = set()
+    for r in d.of_type("AWS::Lambda::Function").values():
+        props = r["Properties"]
+        tags = {t["Key"]: d.resolve(t["Value"]) for t in props.get("Tags", [])}
+        if tags.get(ENABLED) != "true":
+            continue
+        name = d.resolve(props["FunctionName"])
+        out.add(name)
+        out |= {f"{name}-{a}" for a in tags.get(ALIASES, "").split("+") if a}
+    return out
+
+
 def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
     """The deployed function on its template's runtime: a full sync, each event kind, a
     failed call, a steady full sync; Consul after each."""
@@ -374,10 +397,14 @@ def test_the_deployed_function_syncs_on_each_event(run: Run) -> None:
             run.log,
         )
         assert s.invocation.body["ok"] is True, (s.name, s.invocation.body)
-    stack_fns = {"billing", "billing-live", "orders"}
+    stack_fns = stack_services(run.deployed)
+    # Every example app: `billing` with its alias `live` (declared), and `orders`.
+    assert {"billing", "billing-live", "orders"} <= stack_fns, stack_fns
+    aliases = {r["Properties"]["Name"] for r in run.deployed.of_type("AWS::Lambda::Alias").values()}
+    assert aliases == {"live"}, aliases
     verdicts = {s.name: s.invocation.body["verdict"] for s in run.steps[:-1]}
     assert services(run.step("full sync")) == stack_fns
-    assert run.step("full sync").invocation.body["summary"]["create"] == 3
+    assert run.step("full sync").invocation.body["summary"]["create"] == len(stack_fns)
     assert services(run.step("CreateFunction")) == stack_fns | {SAMPLE_FN}
     assert services(run.step("CreateAlias")) == stack_fns | {SAMPLE_FN}
     assert services(run.step("TagResource")) == stack_fns | {SAMPLE_FN, f"{SAMPLE_FN}-live"}
@@ -418,7 +445,8 @@ def test_one_metrics_line_per_invocation_with_the_registrators_own_name(run: Run
         m = s.invocation.metrics()
         assert len(m) == 1, (s.name, s.invocation.output)
         assert m[0]["FunctionName"] == run.function_name
-    assert run.step("full sync").invocation.metrics()[0]["ServicesCreated"] == 3
+    created = len(stack_services(run.deployed))
+    assert run.step("full sync").invocation.metrics()[0]["ServicesCreated"] == created
     assert run.step("CreateFunction").invocation.metrics()[0]["Trigger"] == "function"
 
 

@@ -34,6 +34,8 @@ class ConsulLambdaStack extends cdk.Stack {
       code,
     });
     ConsulTags.applyTo(billing, { aliases: ['live'], invocationMode: InvocationMode.SYNCHRONOUS, payloadPassthrough: true });
+    // The alias its tags name (the registrator registers `billing-live` only for an alias that exists).
+    billing.addAlias('live');
 
     // Tags by hand (checked by ConsulTagChecker at synth time).
     const orders = new lambda.Function(this, 'Orders', {

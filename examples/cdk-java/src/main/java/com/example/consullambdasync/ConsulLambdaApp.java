@@ -54,6 +54,8 @@ public final class ConsulLambdaApp {
     if (!"SYNCHRONOUS".equals(tags.get(ConsulTags.TAG_PREFIX + "invocation-mode"))) {
       throw new IllegalStateException("typed tags: " + tags);
     }
+    // The alias its tags name (the registrator registers `billing-live` only for an alias that exists).
+    billing.addAlias("live");
 
     Function orders = Function.Builder.create(stack, "Orders")
         .functionName("orders").runtime(Runtime.NODEJS_22_X).handler("index.handler").code(code).build();
