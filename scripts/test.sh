@@ -18,6 +18,36 @@ cd "$repo"
 export CARGO_TERM_COLOR=never
 need_init # one run: the suites below share what each makes
 
+# Each stage's wall seconds, printed at the end (on a failure too), so a CI log
+# shows where the time goes. A stage's time includes what it was the first to
+# need (the packages, Consul, …).
+_stage_names=()
+_stage_secs=()
+_stage_open=""
+_stage_t0=$SECONDS
+_stage_close() {
+  if [[ -n "$_stage_open" ]]; then
+    _stage_names+=("$_stage_open")
+    _stage_secs+=($((SECONDS - _stage_t0)))
+  fi
+  _stage_open=""
+}
+stage() {
+  _stage_close
+  _stage_open="$*"
+  _stage_t0=$SECONDS
+  printf '\n==> %s\n' "$*" >&2
+}
+_stage_report() {
+  _stage_close
+  printf '\n==> stage times (wall seconds, %d in all)\n' "$SECONDS" >&2
+  local i
+  for i in "${!_stage_names[@]}"; do
+    printf '%7d  %s\n' "${_stage_secs[$i]}" "${_stage_names[$i]}" >&2
+  done
+}
+at_exit _stage_report
+
 stage "Rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
