@@ -57,6 +57,13 @@ export type Environment = Record<string, string | undefined>;
 export declare const backend: 'native' | 'wasm';
 
 /**
+ * A Consul answer body longer than this many bytes is best fed as a `Uint8Array`
+ * (`Engine.feed` hands it to the core without a JS string or JSON escaping): the
+ * core's threshold, the same in every host.
+ */
+export declare const LARGE_BODY_BYTES: number;
+
+/**
  * The sync engine (docs/engine.md): one invocation of the registrator, driven sans-IO.
  * `next` returns the next step (requests to carry, a sleep, or the result, plus log records);
  * `feed` takes the answers to the last step's requests.

@@ -145,8 +145,11 @@ function rethrow(e) {
   throw new ConsulLambdaSyncError(failure);
 }
 
-/** Bodies longer than this (characters) are fed on their own. */
-const LARGE_BODY = 1 << 20;
+/**
+ * A Consul answer body longer than this many bytes is fed on its own, as bytes:
+ * the core's threshold (`LARGE_BODY_BYTES`), the same in every host.
+ */
+const LARGE_BODY_BYTES = typeof binding.largeBodyBytes === 'function' ? binding.largeBodyBytes() : undefined;
 
 /**
  * The sync engine (docs/engine.md): one invocation of the registrator, sans-IO.
@@ -175,7 +178,7 @@ class Engine {
       const small = [];
       for (const a of answers) {
         const bytes = a && a.body instanceof Uint8Array;
-        const large = bytes || (a && typeof a.body === 'string' && a.body.length > LARGE_BODY);
+        const large = bytes || (a && typeof a.body === 'string' && a.body.length > LARGE_BODY_BYTES);
         if (large && typeof this._native.feedBody === 'function') {
           const body = bytes ? a.body : Buffer.from(a.body, 'utf8');
           this._native.feedBody(a.id, a.status, toJson('headers', a.headers || {}), body, nowMs);
@@ -281,6 +284,7 @@ function parseGetFunction(response) {
 
 module.exports = {
   backend,
+  LARGE_BODY_BYTES,
   Engine,
   ConsulLambdaSyncError,
   call,

@@ -6,6 +6,7 @@ const cls = require('./index.js');
 
 export const {
   backend,
+  LARGE_BODY_BYTES,
   Engine,
   ConsulLambdaSyncError,
   call,

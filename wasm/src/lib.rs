@@ -6,6 +6,14 @@
 
 use wasm_bindgen::prelude::*;
 
+/// A Consul answer body longer than this many bytes goes to `Engine.feedBody`
+/// as the bytes read (the core's `LARGE_BODY_BYTES`, one threshold for every host).
+#[cfg(feature = "engine")]
+#[wasm_bindgen(js_name = largeBodyBytes)]
+pub fn large_body_bytes() -> u32 {
+    u32::try_from(consul_lambda_sync::ffi::LARGE_BODY_BYTES).unwrap_or(u32::MAX)
+}
+
 /// Calls `function`; the error is the failure as JSON (never itself fails).
 pub fn call_json(function: &str, input: &str) -> Result<String, String> {
     consul_lambda_sync::ffi::call(function, input).map_err(|failure| failure_text(&failure))

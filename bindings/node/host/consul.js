@@ -7,14 +7,14 @@ const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
 
-/** A body over this many bytes stays a Buffer (see Engine.feed in ../index.js). */
-const LARGE_BODY = 1 << 20;
-
 /**
  * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
- * @param {{token?: string}} [o]
+ * @param {{token?: string, largeBody?: number}} [o]  `largeBody`: a body over this many
+ *   bytes stays a Buffer (the core's LARGE_BODY_BYTES; see Engine.feed in ../index.js);
+ *   without it every body is a string
  */
 function createConsulTransport(config, o = {}) {
+  const largeBody = o.largeBody ?? Infinity;
   let address = String(config.consulHttpAddr || 'http://127.0.0.1:8500');
   if (!/^https?:\/\//i.test(address)) address = 'http://' + address;
   if (config.consulHttpSsl && /^http:\/\//i.test(address)) address = 'https://' + address.slice(7);
@@ -119,7 +119,7 @@ function createConsulTransport(config, o = {}) {
             for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
             const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
             parts = [];
-            finish({ id, status: res.statusCode, headers: hs, body: size > LARGE_BODY ? bytes : bytes.toString('utf8') });
+            finish({ id, status: res.statusCode, headers: hs, body: size > largeBody ? bytes : bytes.toString('utf8') });
           });
         });
         req.on('error', fail);

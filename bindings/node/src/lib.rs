@@ -6,6 +6,13 @@
 
 use napi_derive::napi;
 
+/// A Consul answer body longer than this many bytes goes to `Engine.feedBody`
+/// as the bytes read (the core's `LARGE_BODY_BYTES`, one threshold for every host).
+#[napi]
+pub fn large_body_bytes() -> u32 {
+    u32::try_from(consul_lambda_sync::ffi::LARGE_BODY_BYTES).unwrap_or(u32::MAX)
+}
+
 /// Calls a function of the core's JSON API with JSON `input`; returns JSON.
 ///
 /// # Errors

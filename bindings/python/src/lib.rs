@@ -8,8 +8,9 @@
 
 use consul_lambda_sync::error::Failure;
 use consul_lambda_sync::ffi;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
 
 pyo3::create_exception!(
     consul_lambda_sync._native,
@@ -60,6 +61,32 @@ impl Engine {
             .feed(answers, now_ms)
             .map_err(|f| CoreFailure::new_err(failure_json(&f)))
     }
+
+    /// Feeds one Consul answer with its body as the bytes read (`bytes` or
+    /// `bytearray`): a large body is neither decoded into a `str` nor escaped
+    /// into the answers' JSON (the core's `feed_body`).
+    #[pyo3(signature = (id, status, headers, body, now_ms, /))]
+    fn feed_body(
+        &mut self,
+        id: f64,
+        status: u16,
+        headers: &str,
+        body: &Bound<'_, PyAny>,
+        now_ms: f64,
+    ) -> PyResult<()> {
+        let bytes: Vec<u8> = if let Ok(b) = body.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if let Ok(b) = body.cast::<PyByteArray>() {
+            b.to_vec()
+        } else {
+            return Err(PyTypeError::new_err(
+                "feed_body: the body must be bytes or bytearray",
+            ));
+        };
+        self.inner
+            .feed_body(id, status, headers, bytes, now_ms)
+            .map_err(|f| CoreFailure::new_err(failure_json(&f)))
+    }
 }
 
 /// The failure as JSON; never fails (falls back to a fixed failure).
@@ -78,5 +105,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add("CoreFailure", m.py().get_type::<CoreFailure>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("LARGE_BODY_BYTES", ffi::LARGE_BODY_BYTES)?;
     Ok(())
 }

@@ -14,8 +14,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The functions [`call`] knows, by their camelCase name.
-pub const FUNCTIONS: &[&str] = &[
+/// Hosts hand a Consul answer whose body is longer than this many bytes to
+/// `EngineHandle::feed_body` as the bytes read, the rest inside the answers'
+/// JSON: one threshold for every host (Python `LARGE_BODY_BYTES`, Node
+/// `largeBodyBytes()`).
+pub const LARGE_BODY_BYTES: usize = 1 << 20;
+
+/// The functions [`call`] knows, by their camelCase name: this module's, then
+/// the Lambda extension's ([`crate::extension::FFI_FUNCTIONS`]).
+pub const FUNCTIONS: &[&str] = &ALL_FUNCTIONS;
+
+/// This module's own functions.
+const CORE_FUNCTIONS: &[&str] = &[
     "version",
     "errorCodes",
     "configFromEnv",
@@ -31,14 +41,28 @@ pub const FUNCTIONS: &[&str] = &[
     "extensionDataParameter",
     "parseGetResources",
     "parseGetFunction",
-    // The Lambda extension (`extension` module, docs/contract.md §12).
-    "extensionSettings",
-    "extensionUpstream",
-    "extensionTarget",
-    "extensionDataRead",
-    "extensionPeer",
-    "extensionDataBuild",
 ];
+
+const ALL_FUNCTIONS: [&str; CORE_FUNCTIONS.len() + crate::extension::FFI_FUNCTIONS.len()] =
+    concat(CORE_FUNCTIONS, crate::extension::FFI_FUNCTIONS);
+
+/// `a` then `b`, at compile time (`N` must be their total length: any other is
+/// a build error, never a run-time one).
+#[allow(clippy::indexing_slicing)] // evaluated by the compiler only
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
 
 /// Input of `parseTags`.
 #[derive(Debug, Deserialize)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional, TypedDict, Union, cast
 
 from . import _native
 from ._errors import (
@@ -90,11 +90,29 @@ from ._types import ErrorCode as ERROR_CODES  # the Literal of every code, by it
 from ._types import Summary as PlanSummary  # the older name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
+
+LARGE_BODY_BYTES: int = _native.LARGE_BODY_BYTES
+"""A Consul answer body longer than this is kept as the bytes read and fed with
+them (:class:`BytesAnswer`): the core decides the threshold for every host."""
+
+
+class BytesAnswer(TypedDict):
+    """A Consul answer whose body stays the bytes read (an :class:`Answer` otherwise):
+    :meth:`Engine.feed` hands it to the core without decoding it into a ``str`` or
+    escaping it into the answers' JSON."""
+
+    id: int
+    status: int
+    headers: dict[str, str]
+    body: Union[bytes, bytearray]
+
 
 __all__ = [
     "ERROR_CODES",
+    "LARGE_BODY_BYTES",
     "Answer",
+    "BytesAnswer",
     "Change",
     "Check",
     "CheckStatus",
@@ -224,11 +242,27 @@ class Engine:
         """The next step; ``now_ms``: a monotonic clock; ``remaining_ms``: the Lambda time left."""
         return cast("Step", _loads(self._native.next(now_ms, remaining_ms)))
 
-    def feed(self, answers: list[Answer], now_ms: float) -> None:
+    def feed(self, answers: Sequence[Union[Answer, BytesAnswer]], now_ms: float) -> None:
         """Feeds the answers to the last step's requests (any order); ``now_ms``: the
-        same monotonic clock as :meth:`next`, when the answers were all in."""
+        same monotonic clock as :meth:`next`, when the answers were all in.
+
+        A body given as bytes, or a text body over :data:`LARGE_BODY_BYTES`, goes to
+        the core on its own, as bytes (a large body inside the answers' JSON would be
+        escaped and copied again)."""
+        small: list[Answer] = []
         try:
-            self._native.feed(_dumps("answers", answers), now_ms)
+            for a in answers:
+                body = a.get("body")
+                if isinstance(body, (bytes, bytearray)) or (
+                    isinstance(body, str) and len(body) > LARGE_BODY_BYTES
+                ):
+                    raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+                    headers = _dumps("headers", a.get("headers") or {})
+                    status = a.get("status") or 0
+                    self._native.feed_body(a["id"], status, headers, raw, now_ms)
+                else:
+                    small.append(cast("Answer", a))
+            self._native.feed(_dumps("answers", small), now_ms)
         except _native.CoreFailure as exc:
             raise _error_from_native(exc) from None
 

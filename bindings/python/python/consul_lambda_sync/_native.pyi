@@ -2,9 +2,12 @@
 
 from typing import final
 
-__all__ = ["CoreFailure", "Engine", "__version__", "call"]
+__all__ = ["LARGE_BODY_BYTES", "CoreFailure", "Engine", "__version__", "call"]
 
 __version__: str
+
+LARGE_BODY_BYTES: int
+"""A Consul answer body longer than this goes to ``Engine.feed_body`` as bytes."""
 
 class CoreFailure(ValueError):
     """The core reported a failure; ``args[0]`` is the failure as JSON."""
@@ -21,3 +24,7 @@ class Engine:
         """The next step as JSON."""
     def feed(self, answers: str, now_ms: float, /) -> None:
         """Feeds the answers (a JSON list) at the host's time; raises CoreFailure."""
+    def feed_body(
+        self, id: float, status: int, headers: str, body: bytes | bytearray, now_ms: float, /
+    ) -> None:
+        """Feeds one Consul answer with its body as the bytes read; raises CoreFailure."""

@@ -12,7 +12,7 @@ import select
 import socket
 import ssl
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import boto3
@@ -27,10 +27,12 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from consul_lambda_sync import LARGE_BODY_BYTES
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from consul_lambda_sync import Answer
+    from consul_lambda_sync import Answer, BytesAnswer
     from consul_lambda_sync._types import AwsCall, ConsulCall, WireRequest
 
     from .log import JsonLogger
@@ -109,7 +111,7 @@ class Consul:
             conn.sock.settimeout(timeout)
         return conn
 
-    def call(self, rid: int, req: ConsulCall, timeout: float) -> Answer:
+    def call(self, rid: int, req: ConsulCall, timeout: float) -> Union[Answer, BytesAnswer]:
         path = self.prefix + req["path"]  # already percent-encoded: sent as is
         if req.get("query"):
             path += "?" + urlencode(req["query"])
@@ -136,12 +138,14 @@ class Consul:
             if data is None:
                 conn.close()
                 return _too_large(rid, req, limit)
-            text = data.decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as e:
             if conn is not None:
                 conn.close()  # the next request opens a new connection
             return failure(rid, "transport", f"Consul at {self.base}: {_reason(e)}")
         heads = {k.lower(): v for k, v in resp.getheaders()}
+        if len(data) > LARGE_BODY_BYTES:  # fed as the bytes read (Engine.feed)
+            return {"id": rid, "status": resp.status, "headers": heads, "body": data}
+        text = data.decode("utf-8", "replace")
         return {"id": rid, "status": resp.status, "headers": heads, "body": text}
 
     def close_all(self) -> None:
@@ -230,7 +234,7 @@ class Carrier:
         self.consul, self.aws, self.log = consul, aws, log
         log.add_secret(consul.token)
 
-    def carry(self, req: WireRequest, timeout: float) -> Answer:
+    def carry(self, req: WireRequest, timeout: float) -> Union[Answer, BytesAnswer]:
         rid = req["id"]
         if "consul" in req:
             return self.consul.call(rid, req["consul"], timeout)
