@@ -51,9 +51,8 @@ agent_prefix "" {
 #
 # With extension data, peered upstreams also need peering = "read" (GET /v1/peerings);
 # without it the extension data names no peer (an info record says so). Consul refuses
-# that read only after its own retries (about 12 s on 1.22, over the default
-# CONSUL_TIMEOUT_MS: the registrator waits once and writes no peers), so add it whenever
-# extension data is on.
+# that read only after its own retries (7-12 s), so the registrator first asks
+# POST /v1/internal/acl/authorize (no rule needed) and skips the read when it is denied.
 #
 # Mesh wiring (opt-in, docs/mesh.md: TERMINATING_GATEWAY_NAME, EXPORTED_SERVICES_PEERS,
 # EXPORTED_SERVICES_PARTITIONS) also needs the rule below; uncomment it then.

@@ -6,12 +6,16 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+from cls_support import acl_policy
+
+from conftest import TOKEN_PARAM
 from harness import ENABLED, Harness
 
 if TYPE_CHECKING:
     import pytest
 
 PREFIX = "/cls/ext"
+LEFT_OUT = "cluster peers not read; the extension data names none"
 
 
 def param(name: str) -> str:
@@ -44,10 +48,11 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
 
     # Steady state: no writes. Consul: the datacenters, agent/self, node services,
     # service-defaults and the names other nodes use (5); with extension data the roots,
-    # the peerings and one agent-cached leaf per service (2 + 3). AWS: one SSM page.
+    # whether the token may read the peerings (ACLs off here: yes), the peerings and one
+    # agent-cached leaf per service (3 + 3). AWS: one SSM page.
     again = h.sync()
     assert again["summary"]["operations"] == 0
-    assert again["requests"]["consul"] == {"reads": 5 + 2 + 3, "writes": 0, "transactions": 0}
+    assert again["requests"]["consul"] == {"reads": 5 + 3 + 3, "writes": 0, "transactions": 0}
     assert again["requests"]["aws"]["calls"] == {"GetResources": 1, "GetParametersByPath": 1}
     print(f"\nsteady full sync with extension data, 3 services: {again['requests']}")
 
@@ -68,6 +73,41 @@ def test_written_refreshed_and_deleted(h: Harness, capsys: pytest.CaptureFixture
     logs = capsys.readouterr().out
     assert "PRIVATE KEY" not in logs
     assert leaf["PrivateKeyPEM"] not in logs
+
+
+def test_a_token_without_peering_read_is_not_sent_the_slow_peerings_read(
+    h_acl: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented policy has no `peering = "read"`. Consul refuses GET /v1/peerings
+    to such a token only after its own retries of the denial (7 s on 1.15, 12 s on 1.22,
+    past the request timeout), so the registrator asks /v1/internal/acl/authorize first
+    and leaves the peers out at once; with the rule added it reads them."""
+    h = h_acl
+    h.setenv(CONSUL_EXTENSION_DATA_PREFIX=PREFIX)
+    h.enabled("solo")
+    assert h.sync()["ok"]
+    capsys.readouterr()
+
+    without = h.sync()
+    logs = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    left_out = [r for r in logs if r.get("msg") == LEFT_OUT]
+    assert len(left_out) == 1, logs
+    assert left_out[0]["level"] == "info"
+    assert left_out[0]["status"] == 403
+    assert 'peering = "read"' in left_out[0]["hint"]
+
+    token = h.consul.create_token(acl_policy() + '\npeering = "read"\n', name="with-peering")
+    h.put_secret(TOKEN_PARAM, token)
+    h.token = token
+    allowed = h.sync()
+    assert allowed["ok"], allowed
+    # The same steady sync, and the peerings read (one more) only where allowed.
+    assert without["summary"]["operations"] == allowed["summary"]["operations"] == 0
+    reads = without["requests"]["consul"]["reads"], allowed["requests"]["consul"]["reads"]
+    assert reads[1] == reads[0] + 1, reads
+    assert LEFT_OUT not in capsys.readouterr().out
 
 
 def test_missing_parameter_is_recreated_and_delete_of_missing_is_fine(h: Harness) -> None:

@@ -129,6 +129,7 @@ impl Observing {
             Read::MeshEntry(i) => self.on_mesh_entry(io, i, h),
             Read::NamesList(scope) => self.on_names_list(io, scope, h),
             Read::Instances(scope, name) => self.on_instances(io, (scope, name), h),
+            Read::PeeringAllowed => self.on_peering_allowed(io, h),
             Read::Peerings => self.on_peerings(io, h),
             Read::Imported(i) => self.on_imported(io, i, h),
             Read::PeerSni(i) => self.on_peer_sni(io, i, h),
@@ -455,7 +456,7 @@ impl Observing {
                 self.function_failed(io, arn.to_owned(), &error.to_string());
             }
             Read::Roots | Read::ParametersPage => self.extension_unobserved(io, what, &error),
-            Read::Peerings | Read::Imported(_) | Read::PeerSni(_) => io.log(
+            Read::PeeringAllowed | Read::Peerings | Read::Imported(_) | Read::PeerSni(_) => io.log(
                 LogLevel::Warn,
                 "cluster peers not read; the extension data names none",
                 [

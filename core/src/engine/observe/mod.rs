@@ -46,6 +46,8 @@ pub(crate) enum Read {
     Instances(crate::engine::observation::NameScope, String),
     /// Whether an alias exists (`FUNCTION_ARN:ALIAS`).
     Alias(String),
+    /// Whether the token may read the cluster peers.
+    PeeringAllowed,
     /// The cluster peers.
     Peerings,
     /// The services the i-th peer exports to us.
