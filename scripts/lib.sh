@@ -195,18 +195,48 @@ need_lint() {
 }
 
 # The package built from this tree (the Rust core as a release wheel, with the
-# host's Python files) installed in the project venv, from target/wheels.
+# host's Python files) installed in the project venv, from target/wheels. In a run
+# that built dist/ already (scripts/test.sh does first), dist's x86_64 manylinux
+# wheel is this tree's: it is copied there, not built a second time.
 need_package() {
   need venv
-  local out="$repo/target/wheels"
-  log "building the consul-lambda-sync wheel (maturin, release)"
+  local out="$repo/target/wheels" built=""
   mkdir -p "$out"
   rm -f "$out"/consul_lambda_sync-*.whl
-  (cd "$repo/bindings/python" && "$VENV/bin/maturin" build --release --interpreter "$py" --out "$out" >&2)
+  if [[ -f "$CLS_NEED_DIR/packages" && -z "${DIST:-}" && "$(uname -m)" == x86_64 ]]; then
+    built="$(ls "$repo"/dist/consul_lambda_sync-*-manylinux*_x86_64.whl 2>/dev/null | head -n1)"
+  fi
+  if [[ -n "$built" ]]; then
+    log "the consul-lambda-sync wheel: dist/$(basename "$built") (built in this run)"
+    cp "$built" "$out/"
+  else
+    log "building the consul-lambda-sync wheel (maturin, release)"
+    (cd "$repo/bindings/python" && "$VENV/bin/maturin" build --release --interpreter "$py" --out "$out" >&2)
+  fi
   local wheel
   wheel="$(ls "$out"/consul_lambda_sync-*.whl | head -n1)"
   "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel" >&2
   "$py" -c 'import consul_lambda_sync.host.cli, consul_lambda_sync as c, sys; print("package", c.version(), file=sys.stderr)'
+}
+
+# lambda_zip_for_tests [--fresh]: the path of the x86_64 Lambda zip the end-to-end
+# suites run (tests/e2e/test_package.py). dist's, when this run built dist/ already
+# (scripts/test.sh does first: the same build-lambda-zip.sh on the same wheel); else
+# target/lambda/e2e.zip, built when missing (--fresh: always).
+lambda_zip_for_tests() {
+  need_init
+  local zip="$repo/dist/consul-lambda-sync-lambda-x86_64.zip"
+  if [[ -f "$CLS_NEED_DIR/packages" && -z "${DIST:-}" && -f "$zip" ]]; then
+    log "the Lambda deployment package: dist/$(basename "$zip") (built in this run)"
+    echo "$zip"
+    return
+  fi
+  zip="$repo/target/lambda/e2e.zip"
+  if [[ "${1:-}" == --fresh || ! -f "$zip" ]]; then
+    log "building the Lambda deployment package"
+    bash "$repo/scripts/build-lambda-zip.sh" --out "$zip" >/dev/null
+  fi
+  echo "$zip"
 }
 
 # A consul binary (built once from its Go module, cached): $CONSUL_BIN.

@@ -16,11 +16,7 @@ old="$(bash "$repo/scripts/install-consul.sh" tools/consul-1.15)"
 version="$("$old" version | sed -n 's/^Consul v//p')"
 log "consul $version: $old"
 
-zip="$repo/target/lambda/e2e.zip"
-if [[ -z "${CLS_LAMBDA_ZIP:-}" && ! -f "$zip" ]]; then
-  log "building the Lambda deployment package"
-  bash "$repo/scripts/build-lambda-zip.sh" --out "$zip" >/dev/null
-fi
+zip="${CLS_LAMBDA_ZIP:-$(lambda_zip_for_tests)}"
 no_outside_servers
-CONSUL_BIN="$old" CLS_EXPECT_CONSUL_VERSION="$version" CLS_LAMBDA_ZIP="${CLS_LAMBDA_ZIP:-$zip}" \
+CONSUL_BIN="$old" CLS_EXPECT_CONSUL_VERSION="$version" CLS_LAMBDA_ZIP="$zip" \
   "$py" -m pytest tests/e2e -q -p no:cacheprovider "$@"

@@ -35,8 +35,7 @@ fi
 
 # The Lambda deployment package, which tests/e2e/test_package.py runs.
 if [[ -z "${CLS_LAMBDA_ZIP:-}" ]]; then
-  log "building the Lambda deployment package"
-  CLS_LAMBDA_ZIP="$(bash "$repo/scripts/build-lambda-zip.sh" --out "$repo/target/lambda/e2e.zip")"
+  CLS_LAMBDA_ZIP="$(lambda_zip_for_tests --fresh)"
   export CLS_LAMBDA_ZIP
 fi
 

@@ -66,6 +66,12 @@ cargo run -q -p gen-types -- --check
 stage "SECURITY.md names tests that exist (tests/docs/check_security_md.py)"
 python3 tests/docs/check_security_md.py
 
+# dist/ first: every package this tree makes (scripts/build-packages.sh), which
+# test-packages, test-cdk and test-deploy need; the suites after it install its
+# x86_64 wheel and run its Lambda zip instead of building the same again.
+stage "packages (scripts/build-packages.sh)"
+need packages
+
 for suite in test-python test-node test-packages test-cdk test-deploy test-web test-e2e test-extension test-e2e-consul-1.15 test-faults test-node-host; do
   stage "$suite"
   bash "scripts/$suite.sh"

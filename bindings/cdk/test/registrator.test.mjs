@@ -122,6 +122,13 @@ test('the code is the shipped zip of the architecture and runtime; both runtimes
   assert.throws(() => synth({ ...BASE, code: lambda.Code.fromInline('x') }), /code needs handler/);
 });
 
+test('the Node.js host caps V8\'s young generation (NODE_OPTIONS); the Python host gets no such variable; environment overrides it', () => {
+  const env = (props) => fnProps(synth({ ...BASE, ...props }).template).Environment.Variables;
+  assert.equal(env({}).NODE_OPTIONS, '--max-semi-space-size=1');
+  assert.equal(env({ runtime: RegistratorRuntime.PYTHON }).NODE_OPTIONS, undefined);
+  assert.equal(env({ environment: { NODE_OPTIONS: '--enable-source-maps' } }).NODE_OPTIONS, '--enable-source-maps');
+});
+
 test('the Node.js zip holds the host, the core with that architecture\'s addon and the wasm fallback, no AWS SDK', () => {
   const py = spawnSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', path.join(pkgDir, 'lambda', 'nodejs-arm64.zip')], { encoding: 'utf8' });
   const names = py.stdout.split('\n').filter(Boolean);
