@@ -671,8 +671,8 @@ export interface Inventory {
   /** The tagged functions. */
   functions?: LambdaFunctionInput[];
   /**
-   * Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist: their alias services
-   * are not created (docs/contract.md §5.3).
+   * Alias ARNs (`FUNCTION_ARN:ALIAS`) that `ListAliases` confirmed do not exist: their alias
+   * services are not created (docs/contract.md §5.3).
    */
   missingAliases?: string[];
   /** The registrator's AWS region. */

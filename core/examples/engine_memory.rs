@@ -161,9 +161,10 @@ fn main() {
             requests += 1;
             let id = r["id"].as_u64().unwrap();
             if let Some(aws) = r.get("aws") {
-                if aws["operation"] == "GetAlias" {
-                    let name = &aws["input"]["Name"];
-                    answers.push(json!({"id": id, "ok": {"Name": name}}).to_string());
+                if aws["operation"] == "ListAliases" {
+                    // Every alias a function's tag names exists.
+                    let names = ["prod", "staging", "dev"].map(|n| json!({ "Name": n }));
+                    answers.push(json!({"id": id, "ok": {"Aliases": names}}).to_string());
                     continue;
                 }
                 let token = aws["input"]["PaginationToken"].as_str().unwrap_or("0");

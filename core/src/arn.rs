@@ -193,6 +193,19 @@ pub(crate) fn split_function_arn(value: &str) -> Result<ArnParts<'_>, Diagnostic
     })
 }
 
+/// How a Lambda call names a function: by its name when the ARN is of the
+/// registrator's own account and region (where the name is unique; Lambda takes
+/// a name or an ARN, and a name needs no escaping in a request path, which moto's
+/// `ListAliases` does not undo), else by the ARN.
+pub(crate) fn function_reference(arn: &str, account: Option<&str>, region: &str) -> String {
+    match split_function_arn(arn) {
+        Ok(p) if p.qualifier.is_none() && Some(p.account) == account && p.region == region => {
+            p.name.to_owned()
+        }
+        _ => arn.to_owned(),
+    }
+}
+
 /// Parses a function ARN, qualified or not.
 pub fn parse_function_arn(value: &str) -> Result<FunctionArn, Diagnostic> {
     split_function_arn(value).map(ArnParts::to_arn)
@@ -297,6 +310,22 @@ fn valid_qualifier(q: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_function_of_our_account_and_region_is_named_by_its_name() {
+        let arn = "arn:aws:lambda:eu-west-1:111122223333:function:billing";
+        let ours = |account, region| function_reference(arn, account, region);
+        assert_eq!(ours(Some("111122223333"), "eu-west-1"), "billing");
+        assert_eq!(ours(Some("111122223333"), "us-east-1"), arn);
+        assert_eq!(ours(Some("999999999999"), "eu-west-1"), arn);
+        assert_eq!(ours(None, "eu-west-1"), arn);
+        let qualified = format!("{arn}:live");
+        assert_eq!(
+            function_reference(&qualified, Some("111122223333"), "eu-west-1"),
+            qualified
+        );
+        assert_eq!(function_reference("not-an-arn", None, "x"), "not-an-arn");
+    }
 
     #[test]
     fn round_trips() {

@@ -140,7 +140,7 @@ codes! {
     ExtensionDataPrefixOverlap => "extension_data_prefix_overlap",
     /// Consul has the wanted service name on a node other than the registrator's (in any datacenter): the function is refused and nothing is written for it.
     NameOnOtherNode => "name_on_other_node",
-    /// A function's aliases tag names an alias the function does not have (GetAlias): its alias service is not created.
+    /// A function's aliases tag names an alias the function does not have (ListAliases): its alias service is not created.
     AliasNotFound => "alias_not_found",
     /// A Consul answer was larger than the host reads for that request: nothing is written.
     AnswerTooLarge => "answer_too_large",

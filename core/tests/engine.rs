@@ -60,8 +60,12 @@ struct World {
     elsewhere: BTreeMap<(String, String), String>,
     /// More datacenters than `dc1`.
     more_dcs: Vec<String>,
-    /// Aliases (`ARN:ALIAS`) that do not exist; every other one does.
+    /// Aliases (`ARN:ALIAS`) that do not exist; every other one its tag names does.
     missing_aliases: BTreeSet<String>,
+    /// `ListAliases` page size (0: Lambda's 50).
+    alias_page: usize,
+    /// `ListAliases` of this function answers not found (deleted after the listing).
+    vanish_before_aliases: Option<String>,
     /// Registers this name on node `lambdas` (without the managed tag) just
     /// before the next catalog transaction: a lost race.
     race_register: Option<String>,
@@ -500,25 +504,52 @@ impl World {
                 };
                 ok(json!({"ResourceTagMappingList": page, "PaginationToken": next}))
             }
-            "GetAlias" => {
-                let qualified = format!(
-                    "{}:{}",
-                    input["FunctionName"].as_str().unwrap(),
-                    input["Name"].as_str().unwrap()
-                );
-                if self.missing_aliases.contains(&qualified) {
-                    Answer {
+            "ListAliases" => {
+                // A name (of the registrator's account and region) or an ARN.
+                let given = input["FunctionName"].as_str().unwrap();
+                let function = &if given.starts_with("arn:") {
+                    given.to_owned()
+                } else {
+                    arn(given)
+                };
+                let gone = self.vanish_before_aliases.as_deref() == Some(function);
+                let Some(tags) = self.functions.get(function).filter(|_| !gone) else {
+                    return Answer {
                         id,
                         error: Some(AnswerError {
                             code: "ResourceNotFoundException".into(),
-                            message: format!("Alias not found: {qualified}"),
+                            message: format!("Function not found: {function}"),
                             status: Some(404),
                         }),
                         ..Answer::default()
-                    }
+                    };
+                };
+                // The aliases its tag names, less the missing ones; pages of
+                // `alias_page` (Lambda's 50 by default).
+                let names: Vec<&str> = tags
+                    .get(&format!("{PREFIX}aliases"))
+                    .map_or("", String::as_str)
+                    .split('+')
+                    .filter(|a| !a.is_empty())
+                    .filter(|a| !self.missing_aliases.contains(&format!("{function}:{a}")))
+                    .collect();
+                let start: usize = input["Marker"].as_str().map_or(0, |m| m.parse().unwrap());
+                let size = if self.alias_page == 0 {
+                    50
                 } else {
-                    ok(json!({"AliasArn": qualified, "Name": input["Name"]}))
+                    self.alias_page
+                };
+                let page: Vec<Value> = names
+                    .iter()
+                    .skip(start)
+                    .take(size)
+                    .map(|a| json!({"AliasArn": format!("{function}:{a}"), "Name": a}))
+                    .collect();
+                let mut out = json!({"Aliases": page});
+                if start + size < names.len() {
+                    out["NextMarker"] = json!((start + size).to_string());
                 }
+                ok(out)
             }
             "ListTags" => {
                 let name = input["Resource"].as_str().unwrap();
@@ -1874,8 +1905,12 @@ fn alias_services_are_created_only_for_aliases_the_function_has() {
         (e.key.as_deref(), e.value.as_deref()),
         (Some("aliases"), Some("api"))
     );
-    let asked = |w: &World| w.seen.iter().filter(|s| *s == "aws GetAlias").count();
-    assert_eq!(asked(&w), 2, "one GetAlias per alias service to create");
+    let asked = |w: &World| w.seen.iter().filter(|s| *s == "aws ListAliases").count();
+    assert_eq!(
+        asked(&w),
+        1,
+        "one ListAliases per function with alias services to create"
+    );
 
     // Steady state: nothing to create, nothing asked (the missing alias again).
     let before = asked(&w);
@@ -1890,7 +1925,44 @@ fn alias_services_are_created_only_for_aliases_the_function_has() {
     );
     let before = asked(&w);
     let (_, _) = run(&mut w, start());
-    assert_eq!(asked(&w), before, "a steady sync asks no GetAlias");
+    assert_eq!(asked(&w), before, "a steady sync asks no ListAliases");
+}
+
+#[test]
+fn an_alias_listing_of_several_pages_is_read_to_its_end() {
+    let mut w = world_with(1);
+    w.alias_page = 1;
+    w.tag("ledger", &[("aliases", "api+live+canary")]);
+    w.missing_aliases.insert(format!("{}:live", arn("ledger")));
+    let (r, _) = run(&mut w, start());
+    for name in ["ledger", "ledger-api", "ledger-canary"] {
+        assert!(w.services.contains_key(name), "{name}: {}", r.message);
+    }
+    assert!(!w.services.contains_key("ledger-live"));
+    let asked = w.seen.iter().filter(|s| *s == "aws ListAliases").count();
+    assert_eq!(
+        asked, 2,
+        "two aliases exist, one a page: two pages, the last without a marker"
+    );
+    let codes: Vec<&str> = r.errors.iter().map(|e| e.code.as_str()).collect();
+    assert_eq!(codes, ["alias_not_found"], "{:?}", r.errors);
+}
+
+#[test]
+fn a_function_gone_before_its_aliases_are_listed_gets_no_alias_service() {
+    let mut w = world_with(1);
+    w.tag("ledger", &[("aliases", "api")]);
+    // Listed by GetResources, gone by the time ListAliases asks.
+    w.vanish_before_aliases = Some(arn("ledger"));
+    let (r, _) = run(&mut w, start());
+    assert!(!w.services.contains_key("ledger-api"), "{}", r.message);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.code.as_str() == "alias_not_found"),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[test]

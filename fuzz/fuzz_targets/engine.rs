@@ -3,7 +3,7 @@
 //! engine's requests truthfully — Consul with its check-and-set semantics (the
 //! node-services and service-defaults indexes, transactions applied all or none,
 //! `PUT`/`DELETE /v1/config` with `cas`), the names other nodes use, the CA,
-//! leaves and peerings, and AWS (GetResources, ListTags, GetAlias, Parameter
+//! leaves and peerings, and AWS (GetResources, ListTags, ListAliases, Parameter
 //! Store) — except where the fuzz input corrupts an answer: another status, a
 //! truncated or arbitrary body, an ACL-filtered or Retry-After header, a lost
 //! answer, an error of the host (`transport`, `config`, `answer_too_large`), an
@@ -725,17 +725,22 @@ impl World {
                 }
                 _ => Err(not_found),
             },
-            "GetAlias" => {
-                let function = text("FunctionName");
-                let alias = text("Name");
-                let exists = function_of(&function)
-                    .and_then(|n| self.functions.get(n))
-                    .is_some_and(|a| a.contains(&alias.as_str()));
-                match exists {
-                    true => Ok(
-                        json!({"AliasArn": format!("{function}:{alias}"), "Name": alias, "FunctionVersion": "1"}),
-                    ),
-                    false => Err(not_found),
+            "ListAliases" => {
+                // A name (of the registrator's account and region) or an ARN.
+                let given = text("FunctionName");
+                let function = match given.starts_with("arn:") {
+                    true => given,
+                    false => format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{given}"),
+                };
+                match function_of(&function).and_then(|n| self.functions.get(n)) {
+                    Some(aliases) => {
+                        let list: Vec<Value> = aliases
+                            .iter()
+                            .map(|a| json!({"AliasArn": format!("{function}:{a}"), "Name": a, "FunctionVersion": "1"}))
+                            .collect();
+                        Ok(json!({"Aliases": list}))
+                    }
+                    None => Err(not_found),
                 }
             }
             "GetParametersByPath" => {

@@ -210,7 +210,7 @@ def apply_function_tags(d: Deployed) -> None:
 def create_aliases(d: Deployed) -> None:
     """moto's CloudFormation skips AWS::Lambda::Alias; each alias of the template is made
     here with CreateAlias from its resolved properties, as CloudFormation would, and noted in
-    ``d.warnings``. The registrator asks GetAlias before it registers an alias service."""
+    ``d.warnings``. The registrator asks ListAliases before it registers an alias service."""
     lam = d.session.client("lambda")
     for logical, r in d.of_type("AWS::Lambda::Alias").items():
         if logical in d.resources:

@@ -181,7 +181,7 @@ def test_demo(h: Harness) -> None:
     assert "Plan: 4 to create, 0 to update, 0 to delete" in out
     assert "applied 8 operations (0 failed)" in out
     # Steady state: the datacenters, agent/self, node services, service-defaults and the
-    # names other nodes use; one tagging page and no GetAlias (nothing is created).
+    # names other nodes use; one tagging page and no ListAliases (nothing is created).
     assert "   0 operations; Consul: 5 reads, 0 writes; AWS: 1 GetResources\n" in out
     assert "- demo-orders-staging" in out
     assert "removed: demo-orders-staging" in out

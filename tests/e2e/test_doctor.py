@@ -83,7 +83,7 @@ def test_project_policy_passes_and_the_sync_succeeds(h_acl: Harness) -> None:
         "consul.connect_ca",
         "aws.list_functions",
         "aws.list_tags",
-        "aws.get_alias",
+        "aws.list_aliases",
         "ssm.extension_data_read",
     ):
         assert got[code] == "ok", (code, by_code(report)[code])

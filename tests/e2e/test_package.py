@@ -61,11 +61,11 @@ def test_the_zip_handler_syncs(h: Harness, package_dir: Path) -> None:
     assert summary["ok"]
     assert summary["summary"]["create"] == 2
     # No Lambda context here: the engine asks STS for the account (and counts the call);
-    # the alias service to create is checked first (GetAlias of "live").
+    # the alias service to create is checked first (the function's ListAliases names "live").
     assert summary["requests"]["aws"]["calls"] == {
-        "GetAlias": 1,
         "GetCallerIdentity": 1,
         "GetResources": 1,
+        "ListAliases": 1,
     }
     services = h.consul.services()
     assert sorted(services) == ["zipped", "zipped-live"]

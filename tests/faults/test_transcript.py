@@ -83,7 +83,7 @@ REGISTRATOR_AWS_CALLS = frozenset(
     {
         "GetResources",
         "ListTags",
-        "GetAlias",
+        "ListAliases",
         "GetCallerIdentity",
         "GetParameter",
         "GetParametersByPath",

@@ -625,7 +625,7 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
     const fn = this.function;
     fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListTaggedFunctions', actions: ['tag:GetResources'], resources: ['*'] }));
     // A function's ARN, tags and existence (ListTags; its ResourceNotFoundException confirms
-    // absence) and whether an alias its tags name exists (GetAlias). Nothing that returns a
+    // absence) and whether an alias its tags name exists (ListAliases). Nothing that returns a
     // function's code or environment: not GetFunction, GetFunctionConfiguration, ListFunctions or
     // ListVersionsByFunction (tests/cdk/check-template.mjs, tests/cdk/lint_iam.py).
     const functionArn = (resourceName: string) =>
@@ -633,8 +633,8 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ReadFunctionTagsAndAliases',
-        actions: ['lambda:ListTags', 'lambda:GetAlias'],
-        resources: [functionArn('*'), functionArn('*:*')],
+        actions: ['lambda:ListTags', 'lambda:ListAliases'],
+        resources: [functionArn('*')],
       }),
     );
     const anyKeyHere = stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' });

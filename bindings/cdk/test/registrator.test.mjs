@@ -197,8 +197,8 @@ test('IAM: least privilege; KMS without a key is scoped to this account and regi
     'ReadFunctionTagsAndAliases', 'WriteExtensionData',
   ]);
   // Tags, existence and aliases; never GetFunction/GetFunctionConfiguration (environment, code URL).
-  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Action, ['lambda:ListTags', 'lambda:GetAlias']);
-  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Resource, ['arn:aws:lambda:eu-west-1:111122223333:function:*', 'arn:aws:lambda:eu-west-1:111122223333:function:*:*']);
+  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Action, ['lambda:ListTags', 'lambda:ListAliases']);
+  assert.deepEqual(byId.ReadFunctionTagsAndAliases.Resource, 'arn:aws:lambda:eu-west-1:111122223333:function:*');
   assert.ok(!all.some((s) => [s.Action].flat().some((a) => /^lambda:(GetFunction|GetFunctionConfiguration|ListFunctions|ListVersionsByFunction)$/.test(a))));
   // Writes under the prefix only; the token and CA parameters explicitly denied to them.
   assert.deepEqual(byId.WriteExtensionData.Action, ['ssm:PutParameter', 'ssm:DeleteParameter']);

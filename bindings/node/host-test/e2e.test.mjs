@@ -141,7 +141,7 @@ async function functionArn(name) {
 
 /**
  * The aliases an aliases tag names exist, as in a real account (the registrator
- * creates an alias service only for an alias GetAlias finds); `missing` are left out.
+ * creates an alias service only for an alias ListAliases names); `missing` are left out.
  */
 async function createAliases(name, tags = {}, missing = []) {
   const names = String(tags[TAG_PREFIX + 'aliases'] || '').split('+').map((x) => x.trim()).filter(Boolean);
@@ -406,7 +406,7 @@ test('doctor: the project policy passes, and the sync then succeeds', async () =
   allLogs.push(...lines);
   const status = Object.fromEntries(report.checks.map((c) => [c.code, c.status]));
   assert.equal(report.ok, true, JSON.stringify(report.checks, null, 1));
-  for (const code of ['config', 'aws.identity', 'ssm.token', 'consul.reachable', 'consul.agent_read', 'consul.node_write', 'consul.service_write', 'consul.node_read', 'consul.service_read', 'consul.names_read', 'aws.list_functions', 'aws.list_tags', 'aws.get_alias']) {
+  for (const code of ['config', 'aws.identity', 'ssm.token', 'consul.reachable', 'consul.agent_read', 'consul.node_write', 'consul.service_write', 'consul.node_read', 'consul.service_read', 'consul.names_read', 'aws.list_functions', 'aws.list_tags', 'aws.list_aliases']) {
     assert.equal(status[code], 'ok', code);
   }
   assert.deepEqual(report.consulRules, []);

@@ -327,7 +327,12 @@ function fakeAws({ pages, functions = {}, failPage = null, listTagsError = null 
         if (!functions[n]) throw Object.assign(new Error('Function not found'), { name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 404 } });
         return { Tags: functions[n] };
       }
-      if (name === 'lambda' && op === 'GetAlias') return { AliasArn: `${input.FunctionName}:${input.Name}`, Name: input.Name };
+      if (name === 'lambda' && op === 'ListAliases') {
+        // Every alias a function's tag names exists.
+        const tags = functions[input.FunctionName.split(':').pop()] ?? {};
+        const names = (tags[`${P}aliases`] ?? '').split('+').filter(Boolean);
+        return { Aliases: names.map((a) => ({ AliasArn: `${input.FunctionName}:${a}`, Name: a })) };
+      }
       if (name === 'sts') return { Account: ACCOUNT };
       if (name === 'ssm' && op === 'GetParameter') return { Parameter: { Name: input.Name, Value: 'ssm-token-secret' } };
       throw new Error(`unexpected ${name}.${op}`);

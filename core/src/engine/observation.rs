@@ -22,10 +22,38 @@ pub(crate) struct Names {
     pub(crate) detailed: BTreeSet<(NameScope, String)>,
     /// The wanted names found on other nodes.
     pub(crate) found: Vec<NameElsewhere>,
-    /// The alias ARNs asked about (`GetAlias`).
-    pub(crate) aliases_asked: BTreeSet<String>,
-    /// Those `GetAlias` says do not exist.
+    /// Per function ARN asked about (`ListAliases`), its aliases.
+    pub(crate) alias_lists: BTreeMap<String, AliasList>,
+    /// The alias ARNs (`FUNCTION_ARN:ALIAS`) of created alias services that the
+    /// function's `ListAliases` does not name.
     pub(crate) missing_aliases: Vec<String>,
+}
+
+/// One function's `ListAliases` (docs/contract.md §5.3).
+#[derive(Debug, Default)]
+pub(crate) struct AliasList {
+    /// How `ListAliases` names the function (`arn::function_reference`).
+    pub(crate) reference: String,
+    /// The aliases of the alias services the plan would create.
+    pub(crate) wanted: BTreeSet<String>,
+    /// The alias names read so far.
+    pub(crate) names: BTreeSet<String>,
+    /// The pages read.
+    pub(crate) pages: u32,
+    /// Every page read, or the function is gone (`ResourceNotFoundException`).
+    pub(crate) known: bool,
+    /// The listing failed: the function is left as it is.
+    pub(crate) failed: bool,
+}
+
+impl AliasList {
+    /// The wanted aliases the list lacks, as alias ARNs of `function`.
+    pub(crate) fn missing<'a>(&'a self, function: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.wanted
+            .iter()
+            .filter(|a| !self.names.contains(*a))
+            .map(move |a| format!("{function}:{a}"))
+    }
 }
 
 /// What has been observed so far.

@@ -276,12 +276,12 @@ pub enum AwsRequest {
         /// The function's ARN.
         arn: String,
     },
-    /// `lambda GetAlias`: whether an alias exists.
-    GetAlias {
-        /// The function's ARN.
-        arn: String,
-        /// The alias.
-        alias: String,
+    /// `lambda ListAliases`: a function's aliases, 50 a page.
+    ListAliases {
+        /// The function's name (in the registrator's account and region) or ARN.
+        function: String,
+        /// The page marker.
+        marker: Option<String>,
     },
     /// `ssm GetParametersByPath`, recursive and decrypted.
     GetParametersByPath {
@@ -893,7 +893,7 @@ impl AwsRequest {
         match self {
             AwsRequest::GetCallerIdentity => "sts",
             AwsRequest::GetResources { .. } => "tagging",
-            AwsRequest::ListTags { .. } | AwsRequest::GetAlias { .. } => "lambda",
+            AwsRequest::ListTags { .. } | AwsRequest::ListAliases { .. } => "lambda",
             AwsRequest::GetParameter { .. }
             | AwsRequest::GetParametersByPath { .. }
             | AwsRequest::PutParameter(_)
@@ -908,7 +908,7 @@ impl AwsRequest {
             AwsRequest::GetParameter { .. } => "GetParameter",
             AwsRequest::GetResources { .. } => "GetResources",
             AwsRequest::ListTags { .. } => "ListTags",
-            AwsRequest::GetAlias { .. } => "GetAlias",
+            AwsRequest::ListAliases { .. } => "ListAliases",
             AwsRequest::GetParametersByPath { .. } => "GetParametersByPath",
             AwsRequest::PutParameter(_) => "PutParameter",
             AwsRequest::DeleteParameter { .. } => "DeleteParameter",
@@ -949,9 +949,11 @@ impl Serialize for AwsInput<'_> {
                 m.serialize_entry("ResourcesPerPage", &100)?;
             }
             AwsRequest::ListTags { arn } => m.serialize_entry("Resource", arn)?,
-            AwsRequest::GetAlias { arn, alias } => {
-                m.serialize_entry("FunctionName", arn)?;
-                m.serialize_entry("Name", alias)?;
+            AwsRequest::ListAliases { function, marker } => {
+                m.serialize_entry("FunctionName", function)?;
+                if let Some(marker) = marker {
+                    m.serialize_entry("Marker", marker)?;
+                }
             }
             AwsRequest::GetParametersByPath {
                 path,

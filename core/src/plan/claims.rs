@@ -9,7 +9,7 @@ use super::Plan;
 use crate::error::{Code, Diagnostic};
 use crate::tags::{Evaluation, FunctionStatus};
 
-/// An alias the aliases tag names that `GetAlias` says the function lacks: its
+/// An alias the aliases tag names that the function's `ListAliases` lacks: its
 /// service would invoke nothing, and could take a name that is not the
 /// function's to take (docs/contract.md §5.3).
 fn alias_not_found(function: &str, alias_arn: &str, service: &str) -> Diagnostic {

@@ -159,7 +159,7 @@ pub struct Inventory {
     /// Function ARNs that `ListTags` confirmed do not exist.
     #[serde(default)]
     pub confirmed_absent: Vec<String>,
-    /// Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist:
+    /// Alias ARNs (`FUNCTION_ARN:ALIAS`) that `ListAliases` confirmed do not exist:
     /// their alias services are not created (docs/contract.md §5.3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_aliases: Vec<String>,

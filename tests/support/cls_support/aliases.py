@@ -1,5 +1,5 @@
 """Test worlds hold the aliases their tags name, as real accounts do: the
-registrator creates an alias service only for an alias ``lambda:GetAlias`` finds
+registrator creates an alias service only for an alias ``lambda:ListAliases`` names
 (SECURITY.md, "Cannot register an alias service for an alias the function does
 not have"). A test of a missing alias leaves it out on purpose."""
 

@@ -179,6 +179,7 @@ var (
 	lambdaTags      = regexp.MustCompile(`^/20[0-9-]+/tags/`)
 	lambdaSub       = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/([a-z-]+)`)
 	lambdaAlias     = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/aliases/[^/]+/?$`)
+	lambdaAliases   = regexp.MustCompile(`^/20[0-9-]+/functions/[^/]+/aliases/?$`)
 )
 
 // awsWrites are the AWS actions that change state.
@@ -229,6 +230,8 @@ func awsOp(r *http.Request, body []byte) string {
 		}
 	case lambdaAlias.MatchString(path) && r.Method == http.MethodGet:
 		return "GetAlias"
+	case lambdaAliases.MatchString(path) && r.Method == http.MethodGet:
+		return "ListAliases"
 	case lambdaSub.MatchString(path):
 		return "Lambda " + r.Method + " " + lambdaSub.FindStringSubmatch(path)[1]
 	}

@@ -768,8 +768,8 @@ class Inventory(_InventoryRequired, total=False):
     failed: list[FailedFunction]
     # The tagged functions.
     functions: list[LambdaFunctionInput]
-    # Alias ARNs (`FUNCTION_ARN:ALIAS`) that `GetAlias` confirmed do not exist: their alias services
-    # are not created (docs/contract.md §5.3).
+    # Alias ARNs (`FUNCTION_ARN:ALIAS`) that `ListAliases` confirmed do not exist: their alias
+    # services are not created (docs/contract.md §5.3).
     missingAliases: list[str]
 
 

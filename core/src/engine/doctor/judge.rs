@@ -182,8 +182,9 @@ pub fn aws_check(need: &AwsNeed, resource: &str, outcome: &Result<Reply, CallErr
         };
     }
     match err.code.as_str() {
-        // The probe asks for an alias no function has: not found means allowed.
-        "ResourceNotFoundException" if need.code == "aws.get_alias" => ok(
+        // The probe lists a function's aliases: not found (the function went
+        // since it was listed) comes after the permission check, so it is allowed.
+        "ResourceNotFoundException" if need.code == "aws.list_aliases" => ok(
             need.code,
             format!(
                 "{} {}: allowed, for {}",

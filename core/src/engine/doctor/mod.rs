@@ -44,12 +44,8 @@ pub(crate) enum Probe {
     NodeRead,
     ServiceRead,
     NamesRead,
-    Alias,
+    Aliases,
 }
-
-/// The alias the `lambda:GetAlias` probe asks for (no function has it: not found
-/// means allowed).
-const PROBE_ALIAS: &str = "consul-lambda-sync-doctor-probe";
 
 /// The doctor phase.
 #[derive(Debug, Default)]
@@ -191,13 +187,15 @@ impl Doctoring {
         match self.sample.clone() {
             Some(arn) => {
                 self.aws(AwsRequest::ListTags { arn: arn.clone() }, Probe::Function);
-                let alias = PROBE_ALIAS.to_owned();
-                self.aws(AwsRequest::GetAlias { arn, alias }, Probe::Alias);
+                let account = run.account.as_deref();
+                let function = crate::arn::function_reference(&arn, account, &run.region);
+                let marker = None;
+                self.aws(AwsRequest::ListAliases { function, marker }, Probe::Aliases);
             }
             None => {
                 for (code, action) in [
                     ("aws.list_tags", "lambda:ListTags"),
-                    ("aws.get_alias", "lambda:GetAlias"),
+                    ("aws.list_aliases", "lambda:ListAliases"),
                 ] {
                     let why = format!("no function listed to probe {action} with");
                     self.check(skipped(code, why));
@@ -318,10 +316,7 @@ impl Doctoring {
             Probe::Identity => ("aws.identity", "*".to_owned()),
             Probe::Inventory => ("aws.list_functions", "*".to_owned()),
             Probe::Function => ("aws.list_tags", self.sample.clone().unwrap_or_default()),
-            Probe::Alias => (
-                "aws.get_alias",
-                format!("{}:*", self.sample.clone().unwrap_or_default()),
-            ),
+            Probe::Aliases => ("aws.list_aliases", self.sample.clone().unwrap_or_default()),
             Probe::Secret(SecretKind::ConsulToken) => (
                 "ssm.token",
                 parameter(config.consul_http_token_path.as_deref()),

@@ -145,10 +145,10 @@ pub const AWS_NEEDS: &[AwsNeed] = &[
         why: "reading one function's tags for an event or a confirmation (its code and environment are never read)",
     },
     AwsNeed {
-        code: "aws.get_alias",
+        code: "aws.list_aliases",
         service: "lambda",
-        operation: "GetAlias",
-        action: "lambda:GetAlias",
+        operation: "ListAliases",
+        action: "lambda:ListAliases",
         why: "checking that an alias the aliases tag names exists before its service is created",
     },
     AwsNeed {
@@ -196,7 +196,7 @@ pub const CHECK_CODES: &[&str] = &[
     "consul.connect_ca",
     "aws.list_functions",
     "aws.list_tags",
-    "aws.get_alias",
+    "aws.list_aliases",
     "ssm.extension_data_read",
     "ssm.extension_data_write",
     "consul.enterprise",

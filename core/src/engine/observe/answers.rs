@@ -94,10 +94,7 @@ impl Observing {
             (Read::TaggingPage, r) => self.on_tagging_page(io, r),
             (Read::Function { arn, confirm }, r) => self.on_function(io, arn, confirm, r),
             (Read::ParametersPage, r) => self.on_parameters(io, run, r),
-            (Read::Alias(qualified), r) => {
-                self.on_alias(io, qualified, r);
-                Ok(())
-            }
+            (Read::Aliases(function), r) => self.on_aliases(io, function, r),
             (purpose, Reply::Http(h)) => self.on_consul(io, run, purpose, h),
             (_, _) => Err("an answer of the wrong kind".into()),
         }
@@ -449,12 +446,7 @@ impl Observing {
         match purpose {
             Read::TaggingPage => self.inventory_incomplete(io, &error),
             Read::Function { arn, .. } => self.function_failed(io, arn, &error.to_string()),
-            Read::Alias(qualified) => {
-                let arn = qualified
-                    .rsplit_once(':')
-                    .map_or(qualified.as_str(), |(f, _)| f);
-                self.function_failed(io, arn.to_owned(), &error.to_string());
-            }
+            Read::Aliases(function) => self.aliases_failed(io, function, &error.to_string()),
             Read::Roots | Read::ParametersPage => self.extension_unobserved(io, what, &error),
             Read::PeeringAllowed | Read::Peerings | Read::Imported(_) | Read::PeerSni(_) => io.log(
                 LogLevel::Warn,

@@ -44,8 +44,8 @@ pub(crate) enum Read {
     NamesList(crate::engine::observation::NameScope),
     /// A wanted name's instances on other nodes.
     Instances(crate::engine::observation::NameScope, String),
-    /// Whether an alias exists (`FUNCTION_ARN:ALIAS`).
-    Alias(String),
+    /// A function's aliases (its ARN), one page.
+    Aliases(String),
     /// Whether the token may read the cluster peers.
     PeeringAllowed,
     /// The cluster peers.

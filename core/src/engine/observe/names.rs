@@ -6,14 +6,16 @@
 //!
 //! Per datacenter and scope one `GET /v1/catalog/services` filtered on `Node`
 //! lists the names on other nodes; only a wanted name found there costs one more
-//! read (its instances, to name the node). Only an alias service the plan would
-//! create costs a `GetAlias`: a steady full sync asks none.
+//! read (its instances, to name the node). Only a function with an alias service
+//! the plan would create costs a `ListAliases` (one a page of 50 aliases): a
+//! steady full sync asks none.
 
 use super::{Observing, Read};
+use crate::arn::function_reference;
 use crate::config::LogLevel;
 use crate::consul::ServiceKey;
-use crate::engine::io::{parse_body, Io};
-use crate::engine::observation::NameScope;
+use crate::engine::io::{parse_aws, parse_body, Io};
+use crate::engine::observation::{AliasList, NameScope};
 use crate::engine::retry::{CallError, Reply};
 use crate::engine::wire::HttpReply;
 use crate::engine::Run;
@@ -24,6 +26,10 @@ use std::collections::BTreeSet;
 
 /// At most this many nodes are named per name.
 const NODES_NAMED: usize = 3;
+
+/// A function's alias listing longer than this many pages (50 aliases each) is
+/// taken as a pagination loop.
+const MAX_ALIAS_PAGES: u32 = 1_000;
 
 impl Observing {
     /// Asks for the name lists of every datacenter (OSS: known before any plan).
@@ -119,12 +125,14 @@ impl Observing {
             self.calls
                 .push(Request::Consul(request), Read::Instances(scope, name));
         }
-        self.check_aliases(plan);
-        self.calls.queued() > before
+        let grew = self.check_aliases(run, plan);
+        grew || self.calls.queued() > before
     }
 
-    /// `GetAlias` for each alias service the plan would create.
-    fn check_aliases(&mut self, plan: &Plan) {
+    /// `ListAliases` for each function with an alias service the plan would
+    /// create, once a sync; `true` when a list already read lacks a newly wanted
+    /// alias (then the plan is made again).
+    fn check_aliases(&mut self, run: &Run, plan: &Plan) -> bool {
         let created = plan
             .services
             .iter()
@@ -132,17 +140,44 @@ impl Observing {
             .filter_map(|s| s.function.as_deref())
             .filter_map(split_alias);
         let mut asks = Vec::new();
+        let mut missing = Vec::new();
         for (function, alias) in created {
-            let qualified = format!("{function}:{alias}");
-            if self.obs.names.aliases_asked.insert(qualified.clone()) {
-                asks.push((function.to_owned(), alias.to_owned(), qualified));
+            let lists = &mut self.obs.names.alias_lists;
+            let list = match lists.get_mut(function) {
+                Some(list) => list,
+                None => {
+                    asks.push(function.to_owned());
+                    let account = run.account.as_deref();
+                    let reference = function_reference(function, account, &run.region);
+                    lists.entry(function.to_owned()).or_insert(AliasList {
+                        reference,
+                        ..AliasList::default()
+                    })
+                }
+            };
+            if list.wanted.insert(alias.to_owned())
+                && list.known
+                && !list.failed
+                && !list.names.contains(alias)
+            {
+                missing.push(format!("{function}:{alias}"));
             }
         }
-        for (arn, alias, qualified) in asks {
-            let request = AwsRequest::GetAlias { arn, alias };
-            self.calls
-                .push(Request::Aws(request), Read::Alias(qualified));
+        for arn in asks {
+            self.list_aliases(arn, None);
         }
+        let grew = !missing.is_empty();
+        self.obs.names.missing_aliases.extend(missing);
+        grew
+    }
+
+    fn list_aliases(&mut self, arn: String, marker: Option<String>) {
+        let Some(list) = self.obs.names.alias_lists.get(&arn) else {
+            return;
+        };
+        let function = list.reference.clone();
+        let request = AwsRequest::ListAliases { function, marker };
+        self.calls.push(Request::Aws(request), Read::Aliases(arn));
     }
 
     /// The names on other nodes of one scope. An answer Consul filtered stops the
@@ -225,20 +260,69 @@ impl Observing {
         Ok(())
     }
 
-    /// `GetAlias`: the alias exists, or it does not (`ResourceNotFoundException`).
-    pub(super) fn on_alias(&mut self, io: &mut Io, qualified: String, reply: &Reply) {
-        match reply {
-            Reply::AwsError(e) if e.code == "ResourceNotFoundException" => {
-                self.obs.names.missing_aliases.push(qualified);
-            }
-            Reply::AwsError(e) => {
-                // Unknown: the function is left as it is, like one that failed to load.
-                let arn = split_alias(&qualified).map(|(f, _)| f.to_owned());
-                let message = crate::engine::retry::aws_error_text(e);
-                self.function_failed(io, arn.unwrap_or(qualified), &message);
-            }
-            _ => {}
+    /// A page of `ListAliases`: the next page is asked, or the wanted aliases
+    /// it lacks are missing. A function that is gone (`ResourceNotFoundException`)
+    /// has none; any other error leaves the function as it is.
+    pub(super) fn on_aliases(
+        &mut self,
+        io: &mut Io,
+        function: String,
+        reply: &Reply,
+    ) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct Alias {
+            #[serde(rename = "Name")]
+            name: String,
         }
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(rename = "Aliases", default)]
+            aliases: Vec<Alias>,
+            #[serde(rename = "NextMarker", default)]
+            next: Option<String>,
+        }
+        let page = match reply {
+            Reply::AwsError(e) if e.code == "ResourceNotFoundException" => None,
+            Reply::AwsError(e) => {
+                let message = crate::engine::retry::aws_error_text(e);
+                self.aliases_failed(io, function, &message);
+                return Ok(());
+            }
+            _ => Some(parse_aws::<Page>(reply)?),
+        };
+        let Some(list) = self.obs.names.alias_lists.get_mut(&function) else {
+            return Err("an alias listing nobody asked for".into());
+        };
+        if let Some(page) = page {
+            list.names.extend(page.aliases.into_iter().map(|a| a.name));
+            list.pages += 1;
+            match page.next.filter(|m| !m.is_empty()) {
+                Some(_) if list.pages >= MAX_ALIAS_PAGES => {
+                    let message = format!("ListAliases: more than {MAX_ALIAS_PAGES} pages");
+                    self.aliases_failed(io, function, &message);
+                    return Ok(());
+                }
+                Some(marker) => {
+                    self.list_aliases(function, Some(marker));
+                    return Ok(());
+                }
+                None => {}
+            }
+        }
+        list.known = true;
+        let missing: Vec<String> = list.missing(&function).collect();
+        self.obs.names.missing_aliases.extend(missing);
+        Ok(())
+    }
+
+    /// A function whose aliases could not be listed: left as it is, like one
+    /// that failed to load.
+    pub(super) fn aliases_failed(&mut self, io: &mut Io, function: String, message: &str) {
+        if let Some(list) = self.obs.names.alias_lists.get_mut(&function) {
+            list.known = true;
+            list.failed = true;
+        }
+        self.function_failed(io, function, message);
     }
 }
 

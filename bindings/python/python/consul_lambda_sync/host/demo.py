@@ -195,7 +195,7 @@ def _create_samples(session: Any) -> dict[str, str]:
 
 def _create_aliases(lam: Any, name: str, tags: dict[str, str]) -> None:
     """The aliases the tags name, as a real account has them: the registrator
-    creates an alias service only for an alias ``GetAlias`` finds."""
+    creates an alias service only for an alias ``ListAliases`` names."""
     for alias in filter(None, (a.strip() for a in tags.get(PREFIX + "aliases", "").split("+"))):
         with contextlib.suppress(lam.exceptions.ResourceConflictException):
             lam.create_alias(FunctionName=name, Name=alias, FunctionVersion="$LATEST")
