@@ -10,8 +10,8 @@
 #
 # Installs what it needs: the wasm32-unknown-unknown target (rustup), and
 # wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in
-# Cargo.lock (cargo install, cached in ~/.cargo/bin, redone only when the
-# version differs). Works from any directory.
+# Cargo.lock (scripts/install-wasm-bindgen.sh: cached in ~/.cargo/bin, redone
+# only when the version differs). Works from any directory.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root="$repo"
@@ -21,22 +21,7 @@ cd "$root"
 rust_targets wasm32-unknown-unknown
 
 # 2. wasm-bindgen-cli matching the crate (the two must agree exactly).
-want="$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
-if [[ -z "$want" ]]; then
-  log "no wasm-bindgen in Cargo.lock; run cargo build -p consul-lambda-sync-wasm first"
-  exit 1
-fi
-bindgen="${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen"
-have="$("$bindgen" --version 2>/dev/null | awk '{ print $2 }' || true)"
-if [[ "$have" != "$want" ]]; then
-  log "installing wasm-bindgen-cli $want (found: ${have:-none}); this takes a few minutes once"
-  if ! cargo install wasm-bindgen-cli --version "$want" --locked --force; then
-    # The CLI's own lock file can name a crate version the registry no longer
-    # serves (yanked); then let cargo pick the newest compatible versions.
-    log "the --locked install failed; installing with freshly resolved dependencies"
-    cargo install wasm-bindgen-cli --version "$want" --force
-  fi
-fi
+bindgen="$(bash "$root/scripts/install-wasm-bindgen.sh")"
 
 # 3. wasm-opt from the binaryen npm package.
 need npm # bindings/node's devDependencies: binaryen's wasm-opt
@@ -61,7 +46,7 @@ features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-e
 # Unchanged module, script and wasm-bindgen since the packages were last made
 # (need wasm in scripts/lib.sh, in another run): keep them.
 stamp_file="$target_dir/wasm32-unknown-unknown/wasm-release/pkg.stamp"
-stamp="$(cat "$raw_web" "$raw" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $want"
+stamp="$(cat "$raw_web" "$raw" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1) $("$bindgen" --version)"
 fresh=true
 for f in pkg-web/consul_lambda_sync_wasm.js pkg-web/consul_lambda_sync_wasm_bg.wasm pkg-web/package.json \
   pkg-node/consul_lambda_sync_wasm.js pkg-node/consul_lambda_sync_wasm_bg.wasm pkg-node/package.json; do

@@ -48,6 +48,23 @@ _stage_report() {
 }
 at_exit _stage_report
 
+# The slow installs later suites need — wasm-bindgen-cli (packages), Consul
+# 1.22.7 (test-deploy on) and 1.15.4 (test-e2e-consul-1.15): about 9 minutes of
+# a cold machine, much of it module downloads — start now, in the background at
+# low priority, and fill what the Rust checks and the single-unit release builds
+# leave of the two cores. Each install holds a lock: a suite that needs one waits
+# for it, or makes it itself if the background one failed (its log is kept).
+background_log="$repo/target/background-installs.log"
+mkdir -p "$repo/target"
+setsid nice -n 15 bash -c '
+  bash scripts/install-wasm-bindgen.sh
+  bash scripts/install-consul.sh
+  bash scripts/install-consul.sh tools/consul-1.15
+' >"$background_log" 2>&1 </dev/null &
+background_pid=$!
+at_exit "kill -- -$background_pid 2>/dev/null"
+printf 'background installs: pid %s, log %s\n' "$background_pid" "${background_log#"$repo"/}" >&2
+
 stage "Rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
