@@ -198,12 +198,15 @@ need_lint() {
 # host's Python files) installed in the project venv, from target/wheels. In a run
 # that built dist/ already (scripts/test.sh does first), dist's x86_64 manylinux
 # wheel is this tree's: it is copied there, not built a second time.
+# dist_built_here: this run built dist/ in the tree (need packages), so its files are this tree's.
+dist_built_here() { [[ -n "${CLS_NEED_DIR:-}" && -f "$CLS_NEED_DIR/packages" && -z "${DIST:-}" ]]; }
+
 need_package() {
   need venv
   local out="$repo/target/wheels" built=""
   mkdir -p "$out"
   rm -f "$out"/consul_lambda_sync-*.whl
-  if [[ -f "$CLS_NEED_DIR/packages" && -z "${DIST:-}" && "$(uname -m)" == x86_64 ]]; then
+  if dist_built_here && [[ "$(uname -m)" == x86_64 ]]; then
     built="$(ls "$repo"/dist/consul_lambda_sync-*-manylinux*_x86_64.whl 2>/dev/null | head -n1)"
   fi
   if [[ -n "$built" ]]; then
@@ -226,7 +229,7 @@ need_package() {
 lambda_zip_for_tests() {
   need_init
   local zip="$repo/dist/consul-lambda-sync-lambda-x86_64.zip"
-  if [[ -f "$CLS_NEED_DIR/packages" && -z "${DIST:-}" && -f "$zip" ]]; then
+  if dist_built_here && [[ -f "$zip" ]]; then
     log "the Lambda deployment package: dist/$(basename "$zip") (built in this run)"
     echo "$zip"
     return

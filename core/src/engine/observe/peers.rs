@@ -42,8 +42,7 @@ impl Observing {
         }
         if h.status == 200 {
             if let Ok([Allowed { allow: false }]) = serde_json::from_str::<[Allowed; 1]>(&h.body) {
-                let denied = HttpReply::new(403, &BTreeMap::new(), String::new());
-                self.peers_left_out(io, "GET /v1/peerings", &denied);
+                self.peers_left_out(io, "GET /v1/peerings", 403);
                 return Ok(());
             }
         }
@@ -54,8 +53,8 @@ impl Observing {
 
     /// A token without `peering:read` (the documented policy: peering is opt-in)
     /// is said at info level; any other failure is a warning.
-    fn peers_left_out(&mut self, io: &mut Io, what: &str, h: &HttpReply) {
-        let (level, hint) = if h.status == 403 {
+    fn peers_left_out(&mut self, io: &mut Io, what: &str, status: u16) {
+        let (level, hint) = if status == 403 {
             (
                 LogLevel::Info,
                 "for peered upstreams, add peering = \"read\" to the token's policy",
@@ -71,7 +70,7 @@ impl Observing {
             "cluster peers not read; the extension data names none",
             [
                 ("request", Some(what.into())),
-                ("status", Some(u64::from(h.status).into())),
+                ("status", Some(u64::from(status).into())),
                 ("hint", Some(hint.into())),
             ],
         );
@@ -83,7 +82,7 @@ impl Observing {
             return Ok(());
         }
         if h.status != 200 {
-            self.peers_left_out(io, "GET /v1/peerings", h);
+            self.peers_left_out(io, "GET /v1/peerings", h.status);
             return Ok(());
         }
         let peerings: Option<Vec<Peering>> = parse_body(&h.body)?;
@@ -114,7 +113,7 @@ impl Observing {
         h: &HttpReply,
     ) -> Result<(), String> {
         if h.status != 200 {
-            self.peers_left_out(io, "GET /v1/catalog/services?peer", h);
+            self.peers_left_out(io, "GET /v1/catalog/services?peer", h.status);
             return Ok(());
         }
         let services: Option<BTreeMap<String, serde::de::IgnoredAny>> = parse_body(&h.body)?;
@@ -157,7 +156,7 @@ impl Observing {
             sni: Option<Vec<String>>,
         }
         if h.status != 200 {
-            self.peers_left_out(io, "GET /v1/health/service?peer", h);
+            self.peers_left_out(io, "GET /v1/health/service?peer", h.status);
             return Ok(());
         }
         let entries: Option<Vec<Entry>> = parse_body(&h.body)?;
