@@ -162,7 +162,9 @@ proptest! {
             let reqs = step.send.unwrap_or_default();
             let mut answers = Vec::new();
             for r in &reqs {
-                if r.consul.as_ref().is_some_and(|c| c.method != "GET") {
+                // A write changes state: not a GET, and not the authorize query (a POST
+                // that only asks what the token may do; `Request::is_write` agrees).
+                if r.consul.as_ref().is_some_and(|c| c.method != "GET" && c.path != "/v1/internal/acl/authorize") {
                     writes += 1;
                 }
                 let reply = &replies[k % replies.len()];
