@@ -32,26 +32,39 @@ pub(crate) struct Names {
 /// One function's `ListAliases` (docs/contract.md §5.3).
 #[derive(Debug, Default)]
 pub(crate) struct AliasList {
-    /// How `ListAliases` names the function (`arn::function_reference`).
-    pub(crate) reference: String,
     /// The aliases of the alias services the plan would create.
     pub(crate) wanted: BTreeSet<String>,
     /// The alias names read so far.
     pub(crate) names: BTreeSet<String>,
     /// The pages read.
     pub(crate) pages: u32,
+    /// Where the listing is.
+    pub(crate) state: AliasListing,
+}
+
+/// Where one function's `ListAliases` is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasListing {
+    /// Pages still to come.
+    #[default]
+    Asking,
     /// Every page read, or the function is gone (`ResourceNotFoundException`).
-    pub(crate) known: bool,
+    Known,
     /// The listing failed: the function is left as it is.
-    pub(crate) failed: bool,
+    Failed,
 }
 
 impl AliasList {
-    /// The wanted aliases the list lacks, as alias ARNs of `function`.
+    /// Whether the function is known to lack this alias.
+    pub(crate) fn lacks(&self, alias: &str) -> bool {
+        self.state == AliasListing::Known && !self.names.contains(alias)
+    }
+
+    /// The wanted aliases the function lacks, as alias ARNs of `function`.
     pub(crate) fn missing<'a>(&'a self, function: &'a str) -> impl Iterator<Item = String> + 'a {
         self.wanted
             .iter()
-            .filter(|a| !self.names.contains(*a))
+            .filter(|a| self.lacks(a))
             .map(move |a| format!("{function}:{a}"))
     }
 }

@@ -94,7 +94,7 @@ impl Observing {
             (Read::TaggingPage, r) => self.on_tagging_page(io, r),
             (Read::Function { arn, confirm }, r) => self.on_function(io, arn, confirm, r),
             (Read::ParametersPage, r) => self.on_parameters(io, run, r),
-            (Read::Aliases(function), r) => self.on_aliases(io, function, r),
+            (Read::Aliases(function), r) => self.on_aliases(io, run, function, r),
             (purpose, Reply::Http(h)) => self.on_consul(io, run, purpose, h),
             (_, _) => Err("an answer of the wrong kind".into()),
         }

@@ -15,7 +15,7 @@ use crate::arn::function_reference;
 use crate::config::LogLevel;
 use crate::consul::ServiceKey;
 use crate::engine::io::{parse_aws, parse_body, Io};
-use crate::engine::observation::{AliasList, NameScope};
+use crate::engine::observation::{AliasListing, NameScope};
 use crate::engine::retry::{CallError, Reply};
 use crate::engine::wire::HttpReply;
 use crate::engine::Run;
@@ -143,39 +143,24 @@ impl Observing {
         let mut missing = Vec::new();
         for (function, alias) in created {
             let lists = &mut self.obs.names.alias_lists;
-            let list = match lists.get_mut(function) {
-                Some(list) => list,
-                None => {
-                    asks.push(function.to_owned());
-                    let account = run.account.as_deref();
-                    let reference = function_reference(function, account, &run.region);
-                    lists.entry(function.to_owned()).or_insert(AliasList {
-                        reference,
-                        ..AliasList::default()
-                    })
-                }
-            };
-            if list.wanted.insert(alias.to_owned())
-                && list.known
-                && !list.failed
-                && !list.names.contains(alias)
-            {
+            if !lists.contains_key(function) {
+                asks.push(function.to_owned());
+            }
+            let list = lists.entry(function.to_owned()).or_default();
+            if list.wanted.insert(alias.to_owned()) && list.lacks(alias) {
                 missing.push(format!("{function}:{alias}"));
             }
         }
         for arn in asks {
-            self.list_aliases(arn, None);
+            self.list_aliases(run, arn, None);
         }
         let grew = !missing.is_empty();
         self.obs.names.missing_aliases.extend(missing);
         grew
     }
 
-    fn list_aliases(&mut self, arn: String, marker: Option<String>) {
-        let Some(list) = self.obs.names.alias_lists.get(&arn) else {
-            return;
-        };
-        let function = list.reference.clone();
+    fn list_aliases(&mut self, run: &Run, arn: String, marker: Option<String>) {
+        let function = function_reference(&arn, run.account.as_deref(), &run.region);
         let request = AwsRequest::ListAliases { function, marker };
         self.calls.push(Request::Aws(request), Read::Aliases(arn));
     }
@@ -266,6 +251,7 @@ impl Observing {
     pub(super) fn on_aliases(
         &mut self,
         io: &mut Io,
+        run: &Run,
         function: String,
         reply: &Reply,
     ) -> Result<(), String> {
@@ -303,13 +289,13 @@ impl Observing {
                     return Ok(());
                 }
                 Some(marker) => {
-                    self.list_aliases(function, Some(marker));
+                    self.list_aliases(run, function, Some(marker));
                     return Ok(());
                 }
                 None => {}
             }
         }
-        list.known = true;
+        list.state = AliasListing::Known;
         let missing: Vec<String> = list.missing(&function).collect();
         self.obs.names.missing_aliases.extend(missing);
         Ok(())
@@ -319,8 +305,7 @@ impl Observing {
     /// that failed to load.
     pub(super) fn aliases_failed(&mut self, io: &mut Io, function: String, message: &str) {
         if let Some(list) = self.obs.names.alias_lists.get_mut(&function) {
-            list.known = true;
-            list.failed = true;
+            list.state = AliasListing::Failed;
         }
         self.function_failed(io, function, message);
     }
