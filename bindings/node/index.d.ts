@@ -78,6 +78,13 @@ export declare class Engine {
    * then reaches the engine without a JS string of it.
    */
   feed(answers: Array<Answer | (Omit<Answer, 'body'> & { body: Uint8Array })>, nowMs: number): void;
+  /**
+   * Takes the next bytes of a Consul answer's body while it is still being read (request `id` of
+   * the last step), so the host never holds a large body whole; the answer fed with `feed` then
+   * carries the bytes left as its `body` (a `Uint8Array`, possibly empty). The chunks of a request
+   * that ends another way (an error) are dropped at the next `next`.
+   */
+  feedChunk(id: number, chunk: Uint8Array): void;
 }
 
 /** The core's version. */

@@ -193,6 +193,10 @@ class Engine {
       rethrow(e);
     }
   }
+
+  feedChunk(id, chunk) {
+    this._native.feedChunk(id, chunk);
+  }
 }
 
 function version() {

@@ -84,11 +84,18 @@ impl Engine {
         id: f64,
         status: u16,
         headers: &str,
-        body: Vec<u8>,
+        body: &[u8],
         now_ms: f64,
     ) -> Result<(), JsError> {
         self.inner
             .feed_body(id, status, headers, body, now_ms)
             .map_err(|f| JsError::new(&failure_text(&f)))
+    }
+
+    /// Takes the next bytes of a body still being read (`feed_chunk` in the
+    /// core); `feedBody` ends it.
+    #[wasm_bindgen(js_name = feedChunk)]
+    pub fn feed_chunk(&mut self, id: f64, chunk: &[u8]) {
+        self.inner.feed_chunk(id, chunk);
     }
 }

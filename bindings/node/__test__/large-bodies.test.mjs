@@ -92,3 +92,43 @@ test('a body byte that is not UTF-8 reads as U+FFFD, as a decoded text would', (
   );
   assert.deepEqual(steps[0], steps[1]);
 });
+
+test('a body fed in chunks reads as the whole body', () => {
+  const asJson = observed(false);
+  const engine = new lib.Engine(START);
+  engine.next(0);
+  engine.feed([{ id: 1, status: 200, headers: {}, body: '["dc1"]' }], 1);
+  const step = engine.next(2);
+  const texts = bodies();
+  const answers = step.send.map((r) => {
+    if (r.aws) {
+      const page = { ResourceTagMappingList: [{ ResourceARN: ARN, Tags: [{ Key: ENABLED, Value: 'true' }] }] };
+      return { id: r.id, ok: page };
+    }
+    // Every Consul body in pieces; the answer carries the bytes left.
+    const raw = Buffer.from(texts[r.consul.path], 'utf8');
+    const cut = Math.max(0, raw.length - 7);
+    for (let i = 0; i < cut; i += 100003) engine.feedChunk(r.id, raw.subarray(i, Math.min(i + 100003, cut)));
+    return { id: r.id, status: 200, headers: { 'x-consul-index': '9' }, body: raw.subarray(cut) };
+  });
+  engine.feed(answers, 3);
+  assert.deepEqual(engine.next(4), asJson.next);
+});
+
+test('chunks of a request that failed are dropped', () => {
+  const engine = new lib.Engine(START);
+  engine.next(0);
+  engine.feedChunk(1, Buffer.from('["dc9", '));
+  engine.feed([{ id: 1, error: { code: 'transport', message: 'connection reset' } }], 1);
+  let step = engine.next(2);
+  let now = 2;
+  while (step.sleep) step = engine.next((now += step.sleep)); // the retry's backoff
+  const retry = (step.send || []).filter((r) => r.consul?.path === '/v1/catalog/datacenters');
+  assert.equal(retry.length, 1, JSON.stringify(step)); // the read goes again, under a new id
+  engine.feed([{ id: retry[0].id, status: 200, headers: {}, body: Buffer.from('["dc1"]') }], now + 1);
+  const after = engine.next(now + 2);
+  const whole = new lib.Engine(START);
+  whole.next(0);
+  whole.feed([{ id: 1, status: 200, headers: {}, body: '["dc1"]' }], 1);
+  assert.deepEqual(after.send.map((r) => r.consul || r.aws), whole.next(2).send.map((r) => r.consul || r.aws));
+});

@@ -72,6 +72,34 @@ test('consul transport: token header, the raw path byte for byte, encoded query,
   }
 });
 
+test('consul transport: a body over largeBody goes to the chunk sink as it arrives, the answer keeps none of it', async () => {
+  const big = Buffer.alloc(300000, 'a');
+  const srv = await serve((req, res) => {
+    res.writeHead(200, { 'X-Consul-Index': '5' });
+    // Written in pieces (chunked): the transport sees many 'data' events.
+    for (let i = 0; i < big.length; i += 16384) res.write(big.subarray(i, i + 16384));
+    res.end();
+  });
+  try {
+    const pieces = [];
+    const t = createConsulTransport({ consulHttpAddr: srv.url }, { largeBody: 100000, chunk: (id, b) => pieces.push([id, Buffer.from(b)]) });
+    const a = await t.send(4, { method: 'GET', path: '/v1/config/service-defaults' }, 1000);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers['x-consul-index'], '5');
+    assert.ok(a.body instanceof Uint8Array && a.body.length === 0, 'the answer carries no bytes');
+    assert.ok(pieces.length > 1 && pieces.every(([id]) => id === 4));
+    assert.deepEqual(Buffer.concat(pieces.map(([, b]) => b)), big);
+    // A body at or under largeBody stays in the answer, as text.
+    const small = createConsulTransport({ consulHttpAddr: srv.url }, { largeBody: big.length, chunk: () => assert.fail('no chunk') });
+    const b = await small.send(5, { method: 'GET', path: '/v1/config/service-defaults' }, 1000);
+    assert.equal(b.body, big.toString());
+    t.close();
+    small.close();
+  } finally {
+    await srv.close();
+  }
+});
+
 test('consul transport: HTTP errors are answers; a hanging server and a closed port are transport errors', async () => {
   const srv = await serve((req, res) => {
     if (req.url.startsWith('/hang')) return;

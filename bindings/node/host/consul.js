@@ -9,9 +9,11 @@ const https = require('node:https');
 
 /**
  * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
- * @param {{token?: string, largeBody?: number}} [o]  `largeBody`: a body over this many
- *   bytes stays a Buffer (the core's LARGE_BODY_BYTES; see Engine.feed in ../index.js);
- *   without it every body is a string
+ * @param {{token?: string, largeBody?: number, chunk?: (id: number, bytes: Buffer) => void}} [o]
+ *   `largeBody`: a body over this many bytes stays a Buffer (the core's LARGE_BODY_BYTES; see
+ *   Engine.feed in ../index.js); without it every body is a string. `chunk`: where the bytes of
+ *   a body over `largeBody` go as they arrive (Engine.feedChunk); its answer's body is then the
+ *   bytes left (none), so no large body is held here whole
  */
 function createConsulTransport(config, o = {}) {
   const largeBody = o.largeBody ?? Infinity;
@@ -104,6 +106,7 @@ function createConsulTransport(config, o = {}) {
           // (Engine.feed passes a Buffer body on without making a JS string of it).
           let parts = [];
           let size = 0;
+          let streaming = false;
           if (limit && Number(res.headers['content-length']) > limit) return tooLarge();
           res.on('data', (c) => {
             size += c.length;
@@ -111,13 +114,19 @@ function createConsulTransport(config, o = {}) {
               parts = [];
               return tooLarge();
             }
+            if (streaming) return o.chunk(id, c);
             parts.push(c);
+            if (o.chunk && size > largeBody) {
+              for (const p of parts) o.chunk(id, p);
+              parts = [];
+              streaming = true;
+            }
           });
           res.on('error', fail);
           res.on('end', () => {
             const hs = {};
             for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-            const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+            const bytes = streaming ? Buffer.alloc(0) : parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
             parts = [];
             finish({ id, status: res.statusCode, headers: hs, body: size > largeBody ? bytes : bytes.toString('utf8') });
           });

@@ -90,7 +90,11 @@ function createHost(deps = {}) {
       ...((options.concurrency ?? deps.concurrency) ? { concurrency: options.concurrency ?? deps.concurrency } : {}),
       seed: deps.seed ?? Math.floor(Math.random() * 2 ** 32),
     });
-    const consul = createConsulTransport(config, { token, largeBody: core.LARGE_BODY_BYTES });
+    const consul = createConsulTransport(config, {
+      token,
+      largeBody: core.LARGE_BODY_BYTES,
+      chunk: (id, bytes) => engine.feedChunk(id, bytes),
+    });
     const aws = createAwsTransport({ region, clients: deps.aws });
     const onSecret = (kind) => (value) => {
       if (kind === 'consulToken') logger.redact?.(value);

@@ -80,8 +80,15 @@ impl Engine {
     ) -> napi::Result<()> {
         let status = u16::try_from(status).unwrap_or(u16::MAX);
         self.inner
-            .feed_body(id, status, &headers, body.to_vec(), now_ms)
+            .feed_body(id, status, &headers, &body[..], now_ms)
             .map_err(|f| failure_error(&f))
+    }
+
+    /// Takes the next bytes of a body still being read (`feed_chunk` in the
+    /// core): the host need not hold a large body whole; `feedBody` ends it.
+    #[napi]
+    pub fn feed_chunk(&mut self, id: f64, chunk: napi::bindgen_prelude::Buffer) {
+        self.inner.feed_chunk(id, &chunk);
     }
 }
 

@@ -74,18 +74,25 @@ impl Engine {
         body: &Bound<'_, PyAny>,
         now_ms: f64,
     ) -> PyResult<()> {
-        let bytes: Vec<u8> = if let Ok(b) = body.cast::<PyBytes>() {
-            b.as_bytes().to_vec()
+        let result = if let Ok(b) = body.cast::<PyBytes>() {
+            self.inner
+                .feed_body(id, status, headers, b.as_bytes(), now_ms)
         } else if let Ok(b) = body.cast::<PyByteArray>() {
-            b.to_vec()
+            self.inner
+                .feed_body(id, status, headers, b.to_vec(), now_ms)
         } else {
             return Err(PyTypeError::new_err(
                 "feed_body: the body must be bytes or bytearray",
             ));
         };
-        self.inner
-            .feed_body(id, status, headers, bytes, now_ms)
-            .map_err(|f| CoreFailure::new_err(failure_json(&f)))
+        result.map_err(|f| CoreFailure::new_err(failure_json(&f)))
+    }
+
+    /// Takes the next bytes (`bytes`) of a body still being read (the core's
+    /// `feed_chunk`): the host need not hold a large body whole; `feed_body` ends it.
+    #[pyo3(signature = (id, chunk, /))]
+    fn feed_chunk(&mut self, id: f64, chunk: &Bound<'_, PyBytes>) {
+        self.inner.feed_chunk(id, chunk.as_bytes());
     }
 }
 

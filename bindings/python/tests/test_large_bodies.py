@@ -139,3 +139,46 @@ def test_a_body_that_is_not_bytes_or_text_is_a_type_error() -> None:
     engine = cls.Engine(START)
     with pytest.raises(TypeError):
         engine._native.feed_body(1, 200, "{}", memoryview(b"[]"), 1)  # type: ignore[arg-type]
+
+
+def test_a_body_fed_in_chunks_reads_as_the_whole_body() -> None:
+    # Every Consul body goes in pieces (feed_chunk), the answer then carries the
+    # bytes left: the step after is the one of the whole bodies in the JSON.
+    as_json, _ = observed(as_bytes=False)
+    engine = cls.Engine(START)
+    engine.next(0)
+    engine.feed([{"id": 1, "status": 200, "headers": {}, "body": '["dc1"]'}], 1)
+    answers = answers_for(engine.next(2), as_bytes=False)
+    for a in answers:
+        if "body" in a:
+            raw = a["body"].encode()
+            for i in range(0, len(raw) - 7, 100_003):
+                engine.feed_chunk(a["id"], raw[i : min(i + 100_003, len(raw) - 7)])
+            a["body"] = raw[max(0, len(raw) - 7) :] if len(raw) > 7 else raw
+    engine.feed(answers, 3)
+    assert json.dumps(engine.next(4), sort_keys=True) == as_json
+
+
+def test_chunks_of_a_request_that_failed_are_dropped() -> None:
+    # A body cut off by an error: its chunks never reach another answer.
+    engine = cls.Engine(START)
+    engine.next(0)
+    engine.feed_chunk(1, b'["dc9", ')
+    engine.feed([{"id": 1, "error": {"code": "transport", "message": "connection reset"}}], 1)
+    step, now = engine.next(2), 2
+    while "sleep" in step:  # the retry's backoff
+        now += step["sleep"]
+        step = engine.next(now)
+    consul = [r.get("consul", {}) for r in step.get("send", [])]
+    retry = [r for r, c in zip(step["send"], consul) if c.get("path") == "/v1/catalog/datacenters"]
+    assert retry, step  # the read goes again, under a new id
+    answer = {"id": retry[0]["id"], "status": 200, "headers": {}, "body": b'["dc1"]'}
+    engine.feed([answer], now + 1)
+    after = engine.next(now + 2)
+    whole = cls.Engine(START)
+    whole.next(0)
+    whole.feed([{"id": 1, "status": 200, "headers": {}, "body": '["dc1"]'}], 1)
+    expected = whole.next(2)
+    assert [r.get("consul", r.get("aws")) for r in after["send"]] == [
+        r.get("consul", r.get("aws")) for r in expected["send"]
+    ]

@@ -199,24 +199,48 @@ pub fn call_enveloped(function: &str, input: &str) -> String {
 /// this handle unchanged — JSON text in, JSON text out.
 #[cfg(feature = "engine")]
 #[derive(Debug)]
-pub struct EngineHandle(crate::engine::Engine);
+pub struct EngineHandle {
+    engine: crate::engine::Engine,
+    /// Bodies being read, by request id ([`Self::feed_chunk`]): kept only
+    /// between a step and its answers.
+    partial: BTreeMap<u64, Vec<u8>>,
+}
 
 #[cfg(feature = "engine")]
 impl EngineHandle {
     /// Starts an invocation from the start JSON.
     pub fn new(start: &str) -> Result<Self, Failure> {
-        crate::engine::Engine::from_json(start).map(EngineHandle)
+        crate::engine::Engine::from_json(start).map(|engine| EngineHandle {
+            engine,
+            partial: BTreeMap::new(),
+        })
     }
 
     /// The next step as JSON. Times are milliseconds; a negative or non-finite
     /// time counts as zero (JavaScript numbers cross as `f64`).
     pub fn next(&mut self, now_ms: f64, remaining_ms: Option<f64>) -> String {
-        self.0.next_json(millis(now_ms), remaining_ms.map(millis))
+        // Every answer of the last step is in: a body still partial belongs to a
+        // request that ended another way (an error, a timeout).
+        self.partial.clear();
+        self.engine
+            .next_json(millis(now_ms), remaining_ms.map(millis))
     }
 
     /// Feeds the answers (a JSON list), at the host's monotonic time `now_ms`.
     pub fn feed(&mut self, answers: &str, now_ms: f64) -> Result<(), Failure> {
-        self.0.feed_json(answers, millis(now_ms))
+        self.engine.feed_json(answers, millis(now_ms))
+    }
+
+    /// Takes the next bytes of the body of request `id` while it is still being
+    /// read: the host hands a large body over as it arrives, so it never holds
+    /// the whole body itself, and ends it with [`Self::feed_body`] (the bytes
+    /// left, possibly none). Chunks of a request that ends another way (an
+    /// error answer in [`Self::feed`]) are dropped at the next step.
+    pub fn feed_chunk(&mut self, id: f64, chunk: &[u8]) {
+        self.partial
+            .entry(millis(id))
+            .or_default()
+            .extend_from_slice(chunk);
     }
 
     /// Feeds one Consul answer whose body is passed as the bytes read, not inside
@@ -229,20 +253,29 @@ impl EngineHandle {
         id: f64,
         status: u16,
         headers: &str,
-        body: Vec<u8>,
+        body: impl Into<Vec<u8>>,
         now_ms: f64,
     ) -> Result<(), Failure> {
-        let headers: std::collections::BTreeMap<String, String> =
+        let id = millis(id);
+        let headers: BTreeMap<String, String> =
             serde_json::from_str(headers).map_err(|e| Failure::input("headers", &e))?;
+        // A body the binding owns moves in; one it borrows is copied once.
+        let body = match self.partial.remove(&id) {
+            Some(mut read) => {
+                read.append(&mut body.into());
+                read
+            }
+            None => body.into(),
+        };
         let body = String::from_utf8(body)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let answer = crate::engine::wire::Answer {
-            id: millis(id),
+            id,
             reply: crate::engine::wire::Incoming::Http(crate::engine::wire::HttpReply::new(
                 status, &headers, body,
             )),
         };
-        self.0.feed(vec![answer], millis(now_ms))
+        self.engine.feed(vec![answer], millis(now_ms))
     }
 }
 

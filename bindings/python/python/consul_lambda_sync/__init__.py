@@ -266,6 +266,14 @@ class Engine:
         except _native.CoreFailure as exc:
             raise _error_from_native(exc) from None
 
+    def feed_chunk(self, id: int, chunk: bytes) -> None:
+        """Takes the next bytes of a Consul answer's body while it is still being read
+        (request ``id`` of the last step), so the host never holds a large body whole;
+        the answer given to :meth:`feed` then carries the bytes left as its ``body``
+        (``bytes``, possibly empty). The chunks of a request that ends another way (an
+        error) are dropped at the next :meth:`next`."""
+        self._native.feed_chunk(id, chunk)
+
 
 def call(function: str, input: Any) -> Any:
     """Calls the core's JSON API by its camelCase function name.

@@ -28,3 +28,5 @@ class Engine:
         self, id: float, status: int, headers: str, body: bytes | bytearray, now_ms: float, /
     ) -> None:
         """Feeds one Consul answer with its body as the bytes read; raises CoreFailure."""
+    def feed_chunk(self, id: float, chunk: bytes, /) -> None:
+        """Takes the next bytes of a body still being read; ``feed_body`` ends it."""
