@@ -122,9 +122,10 @@ test('the code is the shipped zip of the architecture and runtime; both runtimes
   assert.throws(() => synth({ ...BASE, code: lambda.Code.fromInline('x') }), /code needs handler/);
 });
 
-test('the Node.js host caps V8\'s young generation (NODE_OPTIONS); the Python host gets no such variable; environment overrides it', () => {
+test('the Node.js host caps V8\'s young generation and sizes its old one for the function (NODE_OPTIONS); the Python host gets no such variable; environment overrides it', () => {
   const env = (props) => fnProps(synth({ ...BASE, ...props }).template).Environment.Variables;
-  assert.equal(env({}).NODE_OPTIONS, '--max-semi-space-size=1');
+  assert.equal(env({}).NODE_OPTIONS, '--max-semi-space-size=1 --max-old-space-size=230');
+  assert.equal(env({ memorySize: 1024 }).NODE_OPTIONS, '--max-semi-space-size=1 --max-old-space-size=921');
   assert.equal(env({ runtime: RegistratorRuntime.PYTHON }).NODE_OPTIONS, undefined);
   assert.equal(env({ environment: { NODE_OPTIONS: '--enable-source-maps' } }).NODE_OPTIONS, '--enable-source-maps');
 });
