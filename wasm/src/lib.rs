@@ -84,7 +84,7 @@ impl Engine {
         id: f64,
         status: u16,
         headers: &str,
-        body: &[u8],
+        body: Vec<u8>,
         now_ms: f64,
     ) -> Result<(), JsError> {
         self.inner
