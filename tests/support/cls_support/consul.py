@@ -389,12 +389,31 @@ class ConsulCluster:
         raise RuntimeError(f"no leader among the running servers after {timeout}s\n{logs}")
 
     def wait_ready(self, timeout: float = 120) -> ClusterServer:
-        """A leader agreed on by every running server, the Connect CA ready, and every
-        running client agent knowing the leader."""
+        """A leader agreed on by every running server, every running server a healthy
+        voter (a server that rejoined is a non-voter until autopilot promotes it: losing
+        another then loses the quorum), the Connect CA ready, and every running client
+        agent knowing the leader."""
         leader = self.wait_leader(timeout)
+        wait_for(
+            "every running server a healthy voter",
+            lambda: self.voters_healthy(leader),
+            timeout,
+            leader.proc,
+            leader.log,
+        )
         for node in [leader, *(c for c in self.clients if c.running)]:
             wait_for(f"consul {node.name} ready", node.ready, timeout, node.proc, node.log)
         return leader
+
+    def voters_healthy(self, leader: ClusterServer) -> bool:
+        """Whether autopilot reports every running server as a healthy voter."""
+        try:
+            health = leader.get("/v1/operator/autopilot/health") or {}
+        except requests.RequestException:
+            return False
+        seen = {x.get("Name"): x for x in health.get("Servers") or []}
+        running = [s.name for s in self.servers if s.running]
+        return all(seen.get(n, {}).get("Voter") and seen.get(n, {}).get("Healthy") for n in running)
 
     def transfer_leader(self, timeout: float = 60) -> ClusterServer:
         """Moves the leadership to another server (``/v1/operator/raft/transfer-leader``,
