@@ -134,6 +134,10 @@ export interface DiagnosticInput {
 export interface ConfigInput {
   /** `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services. */
   allowMassDeregistration?: boolean | null;
+  /** `AWS_ENDPOINT_URL`: where every AWS call goes instead of AWS's own endpoint. */
+  awsEndpointUrl?: string | null;
+  /** `AWS_ENDPOINT_URL_<SERVICE>` by service (`tagging`, `lambda`, `ssm`, `sts`). */
+  awsEndpointUrls?: Record<string, string> | null;
   /** `CONSUL_CACERT`: a CA certificate file. */
   consulCacert?: string | null;
   /** `CONSUL_CACERT_PATH`: Parameter Store name of the CA certificate. */
@@ -218,6 +222,16 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export interface Config {
   /** Whether a full sync may deregister more than half of the managed services. */
   allowMassDeregistration: boolean;
+  /**
+   * Where every AWS call goes instead of AWS's own endpoint (`AWS_ENDPOINT_URL`, an http or https
+   * URL).
+   */
+  awsEndpointUrl?: string;
+  /**
+   * Where one service's AWS calls go (`AWS_ENDPOINT_URL_<SERVICE>`), by service (`tagging`,
+   * `lambda`, `ssm`, `sts`).
+   */
+  awsEndpointUrls?: Record<string, string>;
   /** CA certificate file for Consul's TLS. */
   consulCacert: string | null;
   /** Parameter Store name of the Consul CA certificate. */
@@ -1331,10 +1345,34 @@ export interface PutParameter {
   Value: string;
 }
 
+/**
+ * AWS credentials the host hands over once (`Start.aws`): the secret key and the session token are
+ * never printed.
+ */
+export interface AwsAccess {
+  /** `AWS_ACCESS_KEY_ID`. */
+  accessKeyId: string;
+  /**
+   * The wall clock (Unix milliseconds) when the host made the start: the engine signs at this time
+   * plus the monotonic time since its first step.
+   */
+  epochMs: number;
+  /** `AWS_SECRET_ACCESS_KEY`. */
+  secretAccessKey: string;
+  /** `AWS_SESSION_TOKEN` (role credentials, Lambda's among them). */
+  sessionToken?: string | null;
+}
+
 /** How an invocation starts (docs/engine.md "Start"). */
 export interface Start {
   /** The registrator's account, when the host knows it. */
   accountId?: string | null;
+  /**
+   * AWS credentials and the wall clock: the engine then yields every AWS call as a signed HTTP
+   * request (`http`) the host carries like a Consul one. Absent: AWS calls are yielded as `aws`
+   * (`{service, operation, input}`) for an AWS SDK to make.
+   */
+  aws?: AwsAccess | null;
   /**
    * `false`: the result carries the plan, the outcomes and the basis (the command line asks for
    * them). Default: a compact result (the counts, the errors and the failures).
@@ -1633,15 +1671,36 @@ export interface ConsulCall {
   query?: Record<string, string>;
 }
 
+/**
+ * A signed AWS call: send `method` to `url` (path and query percent-encoded: send it as is) with
+ * exactly these `headers` (`host` among them) and `body`; answer with the status, the headers
+ * (names lower-case) and the body, as for Consul.
+ */
+export interface HttpCall {
+  /** The body (`""`: none). */
+  body: string;
+  /**
+   * The headers, names lower-case; they carry the signature and may carry a session token: never
+   * log them.
+   */
+  headers: Record<string, string>;
+  /** `GET` or `POST`. */
+  method: string;
+  /** The URL. */
+  url: string;
+}
+
 /** A Consul credential read from Parameter Store. */
 export type SecretKind = 'consulToken' | 'consulCaCert';
 
 /** One request the host must carry. */
 export interface WireRequest {
-  /** An AWS API call. */
+  /** An AWS API call for an SDK to make (no `Start.aws`). */
   aws?: AwsCall;
   /** A Consul HTTP request. */
   consul?: ConsulCall;
+  /** An AWS API call as a signed HTTP request (`Start.aws` given). */
+  http?: HttpCall;
   /** Identifies the answer. */
   id: number;
   /**
@@ -1650,6 +1709,8 @@ export interface WireRequest {
   secret?: SecretKind;
   /** The request carries a private key: never log it. */
   sensitive?: boolean;
+  /** The AWS service of an `http` call: `tagging`, `lambda`, `ssm` or `sts`. */
+  service?: string;
 }
 
 /** What the host does next: exactly one of `send`, `sleep` and `done`, with `logs`. */

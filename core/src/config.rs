@@ -147,6 +147,14 @@ pub struct ConfigInput {
     /// `CONSUL_TIMEOUT_MS`: the timeout of one request (100 to 300000 ms, default 10000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consul_timeout_ms: Option<i64>,
+    /// `AWS_ENDPOINT_URL`: where every AWS call goes instead of AWS's own endpoint.
+    #[cfg(feature = "sigv4")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_<SERVICE>` by service (`tagging`, `lambda`, `ssm`, `sts`).
+    #[cfg(feature = "sigv4")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_urls: Option<BTreeMap<String, String>>,
     /// Ignored: accepted so that a [`Config`] (which lists its warnings) can be passed
     /// back as input; the warnings are worked out again.
     #[serde(default, skip_serializing)]
@@ -227,6 +235,16 @@ pub struct Config {
     pub max_concurrency: u32,
     /// The timeout of one request, in milliseconds (`CONSUL_TIMEOUT_MS`).
     pub consul_timeout_ms: u32,
+    /// Where every AWS call goes instead of AWS's own endpoint (`AWS_ENDPOINT_URL`,
+    /// an http or https URL).
+    #[cfg(feature = "sigv4")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_url: Option<String>,
+    /// Where one service's AWS calls go (`AWS_ENDPOINT_URL_<SERVICE>`), by service
+    /// (`tagging`, `lambda`, `ssm`, `sts`).
+    #[cfg(feature = "sigv4")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aws_endpoint_urls: BTreeMap<String, String>,
     /// Settings that work but weaken security (e.g. `CONSUL_HTTP_SSL_VERIFY=false`):
     /// hosts log them on every invocation; the planner repeats them in the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -266,8 +284,106 @@ impl Default for Config {
             dry_run: false,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             consul_timeout_ms: DEFAULT_CONSUL_TIMEOUT_MS,
+            #[cfg(feature = "sigv4")]
+            aws_endpoint_url: None,
+            #[cfg(feature = "sigv4")]
+            aws_endpoint_urls: BTreeMap::new(),
             warnings: Vec::new(),
         }
+    }
+}
+
+#[cfg(feature = "sigv4")]
+/// The engine's AWS services, as `AWS_ENDPOINT_URL_<SERVICE>` names them (what
+/// both AWS SDKs read).
+pub const SERVICE_ENDPOINT_VARS: [(&str, &str); 4] = [
+    ("tagging", "AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API"),
+    ("lambda", "AWS_ENDPOINT_URL_LAMBDA"),
+    ("ssm", "AWS_ENDPOINT_URL_SSM"),
+    ("sts", "AWS_ENDPOINT_URL_STS"),
+];
+
+#[cfg(feature = "sigv4")]
+/// An endpoint URL (`AWS_ENDPOINT_URL`): scheme, authority and a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`: the `Host` header.
+    pub authority: String,
+    /// A path every request's path follows (`""`: none).
+    pub prefix: String,
+}
+
+#[cfg(feature = "sigv4")]
+impl Endpoint {
+    /// Parses `http(s)://host[:port][/prefix]`; `None`: not such a URL.
+    pub fn parse(url: &str) -> Option<Endpoint> {
+        let url = url.trim();
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let bad = |c: char| c.is_whitespace() || matches!(c, '?' | '#' | '@' | '/');
+        if authority.is_empty() || authority.contains(bad) || path.contains(['?', '#', ' ']) {
+            return None;
+        }
+        Some(Endpoint {
+            scheme,
+            authority: authority.to_ascii_lowercase(),
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// AWS's own endpoint of `service` in `region`.
+    pub(crate) fn of_region(service: &str, region: &str) -> Endpoint {
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        Endpoint {
+            scheme: "https".into(),
+            authority: format!("{service}.{region}.{suffix}"),
+            prefix: String::new(),
+        }
+    }
+}
+
+#[cfg(feature = "sigv4")]
+/// Endpoint overrides: `AWS_ENDPOINT_URL` for every service, and
+/// `AWS_ENDPOINT_URL_<SERVICE>` for one (what both AWS SDKs read).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AwsEndpoints {
+    /// `AWS_ENDPOINT_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Endpoint>,
+    /// By engine service name (`tagging`, `lambda`, `ssm`, `sts`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_service: BTreeMap<String, Endpoint>,
+}
+
+#[cfg(feature = "sigv4")]
+impl AwsEndpoints {
+    /// Whether no override is set.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_service.is_empty()
+    }
+
+    pub(crate) fn of(&self, service: &str, region: &str) -> Endpoint {
+        self.by_service
+            .get(service)
+            .or(self.all.as_ref())
+            .cloned()
+            .unwrap_or_else(|| Endpoint::of_region(service, region))
     }
 }
 
@@ -387,6 +503,15 @@ impl ConfigInput {
         input.max_concurrency = number("MAX_CONCURRENCY", &mut errors);
         input.consul_timeout_ms = number("CONSUL_TIMEOUT_MS", &mut errors);
         input.name = text("AWS_LAMBDA_FUNCTION_NAME");
+        #[cfg(feature = "sigv4")]
+        {
+            input.aws_endpoint_url = text("AWS_ENDPOINT_URL");
+            let by_service: BTreeMap<String, String> = SERVICE_ENDPOINT_VARS
+                .iter()
+                .filter_map(|(service, var)| Some(((*service).to_owned(), text(var)?)))
+                .collect();
+            input.aws_endpoint_urls = (!by_service.is_empty()).then_some(by_service);
+        }
         (input, errors)
     }
 
@@ -409,6 +534,12 @@ impl ConfigInput {
         self.validate_client_cert(&mut errors);
         let (name, sync_frequency_in_minutes, timeout) = self.validate_deployment(&mut errors);
         let (max_concurrency, consul_timeout_ms) = self.validate_run(&mut errors);
+        #[cfg(feature = "sigv4")]
+        let aws_endpoints = validate_endpoints(
+            self.aws_endpoint_url.as_deref(),
+            self.aws_endpoint_urls.iter().flatten(),
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -445,6 +576,16 @@ impl ConfigInput {
             dry_run: self.dry_run.unwrap_or(false),
             max_concurrency,
             consul_timeout_ms,
+            #[cfg(feature = "sigv4")]
+            aws_endpoint_url: aws_endpoints.all.and(self.aws_endpoint_url.clone()),
+            #[cfg(feature = "sigv4")]
+            aws_endpoint_urls: self
+                .aws_endpoint_urls
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(s, _)| aws_endpoints.by_service.contains_key(s))
+                .collect(),
             warnings,
         })
     }
@@ -707,6 +848,62 @@ struct Scope {
     node_name: String,
     enterprise: bool,
     partitions: Vec<String>,
+}
+
+#[cfg(feature = "sigv4")]
+/// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`: `http(s)://host[:port][/path]`.
+fn validate_endpoints<'a>(
+    all: Option<&str>,
+    by_service: impl Iterator<Item = (&'a String, &'a String)>,
+    errors: &mut Vec<Diagnostic>,
+) -> AwsEndpoints {
+    let parse = |key: &str, url: &str, errors: &mut Vec<Diagnostic>| {
+        let endpoint = Endpoint::parse(url);
+        if endpoint.is_none() {
+            errors.push(bad(
+                Code::InvalidUrl,
+                key,
+                url,
+                format!("{key} must be an http or https URL"),
+                "set it to a URL such as https://lambda.us-east-1.amazonaws.com, or unset it",
+            ));
+        }
+        endpoint
+    };
+    let all = all.and_then(|u| parse("AWS_ENDPOINT_URL", u, errors));
+    let mut by_service_out = BTreeMap::new();
+    for (service, url) in by_service {
+        let Some((_, var)) = SERVICE_ENDPOINT_VARS.iter().find(|(s, _)| s == service) else {
+            errors.push(bad(
+                Code::InvalidConfig,
+                "awsEndpointUrls",
+                service,
+                format!("no AWS service `{service}` is called"),
+                "name one of tagging, lambda, ssm and sts",
+            ));
+            continue;
+        };
+        if let Some(e) = parse(var, url, errors) {
+            by_service_out.insert(service.clone(), e);
+        }
+    }
+    AwsEndpoints {
+        all,
+        by_service: by_service_out,
+    }
+}
+
+#[cfg(feature = "sigv4")]
+impl Config {
+    /// Where AWS calls go ([`Config::aws_endpoint_url`] and
+    /// [`Config::aws_endpoint_urls`], validated already).
+    pub fn aws_endpoints(&self) -> AwsEndpoints {
+        validate_endpoints(
+            self.aws_endpoint_url.as_deref(),
+            self.aws_endpoint_urls.iter(),
+            &mut Vec::new(),
+        )
+    }
 }
 
 fn bad(code: Code, key: &str, value: &str, message: String, hint: &str) -> Diagnostic {

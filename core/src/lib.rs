@@ -40,6 +40,8 @@ pub mod plan;
 pub mod render;
 #[cfg(feature = "schema")]
 pub mod schema;
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 pub mod tags;
 pub mod text;
 

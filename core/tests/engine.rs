@@ -14,7 +14,7 @@ mod host;
 
 use consul_lambda_sync::engine::outcome::{OpStatus, SyncResult, Verdict};
 use consul_lambda_sync::engine::{Engine, Start};
-use host::{feed, view, Answer, AnswerError, WireRequest};
+use host::{as_http, feed, view, Answer, AnswerError, WireRequest};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -75,6 +75,8 @@ struct World {
     down_after_writes: Option<usize>,
     /// Consul requests sent to the dead agent.
     sent_while_down: usize,
+    /// The signed AWS calls (`Start.aws`).
+    signed: Vec<host::HttpCall>,
 }
 
 /// What Consul (1.22) answers 500 to in a mesh entry: `Meta` over 64 pairs, a
@@ -160,6 +162,13 @@ impl World {
     }
 
     fn answer(&mut self, r: &WireRequest) -> Answer {
+        if let Some(call) = &r.http {
+            let (operation, input) = call.operation();
+            self.seen.push(format!("aws {operation}"));
+            self.signed.push(call.clone());
+            let answer = self.aws(r.id, &operation, &input);
+            return as_http(call, answer);
+        }
         if let Some(aws) = &r.aws {
             self.seen.push(format!("aws {}", aws.operation));
             return self.aws(r.id, &aws.operation, &aws.input);
@@ -566,6 +575,21 @@ impl World {
                     },
                 }
             }
+            "GetParameter" => match input["Name"].as_str().unwrap() {
+                // The host keeps the token and feeds the value back blank.
+                "/cls/token" => ok(
+                    json!({"Parameter": {"Name": "/cls/token", "Type": "SecureString", "Value": ""}}),
+                ),
+                name => Answer {
+                    id,
+                    error: Some(AnswerError {
+                        code: "ParameterNotFound".into(),
+                        message: format!("Parameter {name} not found."),
+                        status: Some(400),
+                    }),
+                    ..Answer::default()
+                },
+            },
             other => panic!("unexpected AWS call {other}"),
         }
     }
@@ -1999,4 +2023,147 @@ fn an_entry_written_for_a_registration_that_lost_a_race_is_removed_again() {
             .map(|e| e.1["Meta"]["edited"].clone()),
         Some(json!("by someone"))
     );
+}
+
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+fn signed_start() -> Start {
+    let mut s = start();
+    s.account_id = None; // STS tells it (the query protocol)
+    s.env
+        .insert("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:5000".into());
+    s.env
+        .insert("CONSUL_HTTP_TOKEN_PATH".into(), "/cls/token".into());
+    s.aws = serde_json::from_value(json!({
+        "accessKeyId": "AKIDEXAMPLE",
+        "secretAccessKey": SECRET_KEY,
+        "sessionToken": "SESSIONTOKEN",
+        "epochMs": 1_440_938_160_000u64,
+    }))
+    .unwrap();
+    s
+}
+
+#[test]
+fn signed_aws_calls_sync_the_same_as_sdk_calls() {
+    let world = || {
+        let mut w = world_with(120);
+        w.tag("aliased", &[("aliases", "live+beta")]);
+        w.missing_aliases.insert(format!("{}:beta", arn("aliased")));
+        w
+    };
+    let mut sdk = world();
+    let mut start_sdk = signed_start();
+    start_sdk.aws = None;
+    let (by_sdk, _) = run(&mut sdk, start_sdk);
+    let mut http = world();
+    let (by_http, _) = run(&mut http, signed_start());
+    assert!(by_http.ok, "{}", by_http.message);
+    assert_eq!(by_http.verdict, by_sdk.verdict);
+    assert_eq!(http.seen, sdk.seen, "the same requests in the same order");
+    assert_eq!(http.services, sdk.services);
+    assert_eq!(http.entries, sdk.entries);
+    assert_eq!(by_http.requests, by_sdk.requests);
+    assert!(sdk.signed.is_empty());
+    let ops: BTreeSet<&str> = http
+        .seen
+        .iter()
+        .filter_map(|s| s.strip_prefix("aws "))
+        .collect();
+    assert_eq!(
+        ops,
+        BTreeSet::from([
+            "GetCallerIdentity",
+            "GetParameter",
+            "GetResources",
+            "ListAliases"
+        ])
+    );
+    for call in &http.signed {
+        assert!(
+            call.url.starts_with("http://127.0.0.1:5000/"),
+            "{}",
+            call.url
+        );
+        assert_eq!(call.headers["host"], "127.0.0.1:5000");
+        assert_eq!(call.headers["x-amz-date"], "20150830T123600Z");
+        assert_eq!(call.headers["x-amz-security-token"], "SESSIONTOKEN");
+        let auth = &call.headers["authorization"];
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/"),
+            "{auth}"
+        );
+        assert!(!auth.contains(SECRET_KEY));
+    }
+    // The secret key is in no request and no result; the engine's debug form hides it.
+    let everything = format!(
+        "{:?} {}",
+        http.signed,
+        serde_json::to_string(&by_http).unwrap()
+    );
+    assert!(!everything.contains(SECRET_KEY));
+    assert!(!format!("{:?}", Engine::new(signed_start())).contains(SECRET_KEY));
+}
+
+#[test]
+fn signed_calls_are_signed_at_the_start_clock_plus_the_time_since() {
+    let mut w = world_with(300);
+    let mut engine = Engine::new(signed_start());
+    let (first, mut now) = (5_000u64, 5_000u64);
+    let mut dates = Vec::new();
+    loop {
+        let step = view(engine.next(now, None));
+        if step.done.is_some() {
+            break;
+        }
+        if let Some(ms) = step.sleep {
+            now += ms;
+            continue;
+        }
+        let send = step.send.unwrap();
+        for call in send.iter().filter_map(|r| r.http.as_ref()) {
+            let at = 1_440_938_160 + (now - first) / 1000;
+            assert_eq!(
+                call.headers["x-amz-date"],
+                consul_lambda_sync::sigv4::amz_date(at)
+            );
+            dates.push(call.headers["x-amz-date"].clone());
+        }
+        let answers: Vec<Answer> = send.iter().map(|r| w.answer(r)).collect();
+        now += 45_000; // each step's answers take 45 s of the host's monotonic clock
+        feed(&mut engine, answers, now).unwrap();
+    }
+    dates.dedup();
+    assert!(dates.len() >= 3, "{dates:?}");
+    assert_eq!(dates[0], "20150830T123600Z");
+}
+
+#[test]
+fn aws_errors_over_http_are_the_same_decisions() {
+    // A token parameter that does not exist: the sync stops before any write,
+    // naming the AWS error code read from the body's `__type`.
+    let mut w = world_with(3);
+    let mut s = signed_start();
+    s.env
+        .insert("CONSUL_HTTP_TOKEN_PATH".into(), "/missing".into());
+    let (r, _) = run(&mut w, s);
+    assert!(!r.ok);
+    assert!(r.message.contains("ParameterNotFound"), "{}", r.message);
+    assert_eq!(w.writes(), 0);
+}
+
+#[test]
+fn a_bad_endpoint_url_is_an_invalid_configuration() {
+    let mut s = signed_start();
+    s.env
+        .insert("AWS_ENDPOINT_URL_LAMBDA".into(), "localhost:4566".into());
+    let mut w = world_with(1);
+    let (r, _) = run(&mut w, s);
+    assert_eq!(r.verdict, Verdict::InvalidConfig);
+    let errors = r.failure.unwrap().errors;
+    let e = &errors[0];
+    assert_eq!(e.code.as_str(), "invalid_url");
+    assert_eq!(e.key.as_deref(), Some("AWS_ENDPOINT_URL_LAMBDA"));
+    assert_eq!(e.value.as_deref(), Some("localhost:4566"));
+    assert!(w.seen.is_empty());
 }

@@ -15,7 +15,6 @@ mod lambda;
 mod log;
 mod mesh;
 mod proxy;
-mod sigv4;
 mod ssm;
 mod state;
 

@@ -2,7 +2,7 @@
 //! extension's only AWS call.
 
 use crate::http::{self, Url};
-use crate::sigv4::{self, Credentials, Scope};
+use consul_lambda_sync::sigv4::{self, Credentials, Scope};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;

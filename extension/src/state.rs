@@ -6,6 +6,7 @@ use crate::mesh::{self, Material, OnUnknownCa};
 use crate::ssm;
 use consul_lambda_sync::extension::refresh;
 use consul_lambda_sync::extension::upstreams::ExtensionSettings;
+use consul_lambda_sync::sigv4;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -101,9 +102,7 @@ impl Shared {
             .get_parameter(&self.settings.parameter_name, started / 1000, timeout)
             .map_err(|e| e.to_string())?;
         let answered = log::now_ms();
-        let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes())
-            .as_ref()
-            .to_vec();
+        let digest = sigv4::sha256_hex(value.as_bytes()).into_bytes();
         let mut last = self
             .last_digest
             .lock()

@@ -1,8 +1,11 @@
 'use strict';
-// AWS transport: carries the engine's calls with SDK v3 clients (required
-// lazily, optional peer dependencies; retries off: the engine retries). SDK v3 reads credentials and
-// AWS_ENDPOINT_URL(_<SERVICE>) itself.
+// AWS transports. The engine's signed calls (`http`, when the start gave it credentials) go over
+// node:http(s) with keep-alive, sent exactly as given. Calls for an SDK (`aws`) go through SDK v3
+// clients (required lazily, optional peer dependencies; retries off: the engine retries), which
+// read credentials and AWS_ENDPOINT_URL(_<SERVICE>) themselves.
 
+const http = require('node:http');
+const https = require('node:https');
 const { describe } = require('./consul');
 
 /** Engine service name → [package, client class]. */
@@ -78,4 +81,82 @@ function errorOf(err) {
   return { code: e.name || e.Code || 'Error', message, ...(status ? { status } : {}) };
 }
 
-module.exports = { createAwsTransport, errorOf };
+/**
+ * The engine's signed AWS calls over keep-alive connections.
+ * `send(id, call, timeoutMs, onSecret)` → `{id, status, headers, body}` or `{id, error}` (never throws);
+ * `onSecret(value)` gets a secret's Parameter.Value, which the answer then carries as `""`.
+ */
+function createAwsHttpTransport() {
+  const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+
+  function send(id, call, timeoutMs, onSecret) {
+    return new Promise((resolve) => {
+      let done = false;
+      let req;
+      const finish = (answer) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      const fail = (err, host) => finish({ id, error: { code: 'transport', message: `AWS at ${host}: ${describe(err)}` } });
+      const timer = setTimeout(() => {
+        const err = new Error(`no answer within ${timeoutMs} ms`);
+        req?.destroy(err);
+        fail(err, host);
+      }, timeoutMs || 10000);
+      let host = '';
+      try {
+        const url = new URL(call.url);
+        host = url.host;
+        const mod = url.protocol === 'https:' ? https : http;
+        req = mod.request(url, { method: call.method, headers: call.headers, agent: agents[url.protocol] }, (res) => {
+          const parts = [];
+          res.on('data', (c) => parts.push(c));
+          res.on('error', (err) => fail(err, host));
+          res.on('end', () => {
+            const headers = {};
+            for (const [k, v] of Object.entries(res.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+            let body = Buffer.concat(parts).toString('utf8');
+            if (onSecret && res.statusCode === 200) body = keepSecret(body, onSecret);
+            finish({ id, status: res.statusCode, headers, body });
+          });
+        });
+        req.on('error', (err) => fail(err, host));
+        req.end(call.body || undefined);
+      } catch (err) {
+        fail(err, host);
+      }
+    });
+  }
+
+  return { send, destroy: () => Object.values(agents).forEach((a) => a.destroy()) };
+}
+
+/** Hands a secret's Parameter.Value to `onSecret`; the body with it blanked. */
+function keepSecret(body, onSecret) {
+  let out;
+  try {
+    out = JSON.parse(body);
+  } catch {
+    return body; // not JSON: the engine reports the answer as invalid
+  }
+  if (out && typeof out.Parameter === 'object' && out.Parameter) {
+    onSecret(out.Parameter.Value ?? '');
+    out.Parameter.Value = '';
+  }
+  return JSON.stringify(out);
+}
+
+/** The credentials in the environment for the engine to sign AWS calls with (`Start.aws`), or undefined. */
+function awsAccess(env) {
+  if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) return undefined;
+  return {
+    accessKeyId: env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+    ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    epochMs: Date.now(),
+  };
+}
+
+module.exports = { createAwsTransport, createAwsHttpTransport, awsAccess, errorOf };

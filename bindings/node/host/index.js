@@ -10,7 +10,7 @@
 const { performance } = require('node:perf_hooks');
 const { createLogger } = require('./log');
 const { createConsulTransport } = require('./consul');
-const { createAwsTransport } = require('./aws');
+const { createAwsTransport, createAwsHttpTransport, awsAccess } = require('./aws');
 
 class RegistratorError extends Error {
   constructor(code, message, details) {
@@ -78,6 +78,9 @@ function createHost(deps = {}) {
     } catch {
       // The engine reports the invalid configuration (verdict invalid_config).
     }
+    // With credentials in the environment (Lambda's) the engine signs its AWS calls (`http`);
+    // injected SDK clients (tests) get them as `aws`.
+    const access = deps.aws ? undefined : awsAccess(env);
     const engine = new core.Engine({
       env: coreEnv,
       ...(event === undefined || event === null ? {} : { event }),
@@ -89,6 +92,7 @@ function createHost(deps = {}) {
       ...(options.doctor ? { doctor: true } : {}),
       ...((options.concurrency ?? deps.concurrency) ? { concurrency: options.concurrency ?? deps.concurrency } : {}),
       seed: deps.seed ?? Math.floor(Math.random() * 2 ** 32),
+      ...(access ? { aws: access } : {}),
     });
     const consul = createConsulTransport(config, {
       token,
@@ -96,6 +100,7 @@ function createHost(deps = {}) {
       chunk: (id, bytes) => engine.feedChunk(id, bytes),
     });
     const aws = createAwsTransport({ region, clients: deps.aws });
+    const awsHttp = createAwsHttpTransport();
     const onSecret = (kind) => (value) => {
       if (kind === 'consulToken') logger.redact?.(value);
       consul.secret(kind, value);
@@ -110,16 +115,19 @@ function createHost(deps = {}) {
           await sleep(step.sleep);
           continue;
         }
-        const tasks = (step.send || []).map((req) => () =>
-          req.consul
-            ? consul.send(req.id, req.consul, step.timeoutMs)
-            : aws.send(req.id, req.aws, step.timeoutMs, req.secret ? onSecret(req.secret) : undefined));
+        const tasks = (step.send || []).map((req) => () => {
+          const secret = req.secret ? onSecret(req.secret) : undefined;
+          if (req.consul) return consul.send(req.id, req.consul, step.timeoutMs);
+          if (req.http) return awsHttp.send(req.id, req.http, step.timeoutMs, secret);
+          return aws.send(req.id, req.aws, step.timeoutMs, secret);
+        });
         const answers = await bounded(tasks, step.concurrency);
         engine.feed(answers, performance.now());
       }
     } finally {
       consul.close();
       aws.destroy();
+      awsHttp.destroy();
     }
   }
 

@@ -93,6 +93,12 @@ pub struct Start {
     /// result carries the report (`doctor`); nothing is written.
     #[serde(default)]
     pub doctor: Option<bool>,
+    /// AWS credentials and the wall clock: the engine then yields every AWS call
+    /// as a signed HTTP request (`http`) the host carries like a Consul one.
+    /// Absent: AWS calls are yielded as `aws` (`{service, operation, input}`) for
+    /// an AWS SDK to make.
+    #[serde(default)]
+    pub aws: Option<crate::lower::aws::AwsAccess>,
 }
 
 /// Why the sync stops early: the verdict and the failure (its code and hint say
@@ -125,6 +131,8 @@ pub(crate) struct Run {
     pub(crate) prune: bool,
     pub(crate) compact: bool,
     pub(crate) reviewed: Option<ReviewedPlan>,
+    /// The credentials AWS calls are signed with, when the host gave them.
+    pub(crate) aws: Option<crate::lower::aws::AwsAccess>,
 }
 
 impl Run {
@@ -235,6 +243,7 @@ impl Engine {
             prune: start.prune.unwrap_or(false),
             compact: start.compact.unwrap_or(true),
             reviewed: None,
+            aws: start.aws.clone(),
         };
         let doctor = start.doctor.unwrap_or(false);
         let stop = match config {
@@ -330,6 +339,7 @@ impl Engine {
             let (sent, settled) = self.with_phase(|phase, io, run| phase.take_batch(io, run));
             if !sent.is_empty() {
                 return Step::Send {
+                    signing: self.signing(&sent),
                     requests: sent,
                     concurrency: self.io.concurrency,
                     timeout_ms: self.io.timeout_ms,
@@ -351,6 +361,25 @@ impl Engine {
                 Advance::Finish(ending) => self.phase = self.finish(*ending),
             }
         }
+    }
+
+    /// What the step's AWS calls are signed with, when the host gave credentials
+    /// and the step has AWS calls: the time is the start's wall clock plus the
+    /// monotonic time since.
+    fn signing(&self, sent: &[Sent]) -> Option<Box<wire::Signing>> {
+        let access = self.run.aws.as_ref()?;
+        if !sent
+            .iter()
+            .any(|s| matches!(s.request, crate::lower::Request::Aws(_)))
+        {
+            return None;
+        }
+        Some(Box::new(wire::Signing {
+            access: access.clone(),
+            region: self.run.region.clone(),
+            endpoints: self.run.config.aws_endpoints(),
+            unix_secs: access.epoch_ms.saturating_add(self.io.elapsed()) / 1000,
+        }))
     }
 
     /// Builds the result of an ending.

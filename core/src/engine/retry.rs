@@ -207,19 +207,7 @@ pub fn judge(request: &Request, incoming: Incoming) -> Judgement {
         (_, Incoming::Error(e)) if e.code == "answer_too_large" => {
             Judgement::Final(CallError::TooLarge(e.message))
         }
-        (Request::Aws(_), Incoming::Error(e)) => {
-            let transient = AWS_RETRY_CODES.contains(&e.code.as_str())
-                || e.message.contains("Rate exceeded")
-                || matches!(e.status, Some(429 | 500..=599));
-            if transient {
-                Judgement::Transient {
-                    floor: 0,
-                    error: CallError::Aws(e),
-                }
-            } else {
-                Judgement::Answered(Reply::AwsError(e))
-            }
-        }
+        (Request::Aws(_), Incoming::Error(e)) => judge_aws_error(e),
         (Request::Consul(_), Incoming::Error(e)) => {
             Judgement::Final(CallError::Malformed(format!(
                 "the host fed an AWS error for a Consul request: {}",
@@ -229,9 +217,37 @@ pub fn judge(request: &Request, incoming: Incoming) -> Judgement {
         (Request::Consul(_), Incoming::Aws(_)) => Judgement::Final(CallError::Malformed(
             "the host fed an AWS answer for a Consul request".into(),
         )),
-        (Request::Aws(_), Incoming::Http(_)) => Judgement::Final(CallError::Malformed(
-            "the host fed an HTTP answer for an AWS request".into(),
-        )),
+        // A signed call's HTTP answer (docs/engine.md "AWS over HTTP").
+        (Request::Aws(a), Incoming::Http(reply)) => {
+            let answer = crate::lower::aws::AwsHttpAnswer {
+                status: reply.status,
+                error_type: reply.aws_error_type.as_deref(),
+                body: &reply.body,
+            };
+            match crate::lower::aws::read_answer(a, &answer) {
+                Ok(ok) => Judgement::Answered(Reply::Aws(ok)),
+                Err(f) => judge_aws_error(AnswerError {
+                    code: f.code,
+                    message: f.message,
+                    status: Some(f.status),
+                }),
+            }
+        }
+    }
+}
+
+/// An AWS error: throttling and 5xx are tried again; any other is the answer.
+fn judge_aws_error(e: AnswerError) -> Judgement {
+    let transient = AWS_RETRY_CODES.contains(&e.code.as_str())
+        || e.message.contains("Rate exceeded")
+        || matches!(e.status, Some(429 | 500..=599));
+    if transient {
+        Judgement::Transient {
+            floor: 0,
+            error: CallError::Aws(e),
+        }
+    } else {
+        Judgement::Answered(Reply::AwsError(e))
     }
 }
 

@@ -5,9 +5,11 @@
 //! documented shape.
 
 use super::outcome::SyncResult;
+use crate::config::AwsEndpoints;
 use crate::config::LogLevel;
-use crate::lower::{Outgoing, RawJson, Request};
-use serde::ser::SerializeMap;
+use crate::lower::aws::{AwsAccess, Signer};
+use crate::lower::{AwsRequest, Outgoing, RawJson, Request};
+use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -28,6 +30,9 @@ pub enum Step {
     Send {
         /// The requests.
         requests: Vec<Sent>,
+        /// What the AWS calls among them are signed with (`None`: they go to an
+        /// AWS SDK as `{service, operation, input}`).
+        signing: Option<Box<Signing>>,
         /// The bound on requests in flight.
         concurrency: u32,
         /// The timeout of one request, in milliseconds.
@@ -76,28 +81,91 @@ impl Step {
     }
 }
 
+/// What a step's AWS calls are signed with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signing {
+    /// The credentials.
+    pub access: AwsAccess,
+    /// The region.
+    pub region: String,
+    /// The endpoint overrides.
+    pub endpoints: AwsEndpoints,
+    /// The wall clock, in Unix seconds.
+    pub unix_secs: u64,
+}
+
+impl Signing {
+    /// The signer of [`AwsRequest::http`].
+    pub fn signer(&self) -> Signer<'_> {
+        Signer {
+            access: &self.access,
+            region: &self.region,
+            endpoints: &self.endpoints,
+            unix_secs: self.unix_secs,
+        }
+    }
+}
+
+/// An AWS call as a signed HTTP request: `{"id", "http": {method, url, headers,
+/// body}, "service", "secret"?, "sensitive"?}`.
+struct SignedOutgoing<'a> {
+    id: u64,
+    request: &'a AwsRequest,
+    signing: &'a Signing,
+}
+
+impl Serialize for SignedOutgoing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("http", &self.request.http(&self.signing.signer()))?;
+        m.serialize_entry("service", self.request.service())?;
+        if let Some(secret) = self.request.secret() {
+            m.serialize_entry("secret", &secret)?;
+        }
+        if self.request.sensitive() {
+            m.serialize_entry("sensitive", &true)?;
+        }
+        m.end()
+    }
+}
+
 /// `{"send": [...], "concurrency", "timeoutMs", "logs"}`, `{"sleep": ms, "logs"}`
 /// or `{"done": result, "logs"}`.
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Requests<'a>(&'a [Sent]);
+        struct Requests<'a>(&'a [Sent], Option<&'a Signing>);
         impl Serialize for Requests<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|r| Outgoing {
-                    id: Some(r.id),
-                    request: &r.request,
-                }))
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for r in self.0 {
+                    match (&r.request, self.1) {
+                        (Request::Aws(request), Some(signing)) => {
+                            seq.serialize_element(&SignedOutgoing {
+                                id: r.id,
+                                request,
+                                signing,
+                            })?
+                        }
+                        (request, _) => seq.serialize_element(&Outgoing {
+                            id: Some(r.id),
+                            request,
+                        })?,
+                    }
+                }
+                seq.end()
             }
         }
         let mut m = s.serialize_map(None)?;
         match self {
             Step::Send {
                 requests,
+                signing,
                 concurrency,
                 timeout_ms,
                 logs,
             } => {
-                m.serialize_entry("send", &Requests(requests))?;
+                m.serialize_entry("send", &Requests(requests, signing.as_deref()))?;
                 m.serialize_entry("concurrency", concurrency)?;
                 m.serialize_entry("timeoutMs", timeout_ms)?;
                 m.serialize_entry("logs", logs)?;
@@ -135,7 +203,7 @@ pub enum Incoming {
     Error(AnswerError),
 }
 
-/// An HTTP answer from Consul.
+/// An HTTP answer from Consul, or from AWS to a signed call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpReply {
     /// The status.
@@ -145,6 +213,8 @@ pub struct HttpReply {
     /// `X-Consul-Results-Filtered-By-ACLs: true`: Consul left out what the token
     /// may not read.
     pub filtered: bool,
+    /// `x-amzn-ErrorType`: an AWS error's code (REST-JSON services).
+    pub aws_error_type: Option<String>,
     /// The body.
     pub body: String,
 }
@@ -163,6 +233,7 @@ impl HttpReply {
             retry_after: header("retry-after"),
             filtered: header("x-consul-results-filtered-by-acls")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            aws_error_type: header("x-amzn-errortype"),
             body,
         }
     }
@@ -357,6 +428,26 @@ mod schema {
         input: serde_json::Value,
     }
 
+    /// A signed AWS call: send `method` to `url` (path and query percent-encoded:
+    /// send it as is) with exactly these `headers` (`host` among them) and `body`;
+    /// answer with the status, the headers (names lower-case) and the body, as for
+    /// Consul.
+    #[allow(dead_code)]
+    #[derive(schemars::JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(rename = "HttpCall")]
+    struct HttpCall {
+        /// `GET` or `POST`.
+        method: String,
+        /// The URL.
+        url: String,
+        /// The headers, names lower-case; they carry the signature and may carry a
+        /// session token: never log them.
+        headers: BTreeMap<String, String>,
+        /// The body (`""`: none).
+        body: String,
+    }
+
     /// One request the host must carry.
     #[allow(dead_code)]
     #[derive(schemars::JsonSchema)]
@@ -368,9 +459,15 @@ mod schema {
         /// A Consul HTTP request.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         consul: Option<ConsulCall>,
-        /// An AWS API call.
+        /// An AWS API call for an SDK to make (no `Start.aws`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         aws: Option<AwsCall>,
+        /// An AWS API call as a signed HTTP request (`Start.aws` given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<HttpCall>,
+        /// The AWS service of an `http` call: `tagging`, `lambda`, `ssm` or `sts`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
         /// The answer's `Parameter.Value` is a Consul credential the host keeps and feeds back as `""`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<SecretKind>,

@@ -3,6 +3,8 @@
 //! the wire ([`request`]). The executor, the plan display and a reviewed plan all
 //! go through [`Lowering::operation`]; nothing else builds a path or a body.
 
+#[cfg(feature = "sigv4")]
+pub mod aws;
 pub mod preview;
 pub mod request;
 

@@ -927,6 +927,12 @@ impl AwsRequest {
     pub fn sensitive(&self) -> bool {
         matches!(self, AwsRequest::PutParameter(_))
     }
+
+    /// The input as JSON text (the body of a JSON-protocol call).
+    #[cfg(feature = "sigv4")]
+    pub(crate) fn input_json(&self) -> String {
+        serde_json::to_string(&AwsInput(self)).unwrap_or_else(|_| "{}".to_owned())
+    }
 }
 
 /// The `input` of an AWS call (PascalCase, as both SDKs take it).

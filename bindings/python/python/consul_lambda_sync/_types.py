@@ -163,6 +163,10 @@ class ConfigInput(TypedDict, total=False):
 
     # `ALLOW_MASS_DEREGISTRATION`: lets a full sync deregister more than half of the services.
     allowMassDeregistration: Optional[bool]
+    # `AWS_ENDPOINT_URL`: where every AWS call goes instead of AWS's own endpoint.
+    awsEndpointUrl: Optional[str]
+    # `AWS_ENDPOINT_URL_<SERVICE>` by service (`tagging`, `lambda`, `ssm`, `sts`).
+    awsEndpointUrls: Optional[dict[str, str]]
     # `CONSUL_CACERT`: a CA certificate file.
     consulCacert: Optional[str]
     # `CONSUL_CACERT_PATH`: Parameter Store name of the CA certificate.
@@ -292,6 +296,12 @@ class _ConfigRequired(TypedDict):
 class Config(_ConfigRequired, total=False):
     """A validated configuration with every default applied."""
 
+    # Where every AWS call goes instead of AWS's own endpoint (`AWS_ENDPOINT_URL`, an http or https
+    # URL).
+    awsEndpointUrl: str
+    # Where one service's AWS calls go (`AWS_ENDPOINT_URL_<SERVICE>`), by service (`tagging`,
+    # `lambda`, `ssm`, `sts`).
+    awsEndpointUrls: dict[str, str]
     # KMS key (ID, ARN, alias name or alias ARN) that encrypts extension data (`None`: the account's
     # `alias/aws/ssm`).
     consulExtensionDataKmsKeyId: str
@@ -1568,6 +1578,25 @@ class PutParameter(_PutParameterRequired, total=False):
     Tier: _Tier
 
 
+class _AwsAccessRequired(TypedDict):
+    # `AWS_ACCESS_KEY_ID`.
+    accessKeyId: str
+    # The wall clock (Unix milliseconds) when the host made the start: the engine signs at this time
+    # plus the monotonic time since its first step.
+    epochMs: int
+    # `AWS_SECRET_ACCESS_KEY`.
+    secretAccessKey: str
+
+
+class AwsAccess(_AwsAccessRequired, total=False):
+    """AWS credentials the host hands over once (`Start.aws`): the secret key and the session token
+    are never printed.
+    """
+
+    # `AWS_SESSION_TOKEN` (role credentials, Lambda's among them).
+    sessionToken: Optional[str]
+
+
 class _StartRequired(TypedDict):
     # The registrator's region.
     region: str
@@ -1578,6 +1607,10 @@ class Start(_StartRequired, total=False):
 
     # The registrator's account, when the host knows it.
     accountId: Optional[str]
+    # AWS credentials and the wall clock: the engine then yields every AWS call as a signed HTTP
+    # request (`http`) the host carries like a Consul one. Absent: AWS calls are yielded as `aws`
+    # (`{service, operation, input}`) for an AWS SDK to make.
+    aws: Optional[AwsAccess]
     # `false`: the result carries the plan, the outcomes and the basis (the command line asks for
     # them). Default: a compact result (the counts, the errors and the failures).
     compact: Optional[bool]
@@ -1899,6 +1932,23 @@ class ConsulCall(_ConsulCallRequired, total=False):
     query: dict[str, str]
 
 
+class HttpCall(TypedDict):
+    """A signed AWS call: send `method` to `url` (path and query percent-encoded: send it as is)
+    with exactly these `headers` (`host` among them) and `body`; answer with the status, the
+    headers (names lower-case) and the body, as for Consul.
+    """
+
+    # The body (`""`: none).
+    body: str
+    # The headers, names lower-case; they carry the signature and may carry a session token: never
+    # log them.
+    headers: dict[str, str]
+    # `GET` or `POST`.
+    method: str
+    # The URL.
+    url: str
+
+
 # A Consul credential read from Parameter Store.
 SecretKind = Literal["consulToken", "consulCaCert"]
 
@@ -1911,14 +1961,18 @@ class _WireRequestRequired(TypedDict):
 class WireRequest(_WireRequestRequired, total=False):
     """One request the host must carry."""
 
-    # An AWS API call.
+    # An AWS API call for an SDK to make (no `Start.aws`).
     aws: AwsCall
     # A Consul HTTP request.
     consul: ConsulCall
+    # An AWS API call as a signed HTTP request (`Start.aws` given).
+    http: HttpCall
     # The answer's `Parameter.Value` is a Consul credential the host keeps and feeds back as `""`.
     secret: SecretKind
     # The request carries a private key: never log it.
     sensitive: bool
+    # The AWS service of an `http` call: `tagging`, `lambda`, `ssm` or `sts`.
+    service: str
 
 
 class _StepRequired(TypedDict):

@@ -4,7 +4,9 @@
 - CLI: ``consul-lambda-sync`` (or ``python -m consul_lambda_sync.host``)
 - Preflight: :func:`doctor` (the CLI's ``consul-lambda-sync doctor``)
 
-Needs ``boto3`` (the ``host`` extra); Consul is reached with the standard library.
+With AWS credentials in the environment (Lambda's), the core signs every AWS call and both
+Consul and AWS are reached with the standard library; otherwise AWS calls go through ``boto3``
+(the ``host`` extra), which finds the credentials (profiles, SSO, …).
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ def doctor_result(
 ) -> SyncResult:
     """Runs the core's doctor (``Start.doctor``): the result, its report in ``doctor``."""
     # Imported here: importing the package needs no boto3 (the CLI says which extra is missing).
-    from .handler import carrier, run, start_env  # noqa: PLC0415
+    from .handler import aws_access, carrier, run, start_env  # noqa: PLC0415
     from .log import JsonLogger  # noqa: PLC0415
     from .transport import Aws  # noqa: PLC0415
 
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     start: Start = {"env": start_env(env), "region": region, "doctor": True}
     start["seed"] = random.getrandbits(62)
+    access = aws_access(env) if aws is None else None
+    if access:
+        start["aws"] = access
     log = log or JsonLogger("error", stream=sys.stderr)
     return run(start, carrier(env, aws or Aws(region or None), log), log)
 

@@ -33,7 +33,7 @@ _MISSING_EXTRA: Optional[str] = None
 try:
     from . import doctor_result
     from .demo import run_demo
-    from .handler import carrier, run, start_env, summary
+    from .handler import aws_access, carrier, run, start_env, summary
     from .transport import Aws
 except ImportError as e:  # pragma: no cover - tests/e2e/test_cli.py hides boto3
     if (e.name or "").split(".")[0] not in ("boto3", "botocore"):
@@ -255,6 +255,9 @@ def _run(
         start["event"] = _read_json(args.event, "event file")
     elif getattr(args, "plan", None):
         start["reviewed"] = _reviewed(args.plan)
+    access = aws_access(env)
+    if access:
+        start["aws"] = access
     log = Progress(level or env.get("LOG_LEVEL") or None, bar)
     try:
         return run(start, carrier(env, Aws(_region(env)), log), log)
@@ -459,7 +462,7 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
     engine_env = dict(env)
     if level:
         engine_env["LOG_LEVEL"] = level
-    result = doctor_result(engine_env, Aws(_region(env)), log)
+    result = doctor_result(engine_env, None, log)
     report = result.get("doctor")
     if report is None:
         return _outcome(result, args, {})

@@ -25,8 +25,17 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from consul_lambda_sync import Start, SyncResult
+    from consul_lambda_sync._types import AwsAccess
 
-__all__ = ["SyncFailed", "handler", "print_metrics", "run", "start_env", "summary"]
+__all__ = [
+    "SyncFailed",
+    "aws_access",
+    "handler",
+    "print_metrics",
+    "run",
+    "start_env",
+    "summary",
+]
 
 _AWS: dict[str, Aws] = {}  # reused across warm invocations (boto3 clients are expensive)
 _SECRETS = ("CONSUL_HTTP_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # not for the engine
@@ -44,6 +53,22 @@ def start_env(env: Mapping[str, str]) -> dict[str, str]:
     """The environment for the engine: ``CONSUL_HTTP_TOKEN`` becomes ``"set"``."""
     out = {k: v for k, v in env.items() if k not in _SECRETS}
     return {**out, "CONSUL_HTTP_TOKEN": "set"} if env.get("CONSUL_HTTP_TOKEN") else out
+
+
+def aws_access(env: Mapping[str, str]) -> Optional[AwsAccess]:
+    """The credentials in the environment (Lambda's, or static ones) for the engine to sign
+    AWS calls with (``Start.aws``); ``None``: AWS calls go through boto3, which finds them."""
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    access: AwsAccess = {
+        "accessKeyId": key,
+        "secretAccessKey": secret,
+        "epochMs": int(time.time() * 1000),
+    }
+    if env.get("AWS_SESSION_TOKEN"):
+        access["sessionToken"] = env["AWS_SESSION_TOKEN"]
+    return access
 
 
 def carrier(env: Mapping[str, str], aws: Aws, log: JsonLogger) -> Carrier:
@@ -107,7 +132,7 @@ def run(
     finally:
         if pool is not None:
             pool.shutdown()
-        transport.consul.close_all()
+        transport.close_all()
 
 
 def summary(result: SyncResult) -> dict[str, Any]:
@@ -151,6 +176,9 @@ def handler(
     start["seed"] = random.getrandbits(62) if seed is None else seed
     if lam:
         start["accountId"] = arn[4]
+    access = aws_access(environ) if aws_factory is None else None
+    if access:
+        start["aws"] = access
     transport = carrier(environ, (aws_factory or _aws)(region or None), log)
     result = run(start, transport, log, getattr(context, "get_remaining_time_in_millis", None))
     print_metrics(result, stdout or sys.stdout.write)

@@ -1,6 +1,8 @@
-"""Carries the engine's requests (docs/engine.md): Consul over keep-alive ``http.client``
-connections (one per thread), AWS over boto3 with its retries off (the engine retries). The
-ACL token and the CA stay here (from the environment, or the engine's ``secret`` requests).
+"""Carries the engine's requests (docs/engine.md): Consul and the engine's signed AWS calls
+(``http``) over keep-alive ``http.client`` connections (one per thread and endpoint); AWS calls
+for an SDK (``aws``, when the engine has no credentials) over boto3, imported only then, with
+its retries off (the engine retries). The ACL token and the CA stay here (from the environment,
+or the engine's ``secret`` requests).
 """
 
 from __future__ import annotations
@@ -15,25 +17,13 @@ import threading
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
 from consul_lambda_sync import LARGE_BODY_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from consul_lambda_sync import Answer, BytesAnswer
-    from consul_lambda_sync._types import AwsCall, ConsulCall, WireRequest
+    from consul_lambda_sync._types import AwsCall, ConsulCall, HttpCall, WireRequest
 
     from .log import JsonLogger
 
@@ -188,15 +178,27 @@ def _json_safe(value: Any) -> Any:
 
 
 class Aws:
-    """boto3 clients by service, with boto3's own retries off."""
+    """boto3 clients by service, with boto3's own retries off; boto3 is imported at the first
+    call (a host whose engine signs its AWS calls never imports it)."""
 
     def __init__(self, region: Optional[str] = None, session: Any = None) -> None:
-        self.session: Any = session or boto3.session.Session(region_name=region or None)
+        self.region = region or None
+        self._session: Any = session
         self.timeout = 10.0
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3  # noqa: PLC0415
+
+            self._session = boto3.session.Session(region_name=self.region)
+        return self._session
+
     def client(self, service: str) -> Any:
+        from botocore.config import Config as BotoConfig  # noqa: PLC0415
+
         with self._lock:
             if service not in self._clients:
                 # One attempt (total_max_attempts; max_attempts counts retries): the engine retries.
@@ -210,6 +212,23 @@ class Aws:
             return self._clients[service]
 
     def call(self, rid: int, req: AwsCall) -> Answer:
+        try:
+            return self._call(rid, req)
+        except ImportError as e:
+            message = f"{e.name} is not installed: pip install 'consul-lambda-sync[host]'"
+            return failure(rid, "config", f"{message}, or give AWS credentials in the environment")
+
+    def _call(self, rid: int, req: AwsCall) -> Answer:
+        from botocore.exceptions import (  # noqa: PLC0415
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError  # noqa: PLC0415
+
         try:
             method = getattr(self.client(SERVICES[req["service"]]), _snake(req["operation"]))
             out = dict(method(**(req.get("input") or {})))
@@ -227,26 +246,102 @@ class Aws:
         return {"id": rid, "ok": _json_safe(out)}
 
 
+class AwsHttp:
+    """The engine's signed AWS calls (``http``), sent exactly as given over keep-alive
+    connections, one per thread and endpoint."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._tls: Optional[ssl.SSLContext] = None
+
+    def _conn(self, scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
+        conns: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "conns", {}
+        )
+        conn = conns.get((scheme, netloc))
+        if conn is None:
+            if scheme == "https":
+                with self._lock:
+                    self._tls = self._tls or ssl.create_default_context()
+                conn = http.client.HTTPSConnection(netloc, context=self._tls)
+            else:
+                conn = http.client.HTTPConnection(netloc)
+            with self._lock:
+                self._conns.append(conn)
+            conns[(scheme, netloc)] = conn
+        conn.timeout = timeout
+        if conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()  # the server closed the idle connection: reconnect, not fail
+        elif conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def call(self, rid: int, req: HttpCall, timeout: float) -> Answer:
+        url = urlsplit(req["url"])
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        conn = None
+        try:
+            conn = self._conn(url.scheme, url.netloc, timeout)
+            body = req["body"].encode() if req["body"] else None
+            conn.request(req["method"], path, body=body, headers=req["headers"])
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            if conn is not None:
+                conn.close()  # the next request opens a new connection
+            return failure(rid, "transport", f"AWS at {url.netloc}: {_reason(e)}")
+        heads = {k.lower(): v for k, v in resp.getheaders()}
+        text = data.decode("utf-8", "replace")
+        return {"id": rid, "status": resp.status, "headers": heads, "body": text}
+
+    def close_all(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns = []
+
+
 class Carrier:
     """Carries one request of a step; keeps the Consul credentials the engine asks for."""
 
     def __init__(self, consul: Consul, aws: Aws, log: JsonLogger) -> None:
         self.consul, self.aws, self.log = consul, aws, log
+        self.aws_http = AwsHttp()
         log.add_secret(consul.token)
 
     def carry(self, req: WireRequest, timeout: float) -> Union[Answer, BytesAnswer]:
         rid = req["id"]
         if "consul" in req:
             return self.consul.call(rid, req["consul"], timeout)
+        if "http" in req:
+            answer = self.aws_http.call(rid, req["http"], timeout)
+            if req.get("secret") and answer.get("status") == 200:
+                try:
+                    output = json.loads(answer["body"] or "{}")
+                except ValueError:  # not JSON: the engine reports the answer as invalid
+                    return answer
+                answer["body"] = self._keep_secret(req, output)
+            return answer
         self.aws.timeout = timeout
         answer = self.aws.call(rid, req["aws"])
-        secret = req.get("secret")
-        parameter = (answer.get("ok") or {}).get("Parameter")
-        if secret and isinstance(parameter, dict):
+        if req.get("secret") and isinstance(answer.get("ok"), dict):
+            self._keep_secret(req, answer["ok"])
+        return answer
+
+    def _keep_secret(self, req: WireRequest, output: Any) -> str:
+        """Keeps a credential read from Parameter Store; the output, its value blanked."""
+        parameter = output.get("Parameter") if isinstance(output, dict) else None
+        if isinstance(parameter, dict):
             value, parameter["Value"] = parameter.get("Value") or "", ""
-            if secret == "consulToken":
+            if req.get("secret") == "consulToken":
                 self.consul.token = str(value).strip()
                 self.log.add_secret(self.consul.token)
             else:
                 self.consul.set_ca(str(value))
-        return answer
+        return json.dumps(output)
+
+    def close_all(self) -> None:
+        self.consul.close_all()
+        self.aws_http.close_all()

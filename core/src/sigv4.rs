@@ -1,10 +1,12 @@
-//! AWS Signature Version 4 for the one call the extension makes (Parameter Store's
-//! `GetParameter`, a JSON POST), with ring's HMAC-SHA256. Tested against AWS's
-//! published examples (the signing-key derivation of the SigV4 documentation, and
-//! `get-vanilla`, `get-vanilla-query-order-key-case` and `post-vanilla` of the SigV4
-//! test suite).
+//! AWS Signature Version 4: the signature of every AWS call the hosts and the Lambda
+//! extension send ([`crate::lower::aws`] builds the requests), with RustCrypto's
+//! SHA-256 and HMAC (pure Rust). The time is the host's: nothing here reads a clock.
+//! Tested against AWS's published examples (the signing-key derivation of the SigV4
+//! documentation, and `get-vanilla`, `get-vanilla-query-order-key-case` and
+//! `post-vanilla` of the SigV4 test suite).
 
-use ring::{digest, hmac};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 /// Credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
 /// The secret and the token are never printed.
@@ -28,18 +30,28 @@ impl std::fmt::Debug for Credentials {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
+    hex(&Sha256::digest(data))
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
-        .as_ref()
-        .to_vec()
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The signing key for a day (`YYYYMMDD`), region and service.
