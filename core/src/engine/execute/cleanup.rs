@@ -7,33 +7,42 @@
 
 use super::{Executing, Write};
 use crate::config::LogLevel;
-use crate::consul::{EntryView, ServiceDefaults};
+use crate::consul::{EntryView, ServiceDefaults, ServiceKey};
 use crate::engine::io::{parse_body, Io};
 use crate::engine::outcome::OpStatus;
 use crate::engine::retry::{CallError, Reply};
 use crate::lower::{ConsulRequest, Lowered, Material, Request};
 use crate::plan::{Action, Operation, OperationKind};
+use std::collections::BTreeSet;
 
 impl Executing {
-    /// The entries this sync created whose service's registration did not succeed.
+    /// The entries this sync created whose service's registration did not succeed
+    /// (one pass over the operations for the registrations that failed, one for the
+    /// entries: a sync of 25,000 services compared every pair before).
     fn orphaned_entries(&self) -> Vec<usize> {
         let ops = &self.plan.operations;
+        let refused: BTreeSet<&ServiceKey> = ops
+            .iter()
+            .enumerate()
+            .filter(|(j, op)| {
+                op.kind() == OperationKind::RegisterService
+                    && matches!(
+                        self.status.get(*j),
+                        Some(OpStatus::Conflict | OpStatus::Failed)
+                    )
+            })
+            .map(|(_, op)| &op.service)
+            .collect();
+        if refused.is_empty() {
+            return Vec::new();
+        }
         ops.iter()
             .enumerate()
             .filter(|(i, op)| {
                 matches!(op.action, Action::UpsertConfigEntry(_))
                     && op.index == Some(0)
                     && self.status.get(*i) == Some(&OpStatus::Ok)
-            })
-            .filter(|(_, entry)| {
-                ops.iter().enumerate().any(|(j, op)| {
-                    op.kind() == OperationKind::RegisterService
-                        && op.service == entry.service
-                        && matches!(
-                            self.status.get(j),
-                            Some(OpStatus::Conflict | OpStatus::Failed)
-                        )
-                })
+                    && refused.contains(&op.service)
             })
             .map(|(i, _)| i)
             .collect()
