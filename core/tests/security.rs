@@ -127,3 +127,29 @@ fn a_token_of_the_wrong_type_is_not_echoed() {
         assert!(!out.replace(['.', '-'], "").contains(digits), "{out}");
     }
 }
+
+#[test]
+fn aws_credentials_are_never_echoed() {
+    // A start with the AWS credentials and a mistake next to them: the error names
+    // the mistake, never the secret key or the session token.
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let token = "IQoJb3JpZ2luX2VjEXAMPLETOKEN";
+    for aws in [
+        json!({"accessKeyId": "AKID", "secretAccessKey": secret, "sessionToken": token, "epochMs": "soon"}),
+        json!({"accessKeyId": "AKID", "secretAccessKey": secret, "sessionToken": token, "epochMs": 1, "extra": 1}),
+        json!({"accessKeyId": "AKID", "secretAccessKey": [secret], "sessionToken": {"t": token}, "epochMs": 1}),
+    ] {
+        let start = json!({"env": {}, "region": "us-east-1", "aws": aws}).to_string();
+        let e = consul_lambda_sync::engine::Engine::from_json(&start).unwrap_err();
+        let shown = format!("{e:?} {}", serde_json::to_string(&e).unwrap());
+        assert!(!shown.contains("EXAMPLEKEY") && !shown.contains("EXAMPLETOKEN"), "{shown}");
+    }
+    // A valid start: the engine's debug form and its first step carry neither.
+    let start = json!({"env": {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, "region": "us-east-1",
+        "aws": {"accessKeyId": "AKID", "secretAccessKey": secret, "sessionToken": token, "epochMs": 1}});
+    let mut engine = consul_lambda_sync::engine::Engine::from_json(&start.to_string()).unwrap();
+    assert!(!format!("{engine:?}").contains("EXAMPLEKEY"));
+    let step = engine.next_json(0, None);
+    assert!(step.contains("\"http\""), "{step}");
+    assert!(!step.contains("EXAMPLEKEY"), "{step}");
+}

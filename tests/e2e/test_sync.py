@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import collections
-import http.client
 import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from consul_lambda_sync.host.handler import SyncFailed
+from consul_lambda_sync.host.http1 import Connection
 from consul_lambda_sync.host.transport import Aws
 
 from harness import ENABLED, MANAGED_TAG, PREFIX, Harness
@@ -93,17 +93,15 @@ def test_steady_state_makes_no_writes(h: Harness, monkeypatch: pytest.MonkeyPatc
 
     # Count every HTTP request the host sends to Consul, independently of its own counters.
     seen: collections.Counter[str] = collections.Counter()
-    real = http.client.HTTPConnection.request
+    real = Connection.request
     consul_port = int(h.consul.addr.rsplit(":", 1)[1])
 
-    def counting(
-        self: http.client.HTTPConnection, method: str, url: str, *a: Any, **kw: Any
-    ) -> Any:
+    def counting(self: Connection, method: str, url: str, *a: Any, **kw: Any) -> Any:
         if self.port == consul_port:
             seen[method.upper()] += 1
         return real(self, method, url, *a, **kw)
 
-    monkeypatch.setattr(http.client.HTTPConnection, "request", counting)
+    monkeypatch.setattr(Connection, "request", counting)
     again = h.sync()
 
     assert again["summary"]["operations"] == 0

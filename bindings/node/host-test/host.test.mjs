@@ -19,7 +19,7 @@ const require = createRequire(import.meta.url);
 const { createHost, createLogger, RegistratorError } = require('../host');
 const { createConsulTransport } = require('../host/consul');
 const execFileAsync = promisify(execFile);
-const { createAwsTransport } = require('../host/aws');
+const { createAwsTransport, createAwsHttpTransport, awsAccess } = require('../host/aws');
 const tagging = require('@aws-sdk/client-resource-groups-tagging-api');
 const lambdaSdk = require('@aws-sdk/client-lambda');
 const ssmSdk = require('@aws-sdk/client-ssm');
@@ -98,6 +98,52 @@ test('consul transport: a body over largeBody goes to the chunk sink as it arriv
   } finally {
     await srv.close();
   }
+});
+
+test('aws http transport: the signed call is sent exactly; a secret is kept and blanked; errors are answers', async () => {
+  const seen = [];
+  const srv = await serve(async (req, res) => {
+    seen.push({ method: req.method, url: req.url, headers: req.headers, body: await readBody(req) });
+    if (req.url.startsWith('/2015-03-31/')) {
+      res.writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException:http://internal.amazon.com/' }).end('{"Message":"gone"}');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' }).end('{"Parameter":{"Name":"/t","Value":"s3cr3t-token"}}');
+  });
+  try {
+    const host = new URL(srv.url).host;
+    const t = createAwsHttpTransport();
+    const headers = { host, 'x-amz-date': '20150830T123600Z', 'x-amz-target': 'AmazonSSM.GetParameter', 'content-type': 'application/x-amz-json-1.1', authorization: 'AWS4-HMAC-SHA256 Credential=…' };
+    const kept = [];
+    const a = await t.send(3, { method: 'POST', url: `${srv.url}/`, headers, body: '{"Name":"/t","WithDecryption":true}' }, 1000, (v) => kept.push(v));
+    assert.equal(a.status, 200);
+    assert.deepEqual(JSON.parse(a.body), { Parameter: { Name: '/t', Value: '' } });
+    assert.deepEqual(kept, ['s3cr3t-token']);
+    assert.equal(seen[0].method, 'POST');
+    assert.equal(seen[0].body, '{"Name":"/t","WithDecryption":true}');
+    for (const [k, v] of Object.entries(headers)) assert.equal(seen[0].headers[k], v, k);
+    // The path and query as the engine encoded them, byte for byte.
+    const b = await t.send(4, { method: 'GET', url: `${srv.url}/2015-03-31/functions/arn%3Aaws%3Af/aliases?Marker=a%2Fb`, headers: { host }, body: '' }, 1000);
+    assert.equal(seen[1].url, '/2015-03-31/functions/arn%3Aaws%3Af/aliases?Marker=a%2Fb');
+    assert.equal(b.status, 404);
+    assert.equal(b.headers['x-amzn-errortype'], 'ResourceNotFoundException:http://internal.amazon.com/');
+    t.destroy();
+  } finally {
+    await srv.close();
+  }
+  const closed = createAwsHttpTransport();
+  const c = await closed.send(7, { method: 'GET', url: 'http://127.0.0.1:9/', headers: {}, body: '' }, 1000);
+  assert.equal(c.error.code, 'transport');
+  assert.match(c.error.message, /AWS at 127\.0\.0\.1:9/);
+  closed.destroy();
+});
+
+test('aws credentials from the environment go to the engine only when both keys are set', () => {
+  assert.equal(awsAccess({ AWS_ACCESS_KEY_ID: 'AKID' }), undefined);
+  const a = awsAccess({ AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'k', AWS_SESSION_TOKEN: 't' });
+  assert.equal(a.accessKeyId, 'AKID');
+  assert.equal(a.sessionToken, 't');
+  assert.ok(Math.abs(a.epochMs - Date.now()) < 5000);
 });
 
 test('consul transport: HTTP errors are answers; a hanging server and a closed port are transport errors', async () => {

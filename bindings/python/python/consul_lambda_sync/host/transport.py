@@ -1,5 +1,5 @@
 """Carries the engine's requests (docs/engine.md): Consul and the engine's signed AWS calls
-(``http``) over keep-alive ``http.client`` connections (one per thread and endpoint); AWS calls
+(``http``) over keep-alive HTTP/1.1 connections (``http1``, one per thread and endpoint); AWS calls
 for an SDK (``aws``, when the engine has no credentials) over boto3, imported only then, with
 its retries off (the engine retries). The ACL token and the CA stay here (from the environment,
 or the engine's ``secret`` requests).
@@ -7,10 +7,8 @@ or the engine's ``secret`` requests).
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import select
 import socket
 import ssl
 import threading
@@ -18,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 from consul_lambda_sync import LARGE_BODY_BYTES
+
+from .http1 import Connection, TooLarge
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,18 +35,6 @@ def failure(rid: int, code: str, message: str, status: Optional[int] = None) -> 
     return {"id": rid, "error": {"code": code, "message": message, "status": status}}
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """HTTPS that checks the certificate against ``server_name`` (``CONSUL_TLS_SERVER_NAME``)."""
-
-    def __init__(self, host: str, port: int, ctx: ssl.SSLContext, name: Optional[str]) -> None:
-        super().__init__(host, port, context=ctx)
-        self.tls, self.server_name = ctx, name or host
-
-    def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.server_name)
-
-
 class Consul:
     """Consul's HTTP API; ``config`` is the core's (``config_from_env``)."""
 
@@ -58,11 +46,12 @@ class Consul:
         self.base, self.https = address, url.scheme == "https"
         self.host, self.prefix = url.hostname or "127.0.0.1", url.path.rstrip("/")
         self.port = url.port or (443 if self.https else 80)
+        self.netloc = url.netloc
         self.config, self.token = config, token
         self.ca_pem: Optional[str] = None
         self._ctx: Optional[ssl.SSLContext] = None
         self._local = threading.local()
-        self._conns: list[http.client.HTTPConnection] = []
+        self._conns: list[Connection] = []
         self._lock = threading.Lock()
 
     def set_ca(self, pem: str) -> None:
@@ -83,76 +72,49 @@ class Consul:
                 self._ctx = ctx
             return self._ctx
 
-    def _conn(self, timeout: float) -> http.client.HTTPConnection:
-        conn: Optional[http.client.HTTPConnection] = getattr(self._local, "conn", None)
+    def _conn(self) -> Connection:
+        conn: Optional[Connection] = getattr(self._local, "conn", None)
         if conn is None or conn not in self._conns:
+            tls, name = None, None
             if self.https:
-                name = self.config.get("consulTlsServerName")
-                conn = _TLSConnection(self.host, self.port, self._context(), name)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port)
+                tls, name = self._context(), self.config.get("consulTlsServerName")
+            conn = Connection(self.host, self.port, tls, name)
             with self._lock:
                 self._conns.append(conn)
             self._local.conn = conn
-        conn.timeout = timeout
-        if conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
-            conn.close()  # the server closed the idle connection: reconnect, not fail
-        elif conn.sock is not None:
-            conn.sock.settimeout(timeout)
         return conn
 
     def call(self, rid: int, req: ConsulCall, timeout: float) -> Union[Answer, BytesAnswer]:
         path = self.prefix + req["path"]  # already percent-encoded: sent as is
         if req.get("query"):
             path += "?" + urlencode(req["query"])
-        headers = {"User-Agent": "consul-lambda-sync"}
+        headers = {"Host": self.netloc, "User-Agent": "consul-lambda-sync"}
         body = None
         if "body" in req:  # JSON text, sent as is
             body = req["body"].encode()
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["X-Consul-Token"] = self.token
-        conn = None
+        # Never more than the engine's cap for this request (an answer over it is an
+        # error naming the request, not a process out of memory).
+        limit = int(req.get("maxBytes") or 0)
         try:
-            conn = self._conn(timeout)
-            conn.request(req["method"], path, body=body, headers=headers)
-            resp = conn.getresponse()
-            # Never more than the engine's cap for this request (an answer over it
-            # is an error naming the request, not a process out of memory).
-            limit = int(req.get("maxBytes") or 0)
-            length = resp.getheader("content-length") or ""
-            if limit and length.isdigit() and int(length) > limit:
-                conn.close()
-                return _too_large(rid, req, limit)
-            data = _read_body(resp, limit)
-            if data is None:
-                conn.close()
-                return _too_large(rid, req, limit)
-        except (OSError, http.client.HTTPException) as e:
-            if conn is not None:
-                conn.close()  # the next request opens a new connection
+            status, heads, data = self._conn().request(
+                req["method"], path, headers, body, timeout=timeout, limit=limit
+            )
+        except TooLarge:
+            return _too_large(rid, req, limit)
+        except OSError as e:  # the connection is closed: the next request opens a new one
             return failure(rid, "transport", f"Consul at {self.base}: {_reason(e)}")
-        heads = {k.lower(): v for k, v in resp.getheaders()}
         if len(data) > LARGE_BODY_BYTES:  # fed as the bytes read (Engine.feed)
-            return {"id": rid, "status": resp.status, "headers": heads, "body": data}
+            return {"id": rid, "status": status, "headers": heads, "body": data}
         text = data.decode("utf-8", "replace")
-        return {"id": rid, "status": resp.status, "headers": heads, "body": text}
+        return {"id": rid, "status": status, "headers": heads, "body": text}
 
     def close_all(self) -> None:
         for conn in self._conns:
             conn.close()
         self._conns = []
-
-
-def _read_body(resp: http.client.HTTPResponse, limit: int) -> Optional[bytearray]:
-    """The body, read a mebibyte at a time into one buffer; ``None`` past ``limit``
-    (chunked answers say their size only as they come)."""
-    buf = bytearray()
-    while chunk := resp.read(1 << 20):
-        buf += chunk
-        if limit and len(buf) > limit:
-            return None
-    return buf
 
 
 def _too_large(rid: int, req: ConsulCall, limit: int) -> Answer:
@@ -253,48 +215,40 @@ class AwsHttp:
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[http.client.HTTPConnection] = []
+        self._conns: list[Connection] = []
         self._tls: Optional[ssl.SSLContext] = None
 
-    def _conn(self, scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
-        conns: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "conns", {}
-        )
-        conn = conns.get((scheme, netloc))
+    def _conn(self, scheme: str, host: str, port: int) -> Connection:
+        conns: dict[tuple[str, str, int], Connection] = self._local.__dict__.setdefault("conns", {})
+        conn = conns.get((scheme, host, port))
         if conn is None:
+            tls = None
             if scheme == "https":
                 with self._lock:
-                    self._tls = self._tls or ssl.create_default_context()
-                conn = http.client.HTTPSConnection(netloc, context=self._tls)
-            else:
-                conn = http.client.HTTPConnection(netloc)
+                    tls = self._tls = self._tls or ssl.create_default_context()
+            conn = conns[(scheme, host, port)] = Connection(host, port, tls)
             with self._lock:
                 self._conns.append(conn)
-            conns[(scheme, netloc)] = conn
-        conn.timeout = timeout
-        if conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
-            conn.close()  # the server closed the idle connection: reconnect, not fail
-        elif conn.sock is not None:
-            conn.sock.settimeout(timeout)
         return conn
 
     def call(self, rid: int, req: HttpCall, timeout: float) -> Answer:
         url = urlsplit(req["url"])
-        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        conn = None
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        body = req["body"].encode() if req["body"] else None
         try:
-            conn = self._conn(url.scheme, url.netloc, timeout)
-            body = req["body"].encode() if req["body"] else None
-            conn.request(req["method"], path, body=body, headers=req["headers"])
-            resp = conn.getresponse()
-            data = resp.read()
-        except (OSError, http.client.HTTPException) as e:
-            if conn is not None:
-                conn.close()  # the next request opens a new connection
+            port = url.port or (443 if url.scheme == "https" else 80)
+            conn = self._conn(url.scheme, url.hostname or "", port)
+            status, heads, data = conn.request(
+                req["method"], target, req["headers"], body, timeout=timeout
+            )
+        except (OSError, ValueError) as e:  # the connection is closed: the next call opens one
             return failure(rid, "transport", f"AWS at {url.netloc}: {_reason(e)}")
-        heads = {k.lower(): v for k, v in resp.getheaders()}
-        text = data.decode("utf-8", "replace")
-        return {"id": rid, "status": resp.status, "headers": heads, "body": text}
+        return {
+            "id": rid,
+            "status": status,
+            "headers": heads,
+            "body": data.decode("utf-8", "replace"),
+        }
 
     def close_all(self) -> None:
         with self._lock:
