@@ -18,6 +18,8 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { createHost, createLogger, RegistratorError } = require('../host');
 const { createConsulTransport } = require('../host/consul');
+const { createPool } = require('../host/http1');
+import net from 'node:net';
 const execFileAsync = promisify(execFile);
 const { createAwsTransport, createAwsHttpTransport, awsAccess } = require('../host/aws');
 const tagging = require('@aws-sdk/client-resource-groups-tagging-api');
@@ -136,6 +138,50 @@ test('aws http transport: the signed call is sent exactly; a secret is kept and 
   assert.equal(c.error.code, 'transport');
   assert.match(c.error.message, /AWS at 127\.0\.0\.1:9/);
   closed.destroy();
+});
+
+test('http1: chunked, read-to-close, interim and closing answers, keep-alive reuse and the size cap', async () => {
+  const answers = [
+    'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n',
+    'HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone',
+    'HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end',
+  ];
+  let connections = 0;
+  const server = net.createServer((sock) => {
+    connections++;
+    let pending = '';
+    sock.on('data', (d) => {
+      pending += d.toString('latin1');
+      while (pending.includes('\r\n\r\n')) {
+        const end = pending.indexOf('\r\n\r\n') + 4;
+        const len = Number(/content-length: (\d+)/i.exec(pending.slice(0, end))?.[1] || 0);
+        if (pending.length < end + len) return;
+        pending = pending.slice(end + len);
+        const a = answers.shift();
+        sock.write(a);
+        if (a.includes('Connection: close')) sock.end();
+      }
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const pool = createPool({ host: '127.0.0.1', port: server.address().port });
+    const a = await pool.request('PUT', '/x', { host: 'h' }, '{"a":1}', { timeoutMs: 2000 });
+    assert.equal(a.status, 200);
+    assert.equal(a.body.toString(), 'hello world');
+    assert.equal(a.headers['x-a'], '1, 2');
+    const b = await pool.request('GET', '/y', { host: 'h' }, undefined, { timeoutMs: 2000 });
+    assert.deepEqual([b.status, b.body.toString()], [404, 'gone']);
+    assert.equal(connections, 1, 'the connection is kept alive');
+    await assert.rejects(pool.request('GET', '/big', { host: 'h' }, undefined, { timeoutMs: 2000, limit: 100 }), { code: 'answer_too_large' });
+    const c = await pool.request('GET', '/close', { host: 'h' }, undefined, { timeoutMs: 2000 });
+    assert.equal(c.body.toString(), 'to the end');
+    assert.equal(connections, 2, 'a new connection after the capped answer');
+    pool.destroy();
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('aws credentials from the environment go to the engine only when both keys are set', () => {

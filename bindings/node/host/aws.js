@@ -1,12 +1,11 @@
 'use strict';
 // AWS transports. The engine's signed calls (`http`, when the start gave it credentials) go over
-// node:http(s) with keep-alive, sent exactly as given. Calls for an SDK (`aws`) go through SDK v3
+// keep-alive HTTP/1.1 connections (./http1), sent exactly as given. Calls for an SDK (`aws`) go through SDK v3
 // clients (required lazily, optional peer dependencies; retries off: the engine retries), which
 // read credentials and AWS_ENDPOINT_URL(_<SERVICE>) themselves.
 
-const http = require('node:http');
-const https = require('node:https');
 const { describe } = require('./consul');
+const { createPool } = require('./http1');
 
 /** Engine service name → [package, client class]. */
 const CLIENTS = {
@@ -87,50 +86,32 @@ function errorOf(err) {
  * `onSecret(value)` gets a secret's Parameter.Value, which the answer then carries as `""`.
  */
 function createAwsHttpTransport() {
-  const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+  const pools = new Map();
+  const poolOf = (url) => {
+    const key = `${url.protocol}//${url.host}`;
+    if (!pools.has(key)) {
+      const https = url.protocol === 'https:';
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      pools.set(key, createPool({ host, port: Number(url.port || (https ? 443 : 80)), tls: https ? {} : undefined }));
+    }
+    return pools.get(key);
+  };
 
-  function send(id, call, timeoutMs, onSecret) {
-    return new Promise((resolve) => {
-      let done = false;
-      let req;
-      const finish = (answer) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(answer);
-      };
-      const fail = (err, host) => finish({ id, error: { code: 'transport', message: `AWS at ${host}: ${describe(err)}` } });
-      const timer = setTimeout(() => {
-        const err = new Error(`no answer within ${timeoutMs} ms`);
-        req?.destroy(err);
-        fail(err, host);
-      }, timeoutMs || 10000);
-      let host = '';
-      try {
-        const url = new URL(call.url);
-        host = url.host;
-        const mod = url.protocol === 'https:' ? https : http;
-        req = mod.request(url, { method: call.method, headers: call.headers, agent: agents[url.protocol] }, (res) => {
-          const parts = [];
-          res.on('data', (c) => parts.push(c));
-          res.on('error', (err) => fail(err, host));
-          res.on('end', () => {
-            const headers = {};
-            for (const [k, v] of Object.entries(res.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-            let body = Buffer.concat(parts).toString('utf8');
-            if (onSecret && res.statusCode === 200) body = keepSecret(body, onSecret);
-            finish({ id, status: res.statusCode, headers, body });
-          });
-        });
-        req.on('error', (err) => fail(err, host));
-        req.end(call.body || undefined);
-      } catch (err) {
-        fail(err, host);
-      }
-    });
+  async function send(id, call, timeoutMs, onSecret) {
+    let host = '';
+    try {
+      const url = new URL(call.url);
+      host = url.host;
+      const res = await poolOf(url).request(call.method, url.pathname + url.search, call.headers, call.body || undefined, { timeoutMs: timeoutMs || 10000 });
+      let body = res.body.toString('utf8');
+      if (onSecret && res.status === 200) body = keepSecret(body, onSecret);
+      return { id, status: res.status, headers: res.headers, body };
+    } catch (err) {
+      return { id, error: { code: 'transport', message: `AWS at ${host}: ${describe(err)}` } };
+    }
   }
 
-  return { send, destroy: () => Object.values(agents).forEach((a) => a.destroy()) };
+  return { send, destroy: () => pools.forEach((p) => p.destroy()) };
 }
 
 /** Hands a secret's Parameter.Value to `onSecret`; the body with it blanked. */

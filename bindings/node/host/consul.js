@@ -1,11 +1,10 @@
 'use strict';
-// Consul transport: carries the engine's requests over node:http(s) with
-// keep-alive, the ACL token and the TLS settings. The path is sent exactly as
+// Consul transport: carries the engine's requests over keep-alive HTTP/1.1 connections (./http1),
+// with the ACL token and the TLS settings. The path is sent exactly as
 // the engine built it (already percent-encoded, never normalised).
 
 const fs = require('node:fs');
-const http = require('node:http');
-const https = require('node:https');
+const { createPool } = require('./http1');
 
 /**
  * @param {object} config  the core's configFromEnv output (consulHttpAddr, TLS settings)
@@ -25,23 +24,23 @@ function createConsulTransport(config, o = {}) {
   const prefix = base.pathname.replace(/\/+$/, '');
   const secrets = { token: o.token || undefined, ca: undefined };
   const file = (p) => (p ? fs.readFileSync(p, 'utf8') : undefined);
-  let agent;
+  let pool;
 
-  function getAgent() {
-    if (agent) return agent;
-    const options = { keepAlive: true };
+  function getPool() {
+    if (pool) return pool;
+    let options;
     if (tls) {
       const ca = secrets.ca || file(config.consulCacert);
-      Object.assign(options, {
+      options = {
         ...(ca ? { ca } : {}),
         ...(config.consulClientCert ? { cert: file(config.consulClientCert) } : {}),
         ...(config.consulClientKey ? { key: file(config.consulClientKey) } : {}),
         ...(config.consulTlsServerName ? { servername: config.consulTlsServerName } : {}),
         rejectUnauthorized: config.consulHttpSslVerify !== false,
-      });
+      };
     }
-    agent = tls ? new https.Agent(options) : new http.Agent(options);
-    return agent;
+    pool = createPool({ host: base.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(base.port || (tls ? 443 : 80)), tls: options });
+    return pool;
   }
 
   /** Keeps a credential read from Parameter Store (`consulToken`, `consulCaCert`). */
@@ -49,97 +48,43 @@ function createConsulTransport(config, o = {}) {
     if (kind === 'consulToken') secrets.token = value || undefined;
     if (kind === 'consulCaCert') {
       secrets.ca = value || undefined;
-      agent?.destroy();
-      agent = undefined;
+      pool?.destroy();
+      pool = undefined;
     }
   }
 
   /** One request → one answer (never throws). */
-  function send(id, call, timeoutMs) {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (answer) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(answer);
-      };
-      const fail = (err) => finish({ id, error: { code: 'transport', message: describe(err) } });
-      const timer = setTimeout(() => {
-        req?.destroy(new Error(`no answer within ${timeoutMs} ms`));
-        fail(new Error(`no answer within ${timeoutMs} ms`));
-      }, timeoutMs || 10000);
-      let req;
-      try {
-        const query = Object.entries(call.query || {})
-          .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
-          .join('&');
-        const body = typeof call.body === 'string' ? call.body : undefined; // JSON text, sent as is
-        const headers = { accept: 'application/json' };
-        if (secrets.token) headers['x-consul-token'] = secrets.token;
-        if (body !== undefined) {
-          headers['content-type'] = 'application/json';
-          headers['content-length'] = Buffer.byteLength(body);
-        }
-        const options = {
-          protocol: base.protocol,
-          hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
-          port: base.port || (tls ? 443 : 80),
-          method: call.method,
-          path: prefix + call.path + (query ? `?${query}` : ''),
-          headers,
-          agent: getAgent(),
-          ...(tls && config.consulTlsServerName ? { servername: config.consulTlsServerName } : {}),
-        };
-        // Never more than the engine's cap for this request (an answer over it is an
-        // error naming the request, not a process out of memory).
-        const limit = Number(call.maxBytes) || 0;
-        const tooLarge = () => {
-          req?.destroy();
-          finish({
-            id,
-            error: { code: 'answer_too_large', message: `${call.method} ${call.path}: the answer is over ${limit} bytes; not read` },
-          });
-        };
-        req = (tls ? https : http).request(options, (res) => {
-          // Kept as the bytes read; a large body is handed to the engine as bytes
-          // (Engine.feed passes a Buffer body on without making a JS string of it).
-          let parts = [];
-          let size = 0;
-          let streaming = false;
-          if (limit && Number(res.headers['content-length']) > limit) return tooLarge();
-          res.on('data', (c) => {
-            size += c.length;
-            if (limit && size > limit) {
-              parts = [];
-              return tooLarge();
-            }
-            if (streaming) return o.chunk(id, c);
-            parts.push(c);
-            if (o.chunk && size > largeBody) {
-              for (const p of parts) o.chunk(id, p);
-              parts = [];
-              streaming = true;
-            }
-          });
-          res.on('error', fail);
-          res.on('end', () => {
-            const hs = {};
-            for (const [k, v] of Object.entries(res.headers)) hs[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-            const bytes = streaming ? Buffer.alloc(0) : parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
-            parts = [];
-            finish({ id, status: res.statusCode, headers: hs, body: size > largeBody ? bytes : bytes.toString('utf8') });
-          });
-        });
-        req.on('error', fail);
-        req.end(body);
-      } catch (err) {
-        fail(err);
+  async function send(id, call, timeoutMs) {
+    const limit = Number(call.maxBytes) || 0;
+    try {
+      const query = Object.entries(call.query || {})
+        .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+        .join('&');
+      const body = typeof call.body === 'string' ? call.body : undefined; // JSON text, sent as is
+      const headers = { host: base.host, accept: 'application/json' };
+      if (secrets.token) headers['x-consul-token'] = secrets.token;
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const target = prefix + call.path + (query ? `?${query}` : '');
+      // Never more than the engine's cap for this request (an answer over it is an error naming
+      // the request, not a process out of memory). A large body is handed to the engine as bytes
+      // as it arrives (Engine.feedChunk), or kept as the bytes read (Engine.feed passes a Buffer
+      // body on without making a JS string of it).
+      const res = await getPool().request(call.method, target, headers, body, {
+        timeoutMs: timeoutMs || 10000,
+        limit,
+        largeBody,
+        chunk: o.chunk ? (bytes) => o.chunk(id, bytes) : undefined,
+      });
+      return { id, status: res.status, headers: res.headers, body: res.size > largeBody ? res.body : res.body.toString('utf8') };
+    } catch (err) {
+      if (err?.code === 'answer_too_large') {
+        return { id, error: { code: 'answer_too_large', message: `${call.method} ${call.path}: the answer is over ${limit} bytes; not read` } };
       }
-    });
+      return { id, error: { code: 'transport', message: describe(err) } };
+    }
   }
 
-  return { send, secret, close: () => agent?.destroy() };
+  return { send, secret, close: () => pool?.destroy() };
 }
 
 /** A short, secret-free reason: `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9`. */
