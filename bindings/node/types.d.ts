@@ -1746,17 +1746,17 @@ export interface AnswerError {
  * "error"}`.
  */
 export interface Answer {
-  /** Consul: the response body as text. */
+  /** Consul, or a signed AWS call: the response body as text. */
   body?: string | null;
   /** No answer (`code: "transport"`), an AWS error, or a set-up failure (`code: "config"`). */
   error?: AnswerError | null;
-  /** Consul: response headers (names lower-case). */
+  /** Consul, or a signed AWS call: response headers (names lower-case). */
   headers?: Record<string, string>;
   /** The request's `id`. */
   id: number;
-  /** AWS: the response. */
+  /** AWS, an SDK call (`aws`): the response. */
   ok?: unknown;
-  /** Consul: the HTTP status. */
+  /** Consul, or a signed AWS call (`http`): the HTTP status. */
   status?: number | null;
 }
 

@@ -142,7 +142,10 @@ fn aws_credentials_are_never_echoed() {
         let start = json!({"env": {}, "region": "us-east-1", "aws": aws}).to_string();
         let e = consul_lambda_sync::engine::Engine::from_json(&start).unwrap_err();
         let shown = format!("{e:?} {}", serde_json::to_string(&e).unwrap());
-        assert!(!shown.contains("EXAMPLEKEY") && !shown.contains("EXAMPLETOKEN"), "{shown}");
+        assert!(
+            !shown.contains("EXAMPLEKEY") && !shown.contains("EXAMPLETOKEN"),
+            "{shown}"
+        );
     }
     // A valid start: the engine's debug form and its first step carry neither.
     let start = json!({"env": {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, "region": "us-east-1",

@@ -427,6 +427,12 @@ export class ConsulLambdaRegistrator extends Construct implements ec2.IConnectab
       // garbage pile up (1,000 functions: 104 MiB; sized for the function: 89; Table 6).
       // Only the environment can set them (v8.setFlagsFromString comes too late); `environment` overrides it.
       set('NODE_OPTIONS', nodeOptions(props.memorySize ?? 256));
+      // glibc's malloc as the Python host sets it with mallopt (host/handler.py): blocks of 1 MiB
+      // and more (step and answer JSON) mapped on their own and given back when freed, two arenas
+      // for V8's and libuv's threads. The 1,000-function cold sync then peaks 14-16 MiB above a
+      // steady one instead of 21 (BENCHMARKS.md, Table 7).
+      set('MALLOC_ARENA_MAX', '2');
+      set('MALLOC_MMAP_THRESHOLD_', '1048576');
     }
     Object.assign(env, props.environment ?? {});
 

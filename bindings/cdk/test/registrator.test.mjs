@@ -127,6 +127,10 @@ test('the Node.js host caps V8\'s young generation and sizes its old one for the
   assert.equal(env({}).NODE_OPTIONS, '--max-semi-space-size=1 --max-old-space-size=230');
   assert.equal(env({ memorySize: 1024 }).NODE_OPTIONS, '--max-semi-space-size=1 --max-old-space-size=921');
   assert.equal(env({ runtime: RegistratorRuntime.PYTHON }).NODE_OPTIONS, undefined);
+  // glibc's malloc tuned as the Python host tunes it in code (mallopt).
+  assert.equal(env({}).MALLOC_ARENA_MAX, '2');
+  assert.equal(env({}).MALLOC_MMAP_THRESHOLD_, '1048576');
+  assert.equal(env({ runtime: RegistratorRuntime.PYTHON }).MALLOC_ARENA_MAX, undefined);
   assert.equal(env({ environment: { NODE_OPTIONS: '--enable-source-maps' } }).NODE_OPTIONS, '--enable-source-maps');
 });
 

@@ -265,16 +265,16 @@ pub struct AnswerError {
 pub(crate) struct AnswerJson {
     /// The request's `id`.
     id: u64,
-    /// Consul: the HTTP status.
+    /// Consul, or a signed AWS call (`http`): the HTTP status.
     #[serde(default)]
     status: Option<u16>,
-    /// Consul: response headers (names lower-case).
+    /// Consul, or a signed AWS call: response headers (names lower-case).
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    /// Consul: the response body as text.
+    /// Consul, or a signed AWS call: the response body as text.
     #[serde(default)]
     body: Option<String>,
-    /// AWS: the response.
+    /// AWS, an SDK call (`aws`): the response.
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(with = "Option<serde_json::Value>"))]
     ok: Option<RawJson>,

@@ -2019,15 +2019,15 @@ class Answer(_AnswerRequired, total=False):
     "error"}`.
     """
 
-    # Consul: the response body as text.
+    # Consul, or a signed AWS call: the response body as text.
     body: Optional[str]
     # No answer (`code: "transport"`), an AWS error, or a set-up failure (`code: "config"`).
     error: Optional[AnswerError]
-    # Consul: response headers (names lower-case).
+    # Consul, or a signed AWS call: response headers (names lower-case).
     headers: dict[str, str]
-    # AWS: the response.
+    # AWS, an SDK call (`aws`): the response.
     ok: Any
-    # Consul: the HTTP status.
+    # Consul, or a signed AWS call (`http`): the HTTP status.
     status: Optional[int]
 
 
