@@ -10,11 +10,12 @@ import ctypes
 import functools
 import json
 import os
+import queue
 import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import consul_lambda_sync as core
 
@@ -24,8 +25,8 @@ from .transport import Aws, Carrier, Consul
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from consul_lambda_sync import Start, SyncResult
-    from consul_lambda_sync._types import AwsAccess
+    from consul_lambda_sync import Answer, BytesAnswer, Start, Step, SyncResult
+    from consul_lambda_sync._types import AwsAccess, WireRequest
 
 __all__ = [
     "SyncFailed",
@@ -114,8 +115,7 @@ def run(
         while True:
             left = remaining_ms() if remaining_ms is not None else None
             step = engine.next(time.monotonic() * 1000, left)
-            for rec in step["logs"]:
-                log.log(rec["level"], rec["msg"], **rec.get("fields", {}))
+            log.log_records(step["logs"])
             if step.get("done") is not None:
                 return step["done"]
             if "sleep" in step:
@@ -126,13 +126,38 @@ def run(
                 pool = ThreadPoolExecutor(
                     max(1, step.get("concurrency", 8)), thread_name_prefix="cls-io"
                 )
-            reqs = step.get("send") or []
-            answers = list(pool.map(transport.carry, reqs, [timeout] * len(reqs)))
+            answers = _carry_all(pool, step, transport, timeout)
             engine.feed(answers, time.monotonic() * 1000)
     finally:
         if pool is not None:
             pool.shutdown()
         transport.close_all()
+
+
+def _carry_all(
+    pool: ThreadPoolExecutor, step: Step, transport: Carrier, timeout: float
+) -> list[Union[Answer, BytesAnswer]]:
+    """Carries a step's requests, at most ``concurrency`` at once: each worker takes the next
+    request when it is free, so a slow request holds up only its own worker, and a step costs
+    one task per worker rather than one per request."""
+    reqs = step.get("send") or []
+    todo: queue.SimpleQueue[WireRequest] = queue.SimpleQueue()
+    for req in reqs:
+        todo.put(req)
+    answers: list[Union[Answer, BytesAnswer]] = []
+
+    def work() -> None:
+        while True:
+            try:
+                req = todo.get_nowait()
+            except queue.Empty:
+                return
+            answers.append(transport.carry(req, timeout))  # list.append is atomic
+
+    workers = min(len(reqs), max(1, step.get("concurrency", 8)))
+    for task in [pool.submit(work) for _ in range(workers)]:
+        task.result()
+    return answers
 
 
 def summary(result: SyncResult) -> dict[str, Any]:

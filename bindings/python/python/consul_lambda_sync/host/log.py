@@ -6,7 +6,10 @@ import json
 import sys
 import threading
 import time
-from typing import IO, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 LEVELS = {"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}
 
@@ -19,6 +22,7 @@ class JsonLogger:
         self.stream = stream
         self._secrets: list[str] = []
         self._lock = threading.Lock()
+        self._deferred = False
 
     def add_secret(self, secret: Optional[str]) -> None:
         """Never print ``secret`` (values shorter than 4 characters are ignored)."""
@@ -39,4 +43,16 @@ class JsonLogger:
         with self._lock:
             stream = self.stream if self.stream is not None else sys.stdout
             stream.write(line + "\n")
-            stream.flush()
+            if not self._deferred:
+                stream.flush()
+
+    def log_records(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Prints an engine step's log records (``level``, ``msg``, ``fields``), flushing once."""
+        self._deferred = True
+        try:
+            for rec in records:
+                self.log(rec["level"], rec["msg"], **rec.get("fields", {}))
+        finally:
+            self._deferred = False
+            with self._lock:
+                (self.stream if self.stream is not None else sys.stdout).flush()
