@@ -373,11 +373,6 @@ pub struct AwsEndpoints {
 
 #[cfg(feature = "sigv4")]
 impl AwsEndpoints {
-    /// Whether no override is set.
-    pub fn is_empty(&self) -> bool {
-        self.all.is_none() && self.by_service.is_empty()
-    }
-
     pub(crate) fn of(&self, service: &str, region: &str) -> Endpoint {
         self.by_service
             .get(service)

@@ -28,6 +28,33 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// The key that signs (the access key ID and the secret key, borrowed).
+    pub fn key(&self) -> Key<'_> {
+        Key {
+            access_key_id: &self.access_key_id,
+            secret_access_key: &self.secret_access_key,
+        }
+    }
+}
+
+/// What signs a request: the access key ID and the secret key (never printed).
+#[derive(Clone, Copy)]
+pub struct Key<'a> {
+    /// Access key ID.
+    pub access_key_id: &'a str,
+    /// Secret access key.
+    pub secret_access_key: &'a str,
+}
+
+impl std::fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -99,7 +126,7 @@ pub struct Scope<'a> {
 /// (they must include `host` and `x-amz-date`); `query` is the canonical query
 /// string (sorted, encoded), `path` the canonical path.
 pub fn sign(
-    creds: &Credentials,
+    key: Key<'_>,
     scope: &Scope<'_>,
     method: &str,
     path: &str,
@@ -131,11 +158,11 @@ pub fn sign(
         scope.amz_date,
         sha256_hex(canonical_request.as_bytes())
     );
-    let key = signing_key(&creds.secret_access_key, date, scope.region, scope.service);
-    let signature = hex(&hmac(&key, string_to_sign.as_bytes()));
+    let signing = signing_key(key.secret_access_key, date, scope.region, scope.service);
+    let signature = hex(&hmac(&signing, string_to_sign.as_bytes()));
     format!(
         "AWS4-HMAC-SHA256 Credential={}/{credential_scope}, SignedHeaders={signed}, Signature={signature}",
-        creds.access_key_id
+        key.access_key_id
     )
 }
 
@@ -198,7 +225,7 @@ mod tests {
         ];
         for (method, query, sig) in cases {
             assert_eq!(
-                sign(&example(), &SCOPE, method, "/", query, HEADERS, b""),
+                sign(example().key(), &SCOPE, method, "/", query, HEADERS, b""),
                 format!("{PREFIX}{sig}")
             );
         }

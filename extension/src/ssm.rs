@@ -90,7 +90,7 @@ impl Client {
             service: "ssm",
         };
         let auth = sigv4::sign(
-            &self.creds,
+            self.creds.key(),
             &scope,
             "POST",
             "/",

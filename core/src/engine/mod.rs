@@ -131,8 +131,9 @@ pub(crate) struct Run {
     pub(crate) prune: bool,
     pub(crate) compact: bool,
     pub(crate) reviewed: Option<ReviewedPlan>,
-    /// The credentials AWS calls are signed with, when the host gave them.
-    pub(crate) aws: Option<crate::lower::aws::AwsAccess>,
+    /// The credentials AWS calls are signed with, when the host gave them, and
+    /// where the calls go (the configuration's endpoints, parsed once).
+    pub(crate) aws: Option<(crate::lower::aws::AwsAccess, crate::config::AwsEndpoints)>,
 }
 
 impl Run {
@@ -243,8 +244,12 @@ impl Engine {
             prune: start.prune.unwrap_or(false),
             compact: start.compact.unwrap_or(true),
             reviewed: None,
-            aws: start.aws.clone(),
+            aws: None,
         };
+        run.aws = start
+            .aws
+            .clone()
+            .map(|access| (access, run.config.aws_endpoints()));
         let doctor = start.doctor.unwrap_or(false);
         let stop = match config {
             Err(failure) => Some(Stop {
@@ -367,7 +372,7 @@ impl Engine {
     /// and the step has AWS calls: the time is the start's wall clock plus the
     /// monotonic time since.
     fn signing(&self, sent: &[Sent]) -> Option<Box<wire::Signing>> {
-        let access = self.run.aws.as_ref()?;
+        let (access, endpoints) = self.run.aws.as_ref()?;
         if !sent
             .iter()
             .any(|s| matches!(s.request, crate::lower::Request::Aws(_)))
@@ -377,7 +382,7 @@ impl Engine {
         Some(Box::new(wire::Signing {
             access: access.clone(),
             region: self.run.region.clone(),
-            endpoints: self.run.config.aws_endpoints(),
+            endpoints: endpoints.clone(),
             unix_secs: access.epoch_ms.saturating_add(self.io.elapsed()) / 1000,
         }))
     }

@@ -10,7 +10,7 @@ use super::RawJson;
 use crate::config::AwsEndpoints;
 #[cfg(test)]
 use crate::config::Endpoint;
-use crate::sigv4::{self, Credentials, Scope};
+use crate::sigv4::{self, Key, Scope};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -230,10 +230,9 @@ impl AwsRequest {
         if let Some(token) = &signer.access.session_token {
             headers.push(("x-amz-security-token", token.clone()));
         }
-        let creds = Credentials {
-            access_key_id: signer.access.access_key_id.clone(),
-            secret_access_key: signer.access.secret_access_key.clone(),
-            session_token: None,
+        let key = Key {
+            access_key_id: &signer.access.access_key_id,
+            secret_access_key: &signer.access.secret_access_key,
         };
         let scope = Scope {
             amz_date: &amz_date,
@@ -242,7 +241,7 @@ impl AwsRequest {
         };
         let signed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let auth = sigv4::sign(
-            &creds,
+            key,
             &scope,
             method,
             &canonical_path(&full_path),
